@@ -1,0 +1,107 @@
+# Test harness for the dockerflow.flow collection. `make test` is what CI runs (.ci/run).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.requirements.stamp
+COLLECTIONS := $(CURDIR)/.build/collections
+COLLECTION_LINK := .build/collections/ansible_collections/dockerflow/flow
+HARNESS := tests/harness
+CONSUL_HTTP_PORT ?= 8500
+PYTEST_ARGS ?=
+
+export CONSUL_HTTP_PORT
+TEST_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) PYTHONPATH=$(COLLECTIONS)
+UNIT := $(TEST_ENV) $(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
+INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) \
+	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
+
+.PHONY: help venv collection-path engine images consul consul-stop clean-containers \
+        unit integration test demo clean
+
+help:
+	@echo "targets: test (everything, as CI), venv, collection-path, engine, images, consul,"
+	echo "         consul-stop, clean-containers, unit, integration, demo, clean"
+
+venv: $(VENV_STAMP)
+
+# Re-installs only when tests/requirements.txt changes.
+$(VENV_STAMP): tests/requirements.txt
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+# ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) finds the collection as dockerflow.flow.
+collection-path:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	ln -sfn ../../../.. $(COLLECTION_LINK)
+
+engine:
+	@$(HARNESS)/ensure-docker.sh
+
+images:
+	@$(HARNESS)/build-images.sh
+
+consul:
+	@$(HARNESS)/consul.sh start
+
+consul-stop:
+	@$(HARNESS)/consul.sh stop
+
+clean-containers:
+	@$(HARNESS)/cleanup.sh
+
+unit: venv collection-path
+	@$(UNIT)
+
+# Needs `make engine images consul` first (`make test` does all of it).
+integration: venv collection-path
+	@$(INTEGRATION)
+
+# Set-up stages, then unit and integration tests (integration runs even when unit fails);
+# clean-containers and consul-stop always run. Fails with the first failing stage's status
+# (make itself then exits 2; the summary line shows the real status).
+test:
+	@status=0
+	t_all=$$EPOCHREALTIME
+	since() { awk -v a=$$1 -v b=$$EPOCHREALTIME 'BEGIN { printf "%.1fs", b - a }'; }
+	stage() { # NAME CMD...
+	    local name=$$1 t0=$$EPOCHREALTIME rc=0
+	    shift
+	    echo "==> $$name"
+	    "$$@" || rc=$$?
+	    if [ $$rc = 0 ]; then
+	        echo "==> $$name: ok ($$(since $$t0))"
+	    else
+	        echo "==> $$name: FAILED, exit $$rc ($$(since $$t0))"
+	    fi
+	    return $$rc
+	}
+	finish() {
+	    trap - INT TERM
+	    stage clean-containers $(MAKE) clean-containers || true
+	    stage consul-stop $(MAKE) consul-stop || true
+	    echo "==> make test: exit $$status ($$(since $$t_all))"
+	    exit $$status
+	}
+	trap 'status=130; finish' INT TERM
+	for s in venv collection-path engine images consul; do
+	    stage $$s $(MAKE) $$s || { status=$$?; finish; }
+	done
+	stage unit env $(UNIT) || status=$$?
+	rc=0
+	stage integration env $(INTEGRATION) || rc=$$?
+	[ $$status != 0 ] || status=$$rc
+	finish
+
+demo:
+	@echo "demo: not implemented yet"
+	exit 1
+
+clean:
+	rm -rf $(VENV) .build .cache

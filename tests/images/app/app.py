@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Sample HTTP service for the dockerflow.flow tests (stdlib only).
+
+GET /health  -> 200 "ok" (500 "unhealthy" when APP_HEALTH=fail)
+GET /        -> 200 JSON {version, color, release, hostname, service}
+GET /<other> -> 200 the same JSON plus "path"
+
+Environment: APP_VERSION (baked in per image tag), APP_HEALTH (ok|fail, baked in),
+PORT (default 8080), BIND_ADDRESS (default 0.0.0.0), APP_START_DELAY (seconds to sleep
+before listening, default 0), DOCKERFLOW_COLOR / DOCKERFLOW_RELEASE / DOCKERFLOW_SERVICE.
+"""
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+VERSION = os.environ.get("APP_VERSION", "dev")
+HEALTHY = os.environ.get("APP_HEALTH", "ok") != "fail"
+PORT = int(os.environ.get("PORT", "8080"))
+BIND_ADDRESS = os.environ.get("BIND_ADDRESS", "0.0.0.0")
+START_DELAY = float(os.environ.get("APP_START_DELAY", "0") or 0)
+HOSTNAME = socket.gethostname()
+
+
+def log(msg):
+    sys.stderr.write("app: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def identity():
+    return {
+        "version": VERSION,
+        "color": os.environ.get("DOCKERFLOW_COLOR") or "none",
+        "release": os.environ.get("DOCKERFLOW_RELEASE", ""),
+        "hostname": HOSTNAME,
+        "service": os.environ.get("DOCKERFLOW_SERVICE", ""),
+    }
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every response sets Content-Length
+    server_version = "dockerflow-test-app/" + VERSION
+
+    def _reply(self, status, body, content_type, head=False):
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-App-Version", VERSION)
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+
+    def _handle(self, head=False):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)  # drain a request body so keep-alive stays in sync
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
+            if HEALTHY:
+                self._reply(200, "ok", "text/plain; charset=utf-8", head)
+            else:
+                self._reply(500, "unhealthy", "text/plain; charset=utf-8", head)
+            return
+        payload = identity()
+        if path != "/":
+            payload["path"] = self.path
+        self._reply(200, json.dumps(payload) + "\n", "application/json", head)
+
+    def do_GET(self):
+        self._handle()
+
+    def do_HEAD(self):
+        self._handle(head=True)
+
+    do_POST = do_GET
+    do_PUT = do_GET
+    do_DELETE = do_GET
+
+    def log_message(self, fmt, *args):
+        if self.path.startswith("/health"):
+            return  # health checks run every second; keep the log readable
+        log("%s %s" % (self.address_string(), fmt % args))
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True  # idle keep-alive connections must not block shutdown
+    allow_reuse_address = True
+
+
+def _terminate(signum, _frame):
+    log("signal %d, exiting" % signum)
+    raise SystemExit(0)
+
+
+def main():
+    # As PID 1 Python gets no default SIGTERM action: exit explicitly.
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    if START_DELAY > 0:
+        log("sleeping %.1fs before listening" % START_DELAY)
+        time.sleep(START_DELAY)
+    server = Server((BIND_ADDRESS, PORT), Handler)
+    log("version %s listening on %s:%d (health %s)"
+        % (VERSION, BIND_ADDRESS, PORT, "ok" if HEALTHY else "fail"))
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
