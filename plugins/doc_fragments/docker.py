@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  docker_host:
+    description:
+      - The Docker engine to run instances on, for example V(unix:///var/run/docker.sock) or V(tcp://10.0.0.5:2376).
+      - Falls back to E(FLOW_HOST), then E(DOCKER_HOST), then the C(host) key of C(docker-flow.yml), then the local socket.
+      - The API version is negotiated with the engine.
+    type: str
+    aliases: [host]
+  cert_path:
+    description:
+      - Directory with C(ca.pem), C(cert.pem) and C(key.pem) for TLS to O(docker_host).
+      - Falls back to E(FLOW_CERT_PATH), then E(DOCKER_CERT_PATH), then C(cert_path) in C(docker-flow.yml).
+      - A plain C(tcp://) O(docker_host) on a non-loopback address without it gives a warning.
+    type: path
+    aliases: [docker_cert_path]
+  tls_verify:
+    description:
+      - Verify the engine's certificate against C(ca.pem). Defaults to true when O(cert_path) is set.
+      - Falls back to E(FLOW_TLS_VERIFY), then E(DOCKER_TLS_VERIFY).
+    type: bool
+  docker_timeout:
+    description: Seconds to wait for one Docker API call.
+    type: int
+    default: 60
+requirements:
+  - docker (the Docker SDK for Python) >= 7.0
+"""

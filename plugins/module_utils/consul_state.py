@@ -1,0 +1,295 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Service state in Consul KV: one JSON document a service, written with check-and-set,
+and a per-service lock held through a Consul session.
+
+The document lives at ``dockerflow/services/<service>`` and the lock at
+``dockerflow/locks/<service>``. Writes never overwrite blindly: each one
+names the ModifyIndex it read, and a conflicting write is retried on fresh
+data, so a concurrent writer (a proxy recording routes, say) is never lost.
+"""
+
+from __future__ import annotations
+
+import copy
+import getpass
+import json
+import os
+import re
+import socket
+import threading
+import time
+from urllib.parse import urlparse
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
+try:
+    import consul
+    import requests
+
+    HAS_CONSUL = True
+    CONSUL_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the module
+    HAS_CONSUL = False
+    CONSUL_IMPORT_ERROR = str(exc)
+
+KV_PREFIX = "dockerflow"
+STATE_SCHEMA = 1
+RELEASE_HISTORY_LIMIT = 20
+CAS_ATTEMPTS = 10
+_HOST_RE = re.compile(r"^[A-Za-z0-9._:-]+$")
+
+
+def state_key(service):
+    return "%s/services/%s" % (KV_PREFIX, service)
+
+
+def lock_key(service):
+    return "%s/locks/%s" % (KV_PREFIX, service)
+
+
+def who_am_i():
+    """``user@host (pid N)``: what a lock and a release record say about their author."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # getuser raises several types when no user name can be found
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return "%s@%s" % (user, socket.gethostname())
+
+
+def empty_state(service):
+    return {
+        "schema": STATE_SCHEMA,
+        "service": service,
+        "live_color": None,
+        "deployed_color": None,
+        "next_release": 1,
+        "colors": {},
+        "releases": [],
+        "routes": {},
+    }
+
+
+class ConsulClient:
+    """A py-consul client whose failures become FlowErrors naming the Consul address."""
+
+    def __init__(self, address, token=None, ca_cert=None, client_cert=None, client_key=None, validate_certs=True, timeout=10):
+        if not HAS_CONSUL:
+            raise FlowError("The py-consul and requests Python packages are required: %s." % CONSUL_IMPORT_ERROR)
+        self.address = address
+        text = address if "//" in address else "http://" + address
+        parsed = urlparse(text)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or not _HOST_RE.match(parsed.hostname):
+            raise FlowError("consul_address=%r is not valid: expected http(s)://HOST:PORT." % address)
+        try:
+            port = parsed.port or (443 if parsed.scheme == "https" else 8500)
+        except ValueError:
+            raise FlowError("consul_address=%r has an invalid port." % address)
+        if client_cert and not client_key:
+            raise FlowError("consul_client_cert is set but consul_client_key is not: both are needed.")
+        verify = ca_cert if (ca_cert and validate_certs) else bool(validate_certs)
+        cert = (client_cert, client_key) if client_cert else None
+        self.api = consul.Consul(
+            host=parsed.hostname, port=port, scheme=parsed.scheme, token=token or None, verify=verify, cert=cert,
+            connections_timeout=timeout,
+        )
+
+    def call(self, what, function, *args, **kwargs):
+        """Run one API call; translate transport and ACL errors into one-line messages."""
+        try:
+            return function(*args, **kwargs)
+        except consul.ACLPermissionDenied:
+            raise FlowError(
+                "Consul at %s denied %s: the ACL token (consul_token) lacks the permission." % (self.address, what)
+            )
+        except requests.exceptions.SSLError as exc:
+            raise FlowError("TLS to Consul at %s failed while %s: %s." % (self.address, what, _first_line(exc)))
+        except requests.exceptions.ConnectionError:
+            raise FlowError("Cannot reach Consul at %s (consul_address) while %s." % (self.address, what))
+        except requests.exceptions.Timeout:
+            raise FlowError("Consul at %s timed out while %s." % (self.address, what))
+        except requests.exceptions.RequestException as exc:
+            raise FlowError("Consul at %s failed while %s: %s." % (self.address, what, _first_line(exc)))
+        except consul.ConsulException as exc:
+            raise FlowError("Consul at %s failed while %s: %s." % (self.address, what, _first_line(exc)))
+
+    def ping(self):
+        leader = self.call("asking for the cluster leader", self.api.status.leader)
+        if not leader:
+            raise FlowError("Consul at %s has no cluster leader; state cannot be written." % self.address)
+        return leader
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+class StateStore:
+    """Read and update service documents with check-and-set."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def read(self, service):
+        """Return (document, modify_index); a service never deployed gives an empty document and 0."""
+        _, entry = self.client.call("reading state of %s" % service, self.client.api.kv.get, state_key(service))
+        if entry is None:
+            return empty_state(service), 0
+        try:
+            document = json.loads(entry["Value"] or b"{}")
+        except ValueError:
+            raise FlowError("State of %s in Consul (%s) is not JSON; fix or delete that key." % (service, state_key(service)))
+        merged = empty_state(service)
+        merged.update(document)
+        return merged, entry["ModifyIndex"]
+
+    def update(self, service, mutate):
+        """Apply ``mutate(document)`` (which edits a copy in place) and write it with CAS.
+
+        Returns the (before, after) documents. A CAS conflict re-reads and
+        re-applies, so ``mutate`` must be a function of the document alone.
+        """
+        for _ in range(CAS_ATTEMPTS):
+            before, index = self.read(service)
+            after = copy.deepcopy(before)
+            mutate(after)
+            if after == before:
+                return before, after
+            after["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            written = self.client.call(
+                "writing state of %s" % service,
+                self.client.api.kv.put,
+                state_key(service),
+                json.dumps(after, sort_keys=True),
+                cas=index,
+            )
+            if written:
+                return before, after
+        raise FlowError("State of %s kept changing under us (%d CAS conflicts); try again." % (service, CAS_ATTEMPTS))
+
+    def delete(self, service):
+        return self.client.call("deleting state of %s" % service, self.client.api.kv.delete, state_key(service))
+
+
+class ServiceLock:
+    """A Consul session lock on one service, so two flows on it never interleave.
+
+    The session has a TTL that a background thread renews: if the process
+    holding the lock dies, the lock is released once the TTL runs out (and
+    Consul's lock-delay passes), and the next run reports whose lock expired.
+    """
+
+    def __init__(self, client, service, timeout=300, ttl=30, lock_delay=5, operation="flow", on_wait=None):
+        self.client = client
+        self.service = service
+        self.timeout = timeout
+        self.ttl = ttl
+        self.lock_delay = lock_delay
+        self.operation = operation
+        self.on_wait = on_wait
+        self.session = None
+        self.waited = 0.0
+        self._stop = threading.Event()
+        self._renewer = None
+
+    def holder_record(self):
+        return {
+            "holder": who_am_i(),
+            "pid": os.getpid(),
+            "operation": self.operation,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def describe_holder(self):
+        _, entry = self.client.call("reading the lock of %s" % self.service, self.client.api.kv.get, lock_key(self.service))
+        if not entry or not entry.get("Session"):
+            return None
+        try:
+            record = json.loads(entry["Value"] or b"{}")
+        except ValueError:
+            record = {}
+        return "%s (%s, pid %s, since %s, session %s)" % (
+            record.get("holder", "unknown"),
+            record.get("operation", "?"),
+            record.get("pid", "?"),
+            record.get("since", "?"),
+            entry["Session"],
+        )
+
+    def __enter__(self):
+        api = self.client.api
+        self.session = self.client.call(
+            "creating a lock session",
+            api.session.create,
+            name="dockerflow-%s-%s" % (self.operation, self.service),
+            behavior="release",
+            ttl=self.ttl,
+            lock_delay=self.lock_delay,
+        )
+        self._renewer = threading.Thread(target=self._renew, name="dockerflow-lock-renew", daemon=True)
+        self._renewer.start()
+        started = time.monotonic()
+        record = json.dumps(self.holder_record())
+        try:
+            while True:
+                acquired = self.client.call(
+                    "taking the lock of %s" % self.service, api.kv.put, lock_key(self.service), record, acquire=self.session
+                )
+                if acquired:
+                    self.waited = time.monotonic() - started
+                    return self
+                remaining = self.timeout - (time.monotonic() - started)
+                holder = self.describe_holder()
+                if remaining <= 0:
+                    raise FlowError(
+                        "Service %s is locked by %s; gave up after waiting %ds (lock_timeout)."
+                        % (self.service, holder or "a session whose lock-delay has not passed yet", self.timeout)
+                    )
+                if self.on_wait:
+                    self.on_wait(holder)
+                index, _ = self.client.call("watching the lock of %s" % self.service, api.kv.get, lock_key(self.service))
+                # A blocking query returns when the lock key changes; lock-delay after a
+                # holder died does not change it, hence the short cap.
+                self.client.call(
+                    "watching the lock of %s" % self.service,
+                    api.kv.get,
+                    lock_key(self.service),
+                    index=index,
+                    wait="%ds" % max(1, min(5, int(remaining))),
+                )
+        except BaseException:
+            self._release()
+            raise
+
+    def _renew(self):
+        while not self._stop.wait(max(1.0, self.ttl / 3.0)):
+            try:
+                self.client.api.session.renew(self.session)
+            except Exception:  # the main thread notices a lost lock on its next Consul call
+                pass
+
+    def _release(self):
+        self._stop.set()
+        if self.session is None:
+            return
+        try:
+            self.client.api.kv.put(lock_key(self.service), None, release=self.session)
+        except Exception:  # best effort: destroying the session releases the lock too
+            pass
+        try:
+            self.client.api.session.destroy(self.session)
+        except Exception:  # the TTL expires it otherwise
+            pass
+        self.session = None
+
+    def __exit__(self, exc_type, exc, tb):
+        self._release()
+        return False
+
+
+def record_release(document, release):
+    """Append ``release`` to the history, newest last, keeping the last RELEASE_HISTORY_LIMIT."""
+    document["releases"] = (document.get("releases") or []) + [release]
+    document["releases"] = document["releases"][-RELEASE_HISTORY_LIMIT:]

@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one exception type the collection raises for anything a user can fix.
+
+Modules turn a FlowError into ``fail_json(msg=...)``; anything else is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class FlowError(Exception):
+    """A failure with a one-line message for the operator and optional details.
+
+    ``details`` end up as extra keys of the module result (for example the
+    last log lines of a container that never became healthy).
+    """
+
+    def __init__(self, msg, **details):
+        super().__init__(msg)
+        self.msg = " ".join(str(msg).splitlines())
+        self.details = details
+
+    def __str__(self):
+        return self.msg

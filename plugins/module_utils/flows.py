@@ -1,0 +1,520 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The flow steps: deploy, scale, stop-old and info.
+
+Rules every step keeps:
+- the live color is never stopped, removed or replaced;
+- a step that fails undoes what it started and leaves state as it was;
+- state is written once, with check-and-set, after the engine work succeeded;
+- two steps on one service never interleave (ServiceLock); check mode takes
+  no lock and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from ansible_collections.dockerflow.flow.plugins.module_utils import colors
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import (
+    ServiceLock,
+    StateStore,
+    record_release,
+    who_am_i,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import DeploymentContext
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, choose_probe, wait_healthy
+from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registrar, Registration, service_id_for
+from ansible_collections.dockerflow.flow.plugins.module_utils.scale import parse_scale
+
+
+@dataclass
+class FlowSettings:
+    """Resolved options of one flow step (see config.OPTIONS for their sources)."""
+
+    service: str
+    project: str | None = None
+    target: str | None = None
+    compose_path: str | None = None
+    side_targets: list = field(default_factory=list)
+    pull_side_targets: bool = False
+    blue_green: bool = True
+    scale: object = None
+    max_instances: int | None = None
+    pull: str = "missing"
+    health_path: str | None = None
+    health_port: int | None = None
+    health_timeout: int = 120
+    service_port: int | None = None
+    publish_address: str = "0.0.0.0"
+    service_address: str = "127.0.0.1"
+    keep_releases: int = 1
+    deployed_by: str | None = None
+    force: bool = False
+    color: str | None = None
+    stop_timeout: int | None = None
+    lock_timeout: int = 300
+    legacy_names: bool = False
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Flow:
+    def __init__(self, backend, consul_client, settings, check_mode=False):
+        self.backend = backend
+        self.client = consul_client
+        self.store = StateStore(consul_client)
+        self.registrar = Registrar(consul_client, legacy_names=settings.legacy_names)
+        self.settings = settings
+        self.check_mode = check_mode
+        self.steps = []
+        self.warnings = []
+
+    # -- helpers -----------------------------------------------------------------
+    def progress(self, line):
+        self.steps.append(line)
+
+    def _lock(self, operation):
+        if self.check_mode:
+            return _NoLock()
+        return ServiceLock(
+            self.client,
+            self.settings.service,
+            timeout=self.settings.lock_timeout,
+            operation=operation,
+            on_wait=lambda holder: self._note_wait(holder),
+        )
+
+    def _note_wait(self, holder):
+        line = "waiting for the lock of %s held by %s" % (self.settings.service, holder or "a finished run (lock-delay)")
+        if not self.steps or self.steps[-1] != line:
+            self.progress(line)
+
+    @staticmethod
+    def summary(state, instances):
+        per_color = {}
+        for instance in instances:
+            entry = per_color.setdefault(instance.color, {"running": 0, "stopped": 0})
+            entry["running" if instance.running else "stopped"] += 1
+        return {
+            "live_color": state.get("live_color"),
+            "deployed_color": state.get("deployed_color"),
+            "instances": per_color,
+        }
+
+    def _result(self, changed, msg, state_before, state_after, instances_before, instances_after, **extra):
+        before = self.summary(state_before, instances_before)
+        after = self.summary(state_after, instances_after)
+        result = {
+            "changed": changed,
+            "msg": msg,
+            "service": self.settings.service,
+            "live_color": state_after.get("live_color"),
+            "deployed_color": state_after.get("deployed_color"),
+            "steps": self.steps,
+            "diff": {"before": before, "after": after},
+        }
+        result.update(extra)
+        return result
+
+    def _register(self, instances, port_key, health_path):
+        for instance in instances:
+            port = instance.ports.get(port_key) if port_key else None
+            if not port:
+                continue
+            self.registrar.register(
+                Registration(
+                    service=self.settings.service,
+                    service_id=service_id_for(instance.name),
+                    address=self.settings.service_address,
+                    port=port,
+                    color=instance.color,
+                    release=instance.release,
+                    container=instance.name,
+                    check_http_path=health_path,
+                )
+            )
+            self.progress("registered %s in Consul as %s (%s:%d)" % (instance.name, self.settings.service, self.settings.service_address, port))
+
+    def _deregister(self, instances):
+        for instance in instances:
+            self.registrar.deregister(service_id_for(instance.name))
+
+    def _discard(self, instances):
+        """Undo new instances after a failure; never raises over the original error."""
+        for instance in instances:
+            try:
+                self.registrar.deregister(service_id_for(instance.name))
+            except FlowError:
+                pass
+            try:
+                self.backend.remove([instance])
+            except FlowError:
+                pass
+
+    @staticmethod
+    def _free_numbers(existing, count):
+        used = {instance.number for instance in existing}
+        numbers, candidate = [], 1
+        while len(numbers) < count:
+            if candidate not in used:
+                numbers.append(candidate)
+            candidate += 1
+        return numbers
+
+    @staticmethod
+    def _current_release_instances(state, instances, color):
+        """Instances of ``color`` that belong to its recorded release (plain keeps several releases)."""
+        release = (state.get("colors", {}).get(color) or {}).get("release")
+        return [i for i in instances if i.color == color and (release is None or i.release == release)]
+
+    def _side_target_names(self, project):
+        target = self.settings.target
+        names = []
+        for name in project.dependencies(target) + list(self.settings.side_targets):
+            if name == target:
+                raise FlowError("side_targets must not name the target %r itself." % target)
+            if name not in project.services:
+                raise FlowError(
+                    "side_targets: %r is not a service of %s. Services: %s."
+                    % (name, project.path, ", ".join(sorted(project.services)))
+                )
+            for dependency in project.dependencies(name) + [name]:
+                if dependency == target:
+                    raise FlowError("side target %r depends on the target %r: a cycle." % (name, target))
+                if dependency not in names:
+                    names.append(dependency)
+        return names
+
+    # -- deploy --------------------------------------------------------------------
+    def deploy(self):
+        settings = self.settings
+        project = load_project(settings.compose_path, settings.project)
+        spec = project.service(settings.target, "target")
+        if spec.container_name:
+            raise FlowError(
+                "target %s sets container_name, which allows one instance only; remove it "
+                "(instances are named <project>-<target>-<color>-<n>)." % settings.target
+            )
+        side_specs = [project.service(name, "side_targets") for name in self._side_target_names(project)]
+        scale_request = parse_scale(settings.scale, "scale")
+        if settings.service_port is not None and settings.service_port not in [p.container_port for p in spec.ports]:
+            raise FlowError(
+                "service_port=%s is not a published container port of %s (published: %s)."
+                % (settings.service_port, settings.target, ", ".join(str(p.container_port) for p in spec.ports) or "none")
+            )
+        image_id, will_pull = self.backend.resolve_image(spec.image, settings.pull, check_mode=self.check_mode)
+        has_image_check = self.backend.image_has_healthcheck(spec.image) if image_id else False
+        probe = choose_probe(spec, has_image_check, settings.health_path, settings.health_port, settings.service_address)
+        port_key = self._port_key(spec)
+        config_hash = hashlib.sha256(("%s|%s" % (spec.config_hash(), image_id or spec.image)).encode()).hexdigest()[:16]
+
+        with self._lock("deploy"):
+            state, _ = self.store.read(settings.service)
+            instances = self.backend.list_instances(settings.service)
+            live, deployed = state.get("live_color"), state.get("deployed_color")
+            color = colors.next_color(live, deployed, settings.blue_green)
+            base = colors.serving_color(live, deployed)
+            base_running = [i for i in self._current_release_instances(state, instances, base) if i.running] if base else []
+            base_count = len(base_running) or ((state["colors"].get(base) or {}).get("instances") if base else None) or 1
+            count = scale_request.apply(base_count, maximum=settings.max_instances) if scale_request else base_count
+            if settings.max_instances is not None:
+                count = min(count, settings.max_instances)
+
+            current = self._current_release_instances(state, instances, deployed) if deployed else []
+            if (
+                not settings.force
+                and deployed
+                and (deployed == colors.PLAIN) == (not settings.blue_green)
+                and len(current) == count
+                and all(i.running and i.health != "unhealthy" and i.config_hash == config_hash for i in current)
+            ):
+                release = state["colors"][deployed].get("release")
+                return self._result(
+                    False,
+                    "Release %s (%s) already runs this configuration with %d instance(s); use force to redeploy."
+                    % (release, deployed, count),
+                    state, state, instances, instances, color=deployed, release=release,
+                    instances=[i.as_dict() for i in current],
+                )
+
+            release = state.get("next_release", 1)
+            if self.check_mode:
+                predicted = dict(state, deployed_color=color)
+                if color == colors.PLAIN:
+                    predicted["live_color"] = colors.PLAIN
+                after_instances = [i for i in instances if i.color != color or color == colors.PLAIN]
+                self.progress("would run release %d as %s with %d instance(s)%s" % (release, color, count, " after pulling" if will_pull else ""))
+                return self._result(
+                    True, "Would deploy release %d of %s as %s with %d instance(s)." % (release, settings.service, color, count),
+                    state, predicted, instances, after_instances, color=color, release=release, instances=[],
+                )
+
+            for side in side_specs:
+                outcome = self.backend.ensure_side_target(
+                    side, project, settings.project, settings.pull_side_targets, settings.publish_address
+                )
+                if outcome:
+                    self.progress("side target %s %s" % (side.name, outcome))
+                if spec.depends_on.get(side.name) == "service_healthy" or any(
+                    other.depends_on.get(side.name) == "service_healthy" for other in side_specs
+                ):
+                    wait_healthy(self.backend, [self.backend.side_target_instance(side, settings.project)],
+                                 Probe("docker"), settings.health_timeout, self.progress)
+
+            replaced = [i for i in instances if i.color == color] if color != colors.PLAIN else []
+            numbers = self._free_numbers([i for i in instances if i.color == color], count)
+            context = DeploymentContext(
+                project=settings.project, target=settings.target, service=settings.service,
+                publish_address=settings.publish_address,
+            )
+            self.progress("starting release %d as %s: %d instance(s) of %s" % (release, color, count, spec.image))
+            new = self.backend.run_instances(spec, context, color, release, numbers, config_hash, compose_project=project)
+            try:
+                new = wait_healthy(self.backend, new, probe, settings.health_timeout, self.progress)
+                self._register(new, port_key, settings.health_path)
+                record = {
+                    "release": release,
+                    "color": color,
+                    "image": spec.image,
+                    "image_id": image_id,
+                    "config_hash": config_hash,
+                    "instances": count,
+                    "time": _now(),
+                    "deployed_by": settings.deployed_by or who_am_i(),
+                }
+
+                def mutate(document):
+                    document["project"] = settings.project
+                    document["target"] = settings.target
+                    document["deployed_color"] = color
+                    if color == colors.PLAIN:
+                        document["live_color"] = colors.PLAIN
+                    document["next_release"] = release + 1
+                    document["colors"][color] = {
+                        "release": release,
+                        "instances": count,
+                        "image": spec.image,
+                        "state": "running",
+                        "port": port_key,
+                        "health_path": settings.health_path,
+                    }
+                    record_release(document, record)
+
+                before, after = self.store.update(settings.service, mutate)
+            except FlowError as error:
+                self._discard(new)
+                keeps = (" Live color %s keeps serving." % live) if live else ""
+                raise FlowError(
+                    "Release %d of %s (%s) failed: %s Its new instances were removed.%s"
+                    % (release, settings.service, color, error.msg, keeps),
+                    **error.details
+                )
+            if replaced:
+                self._deregister(replaced)
+                self.backend.remove(replaced)
+                self.progress("removed %d older %s instance(s)" % (len(replaced), color))
+            if not port_key:
+                self.warnings.append("%s publishes no port: its instances are not registered in Consul." % settings.target)
+            instances_after = self.backend.list_instances(settings.service)
+            return self._result(
+                True,
+                "Deployed release %d of %s as %s with %d healthy instance(s)." % (release, settings.service, color, count),
+                before, after, instances, instances_after, color=color, release=release,
+                instances=[i.as_dict() for i in new],
+            )
+
+    def _port_key(self, spec):
+        if self.settings.service_port is not None:
+            for port in spec.ports:
+                if port.container_port == self.settings.service_port:
+                    return port.key
+        return spec.ports[0].key if spec.ports else None
+
+    # -- scale -------------------------------------------------------------------
+    def scale(self):
+        settings = self.settings
+        scale_request = parse_scale(settings.scale, "scale")
+        if scale_request is None:
+            raise FlowError("scale is required: %s." % "N, +N or -N")
+        if settings.color is not None and settings.color not in colors.ALL_COLORS:
+            raise FlowError("color=%r is not valid: use one of %s." % (settings.color, ", ".join(colors.ALL_COLORS)))
+        with self._lock("scale"):
+            state, _ = self.store.read(settings.service)
+            instances = self.backend.list_instances(settings.service)
+            color = settings.color or colors.serving_color(state.get("live_color"), state.get("deployed_color"))
+            if not color:
+                raise FlowError("Service %s has no release to scale; deploy it first." % settings.service)
+            members = self._current_release_instances(state, instances, color)
+            if not members:
+                raise FlowError("Service %s has no %s instances to scale." % (settings.service, color))
+            running = [i for i in members if i.running]
+            current = len(running)
+            wanted = scale_request.apply(current, maximum=settings.max_instances)
+            if wanted == current:
+                return self._result(
+                    False, "%s (%s) already runs %d instance(s)." % (settings.service, color, current),
+                    state, state, instances, instances, color=color, instances_count=current,
+                )
+            if self.check_mode:
+                predicted = _with_count(state, color, wanted)
+                return self._result(
+                    True, "Would scale %s (%s) from %d to %d instance(s)." % (settings.service, color, current, wanted),
+                    state, predicted, instances, instances, color=color, instances_count=wanted,
+                )
+            recorded = state["colors"].get(color) or {}
+            port_key = recorded.get("port")
+            health_path = recorded.get("health_path")
+            if wanted > current:
+                template = running[0] if running else members[0]
+                numbers = self._free_numbers([i for i in instances if i.color == color], wanted - current)
+                self.progress("adding %d %s instance(s)" % (len(numbers), color))
+                new = self.backend.clone_instances(template, numbers)
+                try:
+                    new = wait_healthy(self.backend, new, self._clone_probe(template, port_key, health_path),
+                                       settings.health_timeout, self.progress)
+                    self._register(new, port_key, health_path)
+                    before, after = self.store.update(settings.service, lambda doc: _set_count(doc, color, wanted))
+                except FlowError as error:
+                    self._discard(new)
+                    raise FlowError(
+                        "Scaling %s (%s) to %d failed: %s The new instances were removed; %d keep serving."
+                        % (settings.service, color, wanted, error.msg, current),
+                        **error.details
+                    )
+            else:
+                victims = sorted(running, key=lambda i: (i.created, i.number), reverse=True)[: current - wanted]
+                self._deregister(victims)
+                self.backend.stop(victims, timeout=settings.stop_timeout)
+                self.backend.remove(victims)
+                self.progress("removed %s" % ", ".join(i.name for i in victims))
+                before, after = self.store.update(settings.service, lambda doc: _set_count(doc, color, wanted))
+            instances_after = self.backend.list_instances(settings.service)
+            return self._result(
+                True, "Scaled %s (%s) from %d to %d instance(s)." % (settings.service, color, current, wanted),
+                before, after, instances, instances_after, color=color, instances_count=wanted,
+            )
+
+    def _clone_probe(self, template, port_key, health_path):
+        address = self.settings.service_address
+        if health_path and port_key:
+            return Probe("http", address=address, path=health_path, container_port=port_key)
+        if template.health is not None:
+            return Probe("docker", address=address)
+        if port_key:
+            return Probe("tcp", address=address, container_port=port_key)
+        return Probe("running", address=address)
+
+    # -- stop-old --------------------------------------------------------------------
+    def stop_old(self):
+        settings = self.settings
+        if settings.keep_releases is None or settings.keep_releases < 0:
+            raise FlowError("keep_releases=%r is not valid: use 0 or more." % settings.keep_releases)
+        with self._lock("stop-old"):
+            state, _ = self.store.read(settings.service)
+            instances = self.backend.list_instances(settings.service)
+            live, deployed = state.get("live_color"), state.get("deployed_color")
+            promoted = False
+            if deployed and deployed != live and not state.get("routes"):
+                # Nothing routes this service, so "live" can only mean "what the operator kept":
+                # stop-old promotes the newest release, as the original stop-old did.
+                newest = [i for i in self._current_release_instances(state, instances, deployed) if i.running]
+                if not newest:
+                    raise FlowError(
+                        "Release %s (%s) of %s has no running instance; refusing to stop the others."
+                        % ((state["colors"].get(deployed) or {}).get("release"), deployed, settings.service)
+                    )
+                live, promoted = deployed, True
+            if not live:
+                raise FlowError("Service %s has no release; nothing to stop." % settings.service)
+            keep = set(i.id for i in self._current_release_instances(state, instances, live))
+            old = [i for i in instances if i.id not in keep]
+            releases = sorted({i.release for i in old}, reverse=True)
+            kept_releases = set(releases[: settings.keep_releases])
+            to_stop = [i for i in old if i.running and i.release in kept_releases]
+            to_remove = [i for i in old if i.release not in kept_releases]
+            if not (to_stop or to_remove or promoted):
+                return self._result(
+                    False, "No old release of %s is running." % settings.service, state, state, instances, instances,
+                    live_color=live, stopped=[], removed=[],
+                )
+            stopped_colors = sorted({i.color for i in old if i.color != live})
+
+            def mutate(document):
+                document["live_color"] = live
+                for color in stopped_colors:
+                    if color in document["colors"]:
+                        document["colors"][color]["state"] = "stopped"
+
+            if self.check_mode:
+                predicted = dict(state, live_color=live)
+                after_instances = [i for i in instances if i not in to_remove]
+                return self._result(
+                    True, "Would stop %d and remove %d old instance(s) of %s." % (len(to_stop), len(to_remove), settings.service),
+                    state, predicted, instances, after_instances,
+                    stopped=[i.name for i in to_stop], removed=[i.name for i in to_remove],
+                )
+            self._deregister(to_stop + to_remove)
+            self.backend.stop(to_stop, timeout=settings.stop_timeout)
+            self.backend.remove(to_remove)
+            before, after = self.store.update(settings.service, mutate)
+            if promoted:
+                self.progress("%s is now the live color of %s" % (live, settings.service))
+            if to_stop:
+                self.progress("stopped %s" % ", ".join(i.name for i in to_stop))
+            if to_remove:
+                self.progress("removed %s" % ", ".join(i.name for i in to_remove))
+            instances_after = self.backend.list_instances(settings.service)
+            return self._result(
+                True, "Stopped %d and removed %d old instance(s) of %s; live color %s." % (len(to_stop), len(to_remove), settings.service, live),
+                before, after, instances, instances_after,
+                stopped=[i.name for i in to_stop], removed=[i.name for i in to_remove],
+            )
+
+    # -- info --------------------------------------------------------------------
+    def info(self):
+        state, index = self.store.read(self.settings.service)
+        instances = self.backend.list_instances(self.settings.service)
+        registered = self.registrar.health(self.settings.service)
+        by_color = {}
+        for instance in instances:
+            entry = instance.as_dict()
+            entry["consul"] = registered.get(service_id_for(instance.name), "not registered")
+            by_color.setdefault(instance.color, []).append(entry)
+        return {
+            "changed": False,
+            "service": self.settings.service,
+            "exists": index != 0 or bool(instances),
+            "live_color": state.get("live_color"),
+            "deployed_color": state.get("deployed_color"),
+            "colors": {
+                color: dict(state["colors"].get(color) or {}, members=members) for color, members in by_color.items()
+            },
+            "releases": state.get("releases", []),
+            "routes": state.get("routes", {}),
+            "state": state,
+        }
+
+
+def _set_count(document, color, count):
+    document["colors"].setdefault(color, {})["instances"] = count
+
+
+def _with_count(state, color, count):
+    predicted = dict(state, colors=dict(state.get("colors", {})))
+    predicted["colors"][color] = dict(predicted["colors"].get(color) or {}, instances=count)
+    return predicted
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

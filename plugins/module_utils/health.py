@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Wait until new instances are ready to take traffic.
+
+The readiness signal, best first: the image's (or Compose file's) Docker
+HEALTHCHECK; an HTTP path the operator names; a TCP port; and for a target
+that publishes nothing, staying up for a few seconds.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+from dataclasses import dataclass
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
+POLL_SECONDS = 0.5
+STABLE_SECONDS = 3
+PROBE_TIMEOUT = 2
+
+
+@dataclass(frozen=True)
+class Probe:
+    kind: str  # docker | http | tcp | running
+    address: str = "127.0.0.1"
+    path: str | None = None
+    container_port: str | None = None  # "8080/tcp": which published port to probe
+
+    def describe(self):
+        if self.kind == "docker":
+            return "Docker HEALTHCHECK"
+        if self.kind == "http":
+            return "HTTP GET %s on port %s" % (self.path, self.container_port)
+        if self.kind == "tcp":
+            return "TCP connect to port %s" % self.container_port
+        return "running for %ds" % STABLE_SECONDS
+
+
+def choose_probe(spec, image_has_healthcheck, health_path, health_port, address):
+    """Pick the readiness probe for ``spec``; errors name the parameter at fault."""
+    disabled = bool(spec.healthcheck) and (spec.healthcheck.get("test") or [None])[0] == "NONE"
+    declared = bool(spec.healthcheck) and not disabled and spec.healthcheck.get("test")
+    if health_path is not None and not str(health_path).startswith("/"):
+        raise FlowError("health_path=%r is not valid: it must start with /." % health_path)
+    port_key = _port_key(spec, health_port)
+    if health_path:
+        if port_key is None:
+            raise FlowError("health_path is set but the target publishes no port to probe: add ports or set health_port.")
+        return Probe("http", address=address, path=health_path, container_port=port_key)
+    if (declared or image_has_healthcheck) and not disabled:
+        return Probe("docker", address=address)
+    if port_key is not None:
+        return Probe("tcp", address=address, container_port=port_key)
+    return Probe("running", address=address)
+
+
+def _port_key(spec, health_port):
+    if health_port is not None:
+        for port in spec.ports:
+            if port.container_port == int(health_port):
+                return port.key
+        raise FlowError(
+            "health_port=%s is not a published container port of %s (published: %s)."
+            % (health_port, spec.name, ", ".join(str(p.container_port) for p in spec.ports) or "none")
+        )
+    return spec.ports[0].key if spec.ports else None
+
+
+def _http_ok(address, port, path):
+    connection = http.client.HTTPConnection(address, port, timeout=PROBE_TIMEOUT)
+    try:
+        connection.request("GET", path, headers={"User-Agent": "dockerflow-health"})
+        return 200 <= connection.getresponse().status < 400
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def _tcp_ok(address, port):
+    try:
+        with socket.create_connection((address, port), timeout=PROBE_TIMEOUT):
+            return True
+    except OSError:
+        return False
+
+
+def wait_healthy(backend, instances, probe, timeout, progress=None):
+    """Block until every instance passes ``probe``; raise FlowError naming the first failure.
+
+    Returns the refreshed instances. The error carries ``failed_instance`` and
+    ``logs`` (the container's last lines) as details.
+    """
+    deadline = time.monotonic() + timeout
+    pending = {instance.id: instance for instance in instances}
+    ready = {}
+    first_up = {}
+    while pending:
+        for container_id in list(pending):
+            instance = backend.refresh(pending[container_id])
+            if instance.status in ("exited", "dead"):
+                _fail(backend, instance, "exited with code %s before becoming healthy" % instance.exit_code)
+            if instance.status != "running":
+                continue
+            if probe.kind == "docker":
+                if instance.health == "unhealthy":
+                    _fail(backend, instance, "is unhealthy (Docker HEALTHCHECK failed: %s)" % (backend.health_log(instance) or "no output"))
+                ok = instance.health == "healthy"
+            elif probe.kind in ("http", "tcp"):
+                port = instance.ports.get(probe.container_port)
+                if port is None:
+                    _fail(backend, instance, "does not publish %s" % probe.container_port)
+                ok = _http_ok(probe.address, port, probe.path) if probe.kind == "http" else _tcp_ok(probe.address, port)
+            else:
+                first_up.setdefault(container_id, time.monotonic())
+                ok = time.monotonic() - first_up[container_id] >= STABLE_SECONDS
+            if ok:
+                ready[container_id] = instance
+                del pending[container_id]
+                if progress:
+                    progress("%s is healthy (%s)" % (instance.name, probe.describe()))
+        if not pending:
+            break
+        if time.monotonic() >= deadline:
+            instance = backend.refresh(next(iter(pending.values())))
+            _fail(
+                backend,
+                instance,
+                "did not become healthy within %ds (health_timeout; %s; status %s, health %s)"
+                % (timeout, probe.describe(), instance.status, instance.health or "n/a"),
+            )
+        time.sleep(POLL_SECONDS)
+    return [ready[instance.id] for instance in instances]
+
+
+def _fail(backend, instance, reason):
+    logs = backend.logs(instance, tail=20)
+    last = logs.splitlines()[-1] if logs else ""
+    suffix = " Last log line: %s" % last if last else ""
+    raise FlowError(
+        "Instance %s %s.%s" % (instance.name, reason, suffix),
+        failed_instance=instance.name,
+        logs=logs.splitlines(),
+    )

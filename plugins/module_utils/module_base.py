@@ -1,0 +1,209 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every flow module shares: argument specs, option resolution and error handling.
+
+Options that may come from ``FLOW_*`` variables or ``docker-flow.yml`` have
+no default in the argument spec, so an unset parameter can be told apart from
+one set to the default; config.resolve applies the defaults last.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockerflow.flow.plugins.module_utils import config
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import ConsulClient
+from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+    ContainerBackend,
+    connect,
+    default_probe_address,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.flows import Flow, FlowSettings
+
+DOCKER_ARGS = dict(
+    docker_host=dict(type="str", aliases=["host"]),
+    cert_path=dict(type="path", aliases=["docker_cert_path"]),
+    tls_verify=dict(type="bool"),
+    docker_timeout=dict(type="int", default=60),
+)
+
+CONSUL_ARGS = dict(
+    consul_address=dict(type="str"),
+    consul_token=dict(type="str", no_log=True),
+    consul_ca_cert=dict(type="path"),
+    consul_client_cert=dict(type="path"),
+    consul_client_key=dict(type="path", no_log=False),
+    consul_validate_certs=dict(type="bool"),
+    lock_timeout=dict(type="int"),
+)
+
+SERVICE_ARGS = dict(
+    project_dir=dict(type="path"),
+    flow_file=dict(type="path"),
+    compose_path=dict(type="path"),
+    project=dict(type="str"),
+    target=dict(type="str"),
+    service_name=dict(type="str"),
+    blue_green=dict(type="bool"),
+    publish_address=dict(type="str"),
+    service_address=dict(type="str"),
+)
+
+
+def argument_spec(*groups, **extra):
+    spec = {}
+    for group in groups + (extra,):
+        for name, options in group.items():
+            spec[name] = dict(options)
+    return spec
+
+
+def _check_positive(values, names):
+    for name in names:
+        value = values.get(name)
+        if value is not None and value < 1:
+            raise FlowError("%s=%r is not valid: use a whole number of 1 or more." % (name, value))
+
+
+class FlowModule:
+    """An AnsibleModule plus the resolved options, a backend and a Consul client."""
+
+    OPTION_NAMES = (
+        "docker_host", "cert_path", "tls_verify", "compose_path", "blue_green", "target", "side_targets",
+        "pull_side_targets", "project", "service_name", "consul_address", "consul_token", "consul_ca_cert",
+        "consul_client_cert", "consul_client_key", "consul_validate_certs", "scale", "max_instances",
+        "publish_address", "service_address", "pull", "health_path", "health_port", "health_timeout",
+        "lock_timeout", "keep_releases",
+    )
+
+    def __init__(self, argument_spec, supports_check_mode=True, **kwargs):
+        self.module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode, **kwargs)
+        self.params = self.module.params
+        self.values = {}
+        self.sources = {}
+
+    def resolve(self):
+        """Merge parameters, FLOW_* environment and docker-flow.yml; derive project and service names."""
+        params = self.params
+        project_dir = params.get("project_dir") or os.environ.get("FLOW_PROJECT_DIR") or os.getcwd()
+        if not os.path.isdir(project_dir):
+            raise FlowError("project_dir %s is not a directory." % project_dir)
+        flow_file = params.get("flow_file")
+        file_values = config.read_flow_file(
+            os.path.join(project_dir, flow_file or config.DEFAULT_FLOW_FILE), required=bool(flow_file)
+        )
+        names = [name for name in self.OPTION_NAMES if name in params]
+        values, sources = config.resolve(params, names, file_values=file_values)
+        if values.get("compose_path"):
+            values["compose_path"] = os.path.join(project_dir, values["compose_path"])
+            compose_dir = os.path.dirname(values["compose_path"])
+        else:
+            compose_dir = project_dir
+        if "project" in values and not values["project"]:
+            values["project"] = _compose_project_name(os.path.basename(os.path.abspath(compose_dir)))
+            sources["project"] = "default"
+        if "service_name" in values and not values["service_name"]:
+            values["service_name"] = "%s-%s" % (values.get("project"), values.get("target"))
+            sources["service_name"] = "default"
+        if "service_address" in values and not values["service_address"]:
+            values["service_address"] = default_probe_address(values.get("docker_host"), values.get("publish_address"))
+        _check_positive(values, ("health_timeout", "lock_timeout", "max_instances"))
+        for name in ("project", "target", "service_name"):
+            if name in values:
+                _check_name(name, values[name])
+        self.values, self.sources = values, sources
+        return values
+
+    def docker_backend(self):
+        client, warnings = connect(
+            self.values.get("docker_host"), self.values.get("cert_path"), self.values.get("tls_verify"),
+            timeout=self.params.get("docker_timeout") or 60,
+        )
+        for warning in warnings:
+            self.module.warn(warning)
+        backend = ContainerBackend(client)
+        backend.ping()
+        return backend
+
+    def consul_client(self):
+        values = self.values
+        client = ConsulClient(
+            values["consul_address"],
+            token=values.get("consul_token"),
+            ca_cert=values.get("consul_ca_cert"),
+            client_cert=values.get("consul_client_cert"),
+            client_key=values.get("consul_client_key"),
+            validate_certs=values.get("consul_validate_certs", True),
+        )
+        client.ping()
+        return client
+
+    def flow(self, **overrides):
+        """A Flow over the resolved options; ``overrides`` are module-specific settings."""
+        values = self.values
+        settings = FlowSettings(
+            service=values["service_name"],
+            project=values.get("project"),
+            target=values.get("target"),
+            compose_path=values.get("compose_path"),
+            side_targets=values.get("side_targets") or [],
+            pull_side_targets=bool(values.get("pull_side_targets")),
+            blue_green=values.get("blue_green", True),
+            scale=values.get("scale"),
+            max_instances=values.get("max_instances"),
+            pull=values.get("pull") or "missing",
+            health_path=values.get("health_path"),
+            health_port=values.get("health_port"),
+            health_timeout=values.get("health_timeout") or 120,
+            publish_address=values.get("publish_address") or "0.0.0.0",
+            service_address=values.get("service_address") or "127.0.0.1",
+            keep_releases=values.get("keep_releases") if values.get("keep_releases") is not None else 1,
+            lock_timeout=values.get("lock_timeout") or 300,
+            **overrides
+        )
+        backend = self.docker_backend()
+        return Flow(backend, self.consul_client(), settings, check_mode=self.module.check_mode)
+
+    def run(self, action):
+        """Call ``action(self)`` and exit with its result; FlowError becomes a one-line failure."""
+        try:
+            self.resolve()
+            result = action(self)
+        except FlowError as error:
+            details = dict(error.details)
+            self.module.fail_json(msg=error.msg, **details)
+        except Exception as error:  # a bug: keep the traceback but still one line on top
+            self.module.fail_json(
+                msg="Unexpected %s: %s" % (error.__class__.__name__, str(error).splitlines()[0] if str(error) else ""),
+                exception=traceback.format_exc(),
+            )
+        flow = result.pop("_flow", None)
+        if flow is not None:
+            for warning in flow.warnings:
+                self.module.warn(warning)
+        if not self.module._diff:
+            result.pop("diff", None)
+        result.setdefault("option_sources", {k: v for k, v in self.sources.items() if v != "default"})
+        self.module.exit_json(**result)
+
+
+def _compose_project_name(directory_name):
+    """Compose's rule: lower case, only [a-z0-9_-], starting with a letter or digit."""
+    cleaned = "".join(ch for ch in directory_name.lower() if ch.isalnum() or ch in "_-")
+    return cleaned.lstrip("_-") or "default"
+
+
+def _check_name(name, value):
+    if value is None:
+        return
+    if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$", str(value)):
+        raise FlowError(
+            "%s=%r is not valid: use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit."
+            % (name, value)
+        )

@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Register instances in the Consul agent, each with a health check.
+
+A service ``S`` is registered once per instance, with the color as a tag, so
+``S`` tagged ``blue`` lists the blue instances; with ``legacy_names`` the
+instance is also registered as ``S-<color>``, the name the original Docker
+Flow and Registrator used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
+META_SERVICE = "dockerflow-service"
+META_COLOR = "dockerflow-color"
+META_RELEASE = "dockerflow-release"
+META_CONTAINER = "dockerflow-container"
+CHECK_INTERVAL = "2s"
+CHECK_TIMEOUT = "2s"
+
+
+@dataclass(frozen=True)
+class Registration:
+    service: str
+    service_id: str
+    address: str
+    port: int
+    color: str
+    release: int
+    container: str
+    check_http_path: str | None = None
+
+    def check(self):
+        if self.check_http_path:
+            url = "http://%s:%d%s" % (_url_host(self.address), self.port, self.check_http_path)
+            return {"HTTP": url, "Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT}
+        return {"TCP": "%s:%d" % (_url_host(self.address), self.port), "Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT}
+
+
+def _url_host(address):
+    return "[%s]" % address if ":" in address else address
+
+
+def service_id_for(container_name):
+    return "dockerflow-%s" % container_name
+
+
+class Registrar:
+    def __init__(self, client, legacy_names=False):
+        self.client = client
+        self.legacy_names = legacy_names
+
+    def register(self, registration):
+        api = self.client.api
+        names = [(registration.service, registration.service_id)]
+        if self.legacy_names:
+            names.append(("%s-%s" % (registration.service, registration.color), registration.service_id + "-legacy"))
+        for name, service_id in names:
+            self.client.call(
+                "registering %s" % service_id,
+                api.agent.service.register,
+                name,
+                service_id=service_id,
+                address=registration.address,
+                port=registration.port,
+                tags=[registration.color, "release-%d" % registration.release, "dockerflow"],
+                meta={
+                    META_SERVICE: registration.service,
+                    META_COLOR: registration.color,
+                    META_RELEASE: str(registration.release),
+                    META_CONTAINER: registration.container,
+                },
+                check=registration.check(),
+            )
+
+    def deregister(self, service_id):
+        api = self.client.api
+        registered = self.registered_ids()
+        for candidate in (service_id, service_id + "-legacy"):
+            if candidate in registered:
+                self.client.call("deregistering %s" % candidate, api.agent.service.deregister, candidate)
+
+    def registered_ids(self, service=None):
+        """Service IDs this collection registered in the agent, optionally for one service."""
+        services = self.client.call("listing agent services", self.client.api.agent.services)
+        return {
+            service_id
+            for service_id, entry in services.items()
+            if (entry.get("Meta") or {}).get(META_SERVICE)
+            and (service is None or entry["Meta"][META_SERVICE] == service)
+        }
+
+    def health(self, service):
+        """service_id -> passing|warning|critical for the instances of ``service``."""
+        _, entries = self.client.call("reading health of %s" % service, self.client.api.health.service, service)
+        result = {}
+        for entry in entries or []:
+            statuses = [check["Status"] for check in entry.get("Checks", []) if check.get("ServiceID")]
+            worst = "passing"
+            for status in statuses:
+                if status == "critical" or (status == "warning" and worst == "passing"):
+                    worst = status
+            result[entry["Service"]["ID"]] = worst
+        return result
+
+
+def require_port(port, container):
+    if not port:
+        raise FlowError("Instance %s publishes no port to register; add ports to the target." % container)
+    return port

@@ -1,0 +1,213 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flow_deploy
+short_description: Deploy a Compose target as the next blue-green color
+version_added: "1.0.0"
+description:
+  - Runs the O(target) service of a Compose file as the next color (V(blue) first, then the color that is
+    not live) beside the live release, with the same instance count as the live release unless O(scale) says otherwise.
+  - Starts the O(side_targets) (and the target's C(depends_on)) when they do not run.
+  - Waits until every new instance is healthy, registers each in Consul with its color as a tag, and records
+    the release in the service's state in Consul KV.
+  - If any new instance fails to become healthy, the new instances are removed, the state is not changed,
+    and the task fails with the instance's last log lines. The live color is never stopped or replaced.
+  - Deploying again before a proxy switch replaces the previous non-live release, never the live one.
+  - Running it again with an unchanged configuration changes nothing (see O(force)).
+author:
+  - Flow contributors
+extends_documentation_fragment:
+  - dockerflow.flow.docker
+  - dockerflow.flow.consul
+  - dockerflow.flow.service
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  side_targets:
+    description:
+      - Compose services started before the target when they do not run (a database, say). Not colored, not scaled.
+      - Falls back to E(FLOW_SIDE_TARGETS) (comma-separated), then C(side_targets) in C(docker-flow.yml).
+    type: list
+    elements: str
+  pull_side_targets:
+    description: Pull the side targets' images before starting them. Falls back to E(FLOW_PULL_SIDE_TARGETS).
+    type: bool
+  pull:
+    description:
+      - When to pull the target's image. V(missing) pulls only an image the engine lacks.
+      - Defaults to V(missing). Falls back to E(FLOW_PULL).
+    type: str
+    choices: [always, missing, never]
+  scale:
+    description:
+      - Instance count of the new release. V(3) is absolute; V(+2) and V(-1) are relative to the live release's count.
+      - Defaults to the live release's count, or 1. Falls back to E(FLOW_SCALE).
+    type: str
+  max_instances:
+    description: Upper bound for the instance count. Falls back to E(FLOW_MAX_INSTANCES).
+    type: int
+  health_path:
+    description:
+      - HTTP path that answers 2xx or 3xx when an instance is ready, probed on O(service_port) (or the first
+        published port). Also used as the Consul health check.
+      - Without it, the Docker HEALTHCHECK of the image or Compose file decides; without one either, a TCP
+        connect to the published port; for a target that publishes nothing, staying up for 3 seconds.
+    type: str
+  health_port:
+    description: Container port to probe with TCP (or with O(health_path)) instead of the first published one.
+    type: int
+  health_timeout:
+    description: Seconds to wait for all new instances to become healthy. Defaults to 120.
+    type: int
+  service_port:
+    description: Container port that is registered in Consul. Defaults to the target's first published port.
+    type: int
+  force:
+    description: Deploy a new release even when the newest one already runs the same image and configuration.
+    type: bool
+    default: false
+  deployed_by:
+    description: Who deployed, as recorded in the release history. Defaults to C(user@host) of the module's process.
+    type: str
+  legacy_names:
+    description: Also register each instance as C(<service>-<color>), the name the original Docker Flow used.
+    type: bool
+    default: false
+notes:
+  - Instances are named C(<project>-<target>-<color>-<n>) and labelled C(dockerflow.service), C(dockerflow.color),
+    C(dockerflow.release) and the Compose project and service labels.
+  - Each instance gets the environment variables E(DOCKERFLOW_SERVICE), E(DOCKERFLOW_COLOR) and E(DOCKERFLOW_RELEASE).
+seealso:
+  - module: dockerflow.flow.flow_scale
+  - module: dockerflow.flow.flow_stop_old
+  - module: dockerflow.flow.flow_info
+"""
+
+EXAMPLES = r"""
+- name: Deploy the app target as the next color, with its database
+  dockerflow.flow.flow_deploy:
+    project_dir: /srv/books-ms
+    target: app
+    side_targets: [db]
+    health_path: /api/v1/books
+    consul_address: http://10.0.0.2:8500
+
+- name: Deploy with three instances on a remote engine over TLS
+  dockerflow.flow.flow_deploy:
+    project_dir: /srv/books-ms
+    scale: "3"
+    docker_host: tcp://10.0.0.5:2376
+    cert_path: /etc/docker/client
+
+- name: Options from docker-flow.yml and FLOW_* variables only
+  dockerflow.flow.flow_deploy:
+    project_dir: /srv/books-ms
+  environment:
+    FLOW_CONSUL_ADDRESS: http://10.0.0.2:8500
+"""
+
+RETURN = r"""
+service:
+  description: Name of the service in Consul and in the state.
+  returned: always
+  type: str
+  sample: books-ms-app
+color:
+  description: Color of the release that now runs as the newest one.
+  returned: success
+  type: str
+  sample: green
+release:
+  description: Number of that release.
+  returned: success
+  type: int
+  sample: 4
+live_color:
+  description: Color the proxy serves (unchanged by a deploy), or null before the first switch.
+  returned: success
+  type: str
+  sample: blue
+deployed_color:
+  description: Color of the newest release.
+  returned: success
+  type: str
+  sample: green
+instances:
+  description: The new release's instances (empty when nothing changed or in check mode).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "books-ms-app-green-1", "ports": {"8080/tcp": 32768}, "health": "healthy", "status": "running"}]
+steps:
+  description: What was done, in order.
+  returned: always
+  type: list
+  elements: str
+logs:
+  description: Last log lines of the instance that failed to become healthy.
+  returned: failure
+  type: list
+  elements: str
+failed_instance:
+  description: Name of the instance that failed to become healthy.
+  returned: failure
+  type: str
+option_sources:
+  description: Where options that are not defaults came from (V(parameter), V(env:NAME) or V(file)).
+  returned: success
+  type: dict
+"""
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
+    CONSUL_ARGS,
+    DOCKER_ARGS,
+    SERVICE_ARGS,
+    FlowModule,
+    argument_spec,
+)
+
+
+def deploy(runner):
+    params = runner.params
+    flow = runner.flow(
+        service_port=params["service_port"],
+        force=params["force"],
+        deployed_by=params["deployed_by"],
+        legacy_names=params["legacy_names"],
+    )
+    result = flow.deploy()
+    result["_flow"] = flow
+    return result
+
+
+def main():
+    spec = argument_spec(
+        DOCKER_ARGS,
+        CONSUL_ARGS,
+        SERVICE_ARGS,
+        side_targets=dict(type="list", elements="str"),
+        pull_side_targets=dict(type="bool"),
+        pull=dict(type="str", choices=["always", "missing", "never"]),
+        scale=dict(type="str"),
+        max_instances=dict(type="int"),
+        health_path=dict(type="str"),
+        health_port=dict(type="int"),
+        health_timeout=dict(type="int"),
+        service_port=dict(type="int"),
+        force=dict(type="bool", default=False),
+        deployed_by=dict(type="str"),
+        legacy_names=dict(type="bool", default=False),
+    )
+    FlowModule(spec).run(deploy)
+
+
+if __name__ == "__main__":
+    main()

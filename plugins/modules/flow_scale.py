@@ -1,0 +1,121 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flow_scale
+short_description: Scale the live release absolutely or relatively
+version_added: "1.0.0"
+description:
+  - Sets the instance count of the live color (or of O(color)) to O(scale), where V(3) is absolute and
+    V(+2) or V(-2) is relative to the instances running now. The count never drops below 1.
+  - New instances are copies of a running one (same image, environment, ports and networks), so the
+    Compose file is not read. They are waited on until healthy and registered in Consul; if one fails,
+    the new ones are removed and the task fails.
+  - Scaling down deregisters and removes the newest instances first.
+author:
+  - Flow contributors
+extends_documentation_fragment:
+  - dockerflow.flow.docker
+  - dockerflow.flow.consul
+  - dockerflow.flow.service
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  scale:
+    description:
+      - V(N), V(+N) or V(-N) with N a whole number of 1 or more. Falls back to E(FLOW_SCALE), then C(scale) in C(docker-flow.yml).
+    type: str
+  color:
+    description: Color to scale. Defaults to the live color, or the newest one before the first switch.
+    type: str
+    choices: [blue, green, plain]
+  max_instances:
+    description: Upper bound for the resulting count. Falls back to E(FLOW_MAX_INSTANCES).
+    type: int
+  health_timeout:
+    description: Seconds to wait for new instances to become healthy. Defaults to 120.
+    type: int
+  stop_timeout:
+    description: Seconds an instance gets to stop before it is killed when scaling down. Defaults to the container's own.
+    type: int
+seealso:
+  - module: dockerflow.flow.flow_deploy
+"""
+
+EXAMPLES = r"""
+- name: Two more instances of the live release
+  dockerflow.flow.flow_scale:
+    project_dir: /srv/books-ms
+    scale: "+2"
+
+- name: Back to one instance
+  dockerflow.flow.flow_scale:
+    project_dir: /srv/books-ms
+    scale: "1"
+"""
+
+RETURN = r"""
+service:
+  description: Name of the service.
+  returned: always
+  type: str
+color:
+  description: Color that was scaled.
+  returned: success
+  type: str
+  sample: blue
+instances_count:
+  description: Instance count of that color after the task.
+  returned: success
+  type: int
+  sample: 3
+live_color:
+  description: The live color.
+  returned: success
+  type: str
+steps:
+  description: What was done, in order.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
+    CONSUL_ARGS,
+    DOCKER_ARGS,
+    SERVICE_ARGS,
+    FlowModule,
+    argument_spec,
+)
+
+
+def scale(runner):
+    flow = runner.flow(color=runner.params["color"], stop_timeout=runner.params["stop_timeout"])
+    result = flow.scale()
+    result["_flow"] = flow
+    return result
+
+
+def main():
+    spec = argument_spec(
+        DOCKER_ARGS,
+        CONSUL_ARGS,
+        SERVICE_ARGS,
+        scale=dict(type="str"),
+        color=dict(type="str", choices=["blue", "green", "plain"]),
+        max_instances=dict(type="int"),
+        health_timeout=dict(type="int"),
+        stop_timeout=dict(type="int"),
+    )
+    FlowModule(spec).run(scale)
+
+
+if __name__ == "__main__":
+    main()

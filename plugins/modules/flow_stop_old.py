@@ -1,0 +1,107 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flow_stop_old
+short_description: Stop the releases that are not live, keeping them for a rollback
+version_added: "1.0.0"
+description:
+  - Deregisters and stops (does not remove) every instance that is not part of the live release, so the
+    previous release can be started again in seconds.
+  - Keeps the newest O(keep_releases) old releases stopped and removes the instances of older ones.
+  - For a service that no proxy routes, the newest release becomes the live one first (as the original
+    Docker Flow's stop-old did). For a routed service only a proxy switch changes the live color, so
+    stop-old never stops what the proxy serves.
+author:
+  - Flow contributors
+extends_documentation_fragment:
+  - dockerflow.flow.docker
+  - dockerflow.flow.consul
+  - dockerflow.flow.service
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  keep_releases:
+    description: How many old releases keep their (stopped) containers. Defaults to 1. Falls back to E(FLOW_KEEP_RELEASES).
+    type: int
+  stop_timeout:
+    description: Seconds an instance gets to stop before it is killed. Defaults to the container's own.
+    type: int
+seealso:
+  - module: dockerflow.flow.flow_deploy
+"""
+
+EXAMPLES = r"""
+- name: Stop the previous color after the switch
+  dockerflow.flow.flow_stop_old:
+    project_dir: /srv/books-ms
+
+- name: Stop the previous color and remove anything older
+  dockerflow.flow.flow_stop_old:
+    project_dir: /srv/books-ms
+    keep_releases: 1
+"""
+
+RETURN = r"""
+service:
+  description: Name of the service.
+  returned: always
+  type: str
+live_color:
+  description: The live color after the task.
+  returned: success
+  type: str
+  sample: green
+stopped:
+  description: Names of the instances that were stopped.
+  returned: success
+  type: list
+  elements: str
+removed:
+  description: Names of the instances that were removed (releases beyond O(keep_releases)).
+  returned: success
+  type: list
+  elements: str
+steps:
+  description: What was done, in order.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
+    CONSUL_ARGS,
+    DOCKER_ARGS,
+    SERVICE_ARGS,
+    FlowModule,
+    argument_spec,
+)
+
+
+def stop_old(runner):
+    flow = runner.flow(stop_timeout=runner.params["stop_timeout"])
+    result = flow.stop_old()
+    result["_flow"] = flow
+    return result
+
+
+def main():
+    spec = argument_spec(
+        DOCKER_ARGS,
+        CONSUL_ARGS,
+        SERVICE_ARGS,
+        keep_releases=dict(type="int"),
+        stop_timeout=dict(type="int"),
+    )
+    FlowModule(spec).run(stop_old)
+
+
+if __name__ == "__main__":
+    main()
