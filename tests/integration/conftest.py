@@ -1,0 +1,271 @@
+# -*- coding: utf-8 -*-
+"""Integration harness: every test drives the modules through ``ansible-playbook``
+against the real Docker engine and the real Consul agent that ``make test`` starts.
+
+Nothing here is mocked. A test project is a temporary directory holding a
+Compose file; its Compose project name starts with ``dftest`` so the harness's
+cleanup script can find whatever a killed run left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import docker
+import pytest
+import yaml
+
+CONSUL_URL = os.environ.get("DOCKERFLOW_TEST_CONSUL", "http://127.0.0.1:8500")
+ANSIBLE_PLAYBOOK = os.environ.get("DOCKERFLOW_ANSIBLE_PLAYBOOK", "ansible-playbook")
+APP_V1 = "dockerflow-test/app:1"
+APP_V2 = "dockerflow-test/app:2"
+APP_UNHEALTHY = "dockerflow-test/app:unhealthy"
+APP_NO_HEALTHCHECK = "dockerflow-test/app:nohealthcheck"
+BASE_IMAGE = "dockerflow-test/base:bookworm"
+
+
+def consul_get(path):
+    with urllib.request.urlopen(CONSUL_URL + path, timeout=5) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+def consul_put(path, data=b""):
+    request = urllib.request.Request(CONSUL_URL + path, data=data, method="PUT")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.read()
+
+
+def consul_delete(path):
+    request = urllib.request.Request(CONSUL_URL + path, method="DELETE")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.read()
+
+
+def http_json(port, path="/", timeout=3):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as response:
+        return response.status, json.loads(response.read())
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    client = docker.from_env(version="auto")
+    try:
+        client.ping()
+    except Exception as exc:  # the harness must have started the engine: fail, never skip
+        pytest.fail("No Docker engine answers (%s); run the tests with `make test`." % exc)
+    for image in (APP_V1, APP_V2, APP_UNHEALTHY, APP_NO_HEALTHCHECK, BASE_IMAGE):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            pytest.fail("Test image %s is missing; `make images` builds it." % image)
+    return client
+
+
+@pytest.fixture(scope="session")
+def consul_agent():
+    try:
+        leader = consul_get("/v1/status/leader")
+    except OSError as exc:
+        pytest.fail("No Consul agent at %s (%s); `make consul` starts one." % (CONSUL_URL, exc))
+    assert leader, "Consul at %s has no leader" % CONSUL_URL
+    return CONSUL_URL
+
+
+DEFAULT_COMPOSE = {
+    "services": {
+        "app": {"image": APP_V1, "ports": ["8080"], "depends_on": ["db"]},
+        "db": {"image": BASE_IMAGE, "command": "sleep infinity"},
+    }
+}
+
+
+class FlowProject:
+    """A Compose project on disk plus helpers to run modules and look at the results."""
+
+    def __init__(self, root, docker_client, compose=None):
+        self.name = "dftest%s" % uuid.uuid4().hex[:8]
+        self.dir = os.path.join(str(root), self.name)
+        os.makedirs(self.dir)
+        self.docker = docker_client
+        self.service = "%s-app" % self.name
+        self.write_compose(compose or DEFAULT_COMPOSE)
+
+    # -- files -------------------------------------------------------------------
+    def write_compose(self, compose):
+        self.write("docker-compose.yml", yaml.safe_dump(compose) if isinstance(compose, dict) else compose)
+
+    def set_image(self, image, service="app"):
+        path = os.path.join(self.dir, "docker-compose.yml")
+        with open(path) as handle:
+            compose = yaml.safe_load(handle)
+        compose["services"][service]["image"] = image
+        self.write_compose(compose)
+
+    def write(self, name, text):
+        with open(os.path.join(self.dir, name), "w") as handle:
+            handle.write(text)
+
+    # -- running modules -----------------------------------------------------------
+    def playbook(self, module, params, check=False, diff=False, env=None, defaults=True):
+        params = dict(params or {})
+        if defaults:
+            params.setdefault("project_dir", self.dir)
+            params.setdefault("consul_address", CONSUL_URL)
+            params.setdefault("publish_address", "127.0.0.1")
+            if module in ("flow_deploy", "flow_scale"):
+                params.setdefault("health_timeout", 30)
+            params.setdefault("lock_timeout", 60)
+        result_path = os.path.join(self.dir, "result-%s.json" % uuid.uuid4().hex[:6])
+        play = [
+            {
+                "hosts": "localhost",
+                "gather_facts": False,
+                "tasks": [
+                    {"name": "under test", "dockerflow.flow.%s" % module: params, "register": "result",
+                     "ignore_errors": True},
+                    {"name": "keep the result", "ansible.builtin.copy": {"content": "{{ result | to_json }}",
+                                                                         "dest": result_path},
+                     "check_mode": False, "diff": False},
+                ],
+            }
+        ]
+        path = os.path.join(self.dir, "play-%s.yml" % uuid.uuid4().hex[:6])
+        with open(path, "w") as handle:
+            yaml.safe_dump(play, handle)
+        command = [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", path]
+        if check:
+            command.append("--check")
+        if diff:
+            command.append("--diff")
+        run_env = dict(os.environ)
+        for key in list(run_env):
+            if key.startswith("FLOW_") or key in ("DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "CONSUL_HTTP_ADDR"):
+                del run_env[key]
+        run_env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "0",
+                        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0", "DOCKERFLOW_RESULT_PATH": result_path})
+        run_env.update(env or {})
+        return command, run_env
+
+    def run(self, module, params=None, check=False, diff=False, env=None, expect_failure=False, defaults=True):
+        command, run_env = self.playbook(module, params, check, diff, env, defaults)
+        completed = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=600)
+        completed.env_result_path = run_env["DOCKERFLOW_RESULT_PATH"]
+        return self.parse(completed, expect_failure)
+
+    @staticmethod
+    def parse(completed, expect_failure=False):
+        result_path = completed.env_result_path
+        try:
+            with open(result_path) as handle:
+                result = json.load(handle)
+        except (OSError, ValueError):
+            raise AssertionError("ansible-playbook gave no result:\n%s\n%s" % (completed.stdout, completed.stderr))
+        assert "Traceback" not in completed.stdout + completed.stderr, completed.stdout + completed.stderr
+        if expect_failure:
+            assert result.get("failed"), "expected a failure, got %s" % json.dumps(result, indent=1)
+            assert "Traceback" not in result.get("msg", ""), result["msg"]
+            assert "\n" not in result["msg"], "msg must be one line: %r" % result["msg"]
+            assert "Traceback" not in result.get("exception", ""), result["exception"]
+        else:
+            assert not result.get("failed"), "task failed: %s" % json.dumps(result, indent=1)
+        return result
+
+    # -- observing -------------------------------------------------------------------
+    def containers(self, color=None, status=None):
+        filters = {"label": ["dockerflow.service=%s" % self.service]}
+        if color:
+            filters["label"].append("dockerflow.color=%s" % color)
+        found = self.docker.containers.list(all=True, filters=filters)
+        if status:
+            found = [c for c in found if c.status == status]
+        return sorted(found, key=lambda c: c.name)
+
+    def running(self, color=None):
+        return self.containers(color, status="running")
+
+    def state(self):
+        try:
+            return consul_get("/v1/kv/dockerflow/services/%s?raw" % self.service)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def registrations(self):
+        services = consul_get("/v1/agent/services")
+        return {sid: entry for sid, entry in services.items() if (entry.get("Meta") or {}).get("dockerflow-service") == self.service}
+
+    def port_of(self, container):
+        container.reload()
+        return int(container.ports["8080/tcp"][0]["HostPort"])
+
+    def answer(self, container):
+        return http_json(self.port_of(container))[1]
+
+    def snapshot(self):
+        """Everything a failed step must leave untouched."""
+        return {
+            "containers": sorted((c.name, c.status, c.image.tags[0] if c.image.tags else c.image.id) for c in self.containers()),
+            "state": self.state(),
+            "registrations": sorted(self.registrations()),
+        }
+
+    def cleanup(self):
+        for container in self.docker.containers.list(
+            all=True, filters={"label": "com.docker.compose.project=%s" % self.name}
+        ) + self.containers():
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        for network in self.docker.networks.list(filters={"label": "com.docker.compose.project=%s" % self.name}):
+            network.remove()
+        for volume in self.docker.volumes.list(filters={"label": "com.docker.compose.project=%s" % self.name}):
+            volume.remove(force=True)
+        for sid in self.registrations():
+            consul_put("/v1/agent/service/deregister/%s" % sid)
+        consul_delete("/v1/kv/dockerflow/services/%s" % self.service)
+        consul_delete("/v1/kv/dockerflow/locks/%s" % self.service)
+
+
+@pytest.fixture
+def flow_project(tmp_path, docker_client, consul_agent):
+    project = FlowProject(tmp_path, docker_client)
+    yield project
+    project.cleanup()
+
+
+@pytest.fixture
+def make_project(tmp_path, docker_client, consul_agent):
+    made = []
+
+    def factory(compose=None):
+        project = FlowProject(tmp_path, docker_client, compose)
+        made.append(project)
+        return project
+
+    yield factory
+    for project in made:
+        project.cleanup()
+
+
+def wait_for(predicate, timeout=10, interval=0.2, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def dedent(text):
+    return textwrap.dedent(text).lstrip()
