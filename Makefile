@@ -19,7 +19,7 @@ TEST_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) PYTHONPATH=$(COLLECTIONS)
 UNIT := $(TEST_ENV) $(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
 INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) \
-	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 .PHONY: help venv collection-path engine images consul consul-stop clean-containers \
         unit integration test demo clean
