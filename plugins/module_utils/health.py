@@ -20,6 +20,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 POLL_SECONDS = 0.5
 STABLE_SECONDS = 3
 PROBE_TIMEOUT = 2
+TCP_SETTLE_SECONDS = 0.3
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,19 @@ def _http_ok(address, port, path):
 
 
 def _tcp_ok(address, port):
+    """A connection that stays open counts; one closed at once does not.
+
+    Docker's userland proxy accepts on a published port even when nothing
+    listens in the container, and then closes the connection: that must not
+    pass for a ready instance.
+    """
     try:
-        with socket.create_connection((address, port), timeout=PROBE_TIMEOUT):
-            return True
+        with socket.create_connection((address, port), timeout=PROBE_TIMEOUT) as connection:
+            connection.settimeout(TCP_SETTLE_SECONDS)
+            try:
+                return connection.recv(1, socket.MSG_PEEK) != b""
+            except socket.timeout:
+                return True
     except OSError:
         return False
 

@@ -262,6 +262,35 @@ def test_tcp_ok(http_port, closed_port):
     assert health._tcp_ok("127.0.0.1", closed_port) is False
 
 
+@pytest.fixture
+def accept_then_close_port():
+    """Behaves like Docker's userland proxy in front of a container that does not listen."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except socket.timeout:
+                continue
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_tcp_connection_closed_at_once_is_not_ready(accept_then_close_port):
+    assert health._tcp_ok("127.0.0.1", accept_then_close_port) is False
+
+
 def test_wait_healthy_over_http(http_port):
     backend = ReplayBackend({"c1": [instance(ports={"8080/tcp": http_port})]})
     probe = Probe("http", address="127.0.0.1", path="/health", container_port="8080/tcp")
