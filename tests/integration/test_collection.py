@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+"""The collection builds, installs from its tarball, and its documentation renders cleanly."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODULES = sorted(
+    os.path.basename(path)[:-3] for path in glob.glob(os.path.join(ROOT, "plugins", "modules", "flow_*.py"))
+)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    build_dir = tmp_path_factory.mktemp("build")
+    install_dir = tmp_path_factory.mktemp("installed")
+    built = subprocess.run(
+        ["ansible-galaxy", "collection", "build", ROOT, "--output-path", str(build_dir)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    tarballs = glob.glob(str(build_dir / "dockerflow-flow-*.tar.gz"))
+    assert len(tarballs) == 1, tarballs
+    done = subprocess.run(
+        ["ansible-galaxy", "collection", "install", tarballs[0], "-p", str(install_dir), "--force", "--offline"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    collection = install_dir / "ansible_collections" / "dockerflow" / "flow"
+    assert (collection / "plugins" / "modules" / "flow_deploy.py").is_file()
+    for unwanted in (".venv", ".build", ".cache", "tests/output"):
+        assert not (collection / unwanted).exists(), "%s must not be in the tarball" % unwanted
+    return install_dir
+
+
+def test_every_module_is_documented():
+    assert MODULES == ["flow_deploy", "flow_info", "flow_scale", "flow_stop_old"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders_without_warnings(installed, module):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_NOCOLOR="1")
+    shown = subprocess.run(["ansible-doc", "dockerflow.flow.%s" % module], capture_output=True, text=True, env=env, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "WARNING" not in shown.stderr and "ERROR" not in shown.stderr, shown.stderr
+    assert "EXAMPLES" in shown.stdout and "RETURN VALUES" in shown.stdout
+    assert str(installed) in shown.stdout, "the installed copy must be the one documented"
+
+
+def test_action_group_lists_every_module(installed):
+    import yaml
+
+    with open(os.path.join(str(installed), "ansible_collections", "dockerflow", "flow", "meta", "runtime.yml")) as handle:
+        runtime = yaml.safe_load(handle)
+    assert sorted(runtime["action_groups"]["flow"]) == MODULES
