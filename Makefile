@@ -99,9 +99,10 @@ test:
 	[ $$status != 0 ] || status=$$rc
 	finish
 
-demo:
-	@echo "demo: not implemented yet"
-	exit 1
+# The walk-through of playbooks/demo.yml on the local engine; safe to run again.
+demo: venv collection-path engine images consul
+	@$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH FLOW_CONSUL_ADDRESS=http://127.0.0.1:$(CONSUL_HTTP_PORT) \
+	  $(VENV)/bin/ansible-playbook playbooks/demo.yml
 
 clean:
 	rm -rf $(VENV) .build .cache
