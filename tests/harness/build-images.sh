@@ -2,7 +2,7 @@
 # Builds the offline test images when missing or out of date:
 #   dockerflow-test/base:bookworm      debootstrap minbase, `docker import`ed
 #   dockerflow-test/consul:1.8.7       tests/images/consul
-#   dockerflow-test/haproxy:2.6        tests/images/haproxy
+#   dockerflow-test/haproxy:3.0        tests/images/haproxy
 #   dockerflow-test/app:{1,2,unhealthy,nohealthcheck}   tests/images/app
 # An image is out of date when its label dockerflow.test.context-hash differs from a sha256
 # over its build context files, build target/args and the base image's hash.
@@ -21,7 +21,7 @@ FORCE=0
 # name | context dir (under tests/images) | --target | build args
 IMAGES=(
     "dockerflow-test/consul:1.8.7|consul||"
-    "dockerflow-test/haproxy:2.6|haproxy||"
+    "dockerflow-test/haproxy:3.0|haproxy||"
     "dockerflow-test/app:1|app|healthcheck|VERSION=1 HEALTH=ok"
     "dockerflow-test/app:2|app|healthcheck|VERSION=2 HEALTH=ok"
     "dockerflow-test/app:unhealthy|app|healthcheck|VERSION=unhealthy HEALTH=fail"
