@@ -169,6 +169,23 @@ class StateStore:
                 return before, after
         raise FlowError("State of %s kept changing under us (%d CAS conflicts); try again." % (service, CAS_ATTEMPTS))
 
+    def read_all(self):
+        """Every service document: {service: document}, for rendering the whole proxy."""
+        _, entries = self.client.call(
+            "reading the state of all services", self.client.api.kv.get, "%s/services/" % KV_PREFIX, recurse=True
+        )
+        documents = {}
+        for entry in entries or []:
+            service = entry["Key"].rsplit("/", 1)[-1]
+            try:
+                document = json.loads(entry["Value"] or b"{}")
+            except ValueError:
+                raise FlowError("State of %s in Consul (%s) is not JSON; fix or delete that key." % (service, entry["Key"]))
+            merged = empty_state(service)
+            merged.update(document)
+            documents[service] = merged
+        return documents
+
     def delete(self, service):
         return self.client.call("deleting state of %s" % service, self.client.api.kv.delete, state_key(service))
 

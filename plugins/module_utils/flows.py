@@ -75,6 +75,8 @@ class Flow:
         self.check_mode = check_mode
         self.steps = []
         self.warnings = []
+        # Set by flow_stop_old for a routed service: waits until the proxy finished requests to old colors.
+        self.wait_for_drain = None
 
     # -- helpers -----------------------------------------------------------------
     def progress(self, line):
@@ -461,6 +463,9 @@ class Flow:
                     stopped=[i.name for i in to_stop], removed=[i.name for i in to_remove],
                 )
             self._deregister(to_stop + to_remove)
+            if state.get("routes") and self.wait_for_drain and (to_stop or to_remove):
+                waited = self.wait_for_drain()
+                self.progress("the proxy drained requests to the old release in %.1fs" % waited)
             self.backend.stop(to_stop, timeout=settings.stop_timeout)
             self.backend.remove(to_remove)
             before, after = self.store.update(settings.service, mutate)

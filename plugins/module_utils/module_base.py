@@ -25,6 +25,8 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.flows import Flow, FlowSettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
 
 DOCKER_ARGS = dict(
     docker_host=dict(type="str", aliases=["host"]),
@@ -56,6 +58,21 @@ SERVICE_ARGS = dict(
 )
 
 
+PROXY_ARGS = dict(
+    proxy_docker_host=dict(type="str"),
+    proxy_docker_cert_path=dict(type="path"),
+    proxy_tls_verify=dict(type="bool"),
+    proxy_name=dict(type="str"),
+    proxy_image=dict(type="str"),
+    proxy_listen_address=dict(type="str"),
+    proxy_http_port=dict(type="int"),
+    proxy_stats_port=dict(type="int"),
+    proxy_admin_port=dict(type="int"),
+    proxy_master_port=dict(type="int"),
+    consul_dns=dict(type="str"),
+)
+
+
 def argument_spec(*groups, **extra):
     spec = {}
     for group in groups + (extra,):
@@ -79,7 +96,9 @@ class FlowModule:
         "pull_side_targets", "project", "service_name", "consul_address", "consul_token", "consul_ca_cert",
         "consul_client_cert", "consul_client_key", "consul_validate_certs", "scale", "max_instances",
         "publish_address", "service_address", "pull", "health_path", "health_port", "health_timeout",
-        "lock_timeout", "keep_releases",
+        "lock_timeout", "keep_releases", "service_path", "service_domain", "path_type", "proxy_docker_host",
+        "proxy_docker_cert_path", "proxy_tls_verify", "proxy_name", "proxy_image", "proxy_listen_address",
+        "proxy_http_port", "proxy_stats_port", "proxy_admin_port", "proxy_master_port", "consul_dns", "drain_timeout",
     )
 
     def __init__(self, argument_spec, supports_check_mode=True, **kwargs):
@@ -113,7 +132,7 @@ class FlowModule:
             sources["service_name"] = "default"
         if "service_address" in values and not values["service_address"]:
             values["service_address"] = default_probe_address(values.get("docker_host"), values.get("publish_address"))
-        _check_positive(values, ("health_timeout", "lock_timeout", "max_instances"))
+        _check_positive(values, ("health_timeout", "lock_timeout", "max_instances", "drain_timeout"))
         for name in ("project", "target", "service_name"):
             if name in values:
                 _check_name(name, values[name])
@@ -131,6 +150,33 @@ class FlowModule:
         backend.ping()
         return backend
 
+    def proxy_node(self):
+        """The proxy container on ``proxy_docker_host`` (else the service's engine)."""
+        values = self.values
+        host = values.get("proxy_docker_host") or values.get("docker_host")
+        cert_path = values.get("proxy_docker_cert_path") or (values.get("cert_path") if not values.get("proxy_docker_host") else None)
+        verify = values.get("proxy_tls_verify") if values.get("proxy_tls_verify") is not None else values.get("tls_verify")
+        client, warnings = connect(host, cert_path, verify, timeout=self.params.get("docker_timeout") or 60)
+        for warning in warnings:
+            self.module.warn(warning.replace("docker_host", "proxy_docker_host"))
+        dns_host, _, dns_port = (values.get("consul_dns") or "127.0.0.1:8600").rpartition(":")
+        try:
+            dns_port = int(dns_port)
+        except ValueError:
+            raise FlowError("consul_dns=%r is not valid: use HOST:PORT." % values.get("consul_dns"))
+        settings = ProxySettings(
+            http_address=values.get("proxy_listen_address") or "*",
+            http_port=values.get("proxy_http_port") or 80,
+            stats_port=values.get("proxy_stats_port") or 8404,
+            admin_port=values.get("proxy_admin_port") or 9999,
+            consul_dns_address=dns_host or "127.0.0.1",
+            consul_dns_port=dns_port,
+        ).validated()
+        return ProxyNode(
+            client, settings, name=values.get("proxy_name") or "dockerflow-proxy",
+            image=values.get("proxy_image") or "haproxy:3.0", master_port=values.get("proxy_master_port") or 9998,
+        )
+
     def consul_client(self):
         values = self.values
         client = ConsulClient(
@@ -144,8 +190,11 @@ class FlowModule:
         client.ping()
         return client
 
-    def flow(self, **overrides):
-        """A Flow over the resolved options; ``overrides`` are module-specific settings."""
+    def flow(self, engine=True, **overrides):
+        """A Flow over the resolved options; ``overrides`` are module-specific settings.
+
+        ``engine=False`` skips connecting to the service's Docker engine (the proxy step needs none).
+        """
         values = self.values
         settings = FlowSettings(
             service=values["service_name"],
@@ -167,7 +216,7 @@ class FlowModule:
             lock_timeout=values.get("lock_timeout") or 300,
             **overrides
         )
-        backend = self.docker_backend()
+        backend = self.docker_backend() if engine else None
         return Flow(backend, self.consul_client(), settings, check_mode=self.module.check_mode)
 
     def run(self, action):

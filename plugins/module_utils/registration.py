@@ -35,10 +35,13 @@ class Registration:
     check_http_path: str | None = None
 
     def check(self):
+        # Instances are registered only once the flow saw them healthy, so the check starts
+        # passing instead of Consul's default critical: the proxy can use them at once.
+        common = {"Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT, "Status": "passing"}
         if self.check_http_path:
             url = "http://%s:%d%s" % (_url_host(self.address), self.port, self.check_http_path)
-            return {"HTTP": url, "Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT}
-        return {"TCP": "%s:%d" % (_url_host(self.address), self.port), "Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT}
+            return dict(common, HTTP=url)
+        return dict(common, TCP="%s:%d" % (_url_host(self.address), self.port))
 
 
 def _url_host(address):
@@ -93,6 +96,13 @@ class Registrar:
             if (entry.get("Meta") or {}).get(META_SERVICE)
             and (service is None or entry["Meta"][META_SERVICE] == service)
         }
+
+    def passing(self, service, color):
+        """How many instances of ``service`` tagged ``color`` pass their checks."""
+        _, entries = self.client.call(
+            "reading health of %s" % service, self.client.api.health.service, service, tag=color, passing=True
+        )
+        return len(entries or [])
 
     def health(self, service):
         """service_id -> passing|warning|critical for the instances of ``service``."""

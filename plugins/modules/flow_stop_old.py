@@ -22,6 +22,7 @@ extends_documentation_fragment:
   - dockerflow.flow.docker
   - dockerflow.flow.consul
   - dockerflow.flow.service
+  - dockerflow.flow.proxy
 attributes:
   check_mode:
     support: full
@@ -33,6 +34,11 @@ options:
     type: int
   stop_timeout:
     description: Seconds an instance gets to stop before it is killed. Defaults to the container's own.
+    type: int
+  drain_timeout:
+    description:
+      - For a service the proxy routes, seconds to wait until the proxy finished the requests that were in flight
+        to the old release when it was switched away, before stopping it. Defaults to 30.
     type: int
 seealso:
   - module: dockerflow.flow.flow_deploy
@@ -79,6 +85,7 @@ steps:
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
     CONSUL_ARGS,
     DOCKER_ARGS,
+    PROXY_ARGS,
     SERVICE_ARGS,
     FlowModule,
     argument_spec,
@@ -87,6 +94,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import
 
 def stop_old(runner):
     flow = runner.flow(stop_timeout=runner.params["stop_timeout"])
+    flow.wait_for_drain = lambda: runner.proxy_node().wait_drained(runner.values["drain_timeout"])
     result = flow.stop_old()
     result["_flow"] = flow
     return result
@@ -97,8 +105,10 @@ def main():
         DOCKER_ARGS,
         CONSUL_ARGS,
         SERVICE_ARGS,
+        PROXY_ARGS,
         keep_releases=dict(type="int"),
         stop_timeout=dict(type="int"),
+        drain_timeout=dict(type="int"),
     )
     FlowModule(spec).run(stop_old)
 

@@ -64,7 +64,7 @@ volumes=$(
     {
         docker volume ls -q --filter label=dockerflow.test=1
         docker volume ls --format "{{.Name}} {{.Name}} {{.Label \"$PROJECT_LABEL\"}}" |
-            match_name_or_project
+            match_name_or_project dockerflow-test-
     } 2>/dev/null | sort -u
 )
 for v in $volumes; do

@@ -4,6 +4,7 @@
 GET /health  -> 200 "ok" (500 "unhealthy" when APP_HEALTH=fail)
 GET /        -> 200 JSON {version, color, release, hostname, service}
 GET /<other> -> 200 the same JSON plus "path"
+?sleep=N     -> any of the above, answered after N seconds (at most 30)
 
 Environment: APP_VERSION (baked in per image tag), APP_HEALTH (ok|fail, baked in),
 PORT (default 8080), BIND_ADDRESS (default 0.0.0.0), APP_START_DELAY (seconds to sleep
@@ -40,6 +41,18 @@ def identity():
     }
 
 
+def _sleep_seconds(query):
+    """``sleep=N`` in the query string: answer after N seconds (at most 30)."""
+    for item in query.split("&"):
+        name, _, value = item.partition("=")
+        if name == "sleep":
+            try:
+                return max(0.0, min(30.0, float(value)))
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every response sets Content-Length
     server_version = "dockerflow-test-app/" + VERSION
@@ -58,7 +71,10 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)  # drain a request body so keep-alive stays in sync
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        delay = _sleep_seconds(query)
+        if delay:
+            time.sleep(delay)  # a slow request, to test that a proxy drains in-flight requests
         if path == "/health":
             if HEALTHY:
                 self._reply(200, "ok", "text/plain; charset=utf-8", head)

@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  proxy_docker_host:
+    description:
+      - Docker engine of the proxy host. Falls back to E(FLOW_PROXY_DOCKER_HOST), C(proxy_docker_host) in
+        C(docker-flow.yml), then O(docker_host).
+    type: str
+  proxy_docker_cert_path:
+    description: TLS files (C(ca.pem), C(cert.pem), C(key.pem)) for O(proxy_docker_host). Falls back to E(FLOW_PROXY_DOCKER_CERT_PATH).
+    type: path
+  proxy_tls_verify:
+    description: Verify the proxy engine's certificate. Defaults to O(tls_verify).
+    type: bool
+  proxy_name:
+    description: Name of the proxy container. Defaults to V(dockerflow-proxy).
+    type: str
+  proxy_image:
+    description: HAProxy image the proxy is created from when it does not exist. Defaults to V(haproxy:3.0) (an LTS release).
+    type: str
+  proxy_listen_address:
+    description: Address the proxy's HTTP frontend binds on the proxy host. Defaults to V(*) (all).
+    type: str
+  proxy_http_port:
+    description: Port of the proxy's HTTP frontend. Defaults to V(80).
+    type: int
+  proxy_stats_port:
+    description: Port of the statistics page, bound to the proxy host's loopback. Defaults to V(8404).
+    type: int
+  proxy_admin_port:
+    description: Port of HAProxy's runtime API, bound to the proxy host's loopback. Defaults to V(9999).
+    type: int
+  proxy_master_port:
+    description: Port of HAProxy's master CLI, bound to the proxy host's loopback. Defaults to V(9998).
+    type: int
+  consul_dns:
+    description:
+      - Consul's DNS interface as the proxy host reaches it, C(HOST:PORT). The proxy finds instances through it,
+        so scaling and failing instances reach the proxy without a flow call. Defaults to V(127.0.0.1:8600).
+    type: str
+"""

@@ -1,0 +1,306 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The HAProxy container on the proxy host, driven through the Docker API only.
+
+The proxy runs the stock HAProxy image (host network, master-worker mode).
+Files go in with ``put_archive``; a new configuration is checked with
+``haproxy -c`` inside the container before it replaces the running one; the
+runtime API and master CLI listen on the host's loopback and are reached with
+``docker exec`` and a small bash helper shipped next to the configuration,
+so nothing but the Docker API has to reach the proxy host.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
+try:
+    import docker.errors
+
+    HAS_DOCKER = True
+except ImportError:  # pragma: no cover - reported by docker_backend.connect
+    HAS_DOCKER = False
+
+CONFIG_DIR = "/usr/local/etc/haproxy"
+CONFIG_FILE = CONFIG_DIR + "/haproxy.cfg"
+CANDIDATE_FILE = CONFIG_DIR + "/haproxy.cfg.new"
+CLI_SCRIPT = CONFIG_DIR + "/dockerflow-cli.sh"
+RELOAD_SCRIPT = CONFIG_DIR + "/dockerflow-reload.sh"
+LABEL_PROXY = "dockerflow.proxy"
+DEFAULT_IMAGE = "haproxy:3.0"
+
+# Talks to the runtime API or the master CLI on the host loopback; bash's /dev/tcp needs no extra tool.
+CLI_SCRIPT_TEXT = """#!/bin/bash
+# dockerflow-cli.sh PORT COMMAND: one command to HAProxy's runtime API or master CLI.
+set -euo pipefail
+exec 3<>"/dev/tcp/127.0.0.1/$1"
+printf '%s\\nquit\\n' "$2" >&3
+timeout 10 cat <&3
+"""
+
+# Saves the servers' resolved addresses for the next worker (init-addr last), then reloads.
+RELOAD_SCRIPT_TEXT = """#!/bin/bash
+# dockerflow-reload.sh ADMIN_PORT STATE_FILE: save server state, then a hitless master-worker reload.
+set -euo pipefail
+state_file="$2"
+if /bin/bash "$(dirname "$0")/dockerflow-cli.sh" "$1" "show servers state" > "$state_file.tmp"; then
+    mv "$state_file.tmp" "$state_file"
+fi
+kill -USR2 1
+"""
+
+
+class ProxyNode:
+    """One proxy container; ``client`` is a DockerClient connected to the proxy host."""
+
+    def __init__(self, client, settings, name="dockerflow-proxy", image=DEFAULT_IMAGE, master_port=9998):
+        self.client = client
+        self.api = client.api
+        self.settings = settings
+        self.name = name
+        self.image = image
+        self.master_port = master_port
+        self.volume = "%s-config" % name
+
+    # -- container -----------------------------------------------------------------
+    def _call(self, what, function, *args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except docker.errors.NotFound as exc:
+            raise FlowError("%s: not found (%s)." % (what, exc.explanation or exc))
+        except docker.errors.APIError as exc:
+            raise FlowError("%s failed: %s." % (what, exc.explanation or exc))
+        except docker.errors.DockerException as exc:
+            raise FlowError("%s failed: %s." % (what, exc))
+        except OSError as exc:
+            raise FlowError("Cannot reach the proxy's Docker engine while %s: %s." % (what, exc))
+
+    def inspect(self):
+        try:
+            return self.api.inspect_container(self.name)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise FlowError("Inspecting proxy %s failed: %s." % (self.name, exc.explanation or exc))
+        except OSError as exc:
+            raise FlowError("Cannot reach the proxy's Docker engine: %s." % exc)
+
+    def status(self):
+        data = self.inspect()
+        return None if data is None else data["State"]["Status"]
+
+    def ensure_running(self, initial_config, check_mode=False):
+        """Create the proxy (with ``initial_config``) or start it; returns 'created', 'started' or None."""
+        data = self.inspect()
+        if data is not None and data["State"]["Status"] == "running":
+            self._ensure_helpers()
+            return None
+        if check_mode:
+            return "created" if data is None else "started"
+        if data is None:
+            self._create(initial_config)
+            outcome = "created"
+        else:
+            outcome = "started"
+            self._ensure_helpers()
+        self._call("starting proxy %s" % self.name, self.api.start, self.name)
+        self.wait_ready()
+        return outcome
+
+    def _create(self, initial_config):
+        try:
+            self.api.inspect_image(self.image)
+        except docker.errors.ImageNotFound:
+            try:
+                self.api.pull(self.image)
+            except docker.errors.DockerException as exc:
+                raise FlowError("Proxy image %s is not on the proxy host and pulling it failed: %s." % (self.image, exc))
+        try:
+            self.api.inspect_volume(self.volume)
+        except docker.errors.NotFound:
+            self._call("creating volume %s" % self.volume, self.api.create_volume, self.volume,
+                       labels={LABEL_PROXY: "true"})
+        host_config = self.api.create_host_config(
+            network_mode="host",
+            restart_policy={"Name": "unless-stopped"},
+            mounts=[docker.types.Mount(target=CONFIG_DIR, source=self.volume, type="volume")],
+        )
+        self._call(
+            "creating proxy %s" % self.name,
+            self.api.create_container,
+            self.image,
+            name=self.name,
+            user="0",  # binds port 80 on the host network; the workers drop to the haproxy user
+            command=["haproxy", "-S", "ipv4@127.0.0.1:%d" % self.master_port, "-f", CONFIG_FILE],
+            labels={LABEL_PROXY: "true"},
+            host_config=host_config,
+        )
+        self.put_files({"haproxy.cfg": initial_config, "dockerflow-cli.sh": CLI_SCRIPT_TEXT,
+                        "dockerflow-reload.sh": RELOAD_SCRIPT_TEXT})
+
+    def _ensure_helpers(self):
+        """Containers made by an older collection may lack the helper scripts."""
+        self.put_files({"dockerflow-cli.sh": CLI_SCRIPT_TEXT, "dockerflow-reload.sh": RELOAD_SCRIPT_TEXT})
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            data = self.inspect()
+            if data and data["State"]["Status"] in ("exited", "dead"):
+                break
+            try:
+                answer = self.runtime("show info")
+                if "Pid:" in answer:
+                    return
+                last = answer
+            except FlowError as error:
+                last = error.msg
+            time.sleep(0.3)
+        logs = self.logs()
+        raise FlowError("Proxy %s did not come up: %s %s" % (self.name, last.strip()[:200], logs[-300:]))
+
+    def logs(self, tail=20):
+        try:
+            return self.api.logs(self.name, tail=tail).decode("utf-8", "replace")
+        except docker.errors.DockerException:
+            return ""
+
+    # -- files and commands ------------------------------------------------------------
+    def put_files(self, files):
+        stream = io.BytesIO()
+        with tarfile.open(fileobj=stream, mode="w") as archive:
+            for name, text in files.items():
+                data = text.encode("utf-8")
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mode = 0o755 if name.endswith(".sh") else 0o644
+                info.mtime = int(time.time())
+                archive.addfile(info, io.BytesIO(data))
+        self._call("writing files into proxy %s" % self.name, self.api.put_archive, self.name, CONFIG_DIR, stream.getvalue())
+
+    def read_file(self, path):
+        try:
+            chunks, _ = self.api.get_archive(self.name, path)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise FlowError("Reading %s from proxy %s failed: %s." % (path, self.name, exc.explanation or exc))
+        stream = io.BytesIO(b"".join(chunks))
+        with tarfile.open(fileobj=stream) as archive:
+            member = archive.getmembers()[0]
+            return archive.extractfile(member).read().decode("utf-8")
+
+    def exec(self, command):
+        """Run ``command`` in the proxy container; returns (exit code, output)."""
+        created = self._call("running a command in proxy %s" % self.name, self.api.exec_create, self.name, command)
+        output = self._call("running a command in proxy %s" % self.name, self.api.exec_start, created["Id"])
+        code = self.api.exec_inspect(created["Id"])["ExitCode"]
+        return code, output.decode("utf-8", "replace")
+
+    def runtime(self, command):
+        code, output = self.exec(["bash", CLI_SCRIPT, str(self.settings.admin_port), command])
+        if code != 0:
+            raise FlowError("HAProxy's runtime API in %s did not answer %r: %s" % (self.name, command, output.strip()[:200]))
+        return output
+
+    def master(self, command):
+        code, output = self.exec(["bash", CLI_SCRIPT, str(self.master_port), command])
+        if code != 0:
+            raise FlowError("HAProxy's master CLI in %s did not answer %r: %s" % (self.name, command, output.strip()[:200]))
+        return output
+
+    # -- configuration -----------------------------------------------------------------
+    def current_config(self):
+        return self.read_file(CONFIG_FILE)
+
+    def check(self, config):
+        """``haproxy -c`` on ``config`` inside the proxy; FlowError with HAProxy's own words if invalid."""
+        self.put_files({"haproxy.cfg.new": config})
+        code, output = self.exec(["haproxy", "-c", "-f", CANDIDATE_FILE])
+        if code != 0:
+            alerts = [line.strip() for line in output.splitlines() if "ALERT" in line]
+            raise FlowError(
+                "The new HAProxy configuration was rejected by haproxy -c, so it was not activated: %s"
+                % (" | ".join(alerts[:3]) or output.strip()[:300]),
+                haproxy_output=output.splitlines(),
+            )
+
+    def backends(self):
+        return {line.strip() for line in self.runtime("show backend").splitlines() if line.strip() and not line.startswith("#")}
+
+    def activate(self, config, generation, timeout=30):
+        """Check ``config``, install it and reload; returns once the new worker runs it."""
+        self.check(config)
+        code, output = self.exec(["mv", CANDIDATE_FILE, CONFIG_FILE])
+        if code != 0:
+            raise FlowError("Installing the new HAProxy configuration failed: %s" % output.strip())
+        code, output = self.exec(["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file])
+        if code != 0:
+            raise FlowError("Reloading HAProxy failed: %s" % output.strip()[:300])
+        marker = "be_dockerflow_generation_%s" % generation
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if marker in self.backends():
+                    return
+            except FlowError:
+                pass  # the new worker may not listen yet
+            time.sleep(0.2)
+        raise FlowError("HAProxy did not load the new configuration within %ds: %s" % (timeout, self.logs()[-300:]))
+
+    def servers_up(self, backend):
+        """Number of servers UP in ``backend`` of the current worker (0 if it does not exist)."""
+        count = 0
+        for line in self.runtime("show stat").splitlines():
+            fields = line.split(",")
+            if len(fields) > 17 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND"):
+                if fields[17].startswith("UP"):
+                    count += 1
+        return count
+
+    def wait_servers_up(self, backend, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            count = self.servers_up(backend)
+            if count:
+                return count
+            if time.monotonic() >= deadline:
+                raise FlowError(
+                    "The proxy sees no healthy server in %s after %ds: check that the instances are "
+                    "registered and passing in Consul, and that the proxy reaches Consul DNS." % (backend, timeout)
+                )
+            time.sleep(0.3)
+
+    def old_workers(self):
+        """PIDs of workers still finishing requests from before a reload."""
+        pids, in_old = [], False
+        for line in self.master("show proc").splitlines():
+            if line.startswith("# old workers"):
+                in_old = True
+                continue
+            if line.startswith("#"):
+                in_old = False
+                continue
+            if in_old and line.strip():
+                pids.append(line.split()[0])
+        return pids
+
+    def wait_drained(self, timeout):
+        """Wait until no old worker is left; returns the seconds waited (or raises FlowError)."""
+        started = time.monotonic()
+        while True:
+            remaining = self.old_workers()
+            if not remaining:
+                return time.monotonic() - started
+            if time.monotonic() - started >= timeout:
+                raise FlowError(
+                    "The proxy still has %d worker(s) finishing requests after %ds (drain_timeout)."
+                    % (len(remaining), timeout)
+                )
+            time.sleep(0.5)

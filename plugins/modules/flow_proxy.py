@@ -1,0 +1,180 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flow_proxy
+short_description: Route a service through the HAProxy proxy and switch it to a color without dropping a request
+version_added: "1.0.0"
+description:
+  - Makes sure the proxy runs on the proxy host (a missing proxy is created with every route recorded in Consul,
+    a stopped one is started), then routes the service's O(service_path) prefixes and/or O(service_domain) to
+    O(color) (the newest release by default).
+  - The proxy finds instances through Consul DNS, so scaling, an instance that dies or fails its health check,
+    and a restarted proxy follow Consul without another call of this module.
+  - A new configuration is checked with C(haproxy -c) before it is activated by a hitless master-worker reload;
+    a rejected one is never activated and the task fails with HAProxy's message.
+  - The service's live color changes only after the proxy serves the new color.
+  - O(state=absent) removes the service's routes and nothing else; O(state=synced) only makes the proxy serve
+    every route recorded in Consul (after the proxy host was rebuilt, say).
+author:
+  - Flow contributors
+extends_documentation_fragment:
+  - dockerflow.flow.docker
+  - dockerflow.flow.consul
+  - dockerflow.flow.service
+  - dockerflow.flow.proxy
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff is the proxy configuration before and after.
+options:
+  state:
+    description: V(present) routes the service, V(absent) removes its routes, V(synced) renders every recorded route.
+    type: str
+    choices: [present, absent, synced]
+    default: present
+  service_path:
+    description:
+      - Path prefixes (or exact paths, or regular expressions; see O(path_type)) routed to the service.
+      - Falls back to E(FLOW_SERVICE_PATH) (comma-separated), C(service_path) in C(docker-flow.yml), then the
+        service's current route.
+      - Values with spaces, quotes, C(#), backslashes (outside regexes) or control characters are rejected.
+    type: list
+    elements: str
+  service_domain:
+    description:
+      - Host name routed to the service, alone or together with O(service_path); C(*.example.com) matches any sub-domain.
+      - Falls back to E(FLOW_SERVICE_DOMAIN).
+    type: str
+  path_type:
+    description: How O(service_path) matches. Defaults to V(prefix). Falls back to E(FLOW_PATH_TYPE).
+    type: str
+    choices: [prefix, exact, regex]
+  color:
+    description: Color to route to. Defaults to the newest release's color.
+    type: str
+    choices: [blue, green, plain]
+  switch_timeout:
+    description: Seconds to wait until the proxy sees the target color's servers up.
+    type: int
+    default: 60
+notes:
+  - The proxy container uses the host network, so it reaches instances at the addresses registered in Consul and
+    Consul DNS at O(consul_dns).
+  - The HAProxy image must be an official C(haproxy) image of release 2.8 or newer (Debian based, with bash).
+seealso:
+  - module: dockerflow.flow.flow_deploy
+  - module: dockerflow.flow.flow_stop_old
+"""
+
+EXAMPLES = r"""
+- name: Route /api/v1/books to the newest release of books-ms-app and make it live
+  dockerflow.flow.flow_proxy:
+    service_name: books-ms-app
+    service_path: [/api/v1/books]
+    proxy_docker_host: tcp://10.0.0.2:2376
+    proxy_docker_cert_path: /etc/docker/proxy
+
+- name: Host-based routing
+  dockerflow.flow.flow_proxy:
+    service_name: shop-web
+    service_domain: shop.example.com
+
+- name: Roll back to blue
+  dockerflow.flow.flow_proxy:
+    service_name: books-ms-app
+    color: blue
+
+- name: Stop routing a retired service
+  dockerflow.flow.flow_proxy:
+    service_name: old-app
+    state: absent
+"""
+
+RETURN = r"""
+service:
+  description: Name of the service.
+  returned: always
+  type: str
+color:
+  description: Color the proxy routes the service to.
+  returned: when state is present
+  type: str
+  sample: green
+live_color:
+  description: The live color after the task.
+  returned: when state is present
+  type: str
+previous_color:
+  description: The live color before the task.
+  returned: when the proxy switched
+  type: str
+routes:
+  description: The service's recorded route (paths, path type, domain, color).
+  returned: success
+  type: dict
+servers_up:
+  description: Servers of the target color the proxy saw up after the switch.
+  returned: when the proxy switched
+  type: int
+steps:
+  description: What was done, in order.
+  returned: always
+  type: list
+  elements: str
+haproxy_output:
+  description: What C(haproxy -c) said about a rejected configuration.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
+    CONSUL_ARGS,
+    DOCKER_ARGS,
+    PROXY_ARGS,
+    SERVICE_ARGS,
+    FlowModule,
+    argument_spec,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow
+
+
+def proxy(runner):
+    params, values = runner.params, runner.values
+    flow = runner.flow(engine=False)
+    result = ProxyFlow(flow, runner.proxy_node(), switch_timeout=params["switch_timeout"]).run(
+        params["state"],
+        service_path=values.get("service_path"),
+        service_domain=values.get("service_domain"),
+        path_type=values.get("path_type") or "prefix",
+        color=params["color"],
+    )
+    result["_flow"] = flow
+    return result
+
+
+def main():
+    spec = argument_spec(
+        DOCKER_ARGS,
+        CONSUL_ARGS,
+        SERVICE_ARGS,
+        PROXY_ARGS,
+        state=dict(type="str", default="present", choices=["present", "absent", "synced"]),
+        service_path=dict(type="list", elements="str"),
+        service_domain=dict(type="str"),
+        path_type=dict(type="str", choices=["prefix", "exact", "regex"]),
+        color=dict(type="str", choices=["blue", "green", "plain"]),
+        switch_timeout=dict(type="int", default=60),
+    )
+    FlowModule(spec).run(proxy)
+
+
+if __name__ == "__main__":
+    main()
