@@ -128,7 +128,8 @@ class FlowModule:
             values["project"] = _compose_project_name(os.path.basename(os.path.abspath(compose_dir)))
             sources["project"] = "default"
         if "service_name" in values and not values["service_name"]:
-            values["service_name"] = "%s-%s" % (values.get("project"), values.get("target"))
+            # One DNS label, so the proxy can look it up in Consul DNS: Compose allows '_' and '.'.
+            values["service_name"] = re.sub(r"[_.]+", "-", "%s-%s" % (values.get("project"), values.get("target")))
             sources["service_name"] = "default"
         if "service_address" in values and not values["service_address"]:
             values["service_address"] = default_probe_address(values.get("docker_host"), values.get("publish_address"))

@@ -30,6 +30,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
 )
 
 PROXY_STATES = ("present", "absent", "synced")
+DEFAULT_PROXY_NAME = "dockerflow-proxy"
 
 
 def route_colors(document):
@@ -40,14 +41,28 @@ def route_colors(document):
     return tuple(sorted(known))
 
 
-def routes_from_documents(documents, skip=None):
+def routes_from_documents(documents, proxy_name, skip=None):
+    """The routes one proxy serves: several proxies (internal, public) may share a Consul."""
     routes = []
     for service, document in sorted(documents.items()):
         if service == skip or not document.get("routes"):
             continue
+        if document["routes"].get("proxy", DEFAULT_PROXY_NAME) != proxy_name:
+            continue
         data = dict(document["routes"], colors=list(route_colors(document)))
         routes.append(Route.from_dict(service, data))
     return routes
+
+
+def conflicting_rule(route, others):
+    """The (service, path) of another route that claims the same host and path, or None."""
+    for other in others:
+        if (other.domain or None) != (route.domain or None) or other.path_type != route.path_type:
+            continue
+        for path in route.paths or (None,):
+            if path in (other.paths or (None,)):
+                return other.service, path
+    return None
 
 
 class ProxyFlow:
@@ -60,10 +75,11 @@ class ProxyFlow:
         return render(routes, self.node.settings)
 
     def _ensure_proxy(self, documents):
-        initial, _ = self._render(routes_from_documents(documents))
+        routes = routes_from_documents(documents, self.node.name)
+        initial, _ = self._render(routes)
         outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode)
         if outcome:
-            self.flow.progress("proxy %s %s with %d route(s) from Consul" % (self.node.name, outcome, len(routes_from_documents(documents))))
+            self.flow.progress("proxy %s %s with %d route(s) from Consul" % (self.node.name, outcome, len(routes)))
         return outcome
 
     def _activate(self, config, generation):
@@ -104,10 +120,11 @@ class ProxyFlow:
     def _sync(self, documents):
         outcome = self._ensure_proxy(documents)
         running = self.node.current_config() if self.node.status() else None
-        config, generation = self._render(routes_from_documents(documents))
+        routes = routes_from_documents(documents, self.node.name)
+        config, generation = self._render(routes)
         changed = self._apply(config, generation, running) or bool(outcome)
-        return self._result(changed, "Proxy %s serves the %d route(s) recorded in Consul." % (
-            self.node.name, len(routes_from_documents(documents))), running, config, proxy_outcome=outcome)
+        return self._result(changed, "Proxy %s serves the %d route(s) recorded in Consul." % (self.node.name, len(routes)),
+                            running, config, proxy_outcome=outcome)
 
     def _remove(self, documents, document):
         service = self.flow.settings.service
@@ -115,7 +132,7 @@ class ProxyFlow:
             return self._result(False, "%s has no route." % service, None, None)
         self._ensure_proxy(documents)
         running = self.node.current_config() if self.node.status() else None
-        config, generation = self._render(routes_from_documents(documents, skip=service))
+        config, generation = self._render(routes_from_documents(documents, self.node.name, skip=service))
         changed = self._apply(config, generation, running)
         if not self.flow.check_mode:
             self.flow.store.update(service, lambda doc: doc.update(routes={}))
@@ -147,6 +164,13 @@ class ProxyFlow:
             service=service, color=color, paths=tuple(paths), path_type=path_type, domain=domain,
             colors=route_colors(document), health_path=(document["colors"][color] or {}).get("health_path"),
         ).validated()
+        others = routes_from_documents(documents, self.node.name, skip=service)
+        clash = conflicting_rule(route, others)
+        if clash:
+            raise FlowError(
+                "service_path %s%s is already routed to service %s by proxy %s; remove that route first."
+                % (route.domain or "", clash[1] or "", clash[0], self.node.name)
+            )
         passing = self._wait_passing(service, color)
         if not passing:
             live = document.get("live_color")
@@ -154,7 +178,6 @@ class ProxyFlow:
                 "No instance of %s (%s) passes its Consul health check; not switching.%s"
                 % (service, color, (" Live color %s keeps serving." % live) if live else "")
             )
-        others = routes_from_documents(documents, skip=service)
         outcome = self._ensure_proxy(documents)
         running = self.node.current_config() if self.node.status() == "running" else None
         config, generation = render(others + [route], self.node.settings)
@@ -181,7 +204,7 @@ class ProxyFlow:
         flow.progress("proxy serves %s from %s (%d server(s) up)" % (service, color, servers))
 
         def mutate(doc):
-            doc["routes"] = route.as_dict()
+            doc["routes"] = dict(route.as_dict(), proxy=self.node.name)
             doc["live_color"] = color
 
         flow.store.update(service, mutate)

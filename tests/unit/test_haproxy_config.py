@@ -1,0 +1,1012 @@
+# -*- coding: utf-8 -*-
+"""HAProxy configuration rendering: ``config_word`` validation/quoting, ``Route`` and ``render``.
+
+The point of ``config_word`` is that nothing a user types can add or change a
+directive: every value must come out as exactly one HAProxy word. Besides
+examples, hypothesis feeds arbitrary text to every kind, and the rendered
+files for random valid routes are split into words the way HAProxy's line
+parser does (``haproxy_words``) to check that each value stays the one word
+it was meant to be, that the frontend has one rule a (route, path) in the
+documented precedence, and that no rule hides a narrower one placed after it.
+``tests/integration/test_haproxy_render_check.py`` checks the same files with
+the real ``haproxy -c`` and routes requests through a running HAProxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+import unicodedata
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
+    PATH_TYPES,
+    ProxySettings,
+    Route,
+    backend_name,
+    config_word,
+    render,
+)
+
+TEXT_KINDS = ("service", "color", "path", "regex", "domain", "address")
+PLAIN_WORD_KINDS = ("service", "path", "domain", "address")  # written unquoted
+NASTY_CHARS = " \t\n\r\x00\x0b\x0c\x1b\x7f\x85\u2028\u2029\ufeff#'\"\\$`{}[]<>|?^-*.:/@%;,=&!~_ABZabz019é\U0001f600"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def haproxy_words(line):
+    """Split one configuration line into words like HAProxy's parse_line does.
+
+    Whitespace separates words, '#' outside quotes starts a comment, a backslash
+    outside single quotes escapes the next character, single quotes keep their
+    content literally, double quotes group (environment variables not expanded here).
+    """
+    words, word, quote, index = [], None, None, 0
+    while index < len(line):
+        char = line[index]
+        if quote == "'":
+            if char == "'":
+                quote = None
+            else:
+                word += char
+        elif char == "\\":
+            assert index + 1 < len(line), "dangling backslash in %r" % line
+            word = (word or "") + line[index + 1]
+            index += 1
+        elif quote == '"':
+            if char == '"':
+                quote = None
+            else:
+                word += char
+        elif char in "'\"":
+            quote, word = char, word or ""
+        elif char == "#":
+            break
+        elif char in " \t":
+            if word is not None:
+                words.append(word)
+                word = None
+        else:
+            word = (word or "") + char
+        index += 1
+    assert quote is None, "unterminated quote in %r" % line
+    if word is not None:
+        words.append(word)
+    return words
+
+
+def use_backends(text):
+    """Backend names of the frontend's use_backend lines, in order."""
+    return [haproxy_words(line)[1] for line in text.splitlines() if line.strip().startswith("use_backend ")]
+
+
+def frontend_rules(text):
+    """The frontend's matching rules in order: (backend, path acl words or None, host acl words or None).
+
+    Also checks that every rule uses only its own acl lines, written just before
+    it and numbered by its position, and that no acl line is left unused.
+    """
+    frontend = text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    rules, acls = [], {}
+    for line in frontend:
+        words = haproxy_words(line)
+        if words[0] == "acl":
+            assert words[1] not in acls, line
+            acls[words[1]] = words[2:]
+        elif words[0] == "use_backend":
+            assert words[2] == "if" and words[3:], line
+            path = host = None
+            for condition in words[3:]:
+                assert condition in ("r%d_path" % len(rules), "r%d_host" % len(rules)), line
+                if condition.endswith("_path"):
+                    path = acls.pop(condition)
+                else:
+                    host = acls.pop(condition)
+            rules.append((words[1], path, host))
+        else:
+            assert words in (["bind", "*:80"], ["default_backend", "be_dockerflow_none"]), line
+    assert acls == {}
+    return rules
+
+
+def rule_targets(text):
+    """(backend, path or None) of each rule, in order."""
+    return [(backend, path[-1] if path else None) for backend, path, _ in frontend_rules(text)]
+
+
+def section_headers(text):
+    return [line for line in text.splitlines() if line and not line[0].isspace() and not line.startswith("#")]
+
+
+def assert_flow_error(value, kind, parameter="the_param"):
+    with pytest.raises(FlowError) as info:
+        config_word(value, kind, parameter)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and len(info.value.args[0].splitlines()) == 1, message
+    assert message.startswith(parameter + "="), message
+    return message
+
+
+def is_control(char):
+    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def assert_one_plain_word(result):
+    assert isinstance(result, str) and result
+    assert not any(char.isspace() for char in result), result
+    assert not any(char in result for char in "#'\"\\"), result
+    assert not any(is_control(char) for char in result), result
+    assert result.isascii() and result.isprintable(), result
+    assert result.splitlines() == [result]
+    assert haproxy_words("    x %s y" % result) == ["x", result, "y"]
+
+
+# --------------------------------------------------------------------------- config_word examples
+
+
+@pytest.mark.parametrize(
+    "kind, value, expected",
+    [
+        ("service", "web", "web"),
+        ("service", "a", "a"),
+        ("service", "9lives", "9lives"),
+        ("service", "0", "0"),
+        ("service", "a-b", "a-b"),
+        ("service", "Books-MS-v2", "Books-MS-v2"),  # letters keep their case
+        ("service", "a--b", "a--b"),
+        ("service", "a" * 63, "a" * 63),
+        ("service", "a" + "-" * 61 + "9", "a" + "-" * 61 + "9"),
+        ("color", "blue", "blue"),
+        ("color", "green", "green"),
+        ("color", "plain", "plain"),
+        ("path", "/", "/"),
+        ("path", "/api/v1/", "/api/v1/"),
+        ("path", "/a-b_c.d~e", "/a-b_c.d~e"),
+        ("path", "/!$&()*+,;=:@%20", "/!$&()*+,;=:@%20"),
+        ("path", "//double", "//double"),
+        ("path", "/" + "a" * 1023, "/" + "a" * 1023),
+        ("regex", "^/api", "'^/api'"),
+        ("regex", r"^/api/v[0-9]+/\d+$", r"'^/api/v[0-9]+/\d+$'"),
+        ("regex", "^/a b#c\"d$", "'^/a b#c\"d$'"),  # literal inside single quotes
+        ("regex", r"\.json$", r"'\.json$'"),
+        ("regex", r"\-v2", r"'\-v2'"),
+        ("regex", "[-]v2", "'[-]v2'"),
+        ("regex", "/caf\u00e9", "'/caf\u00e9'"),
+        ("regex", "a" * 1024, "'%s'" % ("a" * 1024)),
+        ("domain", "example.com", "example.com"),
+        ("domain", "Shop.Example.COM", "shop.example.com"),
+        ("domain", "*.example.com", "*.example.com"),
+        ("domain", "localhost", "localhost"),
+        ("domain", "a-b.c-d.e", "a-b.c-d.e"),
+        ("domain", "xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ("domain", "1.2.3.4", "1.2.3.4"),
+        ("domain", ".".join(["a" * 63] * 3) + "." + "b" * 61, ".".join(["a" * 63] * 3) + "." + "b" * 61),  # 253
+        ("address", "*", "*"),
+        ("address", "127.0.0.1", "127.0.0.1"),
+        ("address", "0.0.0.0", "0.0.0.0"),
+        ("address", "[::1]", "[::1]"),
+        ("address", "[fe80::1:AbCd]", "[fe80::1:AbCd]"),
+        ("address", "proxy-1.internal", "proxy-1.internal"),
+        ("port", 1, "1"),
+        ("port", 80, "80"),
+        ("port", 65535, "65535"),
+    ],
+)
+def test_config_word_accepts(kind, value, expected):
+    assert config_word(value, kind, "p") == expected
+
+
+@pytest.mark.parametrize(
+    "kind, value",
+    [
+        ("service", ""),
+        ("service", "-web"),
+        ("service", "_web"),
+        ("service", ".web"),
+        ("service", "a" * 64),
+        ("service", "a" + "-" * 62 + "b"),  # 64 characters
+        ("service", "-"),
+        ("service", "web-"),
+        # one DNS label for Consul's _<service>._<color>.service.<domain>: no '_' and no '.'
+        ("service", "web_api"),
+        ("service", "web.api"),
+        ("service", "web."),
+        ("service", "web..api"),
+        ("service", "Books-MS_v2.api"),
+        ("service", "_web._blue"),
+        ("service", "web app"),
+        ("service", "web\n"),  # '$' alone would accept a trailing newline
+        ("service", "web\nbackend evil"),
+        ("service", "web\t"),
+        ("service", "web#x"),
+        ("service", "web'"),
+        ("service", 'web"'),
+        ("service", "web\\"),
+        ("service", "web/x"),
+        ("service", "w\u00e9b"),
+        ("color", "Blue"),
+        ("color", "red"),
+        ("color", ""),
+        ("color", "blue\n"),
+        ("color", " blue"),
+        ("path", ""),
+        ("path", "api"),
+        ("path", "/a b"),
+        ("path", "/a#b"),
+        ("path", "/a'b"),
+        ('path', '/a"b'),
+        ("path", "/a\\b"),
+        ("path", "/a\n"),
+        ("path", "/a\nacl x always_true"),
+        ("path", "/a\r"),
+        ("path", "/a\tb"),
+        ("path", "/a\x00"),
+        ("path", "/a?x=1"),
+        ("path", "/a{b}"),
+        ("path", "/caf\u00e9"),
+        ("path", "/" + "a" * 1024),
+        ("regex", ""),
+        ("regex", "a'b"),
+        ("regex", "a\nb"),
+        ("regex", "^/a\n"),
+        ("regex", "a\rb"),
+        ("regex", "a\x00"),
+        ("regex", "a\tb"),
+        ("regex", "\x1f"),
+        ("regex", "a\x7f"),
+        ("regex", "a\x85"),
+        ("regex", "a\u2028b"),
+        ("regex", "a\ud800"),  # a lone surrogate cannot even be written as UTF-8
+        ("regex", "-f"),  # HAProxy would read it as the ACL flag loading patterns from a file
+        ("regex", "-m"),
+        ("regex", "-i"),
+        ("regex", "--"),
+        ("regex", "("),
+        ("regex", "[a-"),
+        ("regex", "*a"),
+        ("regex", "a" * 1025),
+        ("domain", ""),
+        ("domain", "*"),
+        ("domain", "*."),
+        ("domain", "**.example.com"),
+        ("domain", "a.*.com"),
+        ("domain", "-a.com"),
+        ("domain", "a-.com"),
+        ("domain", "a..com"),
+        ("domain", ".a.com"),
+        ("domain", "a.com."),
+        ("domain", "a_b.com"),
+        ("domain", "a b.com"),
+        ("domain", "a.com\n"),
+        ("domain", "a.com\nbackend x"),
+        ("domain", "a.com#"),
+        ("domain", "a'.com"),
+        ("domain", "a:80.com"),
+        ("domain", "a" * 64 + ".com"),
+        ("domain", ".".join(["a" * 63] * 4)),  # 255 characters
+        ("domain", "caf\u00e9.com"),
+        ("address", ""),
+        ("address", "1.2.3.4:80"),
+        ("address", "::1"),
+        ("address", "[::1"),
+        ("address", "a b"),
+        ("address", "*\n"),
+        ("address", "127.0.0.1\n"),
+        ("address", "127.0.0.1#"),
+        ("address", "ipv4@1.2.3.4"),
+        ("address", "[::1]:80"),
+    ],
+)
+def test_config_word_rejects(kind, value):
+    assert_flow_error(value, kind, "some_param")
+
+
+@pytest.mark.parametrize("value", [True, False, 0, -1, 65536, 100000, "80", 80.0, None, [80]])
+def test_config_word_rejects_bad_ports(value):
+    message = assert_flow_error(value, "port", "http_port")
+    assert "1 to 65535" in message
+
+
+@pytest.mark.parametrize("kind", TEXT_KINDS)
+@pytest.mark.parametrize("value", [None, 1, 1.5, b"web", ["web"], True])
+def test_config_word_rejects_non_text(kind, value):
+    message = assert_flow_error(value, kind, "service_path")
+    assert "expected text" in message
+
+
+def test_config_word_unknown_kind_is_a_programming_error():
+    with pytest.raises(ValueError, match="unknown kind"):
+        config_word("x", "colour", "p")
+
+
+def test_config_word_error_names_parameter_and_escapes_value():
+    message = assert_flow_error("web\nbackend evil", "path", "service_path")
+    assert message.startswith("service_path='web\\nbackend evil' is not valid")
+
+
+@pytest.mark.parametrize("value", ["web\nbackend evil", "web_api", "web.api", "web-", "a" * 64])
+def test_service_error_explains_the_consul_dns_label(value):
+    message = assert_flow_error(value, "service", "service_name")
+    assert message == (
+        "service_name=%r cannot be routed: Consul DNS needs 1-63 letters, digits or '-', starting and ending "
+        "with a letter or digit." % value
+    )
+
+
+# --------------------------------------------------------------------------- config_word properties
+
+any_text = st.one_of(
+    st.text(max_size=80),
+    st.text(alphabet=st.sampled_from(NASTY_CHARS), max_size=30),
+    st.text(alphabet=st.sampled_from(NASTY_CHARS), max_size=20).map(lambda s: "/" + s),
+    st.text(alphabet=st.sampled_from(NASTY_CHARS), max_size=20).map(lambda s: "*." + s),
+    st.from_regex(r"^[a-z0-9.*-]{1,20}$"),  # '$' lets hypothesis add a trailing newline
+    st.from_regex(r"^/[A-Za-z0-9\-._~!$&()*+,;=:@/%]*$"),
+)
+
+
+@given(value=any_text, kind=st.sampled_from(PLAIN_WORD_KINDS))
+def test_plain_words_are_rejected_or_one_safe_word(value, kind):
+    try:
+        result = config_word(value, kind, "my_param")
+    except FlowError as exc:
+        assert len(str(exc).splitlines()) == 1 and str(exc).startswith("my_param=")
+        return
+    assert_one_plain_word(result)
+    if kind == "path":
+        assert result == value and result.startswith("/")
+    if kind == "domain":
+        assert result == result.lower() and not result.startswith("-")
+    if kind == "service":
+        assert result == value and is_dns_label(result)
+
+
+def is_dns_label(value):
+    """The one DNS label Consul's _<service>._<color>.service.<domain> needs, written without a regex."""
+    allowed = set(string.ascii_letters + string.digits + "-")
+    return 1 <= len(value) <= 63 and set(value) <= allowed and value[0] != "-" and value[-1] != "-"
+
+
+@given(
+    value=st.one_of(
+        any_text,
+        st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=70),
+        st.builds(lambda n, end: "a" * n + end, st.integers(55, 70), st.sampled_from(["", "b", "-", "_", "."])),
+    )
+)
+def test_service_names_are_accepted_exactly_when_they_are_one_dns_label(value):
+    try:
+        result = config_word(value, "service", "service_name")
+    except FlowError as exc:
+        assert not is_dns_label(value), value
+        assert str(exc).startswith("service_name=%r cannot be routed: Consul DNS needs" % value)
+        return
+    assert is_dns_label(value) and result == value
+
+
+@given(value=any_text)
+def test_regex_words_are_rejected_or_one_single_quoted_word(value):
+    try:
+        result = config_word(value, "regex", "service_path")
+    except FlowError as exc:
+        assert len(str(exc).splitlines()) == 1 and str(exc).startswith("service_path=")
+        return
+    assert result.startswith("'") and result.endswith("'") and len(result) >= 3
+    inner = result[1:-1]
+    assert inner == value
+    assert "'" not in inner and "\n" not in inner and "\r" not in inner
+    assert not any(is_control(char) or ord(char) < 32 or ord(char) == 127 for char in inner), repr(inner)
+    assert inner.isprintable()
+    assert not inner.startswith("-")  # no ACL flag
+    assert result.splitlines() == [result]
+    assert haproxy_words("    acl x path_reg %s" % result) == ["acl", "x", "path_reg", value]
+    re.compile(inner)
+    result.encode("utf-8")
+
+
+@given(value=st.one_of(st.integers(), st.booleans(), st.text(max_size=6), st.floats(allow_nan=False), st.none()))
+def test_port_property(value):
+    try:
+        result = config_word(value, "port", "stats_port")
+    except FlowError as exc:
+        assert str(exc).startswith("stats_port=")
+        assert not (type(value) is int and 1 <= value <= 65535)
+        return
+    assert type(value) is int and 1 <= value <= 65535 and result == str(value)
+
+
+# --------------------------------------------------------------------------- Route.validated
+
+
+def test_route_validated_returns_the_route():
+    route = Route("web", "blue", paths=("/",), colors=("blue", "green"), health_path="/health")
+    assert route.validated() is route
+
+
+@pytest.mark.parametrize("path_type", ["glob", "", None, "PREFIX", "Exact", "regexp"])
+def test_route_rejects_unknown_path_type(path_type):
+    with pytest.raises(FlowError, match=r"^path_type=.* is not valid: use one of prefix, exact, regex\.$"):
+        Route("web", "blue", paths=("/",), path_type=path_type).validated()
+
+
+def test_route_path_types_constant():
+    assert PATH_TYPES == ("prefix", "exact", "regex")
+
+
+@pytest.mark.parametrize("paths, domain", [((), None), ((), ""), ([], None)])
+def test_route_needs_a_path_or_a_domain(paths, domain):
+    with pytest.raises(FlowError, match="service_path or service_domain is required to route web"):
+        Route("web", "blue", paths=paths, domain=domain).validated()
+
+
+@pytest.mark.parametrize(
+    "kwargs, parameter",
+    [
+        (dict(color="red"), "color"),
+        (dict(color="Blue"), "color"),
+        (dict(color=None), "color"),
+        (dict(color=""), "color"),
+        (dict(colors=("blue", "red")), "colors"),
+        (dict(colors=("blue\n",)), "colors"),
+        (dict(colors=(None,)), "colors"),
+    ],
+)
+def test_route_rejects_bad_colors(kwargs, parameter):
+    values = dict(service="web", color="blue", paths=("/",))
+    values.update(kwargs)
+    with pytest.raises(FlowError, match="^%s=" % parameter):
+        Route(**values).validated()
+
+
+@pytest.mark.parametrize(
+    "kwargs, parameter",
+    [
+        (dict(service="web app"), "service_name"),
+        (dict(service="web\n"), "service_name"),
+        (dict(paths=("/ok", "/bad path")), "service_path"),
+        (dict(paths=("/ok\n",)), "service_path"),
+        (dict(paths=(r"^/a\d",)), "service_path"),  # a regex is not a prefix path
+        (dict(paths=("^/a'",), path_type="regex"), "service_path"),
+        (dict(paths=("-f", "/etc/passwd"), path_type="regex"), "service_path"),
+        (dict(paths=("/",), domain="bad domain"), "service_domain"),
+        (dict(paths=("/",), domain=""), "service_domain"),
+        (dict(health_path="health"), "health_path"),
+        (dict(health_path="/health check"), "health_path"),
+        (dict(health_path="/health\nbackend x"), "health_path"),
+    ],
+)
+def test_route_rejects_bad_values(kwargs, parameter):
+    values = dict(service="web", color="blue", paths=("/",))
+    values.update(kwargs)
+    with pytest.raises(FlowError) as info:
+        Route(**values).validated()
+    assert str(info.value).startswith(parameter + "="), str(info.value)
+
+
+def test_route_regex_paths_are_validated_as_regexes():
+    Route("web", "blue", paths=(r"^/a\d+$", "^/b c"), path_type="regex").validated()
+    with pytest.raises(FlowError, match="not a valid regular expression"):
+        Route("web", "blue", paths=("^/(a",), path_type="regex").validated()
+
+
+def test_route_domain_only_is_valid():
+    Route("web", "green", domain="*.example.com").validated()
+
+
+def test_route_dict_round_trip():
+    route = Route("web", "green", paths=("/a", "/b"), path_type="exact", domain="x.example.com",
+                  colors=("blue", "green"), health_path="/health")
+    assert Route.from_dict("web", route.as_dict()) == route
+    assert Route.from_dict("web", {"color": "blue", "paths": ["/"]}) == Route("web", "blue", paths=("/",))
+
+
+# --------------------------------------------------------------------------- render
+
+SETTINGS = ProxySettings()
+
+
+def sample_routes():
+    return [
+        Route("web", "blue", paths=("/",), colors=("blue", "green"), health_path="/health"),
+        Route("api", "green", paths=(r"^/api/v[0-9]+/\d+$",), path_type="regex", colors=("blue", "green")),
+        Route("shop", "blue", domain="*.example.com"),
+        Route("admin", "plain", paths=("/admin", "/login"), path_type="exact", domain="admin.example.com"),
+    ]
+
+
+def test_render_is_deterministic():
+    first = render(sample_routes(), SETTINGS)
+    second = render(sample_routes(), SETTINGS)
+    assert first == second
+    text, digest = first
+    assert re.fullmatch(r"[0-9a-f]{12}", digest)
+    assert text.endswith("\n") and "\r" not in text
+
+
+def test_render_does_not_depend_on_input_order():
+    routes = sample_routes()
+    assert render(routes, SETTINGS) == render(list(reversed(routes)), SETTINGS)
+    assert render(routes, SETTINGS) == render(iter(routes), SETTINGS)
+
+
+def test_digest_is_the_hash_of_the_body_and_marks_the_generation():
+    text, digest = render(sample_routes(), SETTINGS)
+    marker = "\nbackend be_dockerflow_generation_%s\n    http-request return status 204\n" % digest
+    assert text.endswith(marker)
+    header, body = text[: -len(marker)].split("\n", 1)
+    assert header.startswith("# Generated by dockerflow.flow")
+    assert hashlib.sha256(body.encode("utf-8")).hexdigest()[:12] == digest
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: Route(r.service, "green", r.paths, r.path_type, r.domain, r.colors, r.health_path),
+        lambda r: Route(r.service, r.color, ("/other",), r.path_type, r.domain, r.colors, r.health_path),
+        lambda r: Route(r.service, r.color, r.paths, "exact", r.domain, r.colors, r.health_path),
+        lambda r: Route(r.service, r.color, r.paths, r.path_type, "web.example.com", r.colors, r.health_path),
+        lambda r: Route(r.service, r.color, r.paths, r.path_type, r.domain, ("blue",), r.health_path),
+        lambda r: Route(r.service, r.color, r.paths, r.path_type, r.domain, r.colors, "/ready"),
+        lambda r: Route("web2", r.color, r.paths, r.path_type, r.domain, r.colors, r.health_path),
+    ],
+)
+def test_digest_changes_when_a_route_changes(change):
+    routes = sample_routes()
+    _, before = render(routes, SETTINGS)
+    _, after = render([change(routes[0])] + routes[1:], SETTINGS)
+    assert before != after
+
+
+def test_digest_changes_when_a_route_is_added_or_settings_change():
+    _, before = render(sample_routes(), SETTINGS)
+    assert render(sample_routes() + [Route("new", "blue", paths=("/new",))], SETTINGS)[1] != before
+    assert render(sample_routes(), ProxySettings(http_port=8080))[1] != before
+
+
+def test_generation_override_is_used_and_validated():
+    text, digest = render(sample_routes(), SETTINGS, generation="gen-42")
+    assert digest == "gen-42"
+    assert "\nbackend be_dockerflow_generation_gen-42\n" in text
+    for bad in ("x\nbackend evil", "a b", "#", "x'"):
+        with pytest.raises(FlowError, match="^generation="):
+            render(sample_routes(), SETTINGS, generation=bad)
+
+
+def test_render_orders_specific_routes_first():
+    routes = [
+        Route("rx", "blue", paths=("^/r",), path_type="regex"),
+        Route("short", "blue", paths=("/a",)),
+        Route("long", "blue", paths=("/a/b/c",)),
+        Route("middle", "blue", paths=("/a/b",)),
+        Route("ex", "blue", paths=("/e",), path_type="exact"),
+        Route("domonly", "blue", domain="shop.example.com"),
+        Route("domrx", "blue", paths=("^/x",), path_type="regex", domain="shop.example.com"),
+        Route("domex", "blue", paths=("/x",), path_type="exact", domain="shop.example.com"),
+        Route("domlong", "blue", paths=("/l", "/longer/path"), domain="shop.example.com"),
+        Route("longhost", "blue", domain="www.shop.example.com"),
+        Route("wild", "blue", domain="*.example.com"),
+        Route("wildpath", "blue", paths=("/w",), domain="*.example.com"),
+        Route("wilddeep", "blue", domain="*.shop.example.com"),
+    ]
+    text, _ = render(routes, SETTINGS)
+    assert rule_targets(text) == [
+        # exact hosts first, the longer name first
+        ("be_longhost_blue", None),
+        # on one host: rules with a path (exact, prefixes longest first, regex), then the host alone
+        ("be_domex_blue", "/x"),
+        ("be_domlong_blue", "/longer/path"),
+        ("be_domlong_blue", "/l"),
+        ("be_domrx_blue", "^/x"),
+        ("be_domonly_blue", None),
+        # then wildcard hosts, the longer (narrower) one first
+        ("be_wilddeep_blue", None),
+        ("be_wildpath_blue", "/w"),
+        ("be_wild_blue", None),
+        # then no host: exact, prefixes from longest to shortest, regex last
+        ("be_ex_blue", "/e"),
+        ("be_long_blue", "/a/b/c"),
+        ("be_middle_blue", "/a/b"),
+        ("be_short_blue", "/a"),
+        ("be_rx_blue", "^/r"),
+    ]
+
+
+def test_render_one_rule_per_path_interleaves_routes():
+    # A route's paths are separate rules: /p/q of another service sits between /p/q/r and /p.
+    routes = [Route("aaa", "blue", paths=("/p", "/p/q/r")), Route("bbb", "green", paths=("/p/q",))]
+    text, _ = render(routes, SETTINGS)
+    assert rule_targets(text) == [("be_aaa_blue", "/p/q/r"), ("be_bbb_green", "/p/q"), ("be_aaa_blue", "/p")]
+    assert text.count("    use_backend be_aaa_blue if ") == 2
+    assert text.count("\nbackend be_aaa_blue\n") == 1  # still one backend a color
+
+
+def test_render_ties_are_broken_by_service_then_path():
+    routes = [
+        Route("zzz", "blue", paths=("/same",)),
+        Route("aaa", "blue", paths=("/same",)),
+        Route("mmm", "blue", paths=("/b", "/a", "/c"), path_type="exact"),
+        Route("rx2", "blue", paths=("^/y", "^/x"), path_type="regex"),
+        Route("yyy", "blue", paths=("/p1",)),  # same kind and length: the service decides before the path
+        Route("xxx", "blue", paths=("/p2",)),
+    ]
+    text, _ = render(routes, SETTINGS)
+    assert rule_targets(text) == [
+        ("be_mmm_blue", "/a"),
+        ("be_mmm_blue", "/b"),
+        ("be_mmm_blue", "/c"),
+        ("be_aaa_blue", "/same"),
+        ("be_zzz_blue", "/same"),
+        ("be_xxx_blue", "/p2"),
+        ("be_yyy_blue", "/p1"),
+        ("be_rx2_blue", "^/x"),
+        ("be_rx2_blue", "^/y"),
+    ]
+
+
+def test_render_acl_lines():
+    text, _ = render(sample_routes(), SETTINGS)
+    frontend = text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert frontend == [
+        "    bind *:80",
+        "    default_backend be_dockerflow_none",
+        # admin: two exact paths on an exact host, one rule each
+        "    acl r0_path path /admin",
+        "    acl r0_host req.hdr(host),field(1,:),lower -m str admin.example.com",
+        "    use_backend be_admin_plain if r0_path r0_host",
+        "    acl r1_path path /login",
+        "    acl r1_host req.hdr(host),field(1,:),lower -m str admin.example.com",
+        "    use_backend be_admin_plain if r1_path r1_host",
+        # shop: a wildcard host alone
+        "    acl r2_host req.hdr(host),field(1,:),lower -m end .example.com",
+        "    use_backend be_shop_blue if r2_host",
+        # web, then api: no host, prefix before regex
+        "    acl r3_path path_beg /",
+        "    use_backend be_web_blue if r3_path",
+        "    acl r4_path path_reg '^/api/v[0-9]+/\\d+$'",
+        "    use_backend be_api_green if r4_path",
+    ]
+
+
+def test_render_lowers_domains():
+    text, _ = render([Route("shop", "blue", domain="Shop.EXAMPLE.com")], SETTINGS)
+    assert "-m str shop.example.com" in text
+    text, _ = render([Route("shop", "blue", domain="*.EXAMPLE.com")], SETTINGS)
+    assert "-m end .example.com" in text
+
+
+def test_render_both_colors_and_health_check():
+    text, _ = render(sample_routes(), SETTINGS)
+    for color, letter in (("blue", "b"), ("green", "g")):
+        block = text.split("\nbackend be_web_%s\n" % color, 1)[1].split("\n\n", 1)[0]
+        assert block.splitlines() == [
+            "    balance roundrobin",
+            "    option httpchk GET /health",
+            "    server-template %s 1-32 _web._%s.service.consul resolvers consul resolve-opts allow-dup-ip "
+            "resolve-prefer ipv4 check inter 1000ms fall 2 rise 1" % (letter, color),
+        ]
+    assert "\nbackend be_api_blue\n" in text and "\nbackend be_api_green\n" in text
+    assert "option httpchk" not in text.split("\nbackend be_api_blue\n", 1)[1].split("\n\n", 1)[0]
+    # a route without colors gets the backend of its own color only
+    assert "\nbackend be_shop_blue\n" in text and "be_shop_green" not in text
+    assert "\nbackend be_admin_plain\n" in text and "be_admin_blue" not in text
+    assert text.count("option httpchk GET /health") == 2
+
+
+def test_render_without_routes_has_only_the_default_backend():
+    text, digest = render([], SETTINGS)
+    assert section_headers(text) == [
+        "global",
+        "defaults",
+        "resolvers consul",
+        "listen stats",
+        "frontend http",
+        "backend be_dockerflow_none",
+        "backend be_dockerflow_generation_%s" % digest,
+    ]
+    assert use_backends(text) == []
+    assert " acl " not in text and "server-template" not in text
+    assert "    default_backend be_dockerflow_none" in text.splitlines()
+    none_block = text.split("\nbackend be_dockerflow_none\n", 1)[1].split("\n\n", 1)[0]
+    assert none_block == "    http-request return status 503 content-type text/plain string 'no route'"
+
+
+def test_render_settings():
+    settings = ProxySettings(
+        http_address="0.0.0.0", http_port=8080, stats_address="[::1]", stats_port=8405, admin_address="127.0.0.2",
+        admin_port=9998, consul_dns_address="10.0.0.2", consul_dns_port=53, consul_domain="dc1.consul",
+        max_servers=5, check_interval_ms=250, server_state_file="/tmp/state", run_as=None,
+        extra_global=("maxconn 100",),
+    )
+    text, _ = render([Route("web", "blue", paths=("/",))], settings)
+    lines = text.splitlines()
+    for expected in (
+        "    bind 0.0.0.0:8080",
+        "    bind [::1]:8405",
+        "    stats socket ipv4@127.0.0.2:9998 level admin expose-fd listeners",
+        "    nameserver consul 10.0.0.2:53",
+        "    server-state-file /tmp/state",
+        "    maxconn 100",
+    ):
+        assert expected in lines
+    assert "server-template b 1-5 _web._blue.service.dc1.consul" in text and "inter 250ms" in text
+    assert "    user " not in text and "    group " not in text
+    text, _ = render([], ProxySettings())
+    assert "    user haproxy" in text.splitlines() and "    group haproxy" in text.splitlines()
+
+
+@pytest.mark.parametrize(
+    "kwargs, parameter",
+    [
+        (dict(http_address="1.2.3.4\nbind *:1"), "listen_address"),
+        (dict(http_address="*\n"), "listen_address"),
+        (dict(stats_address="a b"), "stats_address"),
+        (dict(admin_address="#"), "admin_address"),
+        (dict(consul_dns_address=""), "consul_dns"),
+        (dict(http_port=0), "http_port"),
+        (dict(stats_port=True), "stats_port"),
+        (dict(admin_port="9999"), "admin_port"),
+        (dict(consul_dns_port=70000), "consul_dns"),
+        (dict(consul_domain="consul\n"), "consul_domain"),
+        (dict(consul_domain="con sul"), "consul_domain"),
+        (dict(max_servers=0), "max_servers"),
+        (dict(max_servers=1001), "max_servers"),
+        (dict(max_servers=True), "max_servers"),
+        (dict(max_servers="5"), "max_servers"),
+        (dict(server_state_file="/var/lib/haproxy/state\nuser root"), "server_state_file"),
+        (dict(server_state_file="/tmp/a b"), "server_state_file"),
+        (dict(run_as="haproxy\ngroup root"), "run_as"),
+        (dict(run_as="ha proxy"), "run_as"),
+    ],
+)
+def test_render_rejects_bad_settings(kwargs, parameter):
+    with pytest.raises(FlowError) as info:
+        render([Route("web", "blue", paths=("/",))], ProxySettings(**kwargs))
+    assert str(info.value).startswith(parameter + "="), str(info.value)
+
+
+def test_render_rejects_invalid_routes():
+    with pytest.raises(FlowError, match="^service_path="):
+        render([Route("web", "blue", paths=("/a\nbackend x",))], SETTINGS)
+
+
+def test_backend_name():
+    assert backend_name("web", "green") == "be_web_green"
+
+
+def test_domain_only_route_does_not_shadow_regex_routes_on_the_same_domain():
+    routes = [
+        Route("aaa", "blue", domain="shop.example.com"),
+        Route("zzz", "blue", paths=("^/api",), path_type="regex", domain="shop.example.com"),
+    ]
+    assert use_backends(render(routes, SETTINGS)[0]) == ["be_zzz_blue", "be_aaa_blue"]
+
+
+def test_exact_domain_before_wildcard_domain():
+    routes = [
+        Route("aaa", "blue", domain="*.example.com"),
+        Route("mmm", "blue", domain="*.shop.example.com"),
+        Route("zzz", "blue", domain="shop.example.com"),
+    ]
+    assert use_backends(render(routes, SETTINGS)[0]) == ["be_zzz_blue", "be_mmm_blue", "be_aaa_blue"]
+    # an exact host as long as the wildcard that covers it still comes first
+    routes = [Route("aaa", "blue", domain="*.example.com"), Route("zzz", "blue", domain="a.example.com")]
+    assert use_backends(render(routes, SETTINGS)[0]) == ["be_zzz_blue", "be_aaa_blue"]
+
+
+def test_any_host_rule_comes_before_every_rule_without_a_host():
+    routes = [
+        Route("aaa", "blue", paths=("/exact/and/long",), path_type="exact"),
+        Route("zzz", "blue", domain="*.example.com"),
+    ]
+    assert use_backends(render(routes, SETTINGS)[0]) == ["be_zzz_blue", "be_aaa_blue"]
+
+
+@pytest.mark.parametrize(
+    "routes, duplicates",
+    [
+        ([Route("web", "blue", paths=("/a",)), Route("web", "blue", paths=("/a",))], "web"),
+        ([Route("web", "blue", paths=("/a",)), Route("api", "blue", paths=("/api",)),
+          Route("web", "green", domain="web.example.com")], "web"),
+        ([Route("web", "blue", paths=("/a",)), Route("api", "blue", paths=("/api",)),
+          Route("web", "green", paths=("/b",)), Route("api", "green", paths=("/api",))], "api, web"),
+    ],
+)
+def test_render_rejects_two_routes_for_one_service(routes, duplicates):
+    with pytest.raises(FlowError, match=r"^Service\(s\) %s have more than one route\.$" % duplicates):
+        render(routes, SETTINGS)
+
+
+# --------------------------------------------------------------------------- render properties
+
+ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+PATH_CHARS = ALNUM + "-._~!$&()*+,;=:@/%"
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+REGEX_TOKENS = [
+    "api", "/", r"v[0-9]+", r"\d+", r"\w*", r"\.json", "(a|b)", "[a-z]{2,4}", ".*", "$", " ", "#", '"',
+    r"\\", r"\$", "[#;]", r"\s", "%", "(?:x|y)", r"\-",
+]
+# Overlapping values, so random routes often compete for the same requests.
+COMMON_PATHS = ["/", "/a", "/a/b", "/a/b/c", "/ab"]
+COMMON_DOMAINS = ["example.com", "shop.example.com", "Shop.Example.com", "a.shop.example.com", "*.example.com",
+                  "*.shop.example.com", "*.com"]
+
+services = st.one_of(  # one DNS label: letters, digits and '-' inside
+    st.sampled_from(ALNUM),
+    st.builds(lambda first, middle, last: first + middle + last,
+              st.sampled_from(ALNUM), st.text(alphabet=ALNUM + "-", max_size=61), st.sampled_from(ALNUM)),
+)
+paths = st.one_of(st.sampled_from(COMMON_PATHS), st.text(alphabet=PATH_CHARS, max_size=30).map(lambda rest: "/" + rest))
+domains = st.one_of(
+    st.sampled_from(COMMON_DOMAINS[:3]),
+    st.sampled_from(COMMON_DOMAINS),
+    st.builds(
+        lambda wildcard, labels, upper: ("*." if wildcard else "") + (".".join(labels).upper() if upper else ".".join(labels)),
+        st.booleans(),
+        st.lists(LABEL, min_size=1, max_size=4),
+        st.booleans(),
+    ),
+)
+regexes = st.builds(
+    lambda anchor, tokens, literal: anchor + "".join(tokens) + re.escape(literal),
+    st.sampled_from(["^/", "/", "^", ""]),
+    st.lists(st.sampled_from(REGEX_TOKENS), min_size=1, max_size=6),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126, blacklist_characters="'"), max_size=8),
+).filter(lambda value: not value.startswith("-"))
+
+
+@st.composite
+def valid_routes(draw, service=services):
+    path_type = draw(st.sampled_from(PATH_TYPES))
+    path_values = draw(st.lists(regexes if path_type == "regex" else paths, max_size=3))
+    domain = draw(st.one_of(st.none(), domains)) if path_values else draw(domains)
+    return Route(
+        service=draw(service),
+        color=draw(st.sampled_from(["blue", "green", "plain"])),
+        paths=tuple(path_values),
+        path_type=path_type,
+        domain=domain,
+        colors=tuple(draw(st.lists(st.sampled_from(["blue", "green"]), max_size=2))),
+        health_path=draw(st.one_of(st.none(), paths)),
+    )
+
+
+route_lists = st.lists(valid_routes(), max_size=6, unique_by=lambda route: route.service.lower())
+
+
+def host_covers(outer, inner):
+    """Every Host the ``inner`` host acl matches is matched by ``outer`` (None: any host)."""
+    if outer is None:
+        return True
+    if inner is None:
+        return False
+    outer, inner = outer.lower(), inner.lower()
+    if not outer.startswith("*."):
+        return inner == outer
+    return ("." + inner[2:] if inner.startswith("*.") else inner).endswith(outer[1:])
+
+
+def path_covers(outer, inner):
+    """Every path ``inner`` (path type, value) matches is matched by ``outer``; unknown for regexes (False)."""
+    if outer is None:
+        return True
+    if inner is None:
+        return False
+    (outer_type, outer_path), (inner_type, inner_path) = outer, inner
+    if outer_type == "prefix" and inner_type in ("prefix", "exact"):
+        return inner_path.startswith(outer_path)
+    return outer == inner
+
+
+@settings(max_examples=80)  # keeps this file under ~5 s
+@given(routes=route_lists)
+def test_valid_routes_render_one_word_per_value(routes):
+    for route in routes:
+        route.validated()  # the strategies only produce accepted values
+    text, digest = render(routes, SETTINGS)
+    assert render(list(reversed(routes)), SETTINGS) == (text, digest)
+    lines = text.splitlines()
+    assert text == "\n".join(lines) + "\n"
+
+    # sections: nothing a value holds opens a section
+    backends = ["backend %s" % backend_name(r.service, color) for r in routes for color in set(r.colors) | {r.color}]
+    headers = section_headers(text)
+    assert headers[:6] == ["global", "defaults", "resolvers consul", "listen stats", "frontend http",
+                           "backend be_dockerflow_none"]
+    assert headers[-1] == "backend be_dockerflow_generation_%s" % digest
+    assert sorted(headers[6:-1]) == sorted(backends)
+    assert sum(1 for line in lines if line.startswith("backend ")) == len(backends) + 2
+    assert sum(1 for line in lines if line.startswith("    option httpchk ")) == sum(
+        len(set(r.colors) | {r.color}) for r in routes if r.health_path
+    )
+
+    # one rule a (route, path), a domain-only route one rule; every acl is exactly the words meant
+    rules = frontend_rules(text)
+    assert sum(1 for line in lines if line.startswith("    use_backend ")) == len(rules)
+    by_backend = {backend_name(r.service, r.color): r for r in routes}
+    fetches = {"prefix": "path_beg", "exact": "path", "regex": "path_reg"}
+    found = []
+    for backend, path_words, host_words in rules:
+        route = by_backend[backend]
+        if route.domain is None:
+            assert host_words is None
+        elif route.domain.lower().startswith("*."):
+            assert host_words == ["req.hdr(host),field(1,:),lower", "-m", "end", route.domain.lower()[1:]]
+        else:
+            assert host_words == ["req.hdr(host),field(1,:),lower", "-m", "str", route.domain.lower()]
+        if path_words is None:
+            found.append((route.service, None))
+        else:
+            assert len(path_words) == 2 and path_words[0] == fetches[route.path_type]
+            found.append((route.service, path_words[1]))
+    assert sorted(found, key=repr) == sorted(
+        ((r.service, path) for r in routes for path in (r.paths or (None,))), key=repr
+    )
+
+    # the order of the rules follows the documented precedence
+    by_service = {r.service: r for r in routes}
+
+    def precedence(rule):
+        service, path = rule
+        route = by_service[service]
+        host = route.domain
+        host_rank = 2 if host is None else (1 if host.startswith("*.") else 0)
+        return (host_rank, -len(host or ""), path is None, ("exact", "prefix", "regex").index(route.path_type),
+                -len(path or ""), service, path or "")
+
+    assert [precedence(rule) for rule in found] == sorted(precedence(rule) for rule in found)
+
+    # and no rule is made unreachable by an earlier one that matches strictly more
+    matches = [
+        (by_backend[backend].domain, None if path is None else (by_backend[backend].path_type, path[1]))
+        for backend, path, _ in rules
+    ]
+    for later in range(len(matches)):
+        for earlier in range(later):
+            (host_e, path_e), (host_l, path_l) = matches[earlier], matches[later]
+            covers = host_covers(host_e, host_l) and path_covers(path_e, path_l)
+            covered = host_covers(host_l, host_e) and path_covers(path_l, path_e)
+            assert not covers or covered, "rule %d %r shadows rule %d %r" % (
+                earlier, rules[earlier], later, rules[later])
+
+    # the health path reaches its backends as one word
+    for route in routes:
+        if route.health_path:
+            assert "    option httpchk GET %s" % route.health_path in lines
+            assert haproxy_words("    option httpchk GET %s" % route.health_path)[-1] == route.health_path
+
+
+def test_shadow_oracle_sees_shadowing():
+    """The shadowing check above can fail: the helpers recognise a broader rule."""
+    assert host_covers(None, "shop.example.com") and host_covers("*.example.com", "Shop.Example.com")
+    assert host_covers("*.example.com", "*.shop.example.com") and not host_covers("*.shop.example.com", "*.example.com")
+    assert not host_covers("*.example.com", "example.com") and not host_covers("*.example.com", "evilexample.com")
+    assert not host_covers("shop.example.com", None)
+    assert path_covers(("prefix", "/a"), ("exact", "/a/b")) and path_covers(("prefix", "/a"), ("prefix", "/ab"))
+    assert not path_covers(("exact", "/a"), ("prefix", "/a/b"))
+    assert not path_covers(("prefix", "/a/b"), ("prefix", "/a"))
+    assert not path_covers(("regex", "^/"), ("prefix", "/a")) and path_covers(None, ("regex", "^/"))
+
+
+@settings(max_examples=30)
+@given(routes=route_lists, extra=valid_routes())
+def test_digest_tracks_content(routes, extra):
+    assume(extra.service.lower() not in {route.service.lower() for route in routes})
+    text, digest = render(routes, SETTINGS)
+    text2, digest2 = render(routes + [extra], SETTINGS)
+    assert text != text2 and digest != digest2
+    assert render(routes, SETTINGS) == (text, digest)
+
+
+@settings(max_examples=25)
+@given(routes=st.lists(valid_routes(), min_size=1, max_size=4), data=st.data())
+def test_a_second_route_for_a_service_is_rejected(routes, data):
+    twin = data.draw(valid_routes(service=st.sampled_from([route.service for route in routes])))
+    with pytest.raises(FlowError, match="more than one route"):
+        render(routes + [twin], SETTINGS)
