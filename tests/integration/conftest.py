@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import subprocess
 import textwrap
 import time
@@ -23,6 +25,8 @@ import pytest
 import yaml
 
 CONSUL_URL = os.environ.get("DOCKERFLOW_TEST_CONSUL", "http://127.0.0.1:8500")
+CONSUL_DNS = os.environ.get("DOCKERFLOW_TEST_CONSUL_DNS", "127.0.0.1:8600")
+PROXY_IMAGE = "dockerflow-test/haproxy:3.0"
 ANSIBLE_PLAYBOOK = os.environ.get("DOCKERFLOW_ANSIBLE_PLAYBOOK", "ansible-playbook")
 APP_V1 = "dockerflow-test/app:1"
 APP_V2 = "dockerflow-test/app:2"
@@ -61,7 +65,7 @@ def docker_client():
         client.ping()
     except Exception as exc:  # the harness must have started the engine: fail, never skip
         pytest.fail("No Docker engine answers (%s); run the tests with `make test`." % exc)
-    for image in (APP_V1, APP_V2, APP_UNHEALTHY, APP_NO_HEALTHCHECK, BASE_IMAGE):
+    for image in (APP_V1, APP_V2, APP_UNHEALTHY, APP_NO_HEALTHCHECK, BASE_IMAGE, PROXY_IMAGE):
         try:
             client.images.get(image)
         except docker.errors.ImageNotFound:
@@ -96,6 +100,7 @@ class FlowProject:
         os.makedirs(self.dir)
         self.docker = docker_client
         self.service = "%s-app" % self.name
+        self.proxy = None  # a TestProxy: its options go to flow_proxy and flow_stop_old
         self.write_compose(compose or DEFAULT_COMPOSE)
 
     # -- files -------------------------------------------------------------------
@@ -155,6 +160,8 @@ class FlowProject:
         return command, run_env
 
     def run(self, module, params=None, check=False, diff=False, env=None, expect_failure=False, defaults=True):
+        if self.proxy is not None and module in ("flow_proxy", "flow_stop_old"):
+            params = dict(self.proxy.options, **(params or {}))
         command, run_env = self.playbook(module, params, check, diff, env, defaults)
         completed = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=600)
         completed.env_result_path = run_env["DOCKERFLOW_RESULT_PATH"]
@@ -255,6 +262,104 @@ def make_project(tmp_path, docker_client, consul_agent):
     yield factory
     for project in made:
         project.cleanup()
+
+
+def free_ports(count):
+    """Free loopback ports below Docker's and the kernel's ephemeral range (32768+), so a
+    port published by a container started meanwhile cannot take them."""
+    ports = []
+    while len(ports) < count:
+        port = random.randint(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+class TestProxy:
+    """One proxy container per test, on free loopback ports, so tests can run side by side."""
+
+    __test__ = False
+
+    def __init__(self, docker_client):
+        self.docker = docker_client
+        self.name = "dockerflow-test-proxy-%s" % uuid.uuid4().hex[:8]
+        http, stats, admin, master = free_ports(4)
+        self.http_port = http
+        self.options = {
+            "proxy_name": self.name,
+            "proxy_image": PROXY_IMAGE,
+            "proxy_listen_address": "127.0.0.1",
+            "proxy_http_port": http,
+            "proxy_stats_port": stats,
+            "proxy_admin_port": admin,
+            "proxy_master_port": master,
+            "consul_dns": CONSUL_DNS,
+        }
+
+    def get(self, path, host=None, timeout=5):
+        """(status, body) of a GET through the proxy; body is JSON when it parses."""
+        request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http_port, path))
+        if host:
+            request.add_header("Host", host)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                body = response.read()
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            body, status = exc.read(), exc.code
+        except OSError as exc:  # refused or reset: the proxy is not listening (yet)
+            return 0, str(exc)
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, body.decode("utf-8", "replace")
+
+    def container(self):
+        return self.docker.containers.get(self.name)
+
+    def config(self):
+        return self.container().exec_run(["cat", "/usr/local/etc/haproxy/haproxy.cfg"]).output.decode()
+
+    def runtime(self, command):
+        port = str(self.options["proxy_admin_port"])
+        return self.container().exec_run(["bash", "/usr/local/etc/haproxy/dockerflow-cli.sh", port, command]).output.decode()
+
+    def servers_up(self, backend):
+        count = 0
+        for line in self.runtime("show stat").splitlines():
+            fields = line.split(",")
+            if len(fields) > 17 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND") and fields[17].startswith("UP"):
+                count += 1
+        return count
+
+    def cleanup(self):
+        try:
+            self.docker.containers.get(self.name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        try:
+            self.docker.volumes.get(self.name + "-config").remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+@pytest.fixture
+def proxy(docker_client, consul_agent):
+    test_proxy = TestProxy(docker_client)
+    yield test_proxy
+    test_proxy.cleanup()
+
+
+@pytest.fixture
+def routed_project(flow_project, proxy):
+    """A project whose flow_proxy and flow_stop_old calls use the test's own proxy."""
+    flow_project.proxy = proxy
+    return flow_project
 
 
 def wait_for(predicate, timeout=10, interval=0.2, what="condition"):

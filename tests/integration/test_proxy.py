@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+"""flow_proxy and the HAProxy proxy node: real HAProxy, real Consul DNS, real HTTP traffic."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import APP_V2, wait_for
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+from loadgen import LoadGenerator  # noqa: E402  (the benchmarks' bounded loopback load generator)
+
+
+def deploy_and_route(project, paths=("/demo",), **params):
+    project.run("flow_deploy", {"health_path": "/health"})
+    return project.run("flow_proxy", dict({"service_path": list(paths)}, **params))
+
+
+def test_a_path_routed_to_another_service_is_refused(make_project, proxy):
+    first, second = make_project(), make_project()
+    first.proxy = second.proxy = proxy
+    deploy_and_route(first, paths=("/shared",))
+    second.run("flow_deploy", {"health_path": "/health"})
+    failed = second.run("flow_proxy", {"service_path": ["/shared"]}, expect_failure=True)
+    assert "already routed to service %s" % first.service in failed["msg"], failed["msg"]
+    assert proxy.get("/shared")[1]["service"] == first.service
+
+
+def test_first_route_check_then_real_then_idempotent(routed_project, proxy):
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    checked = routed_project.run("flow_proxy", {"service_path": ["/demo"]}, check=True, diff=True)
+    assert checked["changed"] and checked["color"] == "blue"
+    assert "use_backend be_%s_blue" % routed_project.service in checked["diff"]["after"]
+    with pytest.raises(Exception):
+        proxy.container()  # check mode creates nothing
+
+    routed = routed_project.run("flow_proxy", {"service_path": ["/demo"]})
+    assert routed["changed"] and routed["live_color"] == "blue" and routed["servers_up"] == 1
+    assert any("created" in step for step in routed["steps"]), routed["steps"]
+    status, body = proxy.get("/demo/books")
+    assert status == 200 and body["color"] == "blue" and body["path"] == "/demo/books"
+    state = routed_project.state()
+    assert state["live_color"] == "blue" and state["routes"]["paths"] == ["/demo"]
+
+    again = routed_project.run("flow_proxy", {"service_path": ["/demo"]})
+    assert again["changed"] is False
+    assert proxy.get("/elsewhere")[0] == 503, "unrouted paths get the 'no route' answer"
+    assert proxy.container().attrs["HostConfig"]["NetworkMode"] == "host"
+
+
+def test_switch_under_load_fails_no_request(routed_project, proxy):
+    deploy_and_route(routed_project)
+    load = LoadGenerator("http://127.0.0.1:%d/demo" % proxy.http_port, connections=16, max_requests=200000,
+                         max_seconds=90).start()
+    try:
+        time.sleep(1)
+        routed_project.set_image(APP_V2)
+        routed_project.run("flow_deploy", {"health_path": "/health"})
+        switched = routed_project.run("flow_proxy")
+        assert switched["color"] == "green" and switched["previous_color"] == "blue"
+        stopped = routed_project.run("flow_stop_old")
+        assert stopped["stopped"] == ["%s-app-blue-1" % routed_project.name]
+        time.sleep(1)
+    finally:
+        result = load.stop()
+    summary = result.summary()
+    assert summary["failed"] == 0, summary
+    assert summary["by_color"].get("blue") and summary["by_color"].get("green"), summary
+    assert all(proxy.get("/demo")[1]["color"] == "green" for _ in range(20))
+    assert routed_project.state()["live_color"] == "green"
+
+
+def test_two_paths_and_a_domain(routed_project, proxy):
+    deploy_and_route(routed_project, paths=("/a", "/b"), service_domain="shop.example.test")
+    assert proxy.get("/a/1", host="shop.example.test")[0] == 200
+    assert proxy.get("/b", host="SHOP.example.test:80")[0] == 200, "host match ignores case and port"
+    assert proxy.get("/c", host="shop.example.test")[0] == 503
+    assert proxy.get("/a", host="other.example.test")[0] == 503
+
+
+def test_domain_only_and_wildcard(routed_project, proxy):
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    routed_project.run("flow_proxy", {"service_domain": "*.apps.test"})
+    assert proxy.get("/anything", host="books.apps.test")[0] == 200
+    assert proxy.get("/anything", host="apps.test")[0] == 503
+
+
+def test_regex_path(routed_project, proxy):
+    deploy_and_route(routed_project, paths=(r"^/api/v[0-9]+/books$",), path_type="regex")
+    assert proxy.get("/api/v2/books")[0] == 200
+    assert proxy.get("/api/vx/books")[0] == 503
+    assert proxy.get("/api/v2/books/1")[0] == 503
+
+
+def test_route_removal_keeps_other_services(make_project, proxy):
+    first, second = make_project(), make_project()
+    for project, path in ((first, "/first"), (second, "/second")):
+        project.proxy = proxy
+        deploy_and_route(project, paths=(path,))
+    removed = first.run("flow_proxy", {"state": "absent"})
+    assert removed["changed"] and removed["routes"] == {}
+    assert proxy.get("/first")[0] == 503
+    assert proxy.get("/second")[0] == 200
+    state = first.state()
+    assert state["routes"] == {} and state["live_color"] == "blue", "only the route goes"
+    assert first.run("flow_proxy", {"state": "absent"})["changed"] is False
+
+
+def test_scaling_is_followed_without_a_proxy_call(routed_project, proxy):
+    deploy_and_route(routed_project)
+    backend = "be_%s_blue" % routed_project.service
+    routed_project.run("flow_scale", {"scale": "+2"})
+    started = time.monotonic()
+    wait_for(lambda: proxy.servers_up(backend) == 3, timeout=5, what="3 servers up in the proxy")
+    hosts = {proxy.get("/demo")[1]["hostname"] for _ in range(30)}
+    assert len(hosts) == 3, hosts
+    routed_project.run("flow_scale", {"scale": "-2"})
+    wait_for(lambda: proxy.servers_up(backend) == 1, timeout=5, what="1 server up after scaling down")
+    assert time.monotonic() - started < 60
+
+
+def test_killed_instance_is_dropped_within_5s(routed_project, proxy):
+    deploy_and_route(routed_project)
+    routed_project.run("flow_scale", {"scale": "2"})
+    backend = "be_%s_blue" % routed_project.service
+    wait_for(lambda: proxy.servers_up(backend) == 2, timeout=5, what="2 servers up")
+    load = LoadGenerator("http://127.0.0.1:%d/demo" % proxy.http_port, connections=8, max_requests=100000,
+                         max_seconds=30).start()
+    try:
+        time.sleep(0.5)
+        victim = routed_project.running("blue")[0]
+        victim.kill()
+        killed_at = time.monotonic()
+        wait_for(lambda: proxy.servers_up(backend) == 1, timeout=5, what="the killed instance dropped")
+        dropped_after = time.monotonic() - killed_at
+        time.sleep(1)
+    finally:
+        result = load.stop()
+    summary = result.summary()
+    print("killed instance dropped after %.2fs; requests %d, failed %d" % (dropped_after, summary["requests"], summary["failed"]))
+    assert dropped_after < 5
+    # GETs to a dead server are retried on the other one (retry-on conn-failure, redispatch).
+    assert summary["failed"] == 0, summary
+
+
+def test_proxy_restart_and_recreation_restore_every_route(make_project, proxy, docker_client):
+    projects = []
+    for path in ("/one", "/two"):
+        project = make_project()
+        project.proxy = proxy
+        deploy_and_route(project, paths=(path,))
+        projects.append(project)
+
+    proxy.container().restart()
+    wait_for(lambda: proxy.get("/one")[0] == 200 and proxy.get("/two")[0] == 200, timeout=15, what="routes after restart")
+
+    proxy.cleanup()  # container and its config volume gone: only Consul remembers the routes
+    synced = projects[0].run("flow_proxy", {"state": "synced"})
+    assert synced["changed"]
+    wait_for(lambda: proxy.get("/one")[0] == 200 and proxy.get("/two")[0] == 200, timeout=15, what="routes after recreation")
+    assert proxy.get("/two")[1]["service"] == projects[1].service
+
+
+BAD_PATHS = ["/a\nbackend evil", "/a b", "/a#x", "/a'x", '/a"x', "/a\\x", "no-slash", "/a\rb", "/a\tb", ""]
+
+
+@pytest.mark.parametrize("bad", BAD_PATHS)
+def test_injection_through_paths_is_rejected(routed_project, proxy, bad):
+    deploy_and_route(routed_project)
+    before = proxy.config()
+    failed = routed_project.run("flow_proxy", {"service_path": [bad]}, expect_failure=True)
+    assert "service_path" in failed["msg"], failed["msg"]
+    assert proxy.config() == before
+    assert proxy.get("/demo")[0] == 200
+
+
+@pytest.mark.parametrize("params, parameter", [
+    ({"service_domain": "shop.test\nfrontend x"}, "service_domain"),
+    ({"service_domain": "shop test"}, "service_domain"),
+    ({"service_domain": "shop.test#"}, "service_domain"),
+    ({"service_path": ["/x'"], "path_type": "regex"}, "service_path"),
+    ({"service_path": ["-f /etc/passwd"], "path_type": "regex"}, "service_path"),
+    ({"service_name": "evil\nname"}, "service_name"),
+    ({"proxy_listen_address": "1.2.3.4 ssl"}, "listen_address"),
+])
+def test_injection_through_other_values_is_rejected(routed_project, proxy, params, parameter):
+    deploy_and_route(routed_project)
+    before = proxy.config()
+    failed = routed_project.run("flow_proxy", dict({"service_path": ["/demo"]}, **params), expect_failure=True)
+    assert parameter in failed["msg"], failed["msg"]
+    assert proxy.config() == before
+
+
+def test_haproxy_check_failure_keeps_the_old_config_serving(routed_project, proxy):
+    deploy_and_route(routed_project)
+    before = proxy.config()
+    # Python's re accepts \\u; HAProxy's PCRE2 does not: only haproxy -c can catch it.
+    failed = routed_project.run("flow_proxy", {"service_path": ["^/\\u0041$"], "path_type": "regex"},
+                                expect_failure=True)
+    assert "rejected by haproxy -c" in failed["msg"] and "PCRE2" in failed["msg"], failed["msg"]
+    assert proxy.config() == before
+    assert proxy.get("/demo")[0] == 200
+    assert routed_project.state()["routes"]["paths"] == ["/demo"], "the state keeps the served route"
+
+
+def test_switch_refused_when_the_new_color_is_not_passing(routed_project, proxy):
+    deploy_and_route(routed_project)
+    routed_project.set_image(APP_V2)
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    for container in routed_project.running("green"):
+        container.stop(timeout=1)
+    failed = routed_project.run("flow_proxy", {"switch_timeout": 8}, expect_failure=True)
+    assert "not switching" in failed["msg"] and "blue keeps serving" in failed["msg"], failed["msg"]
+    assert proxy.get("/demo")[1]["color"] == "blue"
+    assert routed_project.state()["live_color"] == "blue"
+
+
+def test_stop_old_waits_for_in_flight_requests_to_drain(routed_project, proxy):
+    deploy_and_route(routed_project)
+    routed_project.set_image(APP_V2)
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    slow = {}
+
+    def slow_request():
+        slow["answer"] = proxy.get("/demo?sleep=8", timeout=30)
+        slow["answered_at"] = time.time()
+
+    worker = threading.Thread(target=slow_request)
+    worker.start()
+    time.sleep(0.5)  # the slow request is in flight to blue
+    routed_project.run("flow_proxy")
+    stopped = routed_project.run("flow_stop_old")
+    worker.join()
+    assert slow["answer"][0] == 200 and slow["answer"][1]["color"] == "blue", slow
+    assert any("drained" in step for step in stopped["steps"]), stopped["steps"]
+    blue = routed_project.containers("blue")[0]
+    finished = datetime.datetime.fromisoformat(blue.attrs["State"]["FinishedAt"][:26].rstrip("Z") + "+00:00").timestamp()
+    assert finished >= slow["answered_at"] - 0.5, "blue was stopped before its in-flight request finished"
