@@ -106,6 +106,7 @@ class FlowModule:
         self.params = self.module.params
         self.values = {}
         self.sources = {}
+        self.current_flow = None  # the Flow an action built, whose warnings the result carries
 
     def resolve(self):
         """Merge parameters, FLOW_* environment and docker-flow.yml; derive project and service names."""
@@ -218,7 +219,8 @@ class FlowModule:
             **overrides
         )
         backend = self.docker_backend() if engine else None
-        return Flow(backend, self.consul_client(), settings, check_mode=self.module.check_mode)
+        self.current_flow = Flow(backend, self.consul_client(), settings, check_mode=self.module.check_mode)
+        return self.current_flow
 
     def run(self, action):
         """Call ``action(self)`` and exit with its result; FlowError becomes a one-line failure."""
@@ -233,10 +235,8 @@ class FlowModule:
                 msg="Unexpected %s: %s" % (error.__class__.__name__, str(error).splitlines()[0] if str(error) else ""),
                 exception=traceback.format_exc(),
             )
-        flow = result.pop("_flow", None)
-        if flow is not None:
-            for warning in flow.warnings:
-                self.module.warn(warning)
+        for warning in self.current_flow.warnings if self.current_flow else ():
+            self.module.warn(warning)
         if not self.module._diff:
             result.pop("diff", None)
         result.setdefault("option_sources", {k: v for k, v in self.sources.items() if v != "default"})

@@ -183,9 +183,7 @@ def deploy(runner):
         deployed_by=params["deployed_by"],
         legacy_names=params["legacy_names"],
     )
-    result = flow.deploy()
-    result["_flow"] = flow
-    return result
+    return flow.deploy()
 
 
 def main():

@@ -148,16 +148,13 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import 
 
 def proxy(runner):
     params, values = runner.params, runner.values
-    flow = runner.flow(engine=False)
-    result = ProxyFlow(flow, runner.proxy_node(), switch_timeout=params["switch_timeout"]).run(
+    return ProxyFlow(runner.flow(engine=False), runner.proxy_node(), switch_timeout=params["switch_timeout"]).run(
         params["state"],
         service_path=values.get("service_path"),
         service_domain=values.get("service_domain"),
         path_type=values.get("path_type") or "prefix",
         color=params["color"],
     )
-    result["_flow"] = flow
-    return result
 
 
 def main():

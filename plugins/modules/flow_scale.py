@@ -97,10 +97,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import
 
 
 def scale(runner):
-    flow = runner.flow(color=runner.params["color"], stop_timeout=runner.params["stop_timeout"])
-    result = flow.scale()
-    result["_flow"] = flow
-    return result
+    return runner.flow(color=runner.params["color"], stop_timeout=runner.params["stop_timeout"]).scale()
 
 
 def main():

@@ -95,9 +95,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import
 def stop_old(runner):
     flow = runner.flow(stop_timeout=runner.params["stop_timeout"])
     flow.wait_for_drain = lambda: runner.proxy_node().wait_drained(runner.values["drain_timeout"])
-    result = flow.stop_old()
-    result["_flow"] = flow
-    return result
+    return flow.stop_old()
 
 
 def main():
