@@ -482,6 +482,80 @@ class Flow:
                 stopped=[i.name for i in to_stop], removed=[i.name for i in to_remove],
             )
 
+    # -- rollback ------------------------------------------------------------------
+    def rollback(self):
+        """Start the previous color's kept release again and make it the newest one.
+
+        The proxy switch and stopping the current color are the next steps
+        (flow_proxy, flow_stop_old), exactly as after a deploy.
+        """
+        settings = self.settings
+        with self._lock("rollback"):
+            state, _ = self.store.read(settings.service)
+            instances = self.backend.list_instances(settings.service)
+            current = colors.serving_color(state.get("live_color"), state.get("deployed_color"))
+            if current not in colors.BLUE_GREEN_COLORS:
+                raise FlowError("Service %s has no blue-green release to roll back from." % settings.service)
+            target = colors.other_color(current)
+            recorded = state["colors"].get(target) or {}
+            members = self._current_release_instances(state, instances, target) if recorded else []
+            if not members:
+                raise FlowError(
+                    "Service %s has no kept %s release to roll back to (keep_releases removed it, or it never ran)."
+                    % (settings.service, target)
+                )
+            if state.get("deployed_color") == target and all(i.running for i in members):
+                return self._result(
+                    False, "Release %s (%s) of %s already runs." % (recorded.get("release"), target, settings.service),
+                    state, state, instances, instances, color=target, release=recorded.get("release"),
+                )
+            if self.check_mode:
+                return self._result(
+                    True, "Would start release %s (%s) of %s again." % (recorded.get("release"), target, settings.service),
+                    state, dict(state, deployed_color=target), instances, instances, color=target,
+                    release=recorded.get("release"),
+                )
+            stopped = [i for i in members if not i.running]
+            self.backend.start(stopped)
+            self.progress("started %s" % ", ".join(i.name for i in stopped) if stopped else "the %s release still runs" % target)
+            try:
+                ready = wait_healthy(
+                    self.backend, [self.backend.refresh(i) for i in members],
+                    self._clone_probe(members[0], recorded.get("port"), recorded.get("health_path")),
+                    settings.health_timeout, self.progress,
+                )
+                self._register(ready, recorded.get("port"), recorded.get("health_path"))
+            except FlowError as error:
+                self._deregister(stopped)
+                self.backend.stop(stopped, timeout=settings.stop_timeout)
+                raise FlowError(
+                    "Rollback of %s to %s failed: %s It was stopped again; %s keeps serving."
+                    % (settings.service, target, error.msg, current), **error.details
+                )
+            record = {
+                "release": recorded.get("release"),
+                "color": target,
+                "image": recorded.get("image"),
+                "instances": len(members),
+                "time": _now(),
+                "deployed_by": settings.deployed_by or who_am_i(),
+                "rollback_from": current,
+            }
+
+            def mutate(document):
+                document["deployed_color"] = target
+                document["colors"][target] = dict(document["colors"].get(target) or {}, state="running", instances=len(members))
+                record_release(document, record)
+
+            before, after = self.store.update(settings.service, mutate)
+            instances_after = self.backend.list_instances(settings.service)
+            return self._result(
+                True, "Release %s (%s) of %s runs again beside %s; switch the proxy to it, then stop the old color."
+                % (recorded.get("release"), target, settings.service, current),
+                before, after, instances, instances_after, color=target, release=recorded.get("release"),
+                instances=[i.as_dict() for i in ready],
+            )
+
     # -- info --------------------------------------------------------------------
     def info(self):
         state, index = self.store.read(self.settings.service)

@@ -75,3 +75,10 @@ def test_bad_stop_old_and_info_inputs(deployed):
 def test_scale_without_a_release_says_deploy_first(flow_project):
     failed = flow_project.run("flow_scale", {"scale": "+1"}, expect_failure=True)
     assert "deploy it first" in failed["msg"]
+
+
+def test_rollback_without_a_kept_release_says_so(deployed):
+    before = deployed.snapshot()
+    failed = deployed.run("flow_rollback", expect_failure=True)
+    assert "no kept green release" in failed["msg"], failed["msg"]
+    assert deployed.snapshot() == before

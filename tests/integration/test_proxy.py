@@ -242,3 +242,27 @@ def test_stop_old_waits_for_in_flight_requests_to_drain(routed_project, proxy):
     blue = routed_project.containers("blue")[0]
     finished = datetime.datetime.fromisoformat(blue.attrs["State"]["FinishedAt"][:26].rstrip("Z") + "+00:00").timestamp()
     assert finished >= slow["answered_at"] - 0.5, "blue was stopped before its in-flight request finished"
+
+
+def test_rollback_brings_the_previous_release_back(routed_project, proxy):
+    deploy_and_route(routed_project)
+    routed_project.set_image(APP_V2)
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    routed_project.run("flow_proxy")
+    routed_project.run("flow_stop_old")
+    assert proxy.get("/demo")[1]["version"] == "2"
+
+    checked = routed_project.run("flow_rollback", check=True)
+    assert checked["changed"] and checked["color"] == "blue"
+    assert routed_project.running("blue") == []
+
+    back = routed_project.run("flow_rollback")
+    assert (back["color"], back["release"]) == ("blue", 1)
+    routed_project.run("flow_proxy")
+    routed_project.run("flow_stop_old")
+    assert {proxy.get("/demo")[1]["version"] for _ in range(10)} == {"1"}
+    state = routed_project.state()
+    assert (state["live_color"], state["deployed_color"]) == ("blue", "blue")
+    assert state["releases"][-1]["rollback_from"] == "green"
+    assert [c.status for c in routed_project.containers("green")] == ["exited"], "the bad release is kept stopped"
+    assert routed_project.run("flow_rollback")["changed"] is True, "rolling back again goes to green"

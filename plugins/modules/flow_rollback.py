@@ -1,0 +1,107 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flow_rollback
+short_description: Start the previous blue-green release again
+version_added: "1.0.0"
+description:
+  - Starts the stopped instances of the other color (the release before the live one, kept by
+    M(dockerflow.flow.flow_stop_old)), waits until they are healthy, registers them in Consul and makes that
+    release the newest one.
+  - Follow it with M(dockerflow.flow.flow_proxy) (switch) and M(dockerflow.flow.flow_stop_old) (stop the
+    bad release), as after a deploy; the C(rollback) step of the C(flow) role does all three.
+  - If the old instances do not become healthy, they are stopped again and the live release keeps serving.
+author:
+  - Flow contributors
+extends_documentation_fragment:
+  - dockerflow.flow.docker
+  - dockerflow.flow.consul
+  - dockerflow.flow.service
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  health_timeout:
+    description: Seconds to wait for the restarted instances to become healthy. Defaults to 120.
+    type: int
+  deployed_by:
+    description: Who rolled back, as recorded in the release history. Defaults to C(user@host).
+    type: str
+seealso:
+  - module: dockerflow.flow.flow_proxy
+  - module: dockerflow.flow.flow_stop_old
+"""
+
+EXAMPLES = r"""
+- name: Bring the previous release back
+  dockerflow.flow.flow_rollback:
+    service_name: books-ms-app
+
+- name: Send users to it
+  dockerflow.flow.flow_proxy:
+    service_name: books-ms-app
+
+- name: Stop the bad release
+  dockerflow.flow.flow_stop_old:
+    service_name: books-ms-app
+"""
+
+RETURN = r"""
+service:
+  description: Name of the service.
+  returned: always
+  type: str
+color:
+  description: Color of the release that runs again.
+  returned: success
+  type: str
+  sample: blue
+release:
+  description: Number of that release.
+  returned: success
+  type: int
+instances:
+  description: Its instances.
+  returned: when it changed
+  type: list
+  elements: dict
+steps:
+  description: What was done, in order.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
+    CONSUL_ARGS,
+    DOCKER_ARGS,
+    SERVICE_ARGS,
+    FlowModule,
+    argument_spec,
+)
+
+
+def rollback(runner):
+    return runner.flow(deployed_by=runner.params["deployed_by"]).rollback()
+
+
+def main():
+    spec = argument_spec(
+        DOCKER_ARGS,
+        CONSUL_ARGS,
+        SERVICE_ARGS,
+        health_timeout=dict(type="int"),
+        deployed_by=dict(type="str"),
+    )
+    FlowModule(spec).run(rollback)
+
+
+if __name__ == "__main__":
+    main()
