@@ -26,6 +26,7 @@ IMAGES=(
     "dockerflow-test/app:2|app|healthcheck|VERSION=2 HEALTH=ok"
     "dockerflow-test/app:unhealthy|app|healthcheck|VERSION=unhealthy HEALTH=fail"
     "dockerflow-test/app:nohealthcheck|app|nohealthcheck|VERSION=nohc HEALTH=ok"
+    "dockerflow-test/python:3|python||"
 )
 
 # Image config given to `docker import` (part of the base image's hash).
