@@ -278,3 +278,32 @@ def test_a_changed_setting_recreates_the_container_and_bad_settings_fail_clearly
     assert rc != 0 and "registrator_state must be one of: present, absent" in output
     rc, output, _ = run_role(registrator, registrator_consul_address="consul.example:8500")
     assert rc != 0 and "registrator_consul_address: must be http://HOST:PORT" in output
+
+
+def test_upstream_mode_runs_gliderlabs_registrator_with_its_own_flags(tmp_path):
+    """The upstream image cannot be pulled here: a stand-in docker CLI records what the role runs."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "docker"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "printf '%%s\\n' \"$*\" >> %s\n"
+        "case \"$1 $2\" in\n"
+        "  'container inspect') echo '[]'; echo \"Error: No such container: $3\" >&2; exit 1;;\n"
+        "  run*) echo 0123456789ab; exit 0;;\n"
+        "esac\n"
+        "exit 3\n" % calls
+    )
+    fake.chmod(0o755)
+    rc, output, changed = run_role(tmp_path, registrator_use_upstream=True, registrator_docker_command=str(fake),
+                                   registrator_container_name="registrator", registrator_tags=["a", "b"],
+                                   registrator_consul_address="http://127.0.0.1:8500")
+    assert rc == 0 and changed == 1, output
+    recorded = calls.read_text().splitlines()
+    assert recorded[0] == "container inspect registrator"
+    run = recorded[1].split(" ")
+    assert run[:9] == ["run", "--detach", "--name", "registrator", "--network", "host", "--restart", "unless-stopped",
+                       "--volume"]
+    assert run[9] == "/var/run/docker.sock:/tmp/docker.sock:ro"
+    assert run[12:] == ["gliderlabs/registrator:v7", "-ip", "127.0.0.1", "-resync", str(RESYNC), "-cleanup",
+                        "-tags", "a,b", "consul://127.0.0.1:8500"]
+    assert len(recorded) == 2, "no image is built in upstream mode: %s" % recorded
