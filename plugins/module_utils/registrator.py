@@ -2,8 +2,8 @@
 # Copyright: Contributors to the dockerflow.flow collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A registrator: the published ports of the containers on one Docker engine, registered in
-the local Consul agent, the way ``gliderlabs/registrator`` did (that image is abandoned and
-speaks a Docker API version current engines refuse).
+the local Consul agent, the way ``gliderlabs/registrator`` did (that image is abandoned; its
+Docker client is years older than the engines that now refuse old API versions).
 
 The daemon resyncs on start (registers every running container, deregisters the dangling
 entries it made earlier), then follows the engine's container events and registers or
