@@ -10,6 +10,7 @@ this run's label, so tests running beside it on the same engine and agent are le
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -96,6 +97,14 @@ def wait_until(predicate, timeout, interval=0.02):
         time.sleep(interval)
 
 
+def started_at(docker_client, name):
+    """State.StartedAt of a container as a Unix time (the engine runs on this host: same clock)."""
+    text = docker_client.containers.get(name).attrs["State"]["StartedAt"]
+    seconds, _, fraction = text.rstrip("Z").partition(".")
+    moment = datetime.datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp() + float("0." + (fraction or "0"))
+
+
 def host_port(docker_client, name, port="8080/tcp"):
     container = docker_client.containers.get(name)
     return int(container.ports[port][0]["HostPort"])
@@ -148,9 +157,12 @@ def test_plain_docker_run_is_registered_within_2s_and_removed_when_it_stops(regi
                          "-e", "SERVICE_CHECK_HTTP=/health", "-e", "SERVICE_CHECK_INTERVAL=1s")
     service_id = "%s:%s:8080" % (NODE, name)
     entry, _ = wait_until(lambda: services().get(service_id), timeout=5)
+    seen_at = time.time()
     latency = time.monotonic() - started
-    print("registered %.3fs after `docker run -d` was called" % latency)
-    assert latency < 2, "registered only %.3fs after docker run" % latency
+    start_latency = seen_at - started_at(docker_client, name)
+    print("registered %.3fs after the container started (%.3fs after `docker run -d` was called)"
+          % (start_latency, latency))
+    assert start_latency < 2, "registered only %.3fs after the container started" % start_latency
     assert entry["Service"] == "app"
     assert (entry["Address"], entry["Port"]) == ("127.0.0.1", host_port(docker_client, name))
     assert entry["Tags"] == ["blue", "v1"]
