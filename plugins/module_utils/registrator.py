@@ -654,9 +654,17 @@ class Registrator:
         self.next_resync = time.monotonic() + self.resync_interval
         return True
 
+    def relevant(self, event):
+        """False for events of containers that can have no entries of ours, judged by the labels
+        the engine copies into the event (labels never change): no inspect, no Consul call."""
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        if LABEL_SERVICE in attributes:
+            return False
+        return not attributes or self.settings.wants(attributes)
+
     def handle_event(self, event):
         container_id, action = event_container(event)
-        if not container_id:
+        if not container_id or not self.relevant(event):
             return
         try:
             registered, removed = self.sync_container(container_id)
@@ -730,7 +738,7 @@ def _check_text(check):
 def _error_text(exc):
     if isinstance(exc, FlowError):
         return str(exc)
-    return "%s: %s" % (exc.__class__.__name__, exc) + (" (%s)" % traceback.format_exc(limit=3).replace("\n", " | "))
+    return "%s: %s (%s)" % (exc.__class__.__name__, exc, traceback.format_exc(limit=-3).strip().replace("\n", " | "))
 
 
 def parse_args(argv=None):

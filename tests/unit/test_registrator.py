@@ -531,3 +531,30 @@ def test_the_role_copies_every_module_util_the_daemon_imports():
     with open(os.path.join(ROOT, "roles", "registrator", "vars", "main.yml")) as handle:
         shipped = set(yaml.safe_load(handle)["__registrator_module_utils"])
     assert shipped == needed
+
+
+def test_events_of_containers_that_cannot_be_ours_cost_no_lookup():
+    docker, consul = FakeDocker(), FakeConsul()
+    inspected = []
+    docker.inspect = lambda cid: inspected.append(cid)
+    settings = reg.Settings(node="node1", ip="10.0.0.5", require_label="team=a")
+    registrator, _ = daemon(docker, consul, settings)
+    registrator.handle_event({"Action": "start", "Actor": {"ID": "1", "Attributes": {"dockerflow.service": "x", "team": "a"}}})
+    registrator.handle_event({"Action": "start", "Actor": {"ID": "2", "Attributes": {"name": "web", "team": "b"}}})
+    assert inspected == [] and consul.calls == []
+    registrator.handle_event({"Action": "start", "Actor": {"ID": "3", "Attributes": {"name": "web", "team": "a"}}})
+    registrator.handle_event({"Action": "start", "Actor": {"ID": "4"}})  # no attributes: look
+    assert inspected == ["3", "4"]
+
+
+def test_unexpected_errors_are_logged_with_where_they_happened():
+    consul = FakeConsul()
+    registrator, logged = daemon(FakeDocker(container(cid="e" * 64)), consul)
+
+    def broken(_payload):
+        raise KeyError("boom")
+
+    consul.register = broken
+    registrator.handle_event({"Action": "start", "Actor": {"ID": "e" * 64}})
+    [line] = [line for line in logged if "KeyError" in line]
+    assert "boom" in line and "broken" in line and "\n" not in line
