@@ -11,16 +11,18 @@ import json
 import os
 import re
 import subprocess
+import sys
 import uuid
 
 import yaml
 
-from conftest import APP_V1, APP_V2, CONSUL_URL, wait_for
+from conftest import APP_V1, APP_V2, CONSUL_URL, free_ports, wait_for
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FLOW_PLAYBOOK = os.path.join(ROOT, "playbooks", "flow.yml")
 ROLLBACK_PLAYBOOK = os.path.join(ROOT, "playbooks", "rollback.yml")
 ANSIBLE_PLAYBOOK = os.environ.get("DOCKERFLOW_ANSIBLE_PLAYBOOK", "ansible-playbook")
+MOLECULE = os.environ.get("DOCKERFLOW_MOLECULE") or os.path.join(os.path.dirname(sys.executable), "molecule")
 
 # docker-flow.yml of the seed's walkthrough (health_path so the proxy's checks and ours agree).
 SEED_FLOW_FILE = {
@@ -222,3 +224,32 @@ def test_role_variable_over_flow_env_over_docker_flow_yml(flow_project, proxy):
     assert file_run.results[0]["result"]["option_sources"]["service_path"] == "file"
     assert proxy.get("/from-file")[0] == 200 and proxy.get("/from-env")[0] == 503
     assert served(proxy, "/from-file") == ("blue", "1")
+
+
+def test_molecule_scenario_of_the_flow_role(tmp_path, docker_client):
+    """`molecule test` of roles/flow: converge, idempotence, verify (HTTP through its proxy), destroy,
+    with its own Consul, on free ports and names of its own."""
+    ident = "m%s" % uuid.uuid4().hex[:6]
+    names = ["CONSUL_HTTP", "CONSUL_DNS", "CONSUL_SERVER", "CONSUL_SERF_LAN", "CONSUL_SERF_WAN",
+             "PROXY_HTTP", "PROXY_STATS", "PROXY_ADMIN", "PROXY_MASTER"]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("FLOW", "MOLECULE_"))}
+    env.update({"DOCKERFLOW_MOLECULE_%s_PORT" % name: str(port) for name, port in zip(names, free_ports(len(names)))})
+    env.update({"DOCKERFLOW_MOLECULE_ID": ident, "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "ephemeral"),
+                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "NO_COLOR": "1"})
+    if os.environ.get("ANSIBLE_COLLECTIONS_PATH"):
+        env["MOLECULE_FLOW_COLLECTIONS"] = os.environ["ANSIBLE_COLLECTIONS_PATH"]
+    prefix = "dockerflow-test-%s-" % ident
+    try:
+        completed = subprocess.run([MOLECULE, "test"], cwd=os.path.join(ROOT, "roles", "flow"), env=env,
+                                   capture_output=True, text=True, timeout=900)
+        text = completed.stdout + completed.stderr
+        assert completed.returncode == 0, text[-8000:]
+        for step in ("create", "converge", "idempotence", "verify", "destroy"):
+            assert re.search(r"%s\W+Executed: Successful" % step, text), "%s did not run:\n%s" % (step, text[-4000:])
+        left = docker_client.containers.list(all=True, filters={"name": prefix})
+        left += docker_client.containers.list(all=True, filters={"label": "dockerflow.service=dftest%s-app" % ident})
+        assert not left, "destroy leaves no container behind: %s" % [c.name for c in left]
+        assert not docker_client.volumes.list(filters={"name": prefix}), "destroy removes the proxy's volume"
+    finally:
+        for container in docker_client.containers.list(all=True, filters={"name": prefix}):
+            container.remove(force=True, v=True)
