@@ -82,19 +82,21 @@ class Flow:
     def progress(self, line):
         self.steps.append(line)
 
-    def _lock(self, operation):
+    def _lock(self, operation, name=None):
+        """The lock of this service, or of ``name`` (the proxy locks itself while it renders)."""
         if self.check_mode:
             return _NoLock()
+        name = name or self.settings.service
         return ServiceLock(
             self.client,
-            self.settings.service,
+            name,
             timeout=self.settings.lock_timeout,
             operation=operation,
-            on_wait=lambda holder: self._note_wait(holder),
+            on_wait=lambda holder: self._note_wait(name, holder),
         )
 
-    def _note_wait(self, holder):
-        line = "waiting for the lock of %s held by %s" % (self.settings.service, holder or "a finished run (lock-delay)")
+    def _note_wait(self, name, holder):
+        line = "waiting for the lock of %s held by %s" % (name, holder or "a finished run (lock-delay)")
         if not self.steps or self.steps[-1] != line:
             self.progress(line)
 

@@ -93,14 +93,16 @@ class ProxyFlow:
             raise FlowError("path_type=%r is not valid: use one of %s." % (path_type, ", ".join(PATH_TYPES)))
         flow = self.flow
         service = flow.settings.service
-        with flow._lock("proxy"):
+        # The proxy's own lock: a sync must not render what it read before another service's switch.
+        proxy_lock = flow._lock("proxy", name="proxy-%s" % self.node.name)
+        if state == "synced":
+            with proxy_lock:
+                return self._sync(flow.store.read_all())
+        with flow._lock("proxy"), proxy_lock:
             documents = flow.store.read_all()
-            document = documents.get(service)
-            if state == "synced":
-                return self._sync(documents)
             if state == "absent":
-                return self._remove(documents, document)
-            return self._switch(documents, document, list(service_path or []), service_domain, path_type, color)
+                return self._remove(documents, documents.get(service))
+            return self._switch(documents, documents.get(service), list(service_path or []), service_domain, path_type, color)
 
     def _result(self, changed, msg, before_config, after_config, **extra):
         result = {"changed": changed, "msg": msg, "service": self.flow.settings.service, "steps": self.flow.steps,
