@@ -18,15 +18,15 @@ export CONSUL_HTTP_PORT
 TEST_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) PYTHONPATH=$(COLLECTIONS)
 UNIT := $(TEST_ENV) $(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
 INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
-	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) \
+	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) DOCKERFLOW_TEST_CONSUL_DNS=127.0.0.1:8600 \
 	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 .PHONY: help venv collection-path engine images consul consul-stop clean-containers \
-        unit integration test demo clean
+        unit integration test demo benchmarks clean
 
 help:
 	@echo "targets: test (everything, as CI), venv, collection-path, engine, images, consul,"
-	echo "         consul-stop, clean-containers, unit, integration, demo, clean"
+	echo "         consul-stop, clean-containers, unit, integration, demo, benchmarks, clean"
 
 venv: $(VENV_STAMP)
 
@@ -103,6 +103,23 @@ test:
 demo: venv collection-path engine images consul
 	@$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH FLOW_CONSUL_ADDRESS=http://127.0.0.1:$(CONSUL_HTTP_PORT) \
 	  $(VENV)/bin/ansible-playbook playbooks/demo.yml
+
+# zero_downtime, proxy_overhead, switch_latency in order (each under ~3 minutes on 2 cores;
+# see benchmarks/README.md); all three run, the first failing status is make's.
+# BENCH_ARGS goes to each script, e.g. BENCH_ARGS="--proxy-ports 28180,28181,28182,28183".
+BENCH_ARGS ?=
+BENCH_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	DOCKERFLOW_BENCH_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT)
+benchmarks: venv collection-path engine images consul
+	@status=0
+	for bench in zero_downtime proxy_overhead switch_latency; do
+	    echo "==> benchmarks/$$bench.py"
+	    rc=0
+	    env $(BENCH_ENV) $(VENV)/bin/python benchmarks/$$bench.py $(BENCH_ARGS) || rc=$$?
+	    echo "==> benchmarks/$$bench.py: exit $$rc"
+	    [ $$status != 0 ] || status=$$rc
+	done
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .build .cache

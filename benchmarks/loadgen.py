@@ -1,0 +1,247 @@
+# -*- coding: utf-8 -*-
+"""A bounded HTTP load generator for loopback targets only.
+
+Each worker keeps one HTTP/1.1 keep-alive connection open (reconnecting on
+errors), or opens a fresh connection per request (``fresh_connections``), and
+sends GETs until the request budget or the time limit runs out, optionally at
+a fixed total rate. It counts every answer by status and by the ``color`` and
+``version`` its JSON body names, so blue-green switches can be seen in the
+figures, records latencies, a per-second timeline and every failure with its
+time, kind and whether it happened on a reused keep-alive connection.
+
+Pure standard library and threads: on a 2-core machine the generator itself
+tops out at a few thousand requests a second (``benchmarks/proxy_overhead.py``
+measures that ceiling), so use wrk for throughput figures when it is installed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections import Counter, defaultdict
+from urllib.parse import urlparse
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_loopback(url):
+    """Return the parsed URL; refuse anything but a loopback target."""
+    parsed = urlparse(url)
+    if parsed.scheme != "http" or parsed.hostname not in LOOPBACK_HOSTS:
+        raise ValueError("load tests target http://127.0.0.1 (loopback) only, not %s" % url)
+    return parsed
+
+
+class LoadResult:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.statuses = Counter()
+        self.colors = Counter()
+        self.versions = Counter()
+        self.errors = Counter()
+        self.latencies = []
+        # One entry a failure: {"t": seconds since start, "wall": epoch seconds, "reason": status or
+        # exception class, "detail": message, "reused": sent on a connection that had already served requests}.
+        self.failures_timeline = []
+        self.by_second = defaultdict(Counter)  # int(seconds since start) -> {color or "failed": n}
+        self.slow_timeline = []  # {"t", "wall", "ms"}: successful answers slower than the generator's slow_ms
+        self.connections_opened = 0
+        self.started = time.monotonic()
+        self.started_wall = time.time()
+        self.finished = None
+
+    @property
+    def total(self):
+        return sum(self.statuses.values()) + sum(self.errors.values())
+
+    @property
+    def failed(self):
+        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300) + sum(self.errors.values())
+
+    def elapsed(self):
+        return (self.finished or time.monotonic()) - self.started
+
+    def percentiles(self, fractions):
+        if not self.latencies:
+            return [None for _ in fractions]
+        ordered = sorted(self.latencies)
+        return [ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] for fraction in fractions]
+
+    def percentile(self, fraction):
+        return self.percentiles([fraction])[0]
+
+    def timeline(self):
+        """[[second, {color: n, ..., "failed": n}], ...] in order."""
+        return [[second, dict(counts)] for second, counts in sorted(self.by_second.items())]
+
+    def summary(self, failures=10):
+        elapsed = self.elapsed()
+        p50, p90, p99, p100 = self.percentiles([0.50, 0.90, 0.99, 1.0])
+
+        def ms(value):
+            return round(value * 1000, 2) if value is not None else None
+
+        return {
+            "requests": self.total,
+            "failed": self.failed,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "errors": dict(self.errors),
+            "by_color": dict(self.colors),
+            "by_version": dict(self.versions),
+            "connections_opened": self.connections_opened,
+            "seconds": round(elapsed, 2),
+            "requests_per_second": round(self.total / elapsed, 1) if elapsed else None,
+            "p50_ms": ms(p50),
+            "p90_ms": ms(p90),
+            "p99_ms": ms(p99),
+            "max_ms": ms(p100),
+            "first_failures": self.failures_timeline[:failures],
+            "slow_answers": len(self.slow_timeline),
+        }
+
+
+class LoadGenerator:
+    """Run ``connections`` workers against ``url`` in the background; stop() returns the result.
+
+    ``rate`` (requests a second, all workers together) paces the workers; None sends as fast as
+    answers come. ``fresh_connections`` opens (and closes) a connection for every request.
+    """
+
+    def __init__(self, url, connections=32, max_requests=100000, max_seconds=300, host_header=None, timeout=5,
+                 fresh_connections=False, rate=None, slow_ms=500):
+        parsed = check_loopback(url)
+        self.host, self.port = parsed.hostname, parsed.port or 80
+        self.path = (parsed.path or "/") + ("?" + parsed.query if parsed.query else "")
+        self.connections = connections
+        self.max_requests = max_requests
+        self.max_seconds = max_seconds
+        self.deadline = None
+        self.host_header = host_header
+        self.timeout = timeout
+        self.fresh_connections = fresh_connections
+        self.rate = rate
+        self.slow_ms = slow_ms
+        self.result = LoadResult()
+        self._budget = max_requests
+        self._stop = threading.Event()
+        self._threads = []
+        self._worker_ends = []  # when each worker stopped: the load ends with the last one
+
+    def _take(self):
+        with self.result.lock:
+            if self._budget <= 0:
+                return False
+            self._budget -= 1
+            return True
+
+    def _record_failure(self, started, reason, detail, reused):
+        result = self.result
+        offset = started - result.started
+        result.failures_timeline.append({
+            "t": round(offset, 3), "wall": round(result.started_wall + offset, 3), "reason": reason,
+            "detail": detail[:160], "reused": reused,
+        })
+        result.by_second[int(offset)]["failed"] += 1
+
+    def _worker(self, index):
+        connection = None
+        served_on_connection = 0
+        headers = {"Host": self.host_header} if self.host_header else {}
+        if self.fresh_connections:
+            headers["Connection"] = "close"
+        interval = (self.connections / float(self.rate)) if self.rate else None
+        next_send = time.monotonic() + (interval * index / self.connections if interval else 0)
+        while not self._stop.is_set() and time.monotonic() < self.deadline and self._take():
+            if interval:
+                delay = next_send - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+                next_send = max(next_send + interval, time.monotonic() - interval)
+            started = time.monotonic()
+            reused = served_on_connection > 0
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                    served_on_connection = 0
+                    with self.result.lock:
+                        self.result.connections_opened += 1
+                connection.request("GET", self.path, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+                latency = time.monotonic() - started
+                served_on_connection += 1
+                color = version = None
+                if response.status == 200:
+                    try:
+                        payload = json.loads(body)
+                        color, version = payload.get("color"), payload.get("version")
+                    except (ValueError, AttributeError):
+                        pass
+                with self.result.lock:
+                    self.result.statuses[response.status] += 1
+                    self.result.latencies.append(latency)
+                    second = self.result.by_second[int(started - self.result.started)]
+                    if color:
+                        self.result.colors[color] += 1
+                        second[color] += 1
+                    if version:
+                        self.result.versions[str(version)] += 1
+                    if not 200 <= response.status < 300:
+                        self._record_failure(started, response.status, body[:80].decode("utf-8", "replace"), reused)
+                    elif self.slow_ms is not None and latency * 1000 >= self.slow_ms:
+                        offset = started - self.result.started
+                        self.result.slow_timeline.append({"t": round(offset, 3), "wall": round(self.result.started_wall + offset, 3),
+                                                          "ms": round(latency * 1000, 1), "reused": reused})
+                    elif not color:
+                        second["ok"] += 1
+                if self.fresh_connections or (response.getheader("connection", "") or "").lower() == "close":
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException) as exc:
+                with self.result.lock:
+                    self.result.errors[exc.__class__.__name__] += 1
+                    self._record_failure(started, exc.__class__.__name__, str(exc) or exc.__class__.__name__, reused)
+                if connection is not None:
+                    connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
+        with self.result.lock:
+            self._worker_ends.append(time.monotonic())
+
+    def start(self):
+        self.result.started = time.monotonic()
+        self.result.started_wall = time.time()
+        self.deadline = self.result.started + self.max_seconds
+        for index in range(self.connections):
+            thread = threading.Thread(target=self._worker, args=(index,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def running(self):
+        return any(thread.is_alive() for thread in self._threads)
+
+    def wait(self):
+        for thread in self._threads:
+            thread.join()
+        if self.result.finished is None:
+            self.result.finished = max(self._worker_ends) if self._worker_ends else time.monotonic()
+        return self.result
+
+    def wait_for(self, requests, deadline=None):
+        """Block until ``requests`` were sent, the budget or time ran out, or ``deadline`` (monotonic) passed."""
+        while self.running() and self.result.total < requests and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.1)
+
+    def stop(self):
+        self._stop.set()
+        return self.wait()
+
+
+def run_load(url, requests, connections=32, max_seconds=120, **kwargs):
+    """Send ``requests`` requests (or until ``max_seconds``) and return the LoadResult."""
+    generator = LoadGenerator(url, connections=connections, max_requests=requests, max_seconds=max_seconds, **kwargs)
+    return generator.start().wait()
