@@ -257,7 +257,8 @@ class ProxyNode:
     def servers_up(self, backend):
         """Number of servers UP in ``backend`` of the current worker (0 if it does not exist)."""
         count = 0
-        for line in self.runtime("show stat").splitlines():
+        # Only this backend's servers (type 4, all ids): the full list grows with every route.
+        for line in self.runtime("show stat %s 4 -1" % backend).splitlines():
             fields = line.split(",")
             if len(fields) > 17 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND"):
                 if fields[17].startswith("UP"):

@@ -63,9 +63,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-App-Version", VERSION)
-        self.end_headers()
         if not head:
-            self.wfile.write(data)
+            # Headers and body in one write: two small writes wait on Nagle and delayed ACKs (~40 ms).
+            self._headers_buffer.append(b"\r\n" + data)
+            self.flush_headers()
+        else:
+            self.end_headers()
 
     def _handle(self, head=False):
         length = int(self.headers.get("Content-Length") or 0)
@@ -103,6 +106,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
+    # A proxy switching traffic opens many connections at once: a short accept queue would drop SYNs.
+    request_queue_size = 128
     daemon_threads = True  # idle keep-alive connections must not block shutdown
     allow_reuse_address = True
 
