@@ -39,12 +39,13 @@ class Registration:
         # passing instead of Consul's default critical: the proxy can use them at once.
         common = {"Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT, "Status": "passing"}
         if self.check_http_path:
-            url = "http://%s:%d%s" % (_url_host(self.address), self.port, self.check_http_path)
+            url = "http://%s:%d%s" % (url_host(self.address), self.port, self.check_http_path)
             return dict(common, HTTP=url)
-        return dict(common, TCP="%s:%d" % (_url_host(self.address), self.port))
+        return dict(common, TCP="%s:%d" % (url_host(self.address), self.port))
 
 
-def _url_host(address):
+def url_host(address):
+    """``address`` as the host part of a URL: IPv6 in brackets."""
     return "[%s]" % address if ":" in address else address
 
 

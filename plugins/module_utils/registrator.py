@@ -64,7 +64,7 @@ from urllib.parse import quote, urlencode, urlparse
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import LABEL_SERVICE
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.registration import META_CONTAINER, _url_host
+from ansible_collections.dockerflow.flow.plugins.module_utils.registration import META_CONTAINER, url_host
 
 META_REGISTRATOR = "dockerflow-registrator"  # value: the node (registrator) that made the entry
 META_CONTAINER_ID = "dockerflow-container-id"
@@ -238,7 +238,7 @@ def image_basename(image):
 
 def build_check(attributes, address, port, settings, warnings):
     """The Consul check of one registration, from its SERVICE_CHECK_* attributes (or None)."""
-    host = _url_host(address)
+    host = url_host(address)
     if attributes.get("check_http") or attributes.get("check_https"):
         scheme = "https" if attributes.get("check_https") else "http"
         path = attributes.get("check_https") or attributes.get("check_http")
@@ -379,7 +379,7 @@ class ConsulAgent:
         except ValueError:
             raise FlowError("consul address %r has an invalid port." % address)
         self.address = address
-        self.base = "%s://%s:%d" % (parsed.scheme, _url_host(parsed.hostname), port)
+        self.base = "%s://%s:%d" % (parsed.scheme, url_host(parsed.hostname), port)
         self.token = token or None
         self.timeout = timeout
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
