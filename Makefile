@@ -99,10 +99,17 @@ test:
 	[ $$status != 0 ] || status=$$rc
 	finish
 
-# The walk-through of playbooks/demo.yml on the local engine; safe to run again.
-demo: venv collection-path engine images consul
-	@$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH FLOW_CONSUL_ADDRESS=http://127.0.0.1:$(CONSUL_HTTP_PORT) \
-	  $(VENV)/bin/ansible-playbook playbooks/demo.yml
+# playbooks/demo.yml on the local engine: setup.yml (Consul on 8510, Registrator, the proxy on
+# 127.0.0.1:$(DEMO_PROXY_PORT), all named dockerflow-demo-*), then the blue-green walkthrough of
+# examples/books-ms under load, and a table. Safe to run again; beside `make test` too.
+# DEMO_ARGS goes to ansible-playbook, e.g. DEMO_ARGS="-e consul_image=hashicorp/consul:1.20".
+DEMO_PROXY_PORT ?= 18080
+DEMO_ARGS ?=
+demo: venv collection-path engine images
+	@t0=$$EPOCHREALTIME
+	$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH ANSIBLE_LOCALHOST_WARNING=0 ANSIBLE_INVENTORY_UNPARSED_WARNING=0 \
+	  $(VENV)/bin/ansible-playbook playbooks/demo.yml -e '{"proxy_http_port": $(DEMO_PROXY_PORT)}' $(DEMO_ARGS)
+	echo "==> make demo: ok ($$(awk -v a=$$t0 -v b=$$EPOCHREALTIME 'BEGIN { printf "%.1fs", b - a }'))"
 
 # zero_downtime, proxy_overhead, switch_latency in order (each under ~3 minutes on 2 cores;
 # see benchmarks/README.md); all three run, the first failing status is make's.
