@@ -61,6 +61,9 @@ class FlowSettings:
     legacy_names: bool = False
 
 
+DNS_QUIESCE_SECONDS = 3
+
+
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -145,6 +148,16 @@ class Flow:
                 )
             )
             self.progress("registered %s in Consul as %s (%s:%d)" % (instance.name, self.settings.service, self.settings.service_address, port))
+
+    def _quiesce(self, state):
+        """After deregistering serving instances of a routed service, give the proxy time to see it.
+
+        The proxy learns about instances from Consul DNS (hold time ~1 s, a resolution per second):
+        stopping at once would cut requests it still sends there.
+        """
+        if state.get("routes"):
+            time.sleep(DNS_QUIESCE_SECONDS)
+            self.progress("waited %ds for the proxy to stop sending requests to them" % DNS_QUIESCE_SECONDS)
 
     def _deregister(self, instances):
         for instance in instances:
@@ -395,6 +408,7 @@ class Flow:
             else:
                 victims = sorted(running, key=lambda i: (i.created, i.number), reverse=True)[: current - wanted]
                 self._deregister(victims)
+                self._quiesce(state)
                 self.backend.stop(victims, timeout=settings.stop_timeout)
                 self.backend.remove(victims)
                 self.progress("removed %s" % ", ".join(i.name for i in victims))
@@ -465,6 +479,8 @@ class Flow:
                     stopped=[i.name for i in to_stop], removed=[i.name for i in to_remove],
                 )
             self._deregister(to_stop + to_remove)
+            if any(i.color == live for i in to_stop + to_remove):
+                self._quiesce(state)  # plain releases share the live backend
             if state.get("routes") and self.wait_for_drain and (to_stop or to_remove):
                 waited = self.wait_for_drain()
                 self.progress("the proxy drained requests to the old release in %.1fs" % waited)

@@ -266,3 +266,21 @@ def test_rollback_brings_the_previous_release_back(routed_project, proxy):
     assert state["releases"][-1]["rollback_from"] == "green"
     assert [c.status for c in routed_project.containers("green")] == ["exited"], "the bad release is kept stopped"
     assert routed_project.run("flow_rollback")["changed"] is True, "rolling back again goes to green"
+
+
+def test_scaling_down_under_load_fails_no_request(routed_project, proxy):
+    deploy_and_route(routed_project)
+    routed_project.run("flow_scale", {"scale": "3"})
+    backend = "be_%s_blue" % routed_project.service
+    wait_for(lambda: proxy.servers_up(backend) == 3, timeout=5, what="3 servers up")
+    load = LoadGenerator("http://127.0.0.1:%d/demo" % proxy.http_port, connections=16, max_requests=100000,
+                         max_seconds=60).start()
+    try:
+        time.sleep(0.5)
+        down = routed_project.run("flow_scale", {"scale": "-2"})
+        assert any("stop sending" in step for step in down["steps"]), down["steps"]
+        time.sleep(0.5)
+    finally:
+        result = load.stop()
+    summary = result.summary()
+    assert summary["failed"] == 0 and summary["requests"] > 100, summary
