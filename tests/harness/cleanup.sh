@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Removes what tests leave behind; never fails (always exits 0):
-#   containers labelled dockerflow.test=1 or dockerflow.service (made by the collection),
+#   containers labelled dockerflow.test=1 (never all dockerflow.service ones: real releases carry it),
 #   named dockerflow-test-*, or of a compose project named dftest*;
 #   networks and volumes labelled dockerflow.test=1 or of a compose project named dftest*.
 # Usage: cleanup.sh [--dry-run]   (or CLEANUP_DRY_RUN=1: only list what would be removed)
@@ -39,7 +39,6 @@ match_name_or_project() {
 containers=$(
     {
         docker ps -aq --filter label=dockerflow.test=1
-        docker ps -aq --filter label=dockerflow.service
         docker ps -a --format "{{.ID}} {{.Names}} {{.Label \"$PROJECT_LABEL\"}}" |
             match_name_or_project dockerflow-test-
     } 2>/dev/null | sort -u
