@@ -319,3 +319,19 @@ def test_upstream_mode_runs_gliderlabs_registrator_with_its_own_flags(tmp_path):
     assert run[12:] == ["gliderlabs/registrator:v7", "-ip", "127.0.0.1", "-resync", str(RESYNC), "-cleanup",
                         "-tags", "a,b", "consul://127.0.0.1:8500"]
     assert len(recorded) == 2, "no image is built in upstream mode: %s" % recorded
+
+
+def test_molecule_scenario_of_the_registrator_role(docker_client, consul_agent, tmp_path):
+    """`molecule test` of roles/registrator: destroy, syntax, converge, idempotence, verify, destroy."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    molecule = os.path.join(os.path.dirname(os.sys.executable), "molecule")
+    env = dict(os.environ, DOCKERFLOW_TEST_CONSUL=CONSUL_URL, MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "ephemeral"),
+               PATH=os.path.dirname(os.sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", NO_COLOR="1", PY_COLORS="0")
+    env.pop("ANSIBLE_COLLECTIONS_PATH", None)  # the scenario points at the repository's .build/collections
+    completed = subprocess.run([molecule, "test"], cwd=os.path.join(root, "roles", "registrator"), env=env,
+                               capture_output=True, text=True, timeout=900)
+    text = completed.stdout + completed.stderr
+    assert completed.returncode == 0, text[-6000:]
+    for step in ("converge", "idempotence", "verify", "destroy"):
+        assert re.search(r"%s\W+Executed: Successful" % step, text), "%s did not run:\n%s" % (step, text[-3000:])
