@@ -27,6 +27,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     Route,
     backend_name,
     render,
+    render_generation,
 )
 
 PROXY_STATES = ("present", "absent", "synced")
@@ -141,6 +142,15 @@ class ProxyFlow:
             self.flow.progress("removed the routes of %s" % service)
         return self._result(True, "Removed the routes of %s." % service, running, config, routes={}, config_changed=changed)
 
+    def _servers_up_or_refuse(self, backend, document):
+        try:
+            return self.node.wait_servers_up(backend, self.switch_timeout)
+        except FlowError as error:
+            live = document.get("live_color")
+            raise FlowError(
+                "%s Not switching.%s" % (error.msg, (" Live color %s keeps serving." % live) if live else "")
+            )
+
     def _wait_passing(self, service, color):
         deadline = time.monotonic() + self.switch_timeout
         while True:
@@ -200,9 +210,17 @@ class ProxyFlow:
                     staging_config, staging_generation = render(others + [route], self.node.settings, unrouted=(service,))
                 if staging_config != running:
                     self._activate(staging_config, staging_generation)
-            self.node.wait_servers_up(target, self.switch_timeout)
+            self._servers_up_or_refuse(target, document)
             self._activate(config, generation)
-        servers = self.node.wait_servers_up(target, self.switch_timeout)
+            try:
+                servers = self.node.wait_servers_up(target, self.switch_timeout)
+            except FlowError as error:
+                # The new worker does not see the servers the old one saw: go back to what served.
+                if running:
+                    self._activate(running, render_generation(running))
+                raise FlowError("%s The previous configuration was restored." % error.msg)
+        else:
+            servers = self._servers_up_or_refuse(target, document)
         flow.progress("proxy serves %s from %s (%d server(s) up)" % (service, color, servers))
 
         def mutate(doc):

@@ -216,7 +216,9 @@ def test_switch_refused_when_the_new_color_is_not_passing(routed_project, proxy)
     for container in routed_project.running("green"):
         container.stop(timeout=1)
     failed = routed_project.run("flow_proxy", {"switch_timeout": 8}, expect_failure=True)
-    assert "not switching" in failed["msg"] and "blue keeps serving" in failed["msg"], failed["msg"]
+    # Consul may still call the stopped instances passing for a check interval; then the proxy's own
+    # health check refuses the switch. Either way nothing switches.
+    assert "not switching" in failed["msg"].lower() and "blue keeps serving" in failed["msg"], failed["msg"]
     assert proxy.get("/demo")[1]["color"] == "blue"
     assert routed_project.state()["live_color"] == "blue"
 
