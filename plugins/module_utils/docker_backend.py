@@ -92,7 +92,7 @@ class DeploymentContext:
 
 
 class Backend:
-    """The operations the flows need from an engine."""
+    """The operations the flows need from an engine (a Swarm backend implements the same)."""
 
     def list_instances(self, service):
         raise NotImplementedError
@@ -103,7 +103,10 @@ class Backend:
     def resolve_image(self, image, pull_policy, check_mode=False):
         raise NotImplementedError
 
-    def run_instances(self, spec, context, color, release, numbers, config_hash):
+    def image_has_healthcheck(self, image):
+        raise NotImplementedError
+
+    def run_instances(self, spec, context, color, release, numbers, config_hash, compose_project=None, image_id=None):
         raise NotImplementedError
 
     def clone_instances(self, template, numbers):
@@ -121,10 +124,13 @@ class Backend:
     def logs(self, instance, tail=20):
         raise NotImplementedError
 
-    def ensure_side_target(self, spec, project_context, pull, check_mode=False):
+    def health_log(self, instance):
         raise NotImplementedError
 
-    def health_probe_kind(self, spec, image_ref):
+    def ensure_side_target(self, spec, compose_project, project, pull, publish_address, check_mode=False):
+        raise NotImplementedError
+
+    def side_target_instance(self, spec, project):
         raise NotImplementedError
 
 
