@@ -137,13 +137,7 @@ class StateStore:
         _, entry = self.client.call("reading state of %s" % service, self.client.api.kv.get, state_key(service))
         if entry is None:
             return empty_state(service), 0
-        try:
-            document = json.loads(entry["Value"] or b"{}")
-        except ValueError:
-            raise FlowError("State of %s in Consul (%s) is not JSON; fix or delete that key." % (service, state_key(service)))
-        merged = empty_state(service)
-        merged.update(document)
-        return merged, entry["ModifyIndex"]
+        return _state_document(service, entry), entry["ModifyIndex"]
 
     def update(self, service, mutate):
         """Apply ``mutate(document)`` (which edits a copy in place) and write it with CAS.
@@ -177,17 +171,22 @@ class StateStore:
         documents = {}
         for entry in entries or []:
             service = entry["Key"].rsplit("/", 1)[-1]
-            try:
-                document = json.loads(entry["Value"] or b"{}")
-            except ValueError:
-                raise FlowError("State of %s in Consul (%s) is not JSON; fix or delete that key." % (service, entry["Key"]))
-            merged = empty_state(service)
-            merged.update(document)
-            documents[service] = merged
+            documents[service] = _state_document(service, entry)
         return documents
 
     def delete(self, service):
         return self.client.call("deleting state of %s" % service, self.client.api.kv.delete, state_key(service))
+
+
+def _state_document(service, entry):
+    """A KV entry as a complete state document (fields a document lacks get their empty value)."""
+    try:
+        document = json.loads(entry["Value"] or b"{}")
+    except ValueError:
+        raise FlowError("State of %s in Consul (%s) is not JSON; fix or delete that key." % (service, entry["Key"]))
+    merged = empty_state(service)
+    merged.update(document)
+    return merged
 
 
 class ServiceLock:
