@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
 
 try:
     import yaml
@@ -154,10 +154,7 @@ def _load_yaml(path, parameter):
         with open(path, "r", encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = " line %d column %d" % (mark.line + 1, mark.column + 1) if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise FlowError("%s%s is not valid YAML: %s." % (path, where, problem))
+        raise yaml_error(path, exc)
     except OSError as exc:
         raise FlowError("Cannot read compose file %s: %s." % (path, exc.strerror or exc))
     if not isinstance(data, dict):

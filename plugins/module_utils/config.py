@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
 
 try:
     import yaml
@@ -178,10 +178,7 @@ def read_flow_file(path, required=False):
     try:
         data = yaml.load(text, Loader=_FlowFileLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = " line %d column %d" % (mark.line + 1, mark.column + 1) if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise FlowError("%s%s is not valid YAML: %s." % (path, where, problem))
+        raise yaml_error(path, exc)
     if data is None:
         return {}
     if not isinstance(data, dict):

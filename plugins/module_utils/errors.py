@@ -24,3 +24,11 @@ class FlowError(Exception):
 
     def __str__(self):
         return self.msg
+
+
+def yaml_error(path, exc):
+    """A FlowError naming ``path`` and, when PyYAML knows it, the line and column of ``exc``."""
+    mark = getattr(exc, "problem_mark", None)
+    where = " line %d column %d" % (mark.line + 1, mark.column + 1) if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return FlowError("%s%s is not valid YAML: %s." % (path, where, problem))
