@@ -22,7 +22,7 @@ INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 .PHONY: help venv collection-path engine images consul consul-stop clean-containers \
-        unit integration test demo benchmarks clean
+        unit integration quality faults test-cluster test demo benchmarks clean
 
 help:
 	@echo "targets: test (everything, as CI), venv, collection-path, engine, images, consul,"
@@ -63,6 +63,23 @@ unit: venv collection-path
 integration: venv collection-path
 	@$(INTEGRATION)
 
+# ansible-test sanity, ansible-lint (production), ruff, unit coverage of module_utils, changelog lint.
+quality: venv collection-path
+	@$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(HARNESS)/quality.sh
+
+# Fault tests (tests/faults/README.md): each keeps a bounded load on a proxy and counts failures.
+# Run serially, after the integration tests: some restart engines and Consul.
+FAULTS := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) DOCKERFLOW_TEST_CONSUL_DNS=127.0.0.1:8600 \
+	$(VENV)/bin/python -m pytest tests/faults -q -p no:cacheprovider -s $(PYTEST_ARGS)
+faults: venv collection-path
+	@$(FAULTS)
+
+# A Swarm-mode cluster of Docker-in-Docker nodes on one machine (tests/cluster/README.md):
+# brings it up, runs tests/cluster, tears it down.
+test-cluster: venv collection-path engine images
+	@$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH tests/cluster/run.sh
+
 # Set-up stages, then unit and integration tests (integration runs even when unit fails);
 # clean-containers and consul-stop always run. Fails with the first failing stage's status
 # (make itself then exits 2; the summary line shows the real status).
@@ -97,6 +114,11 @@ test:
 	rc=0
 	stage integration env $(INTEGRATION) || rc=$$?
 	[ $$status != 0 ] || status=$$rc
+	for s in quality faults test-cluster; do
+	    rc=0
+	    stage $$s $(MAKE) $$s || rc=$$?
+	    [ $$status != 0 ] || status=$$rc
+	done
 	finish
 
 # playbooks/demo.yml on the local engine: setup.yml (Consul on 8510, Registrator, the proxy on
