@@ -27,3 +27,19 @@ apt_install() {
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" || die "apt-get install $* failed"
 }
+
+# context_hash DIR [EXTRA...]: sha256 over EXTRA lines and every file's path, exec bit
+# and content (bytecode caches excluded).
+context_hash() {
+    local dir=$1 f x
+    shift
+    {
+        printf '%s\n' "$@"
+        (cd "$dir" && find . -type f -not -name '*.pyc' -not -path '*/__pycache__/*' -print0 |
+            LC_ALL=C sort -z |
+            while IFS= read -r -d '' f; do
+                x=-; [ -x "$f" ] && x=x
+                printf '%s %s %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "$x" "$f"
+            done)
+    } | sha256sum | cut -d' ' -f1
+}
