@@ -71,7 +71,7 @@ node_ip() {
 }
 node_names() { local entry; for entry in "${NODES[@]}"; do echo "${entry%%|*}"; done; }
 container_of() { echo "dftest-$1"; }
-cluster_containers() { docker ps -a${1:-} --filter label=dockerflow.test.cluster=1 --format '{{.Names}}'; }
+cluster_containers() { docker ps -a"${1:-}" --filter label=dockerflow.test.cluster=1 --format '{{.Names}}'; }
 
 # in_node NODE CMD...: run CMD in the node (its own docker CLI talks to the inner engine).
 in_node() { local node=$1; shift; docker exec "$(container_of "$node")" "$@"; }
@@ -260,9 +260,9 @@ start_node() { # NODE
         "$(docker image inspect -f '{{.Id}}' "$NODE_IMAGE")"
 }
 
-wait_for() { # SECONDS WHAT CMD...
-    local seconds=$1 what=$2 deadline
-    shift 2
+wait_for() { # SECONDS CMD...: until CMD succeeds, at most SECONDS
+    local seconds=$1 deadline
+    shift
     deadline=$((SECONDS + seconds))
     until "$@" >/dev/null 2>&1; do
         [ "$SECONDS" -lt "$deadline" ] || return 1
@@ -286,17 +286,17 @@ node_ssh() { # NODE CMD...
 wait_nodes() {
     local node
     for node in $(node_names); do
-        wait_for 60 "engine" tls_docker "$node" version ||
+        wait_for 60 tls_docker "$node" version ||
             { docker logs --tail 20 "$(container_of "$node")" >&2 || true
               die "the engine of $node does not answer over TLS at tcp://$(node_ip "$node"):2376"; }
-        wait_for 30 "sshd" node_ssh "$node" true ||
+        wait_for 30 node_ssh "$node" true ||
             die "sshd on $node ($(node_ip "$node")) does not accept the cluster key"
     done
 }
 
 push_images() {
     local image local_tag
-    wait_for 30 registry curl -fsS "http://127.0.0.1:$REGISTRY_HOST_PORT/v2/" ||
+    wait_for 30 curl -fsS "http://127.0.0.1:$REGISTRY_HOST_PORT/v2/" ||
         die "the registry does not answer on 127.0.0.1:$REGISTRY_HOST_PORT"
     for image in "${PUSHED_IMAGES[@]}"; do
         local_tag=127.0.0.1:$REGISTRY_HOST_PORT/dockerflow-test/$image
@@ -403,7 +403,7 @@ cmd_swarm() {
         log "$node joined"
     done
     # Overlay networks or services created before every node is Ready converged ~30 s late.
-    wait_for 60 "nodes Ready" all_ready || { in_node "$MANAGER" docker node ls >&2; die "not every node is Ready"; }
+    wait_for 60 all_ready || { in_node "$MANAGER" docker node ls >&2; die "not every node is Ready"; }
     in_node "$MANAGER" docker node ls
     log "swarm ready in $(elapsed "$start")"
 }
@@ -414,7 +414,7 @@ cmd_down() {
     if [ -n "$containers" ]; then
         # shellcheck disable=SC2086
         docker rm -f -v $containers >/dev/null
-        log "removed $(echo $containers)"
+        log "removed ${containers//$'\n'/ }"
     fi
     if docker network inspect "$NETWORK" >/dev/null 2>&1; then
         docker network rm "$NETWORK" >/dev/null
