@@ -14,6 +14,7 @@ Rules every step keeps:
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -84,6 +85,22 @@ class Flow:
     # -- helpers -----------------------------------------------------------------
     def progress(self, line):
         self.steps.append(line)
+
+    def checkpoint(self, step):
+        """Test-only hook for tests/faults, inert unless DOCKERFLOW_TEST_PAUSE_AT names ``step``.
+
+        Then the process writes its pid to DOCKERFLOW_TEST_PAUSE_FILE and waits while that file
+        exists, so a fault test can kill it, or stop Consul, at a known step. Steps: deploy:started,
+        deploy:healthy, deploy:registered, proxy:switch, stop-old:deregistered.
+        """
+        path = os.environ.get("DOCKERFLOW_TEST_PAUSE_FILE")
+        if not path or os.environ.get("DOCKERFLOW_TEST_PAUSE_AT") != step:
+            return
+        with open(path + ".tmp", "w") as handle:
+            handle.write(str(os.getpid()))
+        os.rename(path + ".tmp", path)
+        while os.path.exists(path):
+            time.sleep(0.1)
 
     def _lock(self, operation, name=None):
         """The lock of this service, or of ``name`` (the proxy locks itself while it renders)."""
@@ -294,8 +311,11 @@ class Flow:
             self.progress("starting release %d as %s: %d instance(s) of %s" % (release, color, count, spec.image))
             new = self.backend.run_instances(spec, context, color, release, numbers, config_hash, compose_project=project)
             try:
+                self.checkpoint("deploy:started")
                 new = wait_healthy(self.backend, new, probe, settings.health_timeout, self.progress)
+                self.checkpoint("deploy:healthy")
                 self._register(new, port_key, settings.health_path)
+                self.checkpoint("deploy:registered")
                 record = {
                     "release": release,
                     "color": color,
@@ -484,6 +504,7 @@ class Flow:
             if state.get("routes") and self.wait_for_drain and (to_stop or to_remove):
                 waited = self.wait_for_drain()
                 self.progress("the proxy drained requests to the old release in %.1fs" % waited)
+            self.checkpoint("stop-old:deregistered")
             self.backend.stop(to_stop, timeout=settings.stop_timeout)
             self.backend.remove(to_remove)
             before, after = self.store.update(settings.service, mutate)

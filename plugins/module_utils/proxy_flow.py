@@ -211,6 +211,7 @@ class ProxyFlow:
                 if staging_config != running:
                     self._activate(staging_config, staging_generation)
             self._servers_up_or_refuse(target, document)
+            flow.checkpoint("proxy:switch")
             self._activate(config, generation)
             try:
                 servers = self.node.wait_servers_up(target, self.switch_timeout)
