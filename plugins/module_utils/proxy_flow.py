@@ -166,12 +166,14 @@ class ProxyFlow:
             raise FlowError("Service %s has no release to route; deploy it first." % service)
         previous = document.get("routes") or {}
         if not paths and not domain:
-            paths, domain, path_type = list(previous.get("paths") or []), previous.get("domain"), previous.get("path_type", path_type)
+            paths, domain = list(previous.get("paths") or []), previous.get("domain")
+            path_type = previous.get("path_type", path_type)
         if not paths and not domain:
             raise FlowError("service_path or service_domain is required to route %s (FLOW_SERVICE_PATH)." % service)
         color = color or document["deployed_color"]
         if color not in (document.get("colors") or {}):
-            raise FlowError("Service %s has no %s release (it has: %s)." % (service, color, ", ".join(sorted(document.get("colors") or {})) or "none"))
+            released = ", ".join(sorted(document.get("colors") or {})) or "none"
+            raise FlowError("Service %s has no %s release (it has: %s)." % (service, color, released))
         route = Route(
             service=service, color=color, paths=tuple(paths), path_type=path_type, domain=domain,
             colors=route_colors(document), health_path=(document["colors"][color] or {}).get("health_path"),
@@ -190,11 +192,12 @@ class ProxyFlow:
                 "No instance of %s (%s) passes its Consul health check; not switching.%s"
                 % (service, color, (" Live color %s keeps serving." % live) if live else "")
             )
-        outcome = self._ensure_proxy(documents)
+        # A proxy created or started just now already serves the recorded route, but that is a change.
+        proxy_outcome = self._ensure_proxy(documents)
         running = self.node.current_config() if self.node.status() == "running" else None
         config, generation = render(others + [route], self.node.settings)
         if config == running and document.get("live_color") == color:
-            return self._result(False, "The proxy already routes %s to %s." % (service, color), running, config,
+            return self._result(bool(proxy_outcome), "The proxy already routes %s to %s." % (service, color), running, config,
                                 color=color, live_color=color, routes=route.as_dict())
         if flow.check_mode:
             return self._result(True, "Would route %s to %s." % (service, color), running, config,
@@ -230,8 +233,9 @@ class ProxyFlow:
 
         flow.store.update(service, mutate)
         previous_live = document.get("live_color")
+        was = (" (was %s)" % previous_live) if previous_live and previous_live != color else ""
         return self._result(
-            True, "The proxy routes %s to %s%s." % (service, color, (" (was %s)" % previous_live) if previous_live and previous_live != color else ""),
+            True, "The proxy routes %s to %s%s." % (service, color, was),
             running, config, color=color, live_color=color, previous_color=previous_live, routes=route.as_dict(),
             servers_up=servers,
         )
