@@ -245,13 +245,13 @@ def other_containers(client):
 def listen_overflows(container):
     """TcpExt ListenOverflows in the instance's network namespace (SYNs dropped on a full accept queue)."""
     try:
-        code, output = container.exec_run(["cat", "/proc/net/netstat"])
+        output = container.exec_run(["cat", "/proc/net/netstat"]).output
     except Exception:
         return None
     lines = output.decode("utf-8", "replace").splitlines()
-    for names, values in zip(lines[::2], lines[1::2]):
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
         if names.startswith("TcpExt:"):
-            table = dict(zip(names.split()[1:], values.split()[1:]))
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
             return int(table.get("ListenOverflows", 0))
     return None
 

@@ -192,8 +192,10 @@ class LoadGenerator:
                         self._record_failure(started, response.status, body[:80].decode("utf-8", "replace"), reused)
                     elif self.slow_ms is not None and latency * 1000 >= self.slow_ms:
                         offset = started - self.result.started
-                        self.result.slow_timeline.append({"t": round(offset, 3), "wall": round(self.result.started_wall + offset, 3),
-                                                          "ms": round(latency * 1000, 1), "reused": reused})
+                        self.result.slow_timeline.append({
+                            "t": round(offset, 3), "wall": round(self.result.started_wall + offset, 3),
+                            "ms": round(latency * 1000, 1), "reused": reused,
+                        })
                     elif not color:
                         second["ok"] += 1
                 if self.fresh_connections or (response.getheader("connection", "") or "").lower() == "close":

@@ -53,7 +53,8 @@ def arguments():
     parser.add_argument("--requests", type=int, default=6000, help="requests per Python generator run")
     parser.add_argument("--duration", type=int, default=12, help="seconds per wrk run")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating direct/proxy rounds per tool (mean throughput, median latencies)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternating direct/proxy rounds per tool (mean throughput, median latencies)")
     parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto",
                         help="auto: wrk for the headline figures when installed, and the Python generator as well")
     parser.add_argument("--max-seconds", type=float, default=40, help="time bound of one Python generator run")

@@ -295,7 +295,7 @@ def run(parser, args):
                 count, row["haproxy_c_s"], row["reload_total_s"], row["config_kb"]))
 
             row["switches"] = []
-            for repeat in range(args.repeats):
+            for _repeat in range(args.repeats):
                 switch = measure_switch(project, proxy, args)
                 row["switches"].append(switch)
                 log("%d routes: switch %s -> %s: module %.2fs, first %s answer at %ss, last %s answer at %ss, "

@@ -153,7 +153,7 @@ def run(parser, args):
             result = generator.stop()
 
         summary = result.summary(failures=0)
-        final_status, final_body = http_get(proxy.url())
+        final_body = http_get(proxy.url())[1]
         served = final_body.get("color") if isinstance(final_body, dict) else None
 
     failures = []

@@ -14,7 +14,9 @@ options:
         C(docker-flow.yml), then O(docker_host).
     type: str
   proxy_docker_cert_path:
-    description: TLS files (C(ca.pem), C(cert.pem), C(key.pem)) for O(proxy_docker_host). Falls back to E(FLOW_PROXY_DOCKER_CERT_PATH).
+    description:
+      - TLS files (C(ca.pem), C(cert.pem), C(key.pem)) for O(proxy_docker_host).
+        Falls back to E(FLOW_PROXY_DOCKER_CERT_PATH).
     type: path
   proxy_tls_verify:
     description: Verify the proxy engine's certificate. Defaults to O(tls_verify).

@@ -31,7 +31,8 @@ options:
     type: str
   service_name:
     description:
-      - Name of the service in Consul and in the state. Defaults to C(<project>-<target>), with C(_) and C(.) turned into C(-) so that Consul DNS can look it up.
+      - Name of the service in Consul and in the state. Defaults to C(<project>-<target>), with C(_) and C(.) turned
+        into C(-) so that Consul DNS can look it up.
       - Falls back to E(FLOW_SERVICE_NAME).
     type: str
   blue_green:

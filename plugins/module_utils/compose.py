@@ -35,7 +35,19 @@ SUPPORTED_SERVICE_KEYS = frozenset(
     ]
 )
 SUPPORTED_TOP_KEYS = frozenset(["version", "name", "services", "networks", "volumes"])
-SUPPORTED_DEPLOY_KEYS = frozenset(["replicas", "placement", "update_config", "restart_policy", "resources"])
+SUPPORTED_DEPLOY_KEYS = frozenset(
+    ["replicas", "mode", "endpoint_mode", "labels", "placement", "update_config", "rollback_config", "restart_policy",
+     "resources"]
+)
+ENDPOINT_MODES = ("dnsrr", "vip")
+PORT_MODES = ("host", "ingress")
+SWARM_RESTART_CONDITIONS = ("none", "on-failure", "any")
+_UPDATE_KEYS = ("parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order")
+_FAILURE_ACTIONS = {"update_config": ("continue", "pause", "rollback"), "rollback_config": ("continue", "pause")}
+_UPDATE_ORDERS = ("stop-first", "start-first")
+_CONSTRAINT_RE = re.compile(r"^\s*[^=!\s][^=!]*(==|!=)\s*\S")
+_BYTES_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$", re.IGNORECASE)
+_BYTE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 PORT_PROTOCOLS = ("tcp", "udp", "sctp")
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
 # Extends merge rules, as Compose documents them: mappings merge, sequences add up.
@@ -55,6 +67,7 @@ class PortSpec:
     protocol: str = "tcp"
     host_ip: str | None = None
     host_port: int | None = None
+    mode: str | None = None  # Swarm publishing mode (long syntax): host | ingress
 
     @property
     def key(self):
@@ -67,6 +80,26 @@ class MountSpec:
     target: str
     source: str | None = None
     read_only: bool = False
+
+
+@dataclass
+class DeploySpec:
+    """The ``deploy`` section, in the Docker Engine's Swarm API units (durations in ns, bytes, NanoCPUs).
+
+    Swarm services use all of it; plain containers only ``replicas`` (the first release's count).
+    """
+
+    replicas: int | None = None
+    endpoint_mode: str | None = None  # dnsrr | vip
+    labels: dict = field(default_factory=dict)  # labels of the Swarm service (not of its containers)
+    constraints: list = field(default_factory=list)  # "node.role==worker"
+    spread: list = field(default_factory=list)  # placement preferences: "node.labels.zone"
+    max_replicas_per_node: int | None = None
+    update_config: dict | None = None  # {"Parallelism": 1, "Delay": ns, "FailureAction": ..., ...}
+    rollback_config: dict | None = None
+    restart_policy: dict | None = None  # {"Condition": "on-failure", "Delay": ns, "MaxAttempts": 3, "Window": ns}
+    limits: dict = field(default_factory=dict)  # {"NanoCPUs": int, "MemoryBytes": int, "Pids": int}
+    reservations: dict = field(default_factory=dict)  # {"NanoCPUs": int, "MemoryBytes": int}
 
 
 @dataclass
@@ -100,7 +133,7 @@ class ServiceSpec:
     cap_drop: list = field(default_factory=list)
     logging: dict | None = None
     pull_policy: str | None = None
-    deploy: dict = field(default_factory=dict)
+    deploy: DeploySpec = field(default_factory=DeploySpec)
 
     def config_hash(self):
         """A stable digest of everything that defines a running instance."""
@@ -151,7 +184,7 @@ def _load_yaml(path, parameter):
     if not os.path.isfile(path):
         raise FlowError("%s: compose file %s does not exist." % (parameter, path))
     try:
-        with open(path, "r", encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc)
@@ -166,7 +199,7 @@ def read_dotenv(path):
     """KEY=VALUE lines (``#`` comments, optional quotes), as Compose reads .env and env_file."""
     values = {}
     try:
-        with open(path, "r", encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             lines = handle.read().splitlines()
     except OSError as exc:
         raise FlowError("Cannot read env file %s: %s." % (path, exc.strerror or exc))
@@ -421,11 +454,15 @@ def parse_port(item, where):
         protocol = str(item.get("protocol", "tcp"))
         if protocol not in PORT_PROTOCOLS:
             raise FlowError("%s: port %r has an unknown protocol %r (tcp, udp, sctp)." % (where, item, protocol))
+        mode = item.get("mode")
+        if mode is not None and mode not in PORT_MODES:
+            raise FlowError("%s: port %r has an unknown mode %r (%s)." % (where, item, mode, ", ".join(PORT_MODES)))
         return PortSpec(
             container_port=_port_number(item["target"], where),
             protocol=protocol,
             host_ip=item.get("host_ip"),
             host_port=_port_number(published, where) if published not in (None, "") else None,
+            mode=mode,
         )
     text = str(item).strip()
     protocol = "tcp"
@@ -575,11 +612,6 @@ def normalize_service(project, name):
     restart = raw.get("restart")
     if restart is not None and str(restart).split(":")[0] not in RESTART_POLICIES:
         raise FlowError("%s: restart=%r is not one of %s." % (where, restart, ", ".join(RESTART_POLICIES)))
-    deploy = raw.get("deploy") or {}
-    if not isinstance(deploy, dict) or set(deploy) - SUPPORTED_DEPLOY_KEYS:
-        raise FlowError(
-            "%s: deploy supports only %s." % (where, ", ".join(sorted(SUPPORTED_DEPLOY_KEYS)))
-        )
     grace = raw.get("stop_grace_period")
     return ServiceSpec(
         name=name,
@@ -609,5 +641,167 @@ def normalize_service(project, name):
         cap_drop=[str(item) for item in _as_list(raw.get("cap_drop"))],
         logging=raw.get("logging"),
         pull_policy=raw.get("pull_policy"),
-        deploy=deploy,
+        deploy=parse_deploy(raw.get("deploy"), where),
     )
+
+
+# -- the deploy section ----------------------------------------------------------------------
+
+
+def parse_deploy(value, where):
+    """``deploy`` as a DeploySpec; anything a blue-green Swarm service cannot honour is an error naming it."""
+    if value is None:
+        return DeploySpec()
+    if not isinstance(value, dict):
+        raise FlowError("%s: deploy must be a mapping." % where)
+    where = where + ": deploy"
+    _only(value, SUPPORTED_DEPLOY_KEYS, where)
+    mode = value.get("mode", "replicated")
+    if mode != "replicated":
+        raise FlowError(
+            "%s.mode=%r is not supported: blue-green needs a replicated service (mode: replicated) whose "
+            "replicas the flow scales." % (where, mode)
+        )
+    endpoint_mode = value.get("endpoint_mode")
+    if endpoint_mode is not None and endpoint_mode not in ENDPOINT_MODES:
+        raise FlowError("%s.endpoint_mode=%r is not one of %s." % (where, endpoint_mode, ", ".join(ENDPOINT_MODES)))
+    placement = _mapping(value.get("placement"), where + ".placement")
+    _only(placement, ("constraints", "preferences", "max_replicas_per_node"), where + ".placement")
+    constraints = placement.get("constraints") or []
+    if isinstance(constraints, dict):  # the old mapping form: {node.role: manager}
+        constraints = ["%s==%s" % item for item in constraints.items()]
+    if not isinstance(constraints, list) or not all(isinstance(c, str) and _constraint_ok(c) for c in constraints):
+        raise FlowError(
+            "%s.placement.constraints=%r is not valid: a list of ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE, "
+            "for example node.role==worker." % (where, constraints)
+        )
+    spread = []
+    for preference in placement.get("preferences") or []:
+        if not isinstance(preference, dict) or set(preference) != {"spread"} or not preference["spread"]:
+            raise FlowError(
+                "%s.placement.preferences item %r is not valid: only {spread: ATTRIBUTE} exists." % (where, preference)
+            )
+        spread.append(str(preference["spread"]))
+    resources = _mapping(value.get("resources"), where + ".resources")
+    _only(resources, ("limits", "reservations"), where + ".resources")
+    return DeploySpec(
+        replicas=_whole(value.get("replicas"), where + ".replicas", minimum=0),
+        endpoint_mode=endpoint_mode,
+        labels=_as_mapping(value.get("labels"), where, "labels"),
+        constraints=constraints,
+        spread=spread,
+        max_replicas_per_node=_whole(placement.get("max_replicas_per_node"), where + ".placement.max_replicas_per_node"),
+        update_config=_update_config(value.get("update_config"), where + ".update_config", "update_config"),
+        rollback_config=_update_config(value.get("rollback_config"), where + ".rollback_config", "rollback_config"),
+        restart_policy=_restart_policy(value.get("restart_policy"), where + ".restart_policy"),
+        limits=_resources(resources.get("limits"), where + ".resources.limits", ("cpus", "memory", "pids")),
+        reservations=_resources(resources.get("reservations"), where + ".resources.reservations", ("cpus", "memory")),
+    )
+
+
+def _mapping(value, where):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FlowError("%s must be a mapping." % where)
+    return value
+
+
+def _only(value, allowed, where):
+    unknown = sorted(str(key) for key in value if key not in allowed)
+    if unknown:
+        raise FlowError(
+            "%s: key(s) %s are not supported. Supported: %s." % (where, ", ".join(unknown), ", ".join(sorted(allowed)))
+        )
+
+
+def _constraint_ok(text):
+    return bool(_CONSTRAINT_RE.match(text))
+
+
+def _whole(value, where, minimum=1):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not re.match(r"^[0-9]+$", str(value).strip()) or int(value) < minimum:
+        raise FlowError("%s=%r is not valid: use a whole number of %d or more." % (where, value, minimum))
+    return int(value)
+
+
+def _update_config(value, where, kind):
+    if value is None:
+        return None
+    section = _mapping(value, where)
+    _only(section, _UPDATE_KEYS, where)
+    result = {}
+    if "parallelism" in section:
+        result["Parallelism"] = _whole(section["parallelism"], where + ".parallelism", minimum=0)
+    for key, api_key in (("delay", "Delay"), ("monitor", "Monitor")):
+        if key in section:
+            result[api_key] = parse_duration_ns(section[key], "%s.%s" % (where, key))
+    if "failure_action" in section:
+        allowed = _FAILURE_ACTIONS[kind]
+        if section["failure_action"] not in allowed:
+            raise FlowError("%s.failure_action=%r is not one of %s." % (where, section["failure_action"], ", ".join(allowed)))
+        result["FailureAction"] = section["failure_action"]
+    if "max_failure_ratio" in section:
+        try:
+            ratio = float(section["max_failure_ratio"])
+        except (TypeError, ValueError):
+            ratio = -1.0
+        if not 0 <= ratio <= 1:
+            raise FlowError("%s.max_failure_ratio=%r is not a number from 0 to 1." % (where, section["max_failure_ratio"]))
+        result["MaxFailureRatio"] = ratio
+    if "order" in section:
+        if section["order"] not in _UPDATE_ORDERS:
+            raise FlowError("%s.order=%r is not one of %s." % (where, section["order"], ", ".join(_UPDATE_ORDERS)))
+        result["Order"] = section["order"]
+    return result
+
+
+def _restart_policy(value, where):
+    if value is None:
+        return None
+    section = _mapping(value, where)
+    _only(section, ("condition", "delay", "max_attempts", "window"), where)
+    result = {}
+    if "condition" in section:
+        if section["condition"] not in SWARM_RESTART_CONDITIONS:
+            raise FlowError(
+                "%s.condition=%r is not one of %s." % (where, section["condition"], ", ".join(SWARM_RESTART_CONDITIONS))
+            )
+        result["Condition"] = section["condition"]
+    for key, api_key in (("delay", "Delay"), ("window", "Window")):
+        if key in section:
+            result[api_key] = parse_duration_ns(section[key], "%s.%s" % (where, key))
+    if "max_attempts" in section:
+        result["MaxAttempts"] = _whole(section["max_attempts"], where + ".max_attempts", minimum=0)
+    return result
+
+
+def _resources(value, where, allowed):
+    section = _mapping(value, where)
+    _only(section, allowed, where)
+    result = {}
+    if section.get("cpus") is not None:
+        try:
+            cpus = float(str(section["cpus"]).strip())
+        except ValueError:
+            cpus = 0.0
+        if cpus <= 0:
+            raise FlowError("%s.cpus=%r is not a positive number of CPUs (for example 0.5)." % (where, section["cpus"]))
+        result["NanoCPUs"] = int(round(cpus * 10**9))
+    if section.get("memory") is not None:
+        result["MemoryBytes"] = parse_bytes(section["memory"], where + ".memory")
+    if section.get("pids") is not None:
+        result["Pids"] = _whole(section["pids"], where + ".pids")
+    return result
+
+
+def parse_bytes(value, where):
+    """Compose byte values: ``512m``, ``1.5gb``, ``1024`` (units of 1024, as Compose reads them)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _BYTES_RE.match(str(value).strip())
+    if not match or float(match.group(1)) <= 0:
+        raise FlowError("%s=%r is not a size (examples: 512m, 1g, 1048576)." % (where, value))
+    return int(float(match.group(1)) * _BYTE_UNITS[match.group(2).lower()])

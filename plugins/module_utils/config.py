@@ -11,7 +11,7 @@ environment variables of its Usage table keep working, so an existing
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
 
@@ -71,7 +71,9 @@ OPTIONS = {
     "consul_ca_cert": _opt(env=("FLOW_CONSUL_CA_CERT", "CONSUL_CACERT"), file_keys=("consul_ca_cert",)),
     "consul_client_cert": _opt(env=("FLOW_CONSUL_CLIENT_CERT", "CONSUL_CLIENT_CERT"), file_keys=("consul_client_cert",)),
     "consul_client_key": _opt(env=("FLOW_CONSUL_CLIENT_KEY", "CONSUL_CLIENT_KEY"), file_keys=("consul_client_key",)),
-    "consul_validate_certs": _opt("bool", env=("FLOW_CONSUL_VALIDATE_CERTS",), file_keys=("consul_validate_certs",), default=True),
+    "consul_validate_certs": _opt(
+        "bool", env=("FLOW_CONSUL_VALIDATE_CERTS",), file_keys=("consul_validate_certs",), default=True
+    ),
     "scale": _opt("raw", env=("FLOW_SCALE",), file_keys=("scale",)),
     "max_instances": _opt("int", env=("FLOW_MAX_INSTANCES",), file_keys=("max_instances",)),
     "flow": _opt("list", env=("FLOW",), file_keys=("flow",), default=["deploy"]),
@@ -171,7 +173,7 @@ def read_flow_file(path, required=False):
     if not HAS_YAML:  # pragma: no cover
         raise FlowError("PyYAML is required to read %s." % path)
     try:
-        with open(path, "r", encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except OSError as exc:
         raise FlowError("Cannot read %s: %s." % (path, exc.strerror or exc))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -317,7 +316,8 @@ class ContainerBackend(Backend):
         """Create the project networks ``spec`` uses; return compose key -> engine name."""
         names = {}
         for key in spec.networks:
-            declared = compose_project.networks.get(key, {"name": None, "external": False, "driver": None, "driver_opts": {}, "labels": {}})
+            undeclared = {"name": None, "external": False, "driver": None, "driver_opts": {}, "labels": {}}
+            declared = compose_project.networks.get(key, undeclared)
             name = declared["name"] or "%s_%s" % (project, key)
             names[key] = name
             existing = self.api.networks(names=[name])

@@ -164,7 +164,8 @@ class Flow:
                     check_http_path=health_path,
                 )
             )
-            self.progress("registered %s in Consul as %s (%s:%d)" % (instance.name, self.settings.service, self.settings.service_address, port))
+            self.progress("registered %s in Consul as %s (%s:%d)"
+                          % (instance.name, self.settings.service, self.settings.service_address, port))
 
     def _quiesce(self, state):
         """After deregistering serving instances of a routed service, give the proxy time to see it.
@@ -284,7 +285,8 @@ class Flow:
                 if color == colors.PLAIN:
                     predicted["live_color"] = colors.PLAIN
                 after_instances = [i for i in instances if i.color != color or color == colors.PLAIN]
-                self.progress("would run release %d as %s with %d instance(s)%s" % (release, color, count, " after pulling" if will_pull else ""))
+                pulling = " after pulling" if will_pull else ""
+                self.progress("would run release %d as %s with %d instance(s)%s" % (release, color, count, pulling))
                 return self._result(
                     True, "Would deploy release %d of %s as %s with %d instance(s)." % (release, settings.service, color, count),
                     state, predicted, instances, after_instances, color=color, release=release, instances=[],
@@ -471,7 +473,7 @@ class Flow:
                 live, promoted = deployed, True
             if not live:
                 raise FlowError("Service %s has no release; nothing to stop." % settings.service)
-            keep = set(i.id for i in self._current_release_instances(state, instances, live))
+            keep = {i.id for i in self._current_release_instances(state, instances, live)}
             old = [i for i in instances if i.id not in keep]
             releases = sorted({i.release for i in old}, reverse=True)
             kept_releases = set(releases[: settings.keep_releases])
@@ -516,7 +518,9 @@ class Flow:
                 self.progress("removed %s" % ", ".join(i.name for i in to_remove))
             instances_after = self.backend.list_instances(settings.service)
             return self._result(
-                True, "Stopped %d and removed %d old instance(s) of %s; live color %s." % (len(to_stop), len(to_remove), settings.service, live),
+                True,
+                "Stopped %d and removed %d old instance(s) of %s; live color %s."
+                % (len(to_stop), len(to_remove), settings.service, live),
                 before, after, instances, instances_after,
                 stopped=[i.name for i in to_stop], removed=[i.name for i in to_remove],
             )

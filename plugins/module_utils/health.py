@@ -93,7 +93,7 @@ def _tcp_ok(address, port):
             connection.settimeout(TCP_SETTLE_SECONDS)
             try:
                 return connection.recv(1, socket.MSG_PEEK) != b""
-            except socket.timeout:
+            except TimeoutError:
                 return True
     except OSError:
         return False
@@ -118,7 +118,8 @@ def wait_healthy(backend, instances, probe, timeout, progress=None):
                 continue
             if probe.kind == "docker":
                 if instance.health == "unhealthy":
-                    _fail(backend, instance, "is unhealthy (Docker HEALTHCHECK failed: %s)" % (backend.health_log(instance) or "no output"))
+                    log = backend.health_log(instance) or "no output"
+                    _fail(backend, instance, "is unhealthy (Docker HEALTHCHECK failed: %s)" % log)
                 ok = instance.health == "healthy"
             elif probe.kind in ("http", "tcp"):
                 port = instance.ports.get(probe.container_port)

@@ -156,7 +156,8 @@ class FlowModule:
         """The proxy container on ``proxy_docker_host`` (else the service's engine)."""
         values = self.values
         host = values.get("proxy_docker_host") or values.get("docker_host")
-        cert_path = values.get("proxy_docker_cert_path") or (values.get("cert_path") if not values.get("proxy_docker_host") else None)
+        # The service's cert_path is for its own engine: it only applies when the proxy shares that engine.
+        cert_path = values.get("proxy_docker_cert_path") or (None if values.get("proxy_docker_host") else values.get("cert_path"))
         verify = values.get("proxy_tls_verify") if values.get("proxy_tls_verify") is not None else values.get("tls_verify")
         client, warnings = connect(host, cert_path, verify, timeout=self.params.get("docker_timeout") or 60)
         for warning in warnings:

@@ -260,9 +260,9 @@ class ProxyNode:
         # Only this backend's servers (type 4, all ids): the full list grows with every route.
         for line in self.runtime("show stat %s 4 -1" % backend).splitlines():
             fields = line.split(",")
-            if len(fields) > 17 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND"):
-                if fields[17].startswith("UP"):
-                    count += 1
+            is_server = len(fields) > 17 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND")
+            if is_server and fields[17].startswith("UP"):
+                count += 1
         return count
 
     def wait_servers_up(self, backend, timeout):

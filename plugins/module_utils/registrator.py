@@ -397,8 +397,11 @@ class ConsulAgent:
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace").strip().splitlines()
             if exc.code == 403:
-                raise FlowError("Consul at %s denied %s: the ACL token (CONSUL_HTTP_TOKEN) lacks the permission." % (self.address, what))
-            raise FlowError("Consul at %s refused %s: HTTP %d %s." % (self.address, what, exc.code, detail[0] if detail else exc.reason))
+                raise FlowError(
+                    "Consul at %s denied %s: the ACL token (CONSUL_HTTP_TOKEN) lacks the permission." % (self.address, what)
+                )
+            reason = detail[0] if detail else exc.reason
+            raise FlowError("Consul at %s refused %s: HTTP %d %s." % (self.address, what, exc.code, reason))
         except (OSError, http.client.HTTPException) as exc:
             raise FlowError("Cannot reach Consul at %s while %s: %s." % (self.address, what, exc))
         return json.loads(text) if text.strip() else None
@@ -510,7 +513,9 @@ class DockerAPI:
         if response.status >= 400:
             body = response.read()
             connection.close()
-            raise FlowError("The Docker engine at %s refused the event stream: HTTP %d %s." % (self.url, response.status, _message(body)))
+            raise FlowError(
+                "The Docker engine at %s refused the event stream: HTTP %d %s." % (self.url, response.status, _message(body))
+            )
         connection.sock.settimeout(None)  # events may be minutes apart
         return EventStream(connection, response)
 

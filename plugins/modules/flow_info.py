@@ -58,7 +58,11 @@ colors:
   description: Per color, the recorded release, instance count and the instances (name, status, health, ports, consul health).
   returned: always
   type: dict
-  sample: {"blue": {"release": 1, "instances": 2, "members": [{"name": "p-app-blue-1", "ports": {"8080/tcp": 32768}, "consul": "passing"}]}}
+  sample:
+    blue:
+      release: 1
+      instances: 2
+      members: [{"name": "p-app-blue-1", "ports": {"8080/tcp": 32768}, "consul": "passing"}]
 releases:
   description: Release history, oldest first (image, color, time, deployed_by).
   returned: always

@@ -14,6 +14,7 @@ import os
 import random
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 import urllib.error
@@ -23,6 +24,9 @@ import uuid
 import docker
 import pytest
 import yaml
+
+# tests/support (shared helpers: an extra dockerd, ...) imports as ``support``.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONSUL_URL = os.environ.get("DOCKERFLOW_TEST_CONSUL", "http://127.0.0.1:8500")
 CONSUL_DNS = os.environ.get("DOCKERFLOW_TEST_CONSUL_DNS", "127.0.0.1:8600")
@@ -145,7 +149,8 @@ class FlowProject:
         path = os.path.join(self.dir, "play-%s.yml" % uuid.uuid4().hex[:6])
         with open(path, "w") as handle:
             yaml.safe_dump(play, handle)
-        command = [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", path]
+        command = [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local",
+                   "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", path]
         if check:
             command.append("--check")
         if diff:
@@ -208,7 +213,8 @@ class FlowProject:
 
     def registrations(self):
         services = consul_get("/v1/agent/services")
-        return {sid: entry for sid, entry in services.items() if (entry.get("Meta") or {}).get("dockerflow-service") == self.service}
+        return {sid: entry for sid, entry in services.items()
+                if (entry.get("Meta") or {}).get("dockerflow-service") == self.service}
 
     def port_of(self, container):
         container.reload()
@@ -333,7 +339,8 @@ class TestProxy:
         count = 0
         for line in self.runtime("show stat").splitlines():
             fields = line.split(",")
-            if len(fields) > 17 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND") and fields[17].startswith("UP"):
+            is_server = len(fields) > 17 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND")
+            if is_server and fields[17].startswith("UP"):
                 count += 1
         return count
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-
 BAD_SCALES = ["+x", "--2", "0", "1.5", "-0", "two"]
 
 

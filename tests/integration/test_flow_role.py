@@ -233,7 +233,8 @@ def test_molecule_scenario_of_the_flow_role(tmp_path, docker_client):
     names = ["CONSUL_HTTP", "CONSUL_DNS", "CONSUL_SERVER", "CONSUL_SERF_LAN", "CONSUL_SERF_WAN",
              "PROXY_HTTP", "PROXY_STATS", "PROXY_ADMIN", "PROXY_MASTER"]
     env = {key: value for key, value in os.environ.items() if not key.startswith(("FLOW", "MOLECULE_"))}
-    env.update({"DOCKERFLOW_MOLECULE_%s_PORT" % name: str(port) for name, port in zip(names, free_ports(len(names)))})
+    ports = free_ports(len(names))
+    env.update({"DOCKERFLOW_MOLECULE_%s_PORT" % name: str(port) for name, port in zip(names, ports, strict=True)})
     env.update({"DOCKERFLOW_MOLECULE_ID": ident, "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "ephemeral"),
                 "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "NO_COLOR": "1"})
     if os.environ.get("ANSIBLE_COLLECTIONS_PATH"):

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import docker
 import pytest
 
 from conftest import APP_V2, wait_for
@@ -37,7 +38,7 @@ def test_first_route_check_then_real_then_idempotent(routed_project, proxy):
     checked = routed_project.run("flow_proxy", {"service_path": ["/demo"]}, check=True, diff=True)
     assert checked["changed"] and checked["color"] == "blue"
     assert "use_backend be_%s_blue" % routed_project.service in checked["diff"]["after"]
-    with pytest.raises(Exception):
+    with pytest.raises(docker.errors.NotFound):
         proxy.container()  # check mode creates nothing
 
     routed = routed_project.run("flow_proxy", {"service_path": ["/demo"]})

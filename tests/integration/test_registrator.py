@@ -22,7 +22,7 @@ import docker
 import pytest
 import yaml
 
-from conftest import APP_V1, CONSUL_URL, consul_get, consul_put, wait_for
+from conftest import APP_V1, CONSUL_URL, consul_get, consul_put
 
 RUN = uuid.uuid4().hex[:8]
 NODE = "dockerflow-test-reg-%s" % RUN
@@ -190,8 +190,8 @@ def test_several_ports_and_per_port_names(registrator, docker_client, containers
     docker_run(name, "-p", "127.0.0.1::8080", "-p", "127.0.0.1::9090", "-e", "SERVICE_NAME=books",
                "-e", "SERVICE_9090_NAME=books-metrics", "-e", "SERVICE_9090_TAGS=metrics")
     wanted = {"%s:%s:8080" % (NODE, name), "%s:%s:9090" % (NODE, name)}
-    found, _ = wait_until(lambda: {sid: e for sid, e in services().items() if sid in wanted} if wanted <= set(services()) else None,
-                          timeout=5)
+    found = wait_until(lambda: {sid: e for sid, e in services().items() if sid in wanted} if wanted <= set(services()) else None,
+                       timeout=5)[0]
     by_port = {sid.rsplit(":", 1)[1]: entry for sid, entry in found.items()}
     assert (by_port["8080"]["Service"], by_port["8080"]["Tags"]) == ("books-8080", [])
     assert (by_port["9090"]["Service"], by_port["9090"]["Tags"]) == ("books-metrics", ["metrics"])

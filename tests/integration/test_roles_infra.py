@@ -22,7 +22,7 @@ import docker
 import pytest
 import yaml
 
-from conftest import ANSIBLE_PLAYBOOK, APP_V1, FlowProject, PROXY_IMAGE, free_ports, wait_for
+from conftest import ANSIBLE_PLAYBOOK, PROXY_IMAGE, FlowProject, free_ports, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONSUL_IMAGE = "dockerflow-test/consul:1.8.7"
@@ -52,7 +52,7 @@ def output(completed):
 
 def recap(completed):
     """{host: {"ok", "changed", "unreachable", "failed"}} from the PLAY RECAP."""
-    return {host: dict(zip(("ok", "changed", "unreachable", "failed"), map(int, counts)))
+    return {host: dict(zip(("ok", "changed", "unreachable", "failed"), map(int, counts), strict=True))
             for host, *counts in RECAP.findall(completed.stdout)}
 
 
@@ -188,8 +188,12 @@ def test_the_setup_serves_a_deployed_service(infra, docker_client, tmp_path):
         project.run("flow_deploy", dict(common, health_path="/health"))
         routed = project.run("flow_proxy", dict(common, service_path=["/demo"], consul_dns=infra.consul_dns, **infra.proxy))
         assert routed["live_color"] == "blue" and routed["servers_up"] == 1
-        status, body = wait_for(lambda: (lambda answer: answer if answer[0] == 200 else None)(
-            http_get("http://127.0.0.1:%d/demo/books" % infra.proxy["proxy_http_port"])), timeout=15, what="the route")
+        url = "http://127.0.0.1:%d/demo/books" % infra.proxy["proxy_http_port"]
+        def served():
+            answer = http_get(url)
+            return answer if answer[0] == 200 else None
+
+        body = wait_for(served, timeout=15, what="the route")[1]
         assert json.loads(body)["color"] == "blue"
         # A later setup run re-syncs the proxy from Consul and keeps the route.
         again = infra.setup()
@@ -304,8 +308,9 @@ def test_molecule_scenario(role, tmp_path, docker_client):
     ensure_collection_link()
     ident = "m%s" % uuid.uuid4().hex[:6]
     names = SCENARIO_PORTS[role]
+    ports = free_ports(len(names))
     env = ansible_env(MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "ephemeral"), DOCKERFLOW_MOLECULE_ID=ident,
-                      **{"DOCKERFLOW_MOLECULE_%s_PORT" % name: str(port) for name, port in zip(names, free_ports(len(names)))})
+                      **{"DOCKERFLOW_MOLECULE_%s_PORT" % name: str(port) for name, port in zip(names, ports, strict=True)})
     env.pop("ANSIBLE_COLLECTIONS_PATH", None)  # the scenario sets its own
     try:
         completed = run([MOLECULE, "test"], cwd=os.path.join(ROOT, "roles", role), env=env)

@@ -744,7 +744,10 @@ def test_healthcheck_disabled(compose, body):
         ("healthcheck:\n  test: [SHELL, x]\n", r"healthcheck\.test must be a string or a list starting with CMD"),
         ("healthcheck:\n  test: []\n", r"healthcheck\.test must be a string or a list starting with CMD"),
         ("healthcheck:\n  test: {a: 1}\n", r"healthcheck\.test must be a string or a list"),
-        ("healthcheck:\n  interval: soon\n", r"healthcheck\.interval='soon' is not a duration \(examples: 10s, 1m30s, 500ms\)\.$"),
+        (
+            "healthcheck:\n  interval: soon\n",
+            r"healthcheck\.interval='soon' is not a duration \(examples: 10s, 1m30s, 500ms\)\.$",
+        ),
         ("healthcheck:\n  retries: many\n", r"healthcheck\.retries='many' is not a whole number\.$"),
         ("healthcheck:\n  command: x\n", r"healthcheck key\(s\) command are not supported\.$"),
     ],

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 
+import consul
 import pytest
 import requests
-
-import consul
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import consul_state
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import (
@@ -28,7 +27,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state impor
     state_key,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-
 
 # --- pure helpers ---------------------------------------------------------------------------
 
@@ -332,9 +330,15 @@ def _raiser(exc):
 @pytest.mark.parametrize(
     "exc, message",
     [
-        (consul.ACLPermissionDenied("no"), "Consul at http://c:8500 denied reading x: the ACL token (consul_token) lacks the permission."),
+        (
+            consul.ACLPermissionDenied("no"),
+            "Consul at http://c:8500 denied reading x: the ACL token (consul_token) lacks the permission.",
+        ),
         (requests.exceptions.SSLError("bad cert\nmore"), "TLS to Consul at http://c:8500 failed while reading x: bad cert."),
-        (requests.exceptions.ConnectionError("refused"), "Cannot reach Consul at http://c:8500 (consul_address) while reading x."),
+        (
+            requests.exceptions.ConnectionError("refused"),
+            "Cannot reach Consul at http://c:8500 (consul_address) while reading x.",
+        ),
         (requests.exceptions.Timeout("slow"), "Consul at http://c:8500 timed out while reading x."),
         (consul.ConsulException("500 oops\ntrace"), "Consul at http://c:8500 failed while reading x: 500 oops."),
         (consul.ConsulException(""), "Consul at http://c:8500 failed while reading x: ConsulException."),

@@ -60,7 +60,7 @@ def test_cert_path_gives_tls_files_and_verify(cert_dir):
 
 def test_cert_path_from_env(cert_dir):
     environ = {"DOCKER_HOST": "tcp://10.0.0.5:2376", "DOCKER_CERT_PATH": cert_dir}
-    base_url, tls_files, verify, warnings = settings(environ=environ)
+    _base_url, tls_files, verify, warnings = settings(environ=environ)
     assert tls_files["ca"] == os.path.join(cert_dir, "ca.pem")
     assert verify is True
     assert warnings == []
@@ -105,7 +105,7 @@ def test_missing_cert_directory(tmp_path):
 
 @pytest.mark.parametrize("host", ["tcp://10.0.0.5:2375", "tcp://docker.example.com:2375", "tcp://[2001:db8::1]:2375"])
 def test_plain_tcp_to_a_remote_host_warns(host):
-    base_url, tls_files, verify, warnings = settings(docker_host=host)
+    _base_url, tls_files, _verify, warnings = settings(docker_host=host)
     assert tls_files is None
     assert len(warnings) == 1
     assert warnings[0].startswith("docker_host %s is plain TCP without TLS" % host)

@@ -48,5 +48,5 @@ def test_message_is_always_one_line(text):
 
 
 def test_can_be_raised_and_caught():
-    with pytest.raises(FlowError, match="^boom$"):
+    with pytest.raises(FlowError, match=r"^boom$"):
         raise FlowError("boom")

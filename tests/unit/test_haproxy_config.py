@@ -575,7 +575,7 @@ def test_generation_override_is_used_and_validated():
     assert digest == "gen-42"
     assert "\nbackend be_dockerflow_generation_gen-42\n" in text
     for bad in ("x\nbackend evil", "a b", "#", "x'"):
-        with pytest.raises(FlowError, match="^generation="):
+        with pytest.raises(FlowError, match=r"^generation="):
             render(sample_routes(), SETTINGS, generation=bad)
 
 
@@ -772,7 +772,7 @@ def test_render_rejects_bad_settings(kwargs, parameter):
 
 
 def test_render_rejects_invalid_routes():
-    with pytest.raises(FlowError, match="^service_path="):
+    with pytest.raises(FlowError, match=r"^service_path="):
         render([Route("web", "blue", paths=("/a\nbackend x",))], SETTINGS)
 
 

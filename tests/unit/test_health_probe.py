@@ -275,7 +275,7 @@ def accept_then_close_port():
         while not stop.is_set():
             try:
                 connection, _ = listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             connection.close()
 

@@ -38,7 +38,9 @@ def registration(address="10.0.0.5", port=32768, check_http_path=None):
      ("2001:db8::5", "[2001:db8::5]:32768")],
 )
 def test_tcp_check(address, expected):
-    assert registration(address).check() == {"TCP": expected, "Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT, "Status": "passing"}
+    assert registration(address).check() == {
+        "TCP": expected, "Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT, "Status": "passing",
+    }
 
 
 @pytest.mark.parametrize(
@@ -124,7 +126,10 @@ def test_register_one_name():
                 "port": 32768,
                 "tags": ["blue", "release-3", "dockerflow"],
                 "meta": {META_SERVICE: "books-app", META_COLOR: "blue", META_RELEASE: "3", META_CONTAINER: "books-app-blue-1"},
-                "check": {"HTTP": "http://10.0.0.5:32768/health", "Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT, "Status": "passing"},
+                "check": {
+                    "HTTP": "http://10.0.0.5:32768/health", "Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT,
+                    "Status": "passing",
+                },
             },
         )
     ]

@@ -425,8 +425,7 @@ class FakeStream:
         self.closed = threading.Event()
 
     def __iter__(self):
-        for event in self.events:
-            yield event
+        yield from self.events
         self.closed.wait()
 
     def close(self):
@@ -514,7 +513,9 @@ def test_consul_and_docker_addresses():
 
 def collection_imports(path):
     found = set()
-    for node in ast.walk(ast.parse(open(path).read())):
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ansible_collections.dockerflow.flow."):
             found.add(node.module.rsplit(".", 1)[-1] + ".py")
     return found
