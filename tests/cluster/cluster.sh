@@ -11,38 +11,46 @@
 #
 # Idempotent; run as root. Certificates, the SSH key, inventory.yml and env.sh go to
 # $DOCKERFLOW_TEST_CACHE/cluster (.cache/cluster by default) and stay after `down`.
+# A second cluster can run beside the first (say, while someone else's tests use it):
+#   DOCKERFLOW_CLUSTER_NAME=dftest2 DOCKERFLOW_CLUSTER_NET=10.232.0 DOCKERFLOW_CLUSTER_REGISTRY_PORT=15001
+# names it dftest2-*, puts it on 10.232.0.0/24 and its files in .cache/cluster-dftest2.
 # The host's own engine never joins a swarm: every swarm command runs inside a node.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../harness/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../harness/lib.sh"
 
 CLUSTER_SRC=$REPO_ROOT/tests/cluster
+CLUSTER_NAME=${DOCKERFLOW_CLUSTER_NAME:-dftest}
+NET=${DOCKERFLOW_CLUSTER_NET:-10.231.0}
+REGISTRY_HOST_PORT=${DOCKERFLOW_CLUSTER_REGISTRY_PORT:-15000}
+[[ $CLUSTER_NAME =~ ^dftest[a-z0-9-]*$ ]] || die "DOCKERFLOW_CLUSTER_NAME must start with dftest (the harness's cleanup prefix)"
+[[ $NET =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "DOCKERFLOW_CLUSTER_NET must be the first three octets of a /24, e.g. 10.231.0"
 CLUSTER_DIR=$CACHE_DIR/cluster
+[ "$CLUSTER_NAME" = dftest ] || CLUSTER_DIR=$CACHE_DIR/cluster-$CLUSTER_NAME
 CERTS_DIR=$CLUSTER_DIR/certs
 SSH_DIR=$CLUSTER_DIR/ssh
 BUILD_DIR=$CLUSTER_DIR/build
 INVENTORY=$CLUSTER_DIR/inventory.yml
 ENV_FILE=$CLUSTER_DIR/env.sh
 
-NETWORK=dftest-cluster
-SUBNET=10.231.0.0/24
-REGISTRY_NAME=dftest-registry
-REGISTRY_IP=10.231.0.2
-REGISTRY_HOST_PORT=15000
+NETWORK=$CLUSTER_NAME-cluster
+SUBNET=$NET.0/24
+REGISTRY_NAME=$CLUSTER_NAME-registry
+REGISTRY_IP=$NET.2
 REGISTRY=$REGISTRY_NAME:5000
 NODE_IMAGE=dockerflow-test/node:bookworm
 REGISTRY_IMAGE=dockerflow-test/registry:2
 HASH_LABEL=dockerflow.test.context-hash
 SPEC_LABEL=dockerflow.test.cluster.spec
 # dockerflow.test=1 lets tests/harness/cleanup.sh remove a cluster a crashed run left behind.
-LABELS=(--label dockerflow.test=1 --label dockerflow.test.cluster=1)
+LABELS=(--label dockerflow.test=1 --label "dockerflow.test.cluster=$CLUSTER_NAME")
 
 # inventory name | IP; the container is dftest-<name>, its hostname <name>.
 NODES=(
-    "node1|10.231.0.11"
-    "node2|10.231.0.12"
-    "node3|10.231.0.13"
-    "proxyhost|10.231.0.20"
+    "node1|$NET.11"
+    "node2|$NET.12"
+    "node3|$NET.13"
+    "proxyhost|$NET.20"
 )
 MANAGER=node1
 WORKERS=(node2 node3)
@@ -70,8 +78,8 @@ node_ip() {
     die "no node named $1"
 }
 node_names() { local entry; for entry in "${NODES[@]}"; do echo "${entry%%|*}"; done; }
-container_of() { echo "dftest-$1"; }
-cluster_containers() { docker ps -a"${1:-}" --filter label=dockerflow.test.cluster=1 --format '{{.Names}}'; }
+container_of() { echo "$CLUSTER_NAME-$1"; }
+cluster_containers() { docker ps -a --filter "label=dockerflow.test.cluster=$CLUSTER_NAME" --format '{{.Names}}'; }
 
 # in_node NODE CMD...: run CMD in the node (its own docker CLI talks to the inner engine).
 in_node() { local node=$1; shift; docker exec "$(container_of "$node")" "$@"; }
@@ -220,7 +228,7 @@ ensure_network() {
 ensure_container() {
     local name=$1 spec current running
     shift
-    spec=$(printf '%s\n' "$@" | sha256sum | cut -d' ' -f1)
+    spec=$(printf '%s\n' "${LABELS[@]}" "$@" | sha256sum | cut -d' ' -f1)
     current=$(docker container inspect -f "{{ index .Config.Labels \"$SPEC_LABEL\" }}" "$name" 2>/dev/null || true)
     if [ -n "$current" ] && [ "$current" != "$spec" ]; then
         log "replacing $name (its image or options changed)"
@@ -351,6 +359,9 @@ export DOCKERFLOW_CLUSTER_REGISTRY=$REGISTRY
 export DOCKERFLOW_CLUSTER_PROXYHOST=$(node_ip proxyhost)
 export DOCKERFLOW_CLUSTER_NODES="$(for node in node1 node2 node3; do node_ip "$node"; done | tr '\n' ' ' | sed 's/ $//')"
 export DOCKERFLOW_CLUSTER_INVENTORY=$INVENTORY
+export DOCKERFLOW_CLUSTER_NAME=$CLUSTER_NAME
+# The node containers (docker stop/start one to take a node down and bring it back).
+export DOCKERFLOW_CLUSTER_NODE_CONTAINERS="$(container_of node1) $(container_of node2) $(container_of node3)"
 EOF
 }
 
@@ -423,8 +434,8 @@ cmd_down() {
 }
 
 cmd_status() {
-    docker ps -a --filter label=dockerflow.test.cluster=1 --format 'table {{.Names}}\t{{.Status}}\t{{.Ports}}'
-    if [ -n "$(cluster_containers q)" ] && [ "$(docker container inspect -f '{{.State.Running}}' "$(container_of "$MANAGER")" 2>/dev/null)" = true ] &&
+    docker ps -a --filter "label=dockerflow.test.cluster=$CLUSTER_NAME" --format 'table {{.Names}}\t{{.Status}}\t{{.Ports}}'
+    if [ -n "$(cluster_containers)" ] && [ "$(docker container inspect -f '{{.State.Running}}' "$(container_of "$MANAGER")" 2>/dev/null)" = true ] &&
         [ "$(swarm_state "$MANAGER")" = active ]; then
         in_node "$MANAGER" docker node ls
     fi
