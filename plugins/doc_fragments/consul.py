@@ -35,6 +35,13 @@ options:
       - Seconds to wait for another flow on the same service to finish before failing with the name of the lock holder.
       - Defaults to 300.
     type: int
+  lock_ttl:
+    description:
+      - Seconds of the TTL of the Consul session that holds the service's lock, from 10 to 86400.
+      - A run that is killed, or loses Consul, cannot release its lock; the lock expires within twice this time
+        plus Consul's 5 s lock-delay (Consul's TTL rule), and the next run reports whose lock it took over.
+      - Falls back to E(FLOW_LOCK_TTL), C(lock_ttl) in C(docker-flow.yml), then V(30).
+    type: int
 requirements:
   - py-consul >= 1.5
 """

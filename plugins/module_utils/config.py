@@ -101,6 +101,7 @@ OPTIONS = {
     "health_port": _opt("int", env=("FLOW_HEALTH_PORT",), file_keys=("health_port",)),
     "health_timeout": _opt("int", env=("FLOW_HEALTH_TIMEOUT",), file_keys=("health_timeout",), default=120),
     "lock_timeout": _opt("int", env=("FLOW_LOCK_TIMEOUT",), file_keys=("lock_timeout",), default=300),
+    "lock_ttl": _opt("int", env=("FLOW_LOCK_TTL",), file_keys=("lock_ttl",), default=30),
     "keep_releases": _opt("int", env=("FLOW_KEEP_RELEASES",), file_keys=("keep_releases",), default=1),
 }
 

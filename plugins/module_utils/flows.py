@@ -59,6 +59,7 @@ class FlowSettings:
     color: str | None = None
     stop_timeout: int | None = None
     lock_timeout: int = 300
+    lock_ttl: int = 30
     legacy_names: bool = False
 
 
@@ -111,14 +112,22 @@ class Flow:
             self.client,
             name,
             timeout=self.settings.lock_timeout,
+            ttl=self.settings.lock_ttl,
             operation=operation,
             on_wait=lambda holder: self._note_wait(name, holder),
+            on_abandoned=lambda holder: self._note_abandoned(name, holder),
         )
 
     def _note_wait(self, name, holder):
         line = "waiting for the lock of %s held by %s" % (name, holder or "a finished run (lock-delay)")
         if not self.steps or self.steps[-1] != line:
             self.progress(line)
+
+    def _note_abandoned(self, name, holder):
+        line = ("the lock of %s was left by %s, which ended without releasing it (killed, or cut off from Consul); "
+                "it expired and this run took it" % (name, holder))
+        self.progress(line)
+        self.warnings.append(line[0].upper() + line[1:] + ".")
 
     @staticmethod
     def summary(state, instances):

@@ -135,6 +135,8 @@ class FlowModule:
         if "service_address" in values and not values["service_address"]:
             values["service_address"] = default_probe_address(values.get("docker_host"), values.get("publish_address"))
         _check_positive(values, ("health_timeout", "lock_timeout", "max_instances", "drain_timeout"))
+        if values.get("lock_ttl") is not None and not 10 <= values["lock_ttl"] <= 86400:
+            raise FlowError("lock_ttl=%r is not valid: use 10 to 86400 seconds (a Consul session's TTL)." % values["lock_ttl"])
         for name in ("project", "target", "service_name"):
             if name in values:
                 _check_name(name, values[name])

@@ -25,6 +25,12 @@ rm_cmd() {
     fi
 }
 
+# Extra dockerds (tests/support/dockerd.py) whose test process died: they need no main engine.
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [ "$DRY_RUN" != 1 ] && [ -x "$repo/.venv/bin/python" ]; then
+    "$repo/.venv/bin/python" "$repo/tests/support/dockerd.py" reap 2>&1 | while IFS= read -r line; do log "$line"; done
+fi
+
 if ! docker_ok; then
     log "no Docker engine answers; nothing to clean"
     exit 0

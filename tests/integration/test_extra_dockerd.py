@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+"""tests/support/dockerd.py: an extra dockerd runs containers beside the main engine, survives a
+restart and a kill, and leaves nothing behind, in the main engine or on the host."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+import uuid
+
+import pytest
+from conftest import APP_V1, wait_for
+from support.dockerd import ExtraDockerd
+
+
+def host_links():
+    return set(subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout.split("\n"))
+
+
+def bridge_links():
+    return {line.split(":")[1].strip().split("@")[0] for line in host_links() if line and line.split(":")[1].strip().startswith("br-")}
+
+
+def answer(port):
+    with urllib.request.urlopen("http://127.0.0.1:%s/" % port, timeout=5) as response:
+        return response.status
+
+
+def processes_under(root):
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                    if root.encode() in handle.read():
+                        found.append(pid)
+            except OSError:
+                pass
+    return found
+
+
+@pytest.fixture
+def extra_daemon(docker_client):
+    daemon = ExtraDockerd()
+    daemon.start()
+    yield daemon
+    daemon.cleanup()
+
+
+def test_runs_a_published_container_restarts_and_cleans_up(docker_client, extra_daemon):
+    name = "dftest-extra-%s" % uuid.uuid4().hex[:8]
+    links_before = bridge_links()
+    extra_daemon.load_image(APP_V1)
+    client = extra_daemon.client()
+    client.networks.create(name, labels={"dockerflow.test": "1"})
+    container = client.containers.run(APP_V1, detach=True, name=name, network=name, restart_policy={"Name": "always"},
+                                      ports={"8080/tcp": ("127.0.0.1", None)}, labels={"dockerflow.test": "1"})
+    container.reload()
+    port = container.ports["8080/tcp"][0]["HostPort"]
+    assert wait_for(lambda: _answers(port), timeout=20, what="the extra daemon's container on 127.0.0.1:%s" % port)
+
+    # Nothing of it in the main engine: no container, network or image by that name.
+    assert not docker_client.containers.list(all=True, filters={"name": name})
+    assert not docker_client.networks.list(names=[name])
+    assert container.id not in {c.id for c in docker_client.containers.list(all=True)}
+
+    extra_daemon.restart()
+    assert extra_daemon.client().containers.get(name).status == "running"
+    extra_daemon.restart(kill=True)
+    client = extra_daemon.client()
+    assert wait_for(lambda: client.containers.get(name).status == "running", timeout=20, what="restart after a kill")
+    port = client.containers.get(name).ports["8080/tcp"][0]["HostPort"]
+    assert wait_for(lambda: _answers(port), timeout=20, what="the container after the daemon was killed")
+
+    root = extra_daemon.root
+    assert bridge_links() - links_before, "the extra daemon's network should have a br-* link"
+    extra_daemon.cleanup()
+    assert not os.path.exists(root)
+    assert not processes_under(root), "dockerd, containerd or shims outlived cleanup"
+    with open("/proc/self/mountinfo") as handle:
+        assert root not in handle.read()
+    assert not (bridge_links() - links_before - _main_engine_links(docker_client)), "a br-* link outlived cleanup"
+
+
+def _answers(port):
+    try:
+        return answer(port) == 200
+    except OSError:
+        return False
+
+
+def _main_engine_links(docker_client):
+    return {"br-" + network.id[:12] for network in docker_client.networks.list()}
+
+
+def test_reap_removes_a_daemon_whose_owner_died(docker_client):
+    # The owner is a short-lived child process: it starts a daemon and exits without cleanup.
+    script = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from support.dockerd import ExtraDockerd\n"
+        "daemon = ExtraDockerd().start()\n"
+        "print(daemon.root)\n" % os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    )
+    root = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+    assert os.path.isdir(root) and processes_under(root)
+    reaper = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support", "dockerd.py")
+    output = subprocess.run([sys.executable, reaper, "reap"], capture_output=True, text=True, check=True).stdout
+    assert root in output
+    assert not os.path.exists(root) and not processes_under(root)
