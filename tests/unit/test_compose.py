@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose import (
     SUPPORTED_SERVICE_KEYS,
+    DeploySpec,
     MountSpec,
     PortSpec,
     ServiceSpec,
     interpolate,
     load_project,
+    parse_bytes,
     parse_duration_ns,
     parse_port,
     read_dotenv,
@@ -110,7 +112,7 @@ def test_scalar_fields(compose):
     assert spec.labels == {"a": "1", "b": "true"}
     assert spec.logging == {"driver": "json-file"}
     assert spec.pull_policy == "always"
-    assert spec.deploy == {"replicas": 2}
+    assert spec.deploy == DeploySpec(replicas=2)
 
 
 def test_labels_list_form(compose):
@@ -138,8 +140,8 @@ def test_command_of_wrong_type(compose):
 
 
 def test_unknown_deploy_key(compose):
-    with pytest.raises(FlowError, match=r"service app: deploy supports only placement, replicas"):
-        app(compose, "deploy:\n  mode: global\n")
+    with pytest.raises(FlowError, match=r"service app: deploy: key\(s\) secrets are not supported\. Supported: endpoint_mode,"):
+        app(compose, "deploy:\n  secrets: []\n")
 
 
 # --- unsupported keys and structural errors ----------------------------------------------------
@@ -270,7 +272,7 @@ def test_top_level_must_be_a_mapping(compose, text):
         ("1:65535", PortSpec(65535, host_port=1)),
         ({"target": 80}, PortSpec(80)),
         ({"target": 80, "published": 8080, "protocol": "udp", "host_ip": "0.0.0.0", "mode": "host"},
-         PortSpec(80, "udp", "0.0.0.0", 8080)),
+         PortSpec(80, "udp", "0.0.0.0", 8080, "host")),
         ({"target": "80", "published": "8080"}, PortSpec(80, host_port=8080)),
         ({"target": 80, "published": ""}, PortSpec(80)),
     ],
@@ -1068,3 +1070,90 @@ def test_config_hash_changes_with_the_spec(change):
 def test_supported_keys_cover_what_service_spec_reads():
     assert "build" not in SUPPORTED_SERVICE_KEYS
     assert {"image", "ports", "volumes", "extends", "depends_on", "healthcheck"} <= SUPPORTED_SERVICE_KEYS
+
+
+# --- the deploy section (Swarm services) --------------------------------------------------------
+
+
+def test_deploy_section_in_swarm_api_units(compose):
+    spec = app(
+        compose,
+        """
+        deploy:
+          replicas: 3
+          endpoint_mode: dnsrr
+          labels: [team=books]
+          placement:
+            constraints: [node.role==worker, "node.labels.zone != eu-1"]
+            preferences: [{spread: node.labels.zone}]
+            max_replicas_per_node: 2
+          update_config: {parallelism: 2, delay: 10s, failure_action: rollback, monitor: 500ms,
+                          max_failure_ratio: 0.25, order: start-first}
+          rollback_config: {parallelism: 0, failure_action: pause}
+          restart_policy: {condition: on-failure, delay: 5s, max_attempts: 3, window: 2m}
+          resources:
+            limits: {cpus: "0.5", memory: 512M, pids: 100}
+            reservations: {cpus: 0.25, memory: 1.5g}
+        """,
+    )
+    assert spec.deploy == DeploySpec(
+        replicas=3,
+        endpoint_mode="dnsrr",
+        labels={"team": "books"},
+        constraints=["node.role==worker", "node.labels.zone != eu-1"],
+        spread=["node.labels.zone"],
+        max_replicas_per_node=2,
+        update_config={"Parallelism": 2, "Delay": 10 * NS, "FailureAction": "rollback", "Monitor": NS // 2,
+                       "MaxFailureRatio": 0.25, "Order": "start-first"},
+        rollback_config={"Parallelism": 0, "FailureAction": "pause"},
+        restart_policy={"Condition": "on-failure", "Delay": 5 * NS, "MaxAttempts": 3, "Window": 120 * NS},
+        limits={"NanoCPUs": NS // 2, "MemoryBytes": 512 * 1024**2, "Pids": 100},
+        reservations={"NanoCPUs": NS // 4, "MemoryBytes": int(1.5 * 1024**3)},
+    )
+
+
+def test_deploy_defaults_and_old_constraint_mapping(compose):
+    assert app(compose).deploy == DeploySpec()
+    assert app(compose, "deploy:\n  placement:\n    constraints: {node.role: manager}\n").deploy.constraints == [
+        "node.role==manager"
+    ]
+    assert app(compose, "deploy:\n  replicas: 0\n").deploy.replicas == 0
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("deploy: [1]", r"deploy must be a mapping\."),
+        ("deploy:\n  mode: global", r"deploy\.mode='global' is not supported: blue-green needs a replicated service"),
+        ("deploy:\n  endpoint_mode: mesh", r"deploy\.endpoint_mode='mesh' is not one of dnsrr, vip\."),
+        ("deploy:\n  replicas: -1", r"deploy\.replicas=-1 is not valid: use a whole number of 0 or more\."),
+        ("deploy:\n  replicas: two", r"deploy\.replicas='two' is not valid"),
+        ("deploy:\n  placement:\n    constraints: [node.role]", r"placement\.constraints=\['node\.role'\] is not valid"),
+        ("deploy:\n  placement:\n    preferences: [{pack: x}]", r"preferences item \{'pack': 'x'\} is not valid"),
+        ("deploy:\n  placement:\n    zone: a", r"deploy\.placement: key\(s\) zone are not supported"),
+        ("deploy:\n  update_config: {order: random}", r"update_config\.order='random' is not one of stop-first, start-first"),
+        ("deploy:\n  rollback_config: {failure_action: rollback}",
+         r"rollback_config\.failure_action='rollback' is not one of continue, pause\."),
+        ("deploy:\n  update_config: {max_failure_ratio: 2}", r"max_failure_ratio=2 is not a number from 0 to 1"),
+        ("deploy:\n  update_config: {delay: soon}", r"update_config\.delay='soon' is not a duration"),
+        ("deploy:\n  restart_policy: {condition: always}", r"restart_policy\.condition='always' is not one of none, on-failure, any"),
+        ("deploy:\n  resources: {limits: {cpus: 0}}", r"limits\.cpus=0 is not a positive number of CPUs"),
+        ("deploy:\n  resources: {limits: {memory: lots}}", r"limits\.memory='lots' is not a size"),
+        ("deploy:\n  resources: {reservations: {devices: []}}",
+         r"resources\.reservations: key\(s\) devices are not supported\. Supported: cpus, memory\."),
+    ],
+)
+def test_deploy_errors_name_the_key(compose, body, message):
+    with pytest.raises(FlowError, match=r"service app: .*" + message):
+        app(compose, body + "\n")
+
+
+@pytest.mark.parametrize("text, expected", [("512m", 512 * 1024**2), ("1gb", 1024**3), (1024, 1024), ("10 k", 10240), ("7b", 7)])
+def test_parse_bytes(text, expected):
+    assert parse_bytes(text, "w") == expected
+
+
+def test_port_mode_is_checked():
+    with pytest.raises(FlowError, match=r"has an unknown mode 'routing' \(host, ingress\)"):
+        parse_port({"target": 80, "mode": "routing"}, "w")
+    assert parse_port({"target": 80, "mode": "ingress"}, "w").mode == "ingress"
