@@ -193,11 +193,15 @@ class ServiceLock:
     """A Consul session lock on one service, so two flows on it never interleave.
 
     The session has a TTL that a background thread renews: if the process
-    holding the lock dies, the lock is released once the TTL runs out (and
-    Consul's lock-delay passes), and the next run reports whose lock expired.
+    holding the lock dies, the lock is released once the TTL runs out (Consul
+    allows up to twice the TTL) and Consul's lock-delay passes. A clean release
+    empties the holder record; a run that never released its lock (killed, or cut
+    off from Consul) leaves it behind, and the next run reports whose lock expired
+    (``on_abandoned``).
     """
 
-    def __init__(self, client, service, timeout=300, ttl=30, lock_delay=5, operation="flow", on_wait=None):
+    def __init__(self, client, service, timeout=300, ttl=30, lock_delay=5, operation="flow", on_wait=None,
+                 on_abandoned=None):
         self.client = client
         self.service = service
         self.timeout = timeout
@@ -205,6 +209,7 @@ class ServiceLock:
         self.lock_delay = lock_delay
         self.operation = operation
         self.on_wait = on_wait
+        self.on_abandoned = on_abandoned
         self.session = None
         self.waited = 0.0
         self._stop = threading.Event()
@@ -218,21 +223,18 @@ class ServiceLock:
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    def describe_holder(self):
-        _, entry = self.client.call("reading the lock of %s" % self.service, self.client.api.kv.get, lock_key(self.service))
+    def _read(self, **blocking):
+        """(index, entry) of the lock key; ``index`` and ``wait`` make it a blocking query."""
+        return self.client.call("reading the lock of %s" % self.service, self.client.api.kv.get, lock_key(self.service),
+                                **blocking)
+
+    def describe_holder(self, entry=None):
+        """Who holds the lock (from ``entry``, else read now); None when no session holds it."""
+        if entry is None:
+            _, entry = self._read()
         if not entry or not entry.get("Session"):
             return None
-        try:
-            record = json.loads(entry["Value"] or b"{}")
-        except ValueError:
-            record = {}
-        return "%s (%s, pid %s, since %s, session %s)" % (
-            record.get("holder", "unknown"),
-            record.get("operation", "?"),
-            record.get("pid", "?"),
-            record.get("since", "?"),
-            entry["Session"],
-        )
+        return _describe_holder(entry)
 
     def __enter__(self):
         api = self.client.api
@@ -249,32 +251,30 @@ class ServiceLock:
         started = time.monotonic()
         record = json.dumps(self.holder_record())
         try:
+            index, entry = self._read()
             while True:
                 acquired = self.client.call(
                     "taking the lock of %s" % self.service, api.kv.put, lock_key(self.service), record, acquire=self.session
                 )
                 if acquired:
                     self.waited = time.monotonic() - started
+                    # ``entry`` is the key as read just before this acquire: what the previous holder left.
+                    if self.on_abandoned and entry and not entry.get("Session") and entry.get("Value"):
+                        self.on_abandoned(_describe_holder(entry))
                     return self
+                index, entry = self._read()
                 remaining = self.timeout - (time.monotonic() - started)
-                holder = self.describe_holder()
+                holder = self.describe_holder(entry)
                 if remaining <= 0:
                     raise FlowError(
                         "Service %s is locked by %s; gave up after waiting %ds (lock_timeout)."
-                        % (self.service, holder or "a session whose lock-delay has not passed yet", self.timeout)
+                        % (self.service, holder or _lock_delay_holder(entry), self.timeout)
                     )
                 if self.on_wait:
                     self.on_wait(holder)
-                index, _ = self.client.call("watching the lock of %s" % self.service, api.kv.get, lock_key(self.service))
                 # A blocking query returns when the lock key changes; lock-delay after a
                 # holder died does not change it, hence the short cap.
-                self.client.call(
-                    "watching the lock of %s" % self.service,
-                    api.kv.get,
-                    lock_key(self.service),
-                    index=index,
-                    wait="%ds" % max(1, min(5, int(remaining))),
-                )
+                index, entry = self._read(index=index, wait="%ds" % max(1, min(5, int(remaining))))
         except BaseException:
             self._release()
             raise
@@ -303,6 +303,24 @@ class ServiceLock:
     def __exit__(self, exc_type, exc, tb):
         self._release()
         return False
+
+
+def _describe_holder(entry):
+    """``user@host (operation, pid N, since T[, session S])`` from a lock entry's holder record."""
+    try:
+        record = json.loads(entry.get("Value") or b"{}")
+    except ValueError:
+        record = {}
+    session = (", session %s" % entry["Session"]) if entry.get("Session") else ""
+    return "%s (%s, pid %s, since %s%s)" % (
+        record.get("holder", "unknown"), record.get("operation", "?"), record.get("pid", "?"), record.get("since", "?"), session,
+    )
+
+
+def _lock_delay_holder(entry):
+    if entry and entry.get("Value"):
+        return "%s, which ended without releasing it (Consul's lock-delay has not passed yet)" % _describe_holder(entry)
+    return "a session whose lock-delay has not passed yet"
 
 
 def record_release(document, release):

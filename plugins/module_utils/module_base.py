@@ -43,6 +43,7 @@ CONSUL_ARGS = dict(
     consul_client_key=dict(type="path", no_log=False),
     consul_validate_certs=dict(type="bool"),
     lock_timeout=dict(type="int"),
+    lock_ttl=dict(type="int"),
 )
 
 SERVICE_ARGS = dict(
@@ -96,7 +97,7 @@ class FlowModule:
         "pull_side_targets", "project", "service_name", "consul_address", "consul_token", "consul_ca_cert",
         "consul_client_cert", "consul_client_key", "consul_validate_certs", "scale", "max_instances",
         "publish_address", "service_address", "pull", "health_path", "health_port", "health_timeout",
-        "lock_timeout", "keep_releases", "service_path", "service_domain", "path_type", "proxy_docker_host",
+        "lock_timeout", "lock_ttl", "keep_releases", "service_path", "service_domain", "path_type", "proxy_docker_host",
         "proxy_docker_cert_path", "proxy_tls_verify", "proxy_name", "proxy_image", "proxy_listen_address",
         "proxy_http_port", "proxy_stats_port", "proxy_admin_port", "proxy_master_port", "consul_dns", "drain_timeout",
     )
@@ -219,6 +220,7 @@ class FlowModule:
             service_address=values.get("service_address") or "127.0.0.1",
             keep_releases=values.get("keep_releases") if values.get("keep_releases") is not None else 1,
             lock_timeout=values.get("lock_timeout") or 300,
+            lock_ttl=values.get("lock_ttl") or 30,
             **overrides
         )
         backend = self.docker_backend() if engine else None
