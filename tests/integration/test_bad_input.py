@@ -46,6 +46,7 @@ CASES = {
     "bad service name": ({"service_name": "bad name"}, None, "service_name='bad name' is not valid"),
     "bad health path": ({"health_path": "health", "force": True}, None, "health_path='health' is not valid"),
     "bad health timeout": ({"health_timeout": 0}, None, "health_timeout=0 is not valid"),
+    "bad lock ttl": ({"lock_ttl": 5}, None, "lock_ttl=5 is not valid: use 10 to 86400"),
     "bad boolean env": ({}, None, "FLOW_BLUE_GREEN='maybe' is not a boolean"),
 }
 
