@@ -191,7 +191,7 @@ def port_free(port):
 # -- machine facts -------------------------------------------------------------------
 def _command(args):
     try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
+        return subprocess.run(args, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -298,7 +298,7 @@ def run_process_group(command, env, timeout):
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
-        output, _ = process.communicate(timeout=timeout)
+        output, _stderr = process.communicate(timeout=timeout)
         return process.returncode, output
     except BaseException:
         for signum in (signal.SIGTERM, signal.SIGKILL):
@@ -552,12 +552,12 @@ class Bench:
 
         def containers():
             found = {}
-            for container in self.docker.containers.list(all=True, filters={"label": "dockerflow.service"},
-                                                        ignore_removed=True):
+            for container in self.docker.containers.list(
+                    all=True, filters={"label": "dockerflow.service"}, ignore_removed=True):
                 if service_match(container.labels.get("dockerflow.service")):
                     found[container.id] = container
-            for container in self.docker.containers.list(all=True, filters={"label": "com.docker.compose.project"},
-                                                        ignore_removed=True):
+            for container in self.docker.containers.list(
+                    all=True, filters={"label": "com.docker.compose.project"}, ignore_removed=True):
                 if project_match(container.labels.get("com.docker.compose.project")):
                     found[container.id] = container
             self._remove_containers(found.values(), "container")

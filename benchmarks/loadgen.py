@@ -65,7 +65,7 @@ class LoadResult:
 
     def percentiles(self, fractions):
         if not self.latencies:
-            return [None for _ in fractions]
+            return [None for _fraction in fractions]
         ordered = sorted(self.latencies)
         return [ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] for fraction in fractions]
 

@@ -120,9 +120,9 @@ class Poller(threading.Thread):
 
 def analyse(samples, start, end, old, new):
     """Seconds after ``start`` (flow_proxy began) of the first new and the last old answer."""
-    old_times = [t for t, color, _ in samples if color == old]
-    new_times = [t for t, color, _ in samples if color == new and t >= start]
-    failures = [(round(t - start, 3), failure) for t, _, failure in samples if failure]
+    old_times = [t for t, color, _failure in samples if color == old]
+    new_times = [t for t, color, _failure in samples if color == new and t >= start]
+    failures = [(round(t - start, 3), failure) for t, _color, failure in samples if failure]
     last_old = max(old_times) if old_times else None
     after_last_old = [t for t in new_times if last_old is None or t > last_old]
     return {
@@ -161,7 +161,7 @@ def read_documents(empty_state):
 def time_reconfiguration(bench, proxy, label, service, color):
     """haproxy -c and the reload of the current routes, step by step, with ProxyNode (what flow_proxy runs)."""
     haproxy_config, proxy_flow, proxy_node, empty_state = proxy_code()
-    dns_host, _, dns_port = CONSUL_DNS.rpartition(":")
+    dns_host, _colon, dns_port = CONSUL_DNS.rpartition(":")
     settings = haproxy_config.ProxySettings(
         http_address="127.0.0.1", http_port=proxy.http_port, stats_port=proxy.stats_port,
         admin_port=proxy.admin_port, consul_dns_address=dns_host, consul_dns_port=int(dns_port),
@@ -316,7 +316,7 @@ def run(parser, args):
     report["problems"] = problems
     header = ("routes", "synced s", "switch s", "first new s", "100% new s", "no-op s", "switch - no-op s",
               "haproxy -c s", "reload s", "servers_up s", "stat KB", "config KB")
-    table = [" | ".join(header), " | ".join("---" for _ in header)]
+    table = [" | ".join(header), " | ".join("---" for _column in header)]
     for row in rows:
         switch = row["switch"]
         table.append(" | ".join(str(v) for v in (

@@ -21,7 +21,7 @@ from loadgen import LoadGenerator  # noqa: E402  (benchmarks/ is not a package)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--url", required=True, help="http://127.0.0.1:PORT/PATH (loopback only)")
     parser.add_argument("--stop-file", required=True, help="stop when this file exists")
     parser.add_argument("--connections", type=int, default=4)

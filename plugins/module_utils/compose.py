@@ -471,7 +471,7 @@ def parse_port(item, where):
     if protocol not in PORT_PROTOCOLS:
         raise FlowError("%s: port %r has an unknown protocol %r (tcp, udp, sctp)." % (where, item, protocol))
     if text.startswith("["):  # [::1]:8080:80
-        host_ip, _, rest = text[1:].partition("]:")
+        host_ip, _separator, rest = text[1:].partition("]:")
         parts = [host_ip] + rest.split(":")
     else:
         parts = text.split(":")
@@ -610,7 +610,7 @@ def normalize_service(project, name):
         environment.update(read_dotenv(os.path.join(project.directory, str(env_path))))
     environment.update(_as_mapping(raw.get("environment"), where, "environment", project.variables))
     restart = raw.get("restart")
-    if restart is not None and str(restart).split(":")[0] not in RESTART_POLICIES:
+    if restart is not None and str(restart).split(":", maxsplit=1)[0] not in RESTART_POLICIES:
         raise FlowError("%s: restart=%r is not one of %s." % (where, restart, ", ".join(RESTART_POLICIES)))
     grace = raw.get("stop_grace_period")
     return ServiceSpec(

@@ -134,7 +134,7 @@ class StateStore:
 
     def read(self, service):
         """Return (document, modify_index); a service never deployed gives an empty document and 0."""
-        _, entry = self.client.call("reading state of %s" % service, self.client.api.kv.get, state_key(service))
+        _index, entry = self.client.call("reading state of %s" % service, self.client.api.kv.get, state_key(service))
         if entry is None:
             return empty_state(service), 0
         return _state_document(service, entry), entry["ModifyIndex"]
@@ -145,7 +145,7 @@ class StateStore:
         Returns the (before, after) documents. A CAS conflict re-reads and
         re-applies, so ``mutate`` must be a function of the document alone.
         """
-        for _ in range(CAS_ATTEMPTS):
+        for _attempt in range(CAS_ATTEMPTS):
             before, index = self.read(service)
             after = copy.deepcopy(before)
             mutate(after)
@@ -165,7 +165,7 @@ class StateStore:
 
     def read_all(self):
         """Every service document: {service: document}, for rendering the whole proxy."""
-        _, entries = self.client.call(
+        _index, entries = self.client.call(
             "reading the state of all services", self.client.api.kv.get, "%s/services/" % KV_PREFIX, recurse=True
         )
         documents = {}
@@ -231,7 +231,7 @@ class ServiceLock:
     def describe_holder(self, entry=None):
         """Who holds the lock (from ``entry``, else read now); None when no session holds it."""
         if entry is None:
-            _, entry = self._read()
+            _index, entry = self._read()
         if not entry or not entry.get("Session"):
             return None
         return _describe_holder(entry)

@@ -260,7 +260,7 @@ class Flow:
         config_hash = hashlib.sha256(("%s|%s" % (spec.config_hash(), image_id or spec.image)).encode()).hexdigest()[:16]
 
         with self._lock("deploy"):
-            state, _ = self.store.read(settings.service)
+            state, _index = self.store.read(settings.service)
             instances = self.backend.list_instances(settings.service)
             live, deployed = state.get("live_color"), state.get("deployed_color")
             color = colors.next_color(live, deployed, settings.blue_green)
@@ -394,7 +394,7 @@ class Flow:
         if settings.color is not None and settings.color not in colors.ALL_COLORS:
             raise FlowError("color=%r is not valid: use one of %s." % (settings.color, ", ".join(colors.ALL_COLORS)))
         with self._lock("scale"):
-            state, _ = self.store.read(settings.service)
+            state, _index = self.store.read(settings.service)
             instances = self.backend.list_instances(settings.service)
             color = settings.color or colors.serving_color(state.get("live_color"), state.get("deployed_color"))
             if not color:
@@ -466,7 +466,7 @@ class Flow:
         if settings.keep_releases is None or settings.keep_releases < 0:
             raise FlowError("keep_releases=%r is not valid: use 0 or more." % settings.keep_releases)
         with self._lock("stop-old"):
-            state, _ = self.store.read(settings.service)
+            state, _index = self.store.read(settings.service)
             instances = self.backend.list_instances(settings.service)
             live, deployed = state.get("live_color"), state.get("deployed_color")
             promoted = False
@@ -543,7 +543,7 @@ class Flow:
         """
         settings = self.settings
         with self._lock("rollback"):
-            state, _ = self.store.read(settings.service)
+            state, _index = self.store.read(settings.service)
             instances = self.backend.list_instances(settings.service)
             current = colors.serving_color(state.get("live_color"), state.get("deployed_color"))
             if current not in colors.BLUE_GREEN_COLORS:

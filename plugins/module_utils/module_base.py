@@ -165,7 +165,7 @@ class FlowModule:
         client, warnings = connect(host, cert_path, verify, timeout=self.params.get("docker_timeout") or 60)
         for warning in warnings:
             self.module.warn(warning.replace("docker_host", "proxy_docker_host"))
-        dns_host, _, dns_port = (values.get("consul_dns") or "127.0.0.1:8600").rpartition(":")
+        dns_host, _colon, dns_port = (values.get("consul_dns") or "127.0.0.1:8600").rpartition(":")
         try:
             dns_port = int(dns_port)
         except ValueError:

@@ -77,7 +77,7 @@ class ProxyFlow:
 
     def _ensure_proxy(self, documents):
         routes = routes_from_documents(documents, self.node.name)
-        initial, _ = self._render(routes)
+        initial, _generation = self._render(routes)
         outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode)
         if outcome:
             self.flow.progress("proxy %s %s with %d route(s) from Consul" % (self.node.name, outcome, len(routes)))

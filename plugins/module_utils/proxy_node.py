@@ -186,7 +186,7 @@ class ProxyNode:
 
     def read_file(self, path):
         try:
-            chunks, _ = self.api.get_archive(self.name, path)
+            chunks, _stat = self.api.get_archive(self.name, path)
         except docker.errors.NotFound:
             return None
         except docker.errors.APIError as exc:

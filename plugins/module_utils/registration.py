@@ -100,14 +100,14 @@ class Registrar:
 
     def passing(self, service, color):
         """How many instances of ``service`` tagged ``color`` pass their checks."""
-        _, entries = self.client.call(
+        _index, entries = self.client.call(
             "reading health of %s" % service, self.client.api.health.service, service, tag=color, passing=True
         )
         return len(entries or [])
 
     def health(self, service):
         """service_id -> passing|warning|critical for the instances of ``service``."""
-        _, entries = self.client.call("reading health of %s" % service, self.client.api.health.service, service)
+        _index, entries = self.client.call("reading health of %s" % service, self.client.api.health.service, service)
         result = {}
         for entry in entries or []:
             statuses = [check["Status"] for check in entry.get("Checks", []) if check.get("ServiceID")]

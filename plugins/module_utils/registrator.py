@@ -217,7 +217,7 @@ def published_ports(inspect):
     """
     found = []
     for key, bindings in ((inspect.get("NetworkSettings") or {}).get("Ports") or {}).items():
-        number, _, proto = key.partition("/")
+        number, _slash, proto = key.partition("/")
         chosen = None
         for binding in bindings or []:
             host_port = str(binding.get("HostPort") or "")
@@ -479,7 +479,7 @@ class DockerAPI:
 
     def _get(self, path, params=None, allow_missing=False):
         """Decoded JSON of one GET; None for a 404 when ``allow_missing``."""
-        status, _, body = self._call(path, params)
+        status, _headers, body = self._call(path, params)
         if status == 404 and allow_missing:
             return None
         if status >= 400:
@@ -488,7 +488,7 @@ class DockerAPI:
 
     def negotiate(self):
         """Use the engine's own API version from now on; returns it (None: unversioned paths)."""
-        status, response, _ = self._call("/_ping")
+        status, response, _body = self._call("/_ping")
         if status >= 400:
             raise FlowError("The Docker engine at %s answered /_ping with HTTP %d." % (self.url, status))
         version = response.getheader("API-Version") or ""
@@ -810,4 +810,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

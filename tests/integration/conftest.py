@@ -168,7 +168,7 @@ class FlowProject:
         if self.proxy is not None and module in ("flow_proxy", "flow_stop_old"):
             params = dict(self.proxy.options, **(params or {}))
         command, run_env = self.playbook(module, params, check, diff, env, defaults)
-        completed = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=600)
+        completed = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=600, check=False)
         completed.env_result_path = run_env["DOCKERFLOW_RESULT_PATH"]
         return self.parse(completed, expect_failure)
 

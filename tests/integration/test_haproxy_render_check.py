@@ -116,7 +116,7 @@ def sample_routes():
 
 def test_checker_rejects_an_invalid_configuration(haproxy):
     """The check can fail: a hand-made configuration with errors exits non-zero."""
-    text, _ = render(sample_routes(), ProxySettings())
+    text, _generation = render(sample_routes(), ProxySettings())
     broken = text.replace("    default_backend be_dockerflow_none\n", "    default_backend be_missing\n", 1)
     assert broken != text
     code, output = haproxy.check(broken)
@@ -171,14 +171,14 @@ def test_settings_pass_haproxy_check(haproxy, proxy_settings):
     ],
 )
 def test_admin_address_passes_haproxy_check(haproxy, admin_address, socket):
-    text, _ = render(sample_routes(), ProxySettings(admin_address=admin_address))
+    text, _generation = render(sample_routes(), ProxySettings(admin_address=admin_address))
     assert "    stats socket %s level admin expose-fd listeners" % socket in text.splitlines()
     haproxy.assert_valid(text)
 
 
 def test_haproxy_rejects_an_ipv6_address_on_an_ipv4_socket(haproxy):
     """What the ipv6@ prefix avoids: HAProxy refuses 'ipv4@[::1]' (so the check above can fail)."""
-    text, _ = render(sample_routes(), ProxySettings(admin_address="[::1]"))
+    text, _generation = render(sample_routes(), ProxySettings(admin_address="[::1]"))
     broken = text.replace("stats socket ipv6@::1:9999 ", "stats socket ipv4@[::1]:9999 ", 1)
     assert broken != text
     code, output = haproxy.check(broken)
@@ -264,7 +264,7 @@ proxy_settings = st.builds(
     proxy=proxy_settings,
 )
 def test_random_valid_routes_pass_haproxy_check(haproxy, routes, proxy):
-    text, _ = render(routes, proxy)
+    text, _generation = render(routes, proxy)
     haproxy.assert_valid(text)
 
 
@@ -352,22 +352,22 @@ LIVE_REQUESTS = [  # (Host header, path, backend HAProxy must pick)
 
 
 def test_rendered_routes_route_requests(haproxy):
-    text, _ = render(LIVE_ROUTES, ProxySettings(http_address="127.0.0.1", http_port=LIVE_PORT,
-                                                server_state_file="/tmp/live-state"))
+    live_settings = ProxySettings(http_address="127.0.0.1", http_port=LIVE_PORT, server_state_file="/tmp/live-state")
+    text, _generation = render(LIVE_ROUTES, live_settings)
     haproxy.assert_valid(text)
     config = haproxy.put(text, "live.cfg")
     requests = "".join(
         "%s|%s%sreq=%d\n" % (host, path, "&" if "?" in path else "?", number)
-        for number, (host, path, _) in enumerate(LIVE_REQUESTS)
+        for number, (host, path, _backend) in enumerate(LIVE_REQUESTS)
     )
     request_file = haproxy.put(requests, "live-requests.txt")
     script = haproxy.put(LIVE_SCRIPT, "live.sh")
-    _, log = haproxy.run(["bash", script, config, request_file])
+    _exit_code, log = haproxy.run(["bash", script, config, request_file])
 
     routed = {}
     for line in log.splitlines():
         match = re.search(r" http (\S+)/\S+ .*\"GET \S*[?&]req=(\d+) HTTP/1\.0\"", line)
         if match:
             routed[int(match.group(2))] = match.group(1)
-    expected = {number: backend for number, (_, _, backend) in enumerate(LIVE_REQUESTS)}
+    expected = {number: backend for number, (_host, _path, backend) in enumerate(LIVE_REQUESTS)}
     assert routed == expected, "HAProxy log:\n%s" % log

@@ -73,7 +73,7 @@ def test_switch_under_load_fails_no_request(routed_project, proxy):
     summary = result.summary()
     assert summary["failed"] == 0, summary
     assert summary["by_color"].get("blue") and summary["by_color"].get("green"), summary
-    assert all(proxy.get("/demo")[1]["color"] == "green" for _ in range(20))
+    assert all(proxy.get("/demo")[1]["color"] == "green" for _request in range(20))
     assert routed_project.state()["live_color"] == "green"
 
 
@@ -119,7 +119,7 @@ def test_scaling_is_followed_without_a_proxy_call(routed_project, proxy):
     routed_project.run("flow_scale", {"scale": "+2"})
     started = time.monotonic()
     wait_for(lambda: proxy.servers_up(backend) == 3, timeout=5, what="3 servers up in the proxy")
-    hosts = {proxy.get("/demo")[1]["hostname"] for _ in range(30)}
+    hosts = {proxy.get("/demo")[1]["hostname"] for _request in range(30)}
     assert len(hosts) == 3, hosts
     routed_project.run("flow_scale", {"scale": "-2"})
     wait_for(lambda: proxy.servers_up(backend) == 1, timeout=5, what="1 server up after scaling down")
@@ -263,7 +263,7 @@ def test_rollback_brings_the_previous_release_back(routed_project, proxy):
     assert (back["color"], back["release"]) == ("blue", 1)
     routed_project.run("flow_proxy")
     routed_project.run("flow_stop_old")
-    assert {proxy.get("/demo")[1]["version"] for _ in range(10)} == {"1"}
+    assert {proxy.get("/demo")[1]["version"] for _request in range(10)} == {"1"}
     state = routed_project.state()
     assert (state["live_color"], state["deployed_color"]) == ("blue", "blue")
     assert state["releases"][-1]["rollback_from"] == "green"

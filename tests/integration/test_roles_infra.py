@@ -43,7 +43,8 @@ def ansible_env(**extra):
 
 
 def run(command, cwd=ROOT, env=None, timeout=900):
-    return subprocess.run(command, cwd=cwd, env=env or ansible_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=cwd, env=env or ansible_env(), capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def output(completed):
@@ -189,6 +190,7 @@ def test_the_setup_serves_a_deployed_service(infra, docker_client, tmp_path):
         routed = project.run("flow_proxy", dict(common, service_path=["/demo"], consul_dns=infra.consul_dns, **infra.proxy))
         assert routed["live_color"] == "blue" and routed["servers_up"] == 1
         url = "http://127.0.0.1:%d/demo/books" % infra.proxy["proxy_http_port"]
+
         def served():
             answer = http_get(url)
             return answer if answer[0] == 200 else None

@@ -74,7 +74,7 @@ def test_deploying_twice_before_a_switch_replaces_the_deployed_color_again():
 
 def test_alternates_across_switches():
     live, deployed, seen = None, None, []
-    for _ in range(4):
+    for _switch in range(4):
         deployed = next_color(live, deployed, True)
         live = deployed  # the proxy switches to the new release
         seen.append(deployed)

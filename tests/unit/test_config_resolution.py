@@ -72,10 +72,10 @@ def test_every_option_resolves_to_its_default_with_nothing_set():
 
 
 def test_default_lists_are_copies():
-    values, _ = resolve({}, ["side_targets", "flow"], environ={})
+    values, _sources = resolve({}, ["side_targets", "flow"], environ={})
     values["side_targets"].append("db")
     values["flow"].append("scale")
-    again, _ = resolve({}, ["side_targets", "flow"], environ={})
+    again, _sources = resolve({}, ["side_targets", "flow"], environ={})
     assert again == {"side_targets": [], "flow": ["deploy"]}
 
 
@@ -370,5 +370,5 @@ def test_empty_value_in_file_is_not_the_string_none(write_file):
 
 def test_relative_scale_in_file_stays_relative(write_file):
     file_values = read_flow_file(write_file("f.yml", "scale: +2\n"))
-    values, _ = resolve({}, ["scale"], environ={}, file_values=file_values)
+    values, _sources = resolve({}, ["scale"], environ={}, file_values=file_values)
     assert parse_scale(values["scale"]) == ScaleRequest(2, True)

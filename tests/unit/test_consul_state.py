@@ -174,7 +174,7 @@ def test_update_writes_with_cas_of_the_read_index():
     assert after["live_color"] == "blue"
     assert "updated" in after
     assert stored(client) == after
-    assert [cas for _, _, cas in client.kv.puts] == [0]  # 0: create only if absent
+    assert [cas for _key, _value, cas in client.kv.puts] == [0]  # 0: create only if absent
     assert "writing state of books-app" in client.whats
 
 
@@ -216,7 +216,7 @@ def test_conflict_is_retried_on_fresh_data():
 
     before, after = StateStore(client).update("books-app", mutate)
     assert len(client.kv.puts) == 2
-    first_cas, second_cas = [cas for _, _, cas in client.kv.puts]
+    first_cas, second_cas = [cas for _key, _value, cas in client.kv.puts]
     assert second_cas > first_cas
     # The second attempt saw the proxy's write and kept it.
     assert attempts[0]["routes"] == {} and attempts[1]["routes"] == {"/api": "blue"}
@@ -276,7 +276,7 @@ def test_ten_conflicts_give_up():
 
 def test_nine_conflicts_still_succeed():
     client = ScriptedPutClient([False] * (CAS_ATTEMPTS - 1) + [True])
-    _, after = StateStore(client).update("books-app", lambda doc: doc.update(live_color="green"))
+    _before, after = StateStore(client).update("books-app", lambda doc: doc.update(live_color="green"))
     assert stored(client)["live_color"] == after["live_color"] == "green"
 
 

@@ -124,7 +124,7 @@ def test_tls_tcp_does_not_warn(cert_dir):
 @pytest.mark.parametrize("host", ["ssh://deploy@10.0.0.5", "unix:///x.sock", "npipe:////./pipe/docker_engine",
                                   "https://10.0.0.5:2376"])
 def test_other_schemes_are_accepted_without_warning(host):
-    base_url, _, _, warnings = settings(docker_host=host)
+    base_url, _tls_files, _verify, warnings = settings(docker_host=host)
     assert base_url == host and warnings == []
 
 

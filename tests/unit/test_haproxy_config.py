@@ -118,7 +118,7 @@ def frontend_rules(text):
 
 def rule_targets(text):
     """(backend, path or None) of each rule, in order."""
-    return [(backend, path[-1] if path else None) for backend, path, _ in frontend_rules(text)]
+    return [(backend, path[-1] if path else None) for backend, path, _host in frontend_rules(text)]
 
 
 def section_headers(text):
@@ -368,6 +368,11 @@ def test_plain_words_are_rejected_or_one_safe_word(value, kind):
         assert result == value and is_dns_label(result)
 
 
+def is_port_number(value):
+    """An int that is not a bool (True would otherwise pass as port 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def is_dns_label(value):
     """The one DNS label Consul's _<service>._<color>.service.<domain> needs, written without a regex."""
     allowed = set(string.ascii_letters + string.digits + "-")
@@ -417,9 +422,9 @@ def test_port_property(value):
         result = config_word(value, "port", "stats_port")
     except FlowError as exc:
         assert str(exc).startswith("stats_port=")
-        assert not (type(value) is int and 1 <= value <= 65535)
+        assert not (is_port_number(value) and 1 <= value <= 65535)
         return
-    assert type(value) is int and 1 <= value <= 65535 and result == str(value)
+    assert is_port_number(value) and 1 <= value <= 65535 and result == str(value)
 
 
 # --------------------------------------------------------------------------- Route.validated
@@ -559,13 +564,13 @@ def test_digest_is_the_hash_of_the_body_and_marks_the_generation():
 )
 def test_digest_changes_when_a_route_changes(change):
     routes = sample_routes()
-    _, before = render(routes, SETTINGS)
-    _, after = render([change(routes[0])] + routes[1:], SETTINGS)
+    _text, before = render(routes, SETTINGS)
+    _text, after = render([change(routes[0])] + routes[1:], SETTINGS)
     assert before != after
 
 
 def test_digest_changes_when_a_route_is_added_or_settings_change():
-    _, before = render(sample_routes(), SETTINGS)
+    _text, before = render(sample_routes(), SETTINGS)
     assert render(sample_routes() + [Route("new", "blue", paths=("/new",))], SETTINGS)[1] != before
     assert render(sample_routes(), ProxySettings(http_port=8080))[1] != before
 
@@ -595,7 +600,7 @@ def test_render_orders_specific_routes_first():
         Route("wildpath", "blue", paths=("/w",), domain="*.example.com"),
         Route("wilddeep", "blue", domain="*.shop.example.com"),
     ]
-    text, _ = render(routes, SETTINGS)
+    text, _generation = render(routes, SETTINGS)
     assert rule_targets(text) == [
         # exact hosts first, the longer name first
         ("be_longhost_blue", None),
@@ -621,7 +626,7 @@ def test_render_orders_specific_routes_first():
 def test_render_one_rule_per_path_interleaves_routes():
     # A route's paths are separate rules: /p/q of another service sits between /p/q/r and /p.
     routes = [Route("aaa", "blue", paths=("/p", "/p/q/r")), Route("bbb", "green", paths=("/p/q",))]
-    text, _ = render(routes, SETTINGS)
+    text, _generation = render(routes, SETTINGS)
     assert rule_targets(text) == [("be_aaa_blue", "/p/q/r"), ("be_bbb_green", "/p/q"), ("be_aaa_blue", "/p")]
     assert text.count("    use_backend be_aaa_blue if ") == 2
     assert text.count("\nbackend be_aaa_blue\n") == 1  # still one backend a color
@@ -636,7 +641,7 @@ def test_render_ties_are_broken_by_service_then_path():
         Route("yyy", "blue", paths=("/p1",)),  # same kind and length: the service decides before the path
         Route("xxx", "blue", paths=("/p2",)),
     ]
-    text, _ = render(routes, SETTINGS)
+    text, _generation = render(routes, SETTINGS)
     assert rule_targets(text) == [
         ("be_mmm_blue", "/a"),
         ("be_mmm_blue", "/b"),
@@ -651,7 +656,7 @@ def test_render_ties_are_broken_by_service_then_path():
 
 
 def test_render_acl_lines():
-    text, _ = render(sample_routes(), SETTINGS)
+    text, _generation = render(sample_routes(), SETTINGS)
     frontend = text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert frontend == [
         "    bind *:80",
@@ -675,14 +680,14 @@ def test_render_acl_lines():
 
 
 def test_render_lowers_domains():
-    text, _ = render([Route("shop", "blue", domain="Shop.EXAMPLE.com")], SETTINGS)
+    text, _generation = render([Route("shop", "blue", domain="Shop.EXAMPLE.com")], SETTINGS)
     assert "-m str shop.example.com" in text
-    text, _ = render([Route("shop", "blue", domain="*.EXAMPLE.com")], SETTINGS)
+    text, _generation = render([Route("shop", "blue", domain="*.EXAMPLE.com")], SETTINGS)
     assert "-m end .example.com" in text
 
 
 def test_render_both_colors_and_health_check():
-    text, _ = render(sample_routes(), SETTINGS)
+    text, _generation = render(sample_routes(), SETTINGS)
     for color, letter in (("blue", "b"), ("green", "g")):
         block = text.split("\nbackend be_web_%s\n" % color, 1)[1].split("\n\n", 1)[0]
         assert block.splitlines() == [
@@ -724,7 +729,7 @@ def test_render_settings():
         max_servers=5, check_interval_ms=250, server_state_file="/tmp/state", run_as=None,
         extra_global=("maxconn 100",),
     )
-    text, _ = render([Route("web", "blue", paths=("/",))], settings)
+    text, _generation = render([Route("web", "blue", paths=("/",))], settings)
     lines = text.splitlines()
     for expected in (
         "    bind 0.0.0.0:8080",
@@ -737,7 +742,7 @@ def test_render_settings():
         assert expected in lines
     assert "server-template b 1-5 _web._blue.service.dc1.consul" in text and "inter 250ms" in text
     assert "    user " not in text and "    group " not in text
-    text, _ = render([], ProxySettings())
+    text, _generation = render([], ProxySettings())
     assert "    user haproxy" in text.splitlines() and "    group haproxy" in text.splitlines()
 
 
@@ -965,7 +970,7 @@ def test_valid_routes_render_one_word_per_value(routes):
     # and no rule is made unreachable by an earlier one that matches strictly more
     matches = [
         (by_backend[backend].domain, None if path is None else (by_backend[backend].path_type, path[1]))
-        for backend, path, _ in rules
+        for backend, path, _host in rules
     ]
     for later in range(len(matches)):
         for earlier in range(later):

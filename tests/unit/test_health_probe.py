@@ -274,7 +274,7 @@ def accept_then_close_port():
         listener.settimeout(0.05)
         while not stop.is_set():
             try:
-                connection, _ = listener.accept()
+                connection, _peer = listener.accept()
             except TimeoutError:
                 continue
             connection.close()

@@ -139,7 +139,7 @@ def test_register_one_name():
 def test_register_legacy_names():
     client = FakeConsulClient()
     Registrar(client, legacy_names=True).register(registration())
-    assert [(args[0], kwargs["service_id"]) for _, args, kwargs in client.log] == [
+    assert [(args[0], kwargs["service_id"]) for _name, args, kwargs in client.log] == [
         ("books-app", "dockerflow-books-app-blue-1"),
         ("books-app-blue", "dockerflow-books-app-blue-1-legacy"),
     ]
@@ -165,7 +165,7 @@ def test_registered_ids_only_lists_ours():
 def test_deregister_removes_the_legacy_twin():
     client = FakeConsulClient(services=AGENT_SERVICES)
     Registrar(client).deregister("dockerflow-books-app-blue-1")
-    assert [(name, args) for name, args, _ in client.log if name == "deregister"] == [
+    assert [(name, args) for name, args, _kwargs in client.log if name == "deregister"] == [
         ("deregister", ("dockerflow-books-app-blue-1",)),
         ("deregister", ("dockerflow-books-app-blue-1-legacy",)),
     ]
@@ -174,7 +174,7 @@ def test_deregister_removes_the_legacy_twin():
 def test_deregister_skips_what_is_not_registered():
     client = FakeConsulClient(services=AGENT_SERVICES)
     Registrar(client).deregister("dockerflow-other-green-1")
-    assert [args for name, args, _ in client.log if name == "deregister"] == [("dockerflow-other-green-1",)]
+    assert [args for name, args, _kwargs in client.log if name == "deregister"] == [("dockerflow-other-green-1",)]
 
 
 def _entry(service_id, *statuses):

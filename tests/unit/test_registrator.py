@@ -203,26 +203,26 @@ def test_http_check_on_the_registered_address_with_the_default_interval():
 
 
 def test_check_interval_timeout_initial_status_and_deregister_after():
-    check, _ = check_of(["SERVICE_CHECK_HTTP=/health", "SERVICE_CHECK_INTERVAL=2s", "SERVICE_CHECK_TIMEOUT=1500ms",
-                         "SERVICE_CHECK_INITIAL_STATUS=passing", "SERVICE_CHECK_DEREGISTER_AFTER=5m"])
+    check, _warnings = check_of(["SERVICE_CHECK_HTTP=/health", "SERVICE_CHECK_INTERVAL=2s", "SERVICE_CHECK_TIMEOUT=1500ms",
+                                 "SERVICE_CHECK_INITIAL_STATUS=passing", "SERVICE_CHECK_DEREGISTER_AFTER=5m"])
     assert check == {"HTTP": "http://10.0.0.5:32768/health", "Interval": "2s", "Timeout": "1500ms",
                      "Status": "passing", "DeregisterCriticalServiceAfter": "5m"}
 
 
 def test_https_check_with_tls_skip_verify():
-    check, _ = check_of(["SERVICE_CHECK_HTTPS=/status", "SERVICE_CHECK_TLS_SKIP_VERIFY=true"])
+    check, _warnings = check_of(["SERVICE_CHECK_HTTPS=/status", "SERVICE_CHECK_TLS_SKIP_VERIFY=true"])
     assert check["HTTP"] == "https://10.0.0.5:32768/status" and check["TLSSkipVerify"] is True
 
 
 def test_tcp_check_and_ipv6_addresses_in_brackets():
-    check, _ = check_of(["SERVICE_CHECK_TCP=true"], ports={"8080/tcp": [binding(32768, "::1")]})
+    check, _warnings = check_of(["SERVICE_CHECK_TCP=true"], ports={"8080/tcp": [binding(32768, "::1")]})
     assert check == {"TCP": "[::1]:32768", "Interval": "10s"}
-    check, _ = check_of(["SERVICE_CHECK_HTTP=/h"], ports={"8080/tcp": [binding(32768, "fd00::5")]})
+    check, _warnings = check_of(["SERVICE_CHECK_HTTP=/h"], ports={"8080/tcp": [binding(32768, "fd00::5")]})
     assert check["HTTP"] == "http://[fd00::5]:32768/h"
 
 
 def test_ttl_check_has_no_interval():
-    check, _ = check_of(["SERVICE_CHECK_TTL=30s"])
+    check, _warnings = check_of(["SERVICE_CHECK_TTL=30s"])
     assert check == {"TTL": "30s"}
 
 
@@ -252,8 +252,8 @@ def test_bad_check_attributes_warn_and_never_reach_consul(env, expected_check, w
 
 def test_per_port_checks():
     ports = {"8080/tcp": [binding(32000)], "9090/tcp": [binding(32001)]}
-    mapping = reg.map_container(container(env=["SERVICE_8080_CHECK_HTTP=/health", "SERVICE_9090_CHECK_TCP=true"],
-                                           ports=ports), SETTINGS)
+    env = ["SERVICE_8080_CHECK_HTTP=/health", "SERVICE_9090_CHECK_TCP=true"]
+    mapping = reg.map_container(container(env=env, ports=ports), SETTINGS)
     assert [sorted(e.check) for e in mapping.entries] == [["HTTP", "Interval"], ["Interval", "TCP"]]
 
 
@@ -366,7 +366,7 @@ def test_resync_registers_running_containers_and_removes_only_its_own_dangling_e
 
 def test_resync_does_not_resend_unchanged_registrations():
     consul = FakeConsul()
-    registrator, _ = daemon(FakeDocker(container()), consul)
+    registrator, _logged = daemon(FakeDocker(container()), consul)
     registrator.resync()
     registrator.resync()
     assert consul.calls == [("register", "node1:web:8080")]
@@ -375,7 +375,7 @@ def test_resync_does_not_resend_unchanged_registrations():
 def test_resync_reregisters_a_changed_registration():
     docker = FakeDocker(container(cid="a" * 64))
     consul = FakeConsul()
-    registrator, _ = daemon(docker, consul)
+    registrator, _logged = daemon(docker, consul)
     registrator.resync()
     docker.containers["a" * 64]["Config"]["Labels"]["SERVICE_TAGS"] = "v2"
     registrator.resync()
@@ -403,7 +403,7 @@ def test_events_of_an_old_container_leave_its_namesake_alone():
     old, new = container(name="web", cid="1" * 64), container(name="web", cid="2" * 64)
     docker = FakeDocker(new)
     consul = FakeConsul()
-    registrator, _ = daemon(docker, consul)
+    registrator, _logged = daemon(docker, consul)
     registrator.resync()
     registrator.handle_event({"Action": "destroy", "Actor": {"ID": old["Id"]}})
     assert consul.services_["node1:web:8080"]["Meta"][reg.META_CONTAINER_ID] == new["Id"]
@@ -537,9 +537,9 @@ def test_the_role_copies_every_module_util_the_daemon_imports():
 def test_events_of_containers_that_cannot_be_ours_cost_no_lookup():
     docker, consul = FakeDocker(), FakeConsul()
     inspected = []
-    docker.inspect = lambda cid: inspected.append(cid)
+    docker.inspect = inspected.append
     settings = reg.Settings(node="node1", ip="10.0.0.5", require_label="team=a")
-    registrator, _ = daemon(docker, consul, settings)
+    registrator, _logged = daemon(docker, consul, settings)
     registrator.handle_event({"Action": "start", "Actor": {"ID": "1", "Attributes": {"dockerflow.service": "x", "team": "a"}}})
     registrator.handle_event({"Action": "start", "Actor": {"ID": "2", "Attributes": {"name": "web", "team": "b"}}})
     assert inspected == [] and consul.calls == []
