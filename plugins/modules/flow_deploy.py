@@ -20,12 +20,21 @@ description:
   - Deploying again before a proxy switch replaces the previous non-live release, never the live one.
   - Running it again with an unchanged configuration changes nothing (see O(force)).
 author:
-  - Flow contributors
+  - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
   - dockerflow.flow.docker
   - dockerflow.flow.consul
   - dockerflow.flow.service
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership: [dockerflow.flow.flow]
+  platform:
+    support: full
+    platforms: posix
+    details: The modules reach Docker engines and Consul over their APIs from the host that runs them.
   check_mode:
     support: full
   diff_mode:

@@ -13,12 +13,21 @@ description:
   - Reads a service's state from Consul and its instances from the Docker engine, with each instance's
     host ports, Docker health and Consul health. Changes nothing.
 author:
-  - Flow contributors
+  - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
   - dockerflow.flow.docker
   - dockerflow.flow.consul
   - dockerflow.flow.service
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership: [dockerflow.flow.flow]
+  platform:
+    support: full
+    platforms: posix
+    details: The modules reach Docker engines and Consul over their APIs from the host that runs them.
   check_mode:
     support: full
     details: The module changes nothing, so it runs the same in check mode.

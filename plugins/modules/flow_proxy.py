@@ -21,13 +21,22 @@ description:
   - O(state=absent) removes the service's routes and nothing else; O(state=synced) only makes the proxy serve
     every route recorded in Consul (after the proxy host was rebuilt, say).
 author:
-  - Flow contributors
+  - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
   - dockerflow.flow.docker
   - dockerflow.flow.consul
   - dockerflow.flow.service
   - dockerflow.flow.proxy
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership: [dockerflow.flow.flow]
+  platform:
+    support: full
+    platforms: posix
+    details: The modules reach Docker engines and Consul over their APIs from the host that runs them.
   check_mode:
     support: full
   diff_mode:

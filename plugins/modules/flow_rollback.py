@@ -17,12 +17,21 @@ description:
     bad release), as after a deploy; the C(rollback) step of the C(flow) role does all three.
   - If the old instances do not become healthy, they are stopped again and the live release keeps serving.
 author:
-  - Flow contributors
+  - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
   - dockerflow.flow.docker
   - dockerflow.flow.consul
   - dockerflow.flow.service
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership: [dockerflow.flow.flow]
+  platform:
+    support: full
+    platforms: posix
+    details: The modules reach Docker engines and Consul over their APIs from the host that runs them.
   check_mode:
     support: full
   diff_mode:

@@ -17,13 +17,22 @@ description:
     Docker Flow's stop-old did). For a routed service only a proxy switch changes the live color, so
     stop-old never stops what the proxy serves.
 author:
-  - Flow contributors
+  - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
   - dockerflow.flow.docker
   - dockerflow.flow.consul
   - dockerflow.flow.service
   - dockerflow.flow.proxy
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership: [dockerflow.flow.flow]
+  platform:
+    support: full
+    platforms: posix
+    details: The modules reach Docker engines and Consul over their APIs from the host that runs them.
   check_mode:
     support: full
   diff_mode:
