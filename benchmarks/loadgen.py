@@ -26,10 +26,11 @@ from urllib.parse import urlparse
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def check_loopback(url):
-    """Return the parsed URL; refuse anything but a loopback target."""
+def check_loopback(url, allowed_hosts=()):
+    """Return the parsed URL; refuse anything but a loopback target or one of ``allowed_hosts``
+    (addresses on a network the caller created itself, such as the test cluster's)."""
     parsed = urlparse(url)
-    if parsed.scheme != "http" or parsed.hostname not in LOOPBACK_HOSTS:
+    if parsed.scheme != "http" or parsed.hostname not in LOOPBACK_HOSTS + tuple(allowed_hosts):
         raise ValueError("load tests target http://127.0.0.1 (loopback) only, not %s" % url)
     return parsed
 
@@ -105,13 +106,15 @@ class LoadResult:
 class LoadGenerator:
     """Run ``connections`` workers against ``url`` in the background; stop() returns the result.
 
+    ``allowed_hosts`` lets the target be one of those addresses besides loopback (see check_loopback).
+
     ``rate`` (requests a second, all workers together) paces the workers; None sends as fast as
     answers come. ``fresh_connections`` opens (and closes) a connection for every request.
     """
 
     def __init__(self, url, connections=32, max_requests=100000, max_seconds=300, host_header=None, timeout=5,
-                 fresh_connections=False, rate=None, slow_ms=500):
-        parsed = check_loopback(url)
+                 fresh_connections=False, rate=None, slow_ms=500, allowed_hosts=()):
+        parsed = check_loopback(url, allowed_hosts)
         self.host, self.port = parsed.hostname, parsed.port or 80
         self.path = (parsed.path or "/") + ("?" + parsed.query if parsed.query else "")
         self.connections = connections
