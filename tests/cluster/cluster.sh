@@ -327,6 +327,7 @@ all:
     ansible_ssh_private_key_file: $key
     ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
     ansible_python_interpreter: /usr/bin/python3
+    ansible_pipelining: true
     docker_cert_path: $CERTS_DIR
     # Images come from the cluster's private registry.
     consul_image: $REGISTRY/dockerflow-test/consul:1.8.7
