@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # -*- coding: utf-8 -*-
 """Proxy overhead benchmark: throughput and p99 latency through the proxy against
 straight to the single instance's published port (the service is deployed with

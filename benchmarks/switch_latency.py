@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # -*- coding: utf-8 -*-
 """Switch latency benchmark: how long from the start of a flow_proxy task until
 every request through the proxy is served by the new color, and how proxy

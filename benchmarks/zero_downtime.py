@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # -*- coding: utf-8 -*-
 """Zero-downtime benchmark: a bounded load through the proxy on 127.0.0.1 while the
 service is switched blue <-> green repeatedly (flow_deploy force + flow_proxy +

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Sample HTTP service for the dockerflow.flow tests (stdlib only).
 
 GET /health  -> 200 "ok" (500 "unhealthy" when APP_HEALTH=fail)
@@ -44,7 +43,7 @@ def identity():
 def _sleep_seconds(query):
     """``sleep=N`` in the query string: answer after N seconds (at most 30)."""
     for item in query.split("&"):
-        name, _, value = item.partition("=")
+        name, _equals, value = item.partition("=")
         if name == "sleep":
             try:
                 return max(0.0, min(30.0, float(value)))
@@ -74,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)  # drain a request body so keep-alive stays in sync
-        path, _, query = self.path.partition("?")
+        path, _mark, query = self.path.partition("?")
         delay = _sleep_seconds(query)
         if delay:
             time.sleep(delay)  # a slow request, to test that a proxy drains in-flight requests

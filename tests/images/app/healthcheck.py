@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Docker HEALTHCHECK for the sample app: exit 0 only when GET /health answers 200."""
 import os
 import sys
