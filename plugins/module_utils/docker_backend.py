@@ -9,6 +9,7 @@ backend implements the same interface with services instead of containers.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -41,7 +42,6 @@ LABEL_ONEOFF = "com.docker.compose.oneoff"
 LABEL_NETWORK = "com.docker.compose.network"
 LABEL_VOLUME = "com.docker.compose.volume"
 PULL_POLICIES = ("always", "missing", "never")
-_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass
@@ -158,12 +158,22 @@ def docker_connection_settings(docker_host=None, cert_path=None, tls_verify=None
         missing = [path for path in tls_files.values() if not os.path.isfile(path)]
         if missing:
             raise FlowError("cert_path %s lacks %s." % (cert_path, ", ".join(os.path.basename(m) for m in missing)))
-    elif parsed.scheme in ("tcp", "http") and parsed.hostname not in _LOOPBACK:
+    elif parsed.scheme in ("tcp", "http"):
+        who = "every user and process on that machine" if _is_loopback(parsed.hostname) else "anyone on the network"
         warnings.append(
-            "docker_host %s is plain TCP without TLS: anyone on the network can control that engine. "
-            "Set cert_path to use TLS." % base_url
+            "docker_host %s is plain TCP without TLS: %s can control that engine. "
+            "Set cert_path to use TLS." % (base_url, who)
         )
     return base_url, tls_files, tls_verify, warnings
+
+
+def _is_loopback(hostname):
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname or "").is_loopback
+    except ValueError:
+        return False
 
 
 def connect(docker_host=None, cert_path=None, tls_verify=None, timeout=60):
@@ -181,10 +191,61 @@ def connect(docker_host=None, cert_path=None, tls_verify=None, timeout=60):
         if base_url.startswith("tcp://"):
             base_url = "https://" + base_url[len("tcp://"):]
     try:
-        client = docker.DockerClient(base_url=base_url, version="auto", tls=tls, timeout=timeout)
+        client = _DockerClient(base_url=base_url, version="auto", tls=tls, timeout=timeout)
     except docker.errors.DockerException as exc:
-        raise FlowError("Cannot reach the Docker engine at %s (docker_host): %s." % (base_url, _short(exc)))
+        raise FlowError("Cannot reach the Docker engine at %s (docker_host): %s" % (base_url, _connection_error(exc, cert_path)))
     return client, warnings
+
+
+if HAS_DOCKER:
+
+    class _APIClient(docker.APIClient):
+        """Keeps the TLS settings of cert_path and tls_verify: requests otherwise replaces them,
+        for every request, with REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE from the environment
+        (https://github.com/psf/requests/issues/3829), so the engine's CA would not be trusted
+        and tls_verify=false would still verify."""
+
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if verify is None:
+                settings["verify"] = self.verify
+            return settings
+
+    class _DockerClient(docker.DockerClient):
+        def __init__(self, *args, **kwargs):  # pylint: disable=super-init-not-called
+            # DockerClient.__init__ only builds its APIClient: this builds ours instead.
+            self.api = _APIClient(*args, **kwargs)
+
+
+def _connection_error(exc, cert_path):
+    """Why the engine cannot be reached, in words that point at the option to fix."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        reason = re.search(r"certificate verify failed: ([^(]*)", text)
+        return "TLS: the engine's certificate is not trusted (%s): is ca.pem in cert_path %s the CA that signed it?" % (
+            (reason.group(1).strip() if reason else "certificate verify failed"), cert_path)
+    if re.search(r"alert (bad certificate|certificate required|unknown ca)|SSLEOFError|EOF occurred in violation", text):
+        # TLS 1.3 engines refuse a client certificate after the handshake: the client sees an EOF.
+        return ("TLS: the engine closed the connection, most likely rejecting the client certificate: are cert.pem "
+                "and key.pem in cert_path %s signed by the CA the engine trusts (its --tlscacert)?" % cert_path)
+    if "HTTP request to an HTTPS server" in text:
+        return "the engine only speaks TLS: set cert_path (ca.pem, cert.pem, key.pem) for it."
+    if "Caused by" in text:
+        cause = _caused_by(text)
+        return ("TLS handshake failed: %s." if "SSL" in text.split("Caused by")[-1] else "%s.") % cause
+    os_error = re.search(r"\w+Error\(\d+, '([^']*)'\)", text)  # ('Connection aborted.', FileNotFoundError(2, '...'))
+    if os_error:
+        return "%s." % os_error.group(1)
+    return "%s." % _short(exc)
+
+
+def _caused_by(text):
+    """The reason inside urllib3's '... Max retries exceeded ... (Caused by X("<connection>: reason"))'."""
+    cause = text.split("Caused by", 1)[1].strip()
+    wrapped = re.match(r"\w+\((.*)\)\)$", cause, re.S)  # X(...) and the ')' of '(Caused by'
+    cause = (wrapped.group(1) if wrapped else cause).strip("'\"")
+    cause = re.sub(r"^(<[^>]*>|\w+\(host=[^)]*\)): ", "", cause)  # which connection: the message names it
+    return re.sub(r"\s+", " ", cause).rstrip(".")[:300]
 
 
 def _short(exc):

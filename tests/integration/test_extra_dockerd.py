@@ -11,8 +11,9 @@ import urllib.request
 import uuid
 
 import pytest
-from conftest import APP_V1, wait_for
 from support.dockerd import ExtraDockerd
+
+from conftest import APP_V1, wait_for
 
 
 def host_links():
@@ -20,7 +21,8 @@ def host_links():
 
 
 def bridge_links():
-    return {line.split(":")[1].strip().split("@")[0] for line in host_links() if line and line.split(":")[1].strip().startswith("br-")}
+    names = {line.split(":")[1].strip().split("@")[0] for line in host_links() if line}
+    return {name for name in names if name.startswith("br-")}
 
 
 def answer(port):

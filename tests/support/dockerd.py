@@ -147,12 +147,9 @@ class ExtraDockerd:
     def start(self):
         if self.running():
             return self
-        log = open(self.log_path, "ab")
-        try:
+        with open(self.log_path, "ab") as log:
             # Own session: a Ctrl-C of the test run reaches pytest, which cleans up, not dockerd directly.
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            log.close()
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -256,7 +253,9 @@ class ExtraDockerd:
         save_error = save.stderr.read().decode(errors="replace")
         save.wait()
         if save.returncode != 0 or load.returncode != 0:
-            raise DockerdError("loading %s into %s failed: %s %s" % (name, self.unix_url, save_error.strip(), load.stderr.strip()))
+            raise DockerdError(
+                "loading %s into %s failed: %s %s" % (name, self.unix_url, save_error.strip(), load.stderr.strip())
+            )
         return load.stdout.strip()
 
     def log_tail(self, lines=30):

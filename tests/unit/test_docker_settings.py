@@ -8,6 +8,7 @@ import os
 import pytest
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+    _connection_error,
     default_probe_address,
     docker_connection_settings,
 )
@@ -112,9 +113,12 @@ def test_plain_tcp_to_a_remote_host_warns(host):
     assert "cert_path" in warnings[0]
 
 
-@pytest.mark.parametrize("host", ["tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375"])
-def test_plain_tcp_to_loopback_does_not_warn(host):
-    assert settings(docker_host=host)[3] == []
+@pytest.mark.parametrize("host", ["tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375", "tcp://127.0.0.2:2375"])
+def test_plain_tcp_to_loopback_warns_about_local_users(host):
+    # Unlike the unix socket (file permissions), a loopback port lets any local user drive the engine.
+    warnings = settings(docker_host=host)[3]
+    assert warnings == ["docker_host %s is plain TCP without TLS: every user and process on that machine can "
+                        "control that engine. Set cert_path to use TLS." % host]
 
 
 def test_tls_tcp_does_not_warn(cert_dir):
@@ -179,5 +183,35 @@ def test_plain_http_to_a_remote_host_warns_too():
     assert len(warnings) == 1 and "without TLS" in warnings[0]
 
 
-def test_plain_http_to_loopback_does_not_warn():
-    assert settings(docker_host="http://127.0.0.1:2375")[3] == []
+def test_plain_http_to_loopback_warns_too():
+    assert "every user and process" in settings(docker_host="http://127.0.0.1:2375")[3][0]
+
+
+# --- why an engine cannot be reached (texts as docker 7.1 / urllib3 2 raise them; the integration
+# tests in test_security_docker_tls.py meet the TLS ones against a real engine) ------------------
+
+_POOL = ("Error while fetching server API version: HTTPSConnectionPool(host='127.0.0.1', port=2376): "
+         "Max retries exceeded with url: /version ")
+
+
+@pytest.mark.parametrize("text, expected", [
+    (_POOL + "(Caused by SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+     "unable to get local issuer certificate (_ssl.c:1006)')))",
+     "TLS: the engine's certificate is not trusted (unable to get local issuer certificate): is ca.pem in cert_path /c the CA "
+     "that signed it?"),
+    (_POOL + "(Caused by SSLError(SSLEOFError(8, 'EOF occurred in violation of protocol (_ssl.c:2427)')))",
+     "TLS: the engine closed the connection, most likely rejecting the client certificate: are cert.pem and key.pem in "
+     "cert_path /c signed by the CA the engine trusts (its --tlscacert)?"),
+    ("Error while fetching server API version: 400 Client Error for http://127.0.0.1:2376/version: Bad Request "
+     "(\"Client sent an HTTP request to an HTTPS server.\")",
+     "the engine only speaks TLS: set cert_path (ca.pem, cert.pem, key.pem) for it."),
+    (_POOL + "(Caused by NewConnectionError(\"HTTPSConnection(host='127.0.0.1', port=2376): Failed to establish a new "
+     "connection: [Errno 111] Connection refused\"))",
+     "Failed to establish a new connection: [Errno 111] Connection refused."),
+    (_POOL + "(Caused by SSLError(SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)')))",
+     "TLS handshake failed: SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)')."),
+    ("Error while fetching server API version: ('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))",
+     "No such file or directory."),
+])
+def test_connection_errors_say_what_to_fix(text, expected):
+    assert _connection_error(Exception(text), "/c") == expected
