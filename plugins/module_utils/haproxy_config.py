@@ -37,6 +37,7 @@ DOMAIN_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]
 ADDRESS_RE = re.compile(r"^(\*|[0-9.]+|\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)$")
 _FORBIDDEN_IN_REGEX = ("'", "\n", "\r", "\0")
 MAX_PATH_LENGTH = 1024
+DNS_FAILURE_HOLD = "24h"
 
 
 def config_word(value, kind, parameter):
@@ -307,6 +308,11 @@ def render(routes, settings, generation=None, unrouted=()):
         "    hold valid 1s",
         "    hold obsolete 2s",
         "    hold nx 1s",
+        # Consul unreachable or failing is not "no instance": keep serving the servers known so far (their own
+        # checks still take dead ones out). HAProxy's default, 30 s, drops them all when Consul is down longer.
+        "    hold refused %s" % DNS_FAILURE_HOLD,
+        "    hold timeout %s" % DNS_FAILURE_HOLD,
+        "    hold other %s" % DNS_FAILURE_HOLD,
         "",
         "listen stats",
         "    bind %s:%d" % (settings.stats_address, settings.stats_port),

@@ -722,6 +722,14 @@ def test_render_without_routes_has_only_the_default_backend():
     assert none_block == "    http-request return status 503 content-type text/plain string 'no route'"
 
 
+def test_servers_outlive_a_consul_outage_but_not_a_missing_instance():
+    text, _ = render([Route(service="web", color="blue", paths=("/web",))], SETTINGS)
+    resolvers = text.split("\nresolvers consul\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert "    hold nx 1s" in resolvers, "Consul's NXDOMAIN means no passing instance: drop the servers at once"
+    for status in ("refused", "timeout", "other"):
+        assert "    hold %s 24h" % status in resolvers, "a failing Consul DNS must not empty the backends after 30 s"
+
+
 def test_render_settings():
     settings = ProxySettings(
         http_address="0.0.0.0", http_port=8080, stats_address="[::1]", stats_port=8405, admin_address="127.0.0.2",
