@@ -99,9 +99,15 @@ class ConsulClient:
         """Run one API call; translate transport and ACL errors into one-line messages."""
         try:
             return function(*args, **kwargs)
-        except consul.ACLPermissionDenied:
+        except consul.ACLPermissionDenied as exc:
+            if "ACL not found" in str(exc):
+                raise FlowError(
+                    "Consul at %s rejected the ACL token (consul_token) while %s: ACL not found, no such token."
+                    % (self.address, what)
+                )
             raise FlowError(
-                "Consul at %s denied %s: the ACL token (consul_token) lacks the permission." % (self.address, what)
+                "Consul at %s denied %s (permission denied): the ACL token (consul_token) lacks the permission."
+                % (self.address, what)
             )
         except requests.exceptions.SSLError as exc:
             raise FlowError("TLS to Consul at %s failed while %s: %s." % (self.address, what, _first_line(exc)))

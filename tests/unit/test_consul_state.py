@@ -331,8 +331,12 @@ def _raiser(exc):
     "exc, message",
     [
         (
-            consul.ACLPermissionDenied("no"),
-            "Consul at http://c:8500 denied reading x: the ACL token (consul_token) lacks the permission.",
+            consul.ACLPermissionDenied("Permission denied"),
+            "Consul at http://c:8500 denied reading x (permission denied): the ACL token (consul_token) lacks the permission.",
+        ),
+        (
+            consul.ACLPermissionDenied("ACL not found"),
+            "Consul at http://c:8500 rejected the ACL token (consul_token) while reading x: ACL not found, no such token.",
         ),
         (requests.exceptions.SSLError("bad cert\nmore"), "TLS to Consul at http://c:8500 failed while reading x: bad cert."),
         (
