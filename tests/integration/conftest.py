@@ -39,20 +39,20 @@ APP_NO_HEALTHCHECK = "dockerflow-test/app:nohealthcheck"
 BASE_IMAGE = "dockerflow-test/base:bookworm"
 
 
-def consul_get(path):
-    with urllib.request.urlopen(CONSUL_URL + path, timeout=5) as response:
+def consul_get(path, consul_url=CONSUL_URL):
+    with urllib.request.urlopen(consul_url + path, timeout=5) as response:
         body = response.read()
     return json.loads(body) if body else None
 
 
-def consul_put(path, data=b""):
-    request = urllib.request.Request(CONSUL_URL + path, data=data, method="PUT")
+def consul_put(path, data=b"", consul_url=CONSUL_URL):
+    request = urllib.request.Request(consul_url + path, data=data, method="PUT")
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.read()
 
 
-def consul_delete(path):
-    request = urllib.request.Request(CONSUL_URL + path, method="DELETE")
+def consul_delete(path, consul_url=CONSUL_URL):
+    request = urllib.request.Request(consul_url + path, method="DELETE")
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.read()
 
@@ -98,13 +98,14 @@ DEFAULT_COMPOSE = {
 class FlowProject:
     """A Compose project on disk plus helpers to run modules and look at the results."""
 
-    def __init__(self, root, docker_client, compose=None):
+    def __init__(self, root, docker_client, compose=None, consul_url=CONSUL_URL):
         self.name = "dftest%s" % uuid.uuid4().hex[:8]
         self.dir = os.path.join(str(root), self.name)
         os.makedirs(self.dir)
         self.docker = docker_client
         self.service = "%s-app" % self.name
         self.proxy = None  # a TestProxy: its options go to flow_proxy and flow_stop_old
+        self.consul_url = consul_url  # the fault tests give some projects a Consul of their own
         self.write_compose(compose or DEFAULT_COMPOSE)
 
     # -- files -------------------------------------------------------------------
@@ -124,10 +125,12 @@ class FlowProject:
 
     # -- running modules -----------------------------------------------------------
     def playbook(self, module, params, check=False, diff=False, env=None, defaults=True):
+        if self.proxy is not None and module in ("flow_proxy", "flow_stop_old"):
+            params = dict(self.proxy.options, **(params or {}))
         params = dict(params or {})
         if defaults:
             params.setdefault("project_dir", self.dir)
-            params.setdefault("consul_address", CONSUL_URL)
+            params.setdefault("consul_address", self.consul_url)
             params.setdefault("publish_address", "127.0.0.1")
             if module in ("flow_deploy", "flow_scale"):
                 params.setdefault("health_timeout", 30)
@@ -165,8 +168,6 @@ class FlowProject:
         return command, run_env
 
     def run(self, module, params=None, check=False, diff=False, env=None, expect_failure=False, defaults=True):
-        if self.proxy is not None and module in ("flow_proxy", "flow_stop_old"):
-            params = dict(self.proxy.options, **(params or {}))
         command, run_env = self.playbook(module, params, check, diff, env, defaults)
         completed = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=600, check=False)
         completed.env_result_path = run_env["DOCKERFLOW_RESULT_PATH"]
@@ -205,14 +206,14 @@ class FlowProject:
 
     def state(self):
         try:
-            return consul_get("/v1/kv/dockerflow/services/%s?raw" % self.service)
+            return consul_get("/v1/kv/dockerflow/services/%s?raw" % self.service, self.consul_url)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
             raise
 
     def registrations(self):
-        services = consul_get("/v1/agent/services")
+        services = consul_get("/v1/agent/services", self.consul_url)
         return {sid: entry for sid, entry in services.items()
                 if (entry.get("Meta") or {}).get("dockerflow-service") == self.service}
 
@@ -244,9 +245,9 @@ class FlowProject:
         for volume in self.docker.volumes.list(filters={"label": "com.docker.compose.project=%s" % self.name}):
             volume.remove(force=True)
         for sid in self.registrations():
-            consul_put("/v1/agent/service/deregister/%s" % sid)
-        consul_delete("/v1/kv/dockerflow/services/%s" % self.service)
-        consul_delete("/v1/kv/dockerflow/locks/%s" % self.service)
+            consul_put("/v1/agent/service/deregister/%s" % sid, consul_url=self.consul_url)
+        consul_delete("/v1/kv/dockerflow/services/%s" % self.service, self.consul_url)
+        consul_delete("/v1/kv/dockerflow/locks/%s" % self.service, self.consul_url)
 
 
 @pytest.fixture
@@ -260,8 +261,8 @@ def flow_project(tmp_path, docker_client, consul_agent):
 def make_project(tmp_path, docker_client, consul_agent):
     made = []
 
-    def factory(compose=None):
-        project = FlowProject(tmp_path, docker_client, compose)
+    def factory(compose=None, **options):
+        project = FlowProject(tmp_path, docker_client, compose, **options)
         made.append(project)
         return project
 

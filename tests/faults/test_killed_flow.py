@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+"""The deploying process killed (SIGKILL, nothing cleans up) at each step of a flow, under load.
+
+One routed service walks through the four kills, a new release each (app:1 and app:2 in turn):
+deploy, proxy, stop-old run in order, one of them is killed at its step, then the whole flow
+runs again. The live release must serve throughout, and the rerun must converge to one live
+color with the right count, reporting the lock the killed run left.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import APP_ONLY, APP_V1, APP_V2, FAST, BackgroundRun, FlowProject, TestProxy, assert_consistent, report
+
+PATH = "/killed"
+COUNT = 2
+FLOW = ("flow_deploy", "flow_proxy", "flow_stop_old")
+PARAMS = {
+    "flow_deploy": dict(FAST, health_path="/health", scale=str(COUNT)),
+    "flow_proxy": dict(FAST, service_path=[PATH]),
+    "flow_stop_old": dict(FAST),
+}
+KILL_POINTS = [
+    ("flow_deploy", "deploy:started"),  # the new containers run, nothing else happened
+    ("flow_deploy", "deploy:healthy"),  # healthy, not registered in Consul, no state written
+    ("flow_proxy", "proxy:switch"),  # deployed and recorded; the proxy not switched yet
+    ("flow_stop_old", "stop-old:deregistered"),  # switched; the old color deregistered but still running
+]
+
+
+def run_flow(project):
+    return [project.run(module, PARAMS[module]) for module in FLOW]
+
+
+@pytest.fixture(scope="module")
+def routed_service(tmp_path_factory, docker_client, consul_agent):
+    proxy = TestProxy(docker_client)
+    project = FlowProject(tmp_path_factory.mktemp("killed"), docker_client, APP_ONLY)
+    project.proxy = proxy
+    try:
+        run_flow(project)
+        yield project
+    finally:
+        project.cleanup()
+        proxy.cleanup()
+
+
+@pytest.mark.parametrize(("module", "step"), KILL_POINTS, ids=[step for _, step in KILL_POINTS])
+def test_a_killed_run_leaves_the_live_release_serving_and_a_rerun_converges(routed_service, loads, module, step):
+    project = routed_service
+    load = loads(project.proxy, PATH)
+    live = project.state()["live_color"]
+    image = APP_V2 if project.running(live)[0].image.tags[0] == APP_V1 else APP_V1
+    project.set_image(image)
+    for earlier in FLOW[: FLOW.index(module)]:
+        project.run(earlier, PARAMS[earlier])
+    paused = BackgroundRun(project, module, PARAMS[module], pause_at=step)
+    paused.wait_paused()
+    paused.kill()
+    after_kill = project.state()
+    if module != "flow_stop_old":
+        assert after_kill["live_color"] == live, "a killed %s must not change the live color" % module
+
+    started = time.monotonic()
+    results = run_flow(project)
+    rerun_seconds = time.monotonic() - started
+    time.sleep(1)
+    summary = load.stop()
+
+    facts = assert_consistent(project, COUNT)
+    new_color = "green" if live == "blue" else "blue"
+    assert facts["live"] == new_color, facts
+    status, body = project.proxy.get(PATH)
+    assert status == 200 and body["color"] == new_color and body["version"] == image.rsplit(":", 1)[1], body
+    reported = [w for r in results for w in r.get("warnings", []) if "without releasing it" in w]
+    assert reported, "the rerun must report the lock the killed run left: %s" % [r.get("warnings") for r in results]
+    assert summary["failed"] == 0, summary
+    report("killed at %s" % step, summary, True, live=facts["live"], count=COUNT, rerun_s=round(rerun_seconds, 1),
+           lock_reported=len(reported))
