@@ -31,6 +31,20 @@ options:
     description: Seconds to wait for one Docker API call.
     type: int
     default: 60
+  backend:
+    description:
+      - How instances run. V(container) runs them as plain containers on O(docker_host).
+        V(swarm) runs each release as a Swarm service C(<service_name>-<color>) whose tasks are the instances;
+        O(docker_host) must be a Swarm manager.
+      - V(auto) (the default) is V(swarm) when O(docker_host) is an active Swarm manager, else V(container).
+      - "With V(swarm), tasks publish their ports in C(host) mode on an ephemeral port of their node, and the
+        registrator of that node (role C(dockerflow.flow.registrator)) registers them in its Consul agent with the
+        node's address; the modules wait until Consul lists every new task passing. O(publish_address) and
+        O(service_address) do not apply. The Compose C(deploy) section (replicas, placement, update, rollback and
+        restart policies, resources, endpoint mode) configures the services; see C(docs/swarm.md)."
+      - Falls back to E(FLOW_BACKEND), then C(backend) in C(docker-flow.yml).
+    type: str
+    choices: [auto, container, swarm]
 requirements:
   - docker (the Docker SDK for Python) >= 7.0
 """

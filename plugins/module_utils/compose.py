@@ -789,7 +789,7 @@ def _resources(value, where, allowed):
             cpus = 0.0
         if cpus <= 0:
             raise FlowError("%s.cpus=%r is not a positive number of CPUs (for example 0.5)." % (where, section["cpus"]))
-        result["NanoCPUs"] = int(round(cpus * 10**9))
+        result["NanoCPUs"] = round(cpus * 10**9)
     if section.get("memory") is not None:
         result["MemoryBytes"] = parse_bytes(section["memory"], where + ".memory")
     if section.get("pids") is not None:

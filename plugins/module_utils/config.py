@@ -57,6 +57,7 @@ OPTIONS = {
     "docker_host": _opt(env=("FLOW_HOST", "DOCKER_HOST"), file_keys=("host", "docker_host")),
     "cert_path": _opt(env=("FLOW_CERT_PATH", "DOCKER_CERT_PATH"), file_keys=("cert_path",)),
     "tls_verify": _opt("bool", env=("FLOW_TLS_VERIFY", "DOCKER_TLS_VERIFY"), file_keys=("tls_verify",)),
+    "backend": _opt(env=("FLOW_BACKEND",), file_keys=("backend",), default="auto"),
     "compose_path": _opt(env=("FLOW_COMPOSE_PATH",), file_keys=("compose_path",), default="docker-compose.yml"),
     "blue_green": _opt("bool", env=("FLOW_BLUE_GREEN",), file_keys=("blue_green",), default=True),
     "target": _opt(env=("FLOW_TARGET",), file_keys=("target",), default="app"),

@@ -3,8 +3,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run service instances as plain containers on one Docker engine.
 
-The flows talk to a backend only through the methods of ``Backend``; a Swarm
-backend implements the same interface with services instead of containers.
+The flows talk to a backend only through the methods of ``Backend``;
+``swarm_backend.SwarmBackend`` implements the same interface with Swarm
+services, their tasks being the instances. ``EngineBackend`` holds what both
+do alike (errors, images, networks).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import types
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -41,6 +44,11 @@ LABEL_CONTAINER_NUMBER = "com.docker.compose.container-number"
 LABEL_ONEOFF = "com.docker.compose.oneoff"
 LABEL_NETWORK = "com.docker.compose.network"
 LABEL_VOLUME = "com.docker.compose.volume"
+# Set on instances whose Consul registration the node's registrator owns (Swarm tasks): the
+# container port to register, the HTTP check path and whether to add the legacy name too.
+LABEL_REGISTER_PORT = "dockerflow.register-port"
+LABEL_CHECK_HTTP = "dockerflow.check-http"
+LABEL_LEGACY_NAMES = "dockerflow.legacy-names"
 PULL_POLICIES = ("always", "missing", "never")
 
 
@@ -61,13 +69,15 @@ class Instance:
     created: str
     ports: dict = field(default_factory=dict)  # "8080/tcp" -> host port (int)
     exit_code: int | None = None
+    address: str | None = None  # where its ports answer when not at the flow's service_address (a Swarm node)
+    error: str | None = None  # why the engine gave up on it (a Swarm task's error)
 
     @property
     def running(self):
         return self.status == "running"
 
     def as_dict(self):
-        return {
+        result = {
             "id": self.id[:12],
             "name": self.name,
             "color": self.color,
@@ -78,20 +88,34 @@ class Instance:
             "image": self.image,
             "ports": self.ports,
         }
+        if self.address:
+            result["address"] = self.address
+        return result
 
 
 @dataclass
 class DeploymentContext:
-    """What names and labels a release's instances get."""
+    """What names and labels a release's instances get, and how they are registered in Consul."""
 
     project: str
     target: str
     service: str
     publish_address: str
+    register_port: str | None = None  # "8080/tcp": the port registered in Consul (None: not registered)
+    check_http_path: str | None = None
+    legacy_names: bool = False
 
 
 class Backend:
-    """The operations the flows need from an engine (a Swarm backend implements the same)."""
+    """The operations the flows need from an engine (a Swarm backend implements the same).
+
+    ``registration_owner`` says who registers running instances in Consul: ``flow`` (the
+    flow, right after it saw them healthy, and it deregisters them before stopping them) or
+    ``registrator`` (the registrator of the node an instance runs on, from the labels
+    ``run_instances`` gave it; the flow only waits for Consul to list them).
+    """
+
+    registration_owner = "flow"
 
     def list_instances(self, service):
         raise NotImplementedError
@@ -112,6 +136,7 @@ class Backend:
         raise NotImplementedError
 
     def start(self, instances):
+        """Start stopped instances; returns the started ones (a Swarm backend's are new tasks)."""
         raise NotImplementedError
 
     def stop(self, instances, timeout=None):
@@ -119,6 +144,19 @@ class Backend:
 
     def remove(self, instances):
         raise NotImplementedError
+
+    def retire(self, instances, timeout=None):
+        """Take running instances away for good (scale-down); returns those that went.
+
+        A Swarm backend only says how many go, and Swarm picks which: the result names them.
+        """
+        self.stop(instances, timeout=timeout)
+        self.remove(instances)
+        return list(instances)
+
+    def discard(self, instances):
+        """Undo what run_instances, clone_instances or start just created, after a failed step."""
+        self.remove(instances)
 
     def logs(self, instance, tail=20):
         raise NotImplementedError
@@ -267,7 +305,12 @@ def default_probe_address(docker_host, publish_address):
     return "127.0.0.1"
 
 
-class ContainerBackend(Backend):
+class EngineBackend(Backend):
+    """What both backends do alike on one engine: error translation, images, networks."""
+
+    NETWORK_DRIVER = None  # None: the engine's default (bridge)
+    NETWORK_OPTIONS = types.MappingProxyType({})  # more arguments of create_network
+
     def __init__(self, client):
         self.client = client
         self.api = client.api
@@ -292,50 +335,6 @@ class ContainerBackend(Backend):
 
     def ping(self):
         self._call("contacting the engine", self.api.ping)
-
-    # -- listing -------------------------------------------------------------
-    def _instance(self, data):
-        labels = data["Config"]["Labels"] or {}
-        state = data["State"]
-        ports = {}
-        for key, bindings in (data["NetworkSettings"].get("Ports") or {}).items():
-            if bindings:
-                ports[key] = int(bindings[0]["HostPort"])
-        health = (state.get("Health") or {}).get("Status")
-        return Instance(
-            id=data["Id"],
-            name=data["Name"].lstrip("/"),
-            service=labels.get(LABEL_SERVICE, ""),
-            color=labels.get(LABEL_COLOR, ""),
-            release=int(labels.get(LABEL_RELEASE, "0") or 0),
-            number=int(labels.get(LABEL_NUMBER, "0") or 0),
-            status=state["Status"],
-            health=health,
-            image=data["Config"]["Image"],
-            config_hash=labels.get(LABEL_CONFIG_HASH, ""),
-            created=data["Created"],
-            ports=ports,
-            exit_code=state.get("ExitCode"),
-        )
-
-    def list_instances(self, service):
-        summaries = self._call(
-            "listing containers of %s" % service,
-            self.api.containers,
-            all=True,
-            filters={"label": "%s=%s" % (LABEL_SERVICE, service)},
-        )
-        instances = []
-        for summary in summaries:
-            try:
-                data = self.api.inspect_container(summary["Id"])
-            except docker.errors.NotFound:  # removed between list and inspect
-                continue
-            instances.append(self._instance(data))
-        return sorted(instances, key=lambda i: (i.color, i.number))
-
-    def refresh(self, instance):
-        return self._instance(self._call("inspecting %s" % instance.name, self.api.inspect_container, instance.id))
 
     # -- images --------------------------------------------------------------
     def resolve_image(self, image, pull_policy, check_mode=False):
@@ -381,8 +380,9 @@ class ContainerBackend(Backend):
             declared = compose_project.networks.get(key, undeclared)
             name = declared["name"] or "%s_%s" % (project, key)
             names[key] = name
-            existing = self.api.networks(names=[name])
-            if any(net["Name"] == name for net in existing):
+            existing = [net for net in self._call("listing networks", self.api.networks, names=[name]) if net["Name"] == name]
+            if existing:
+                self._check_network(existing[0], key)
                 continue
             if declared["external"]:
                 raise FlowError("External network %s (networks.%s) does not exist; create it first." % (name, key))
@@ -391,12 +391,62 @@ class ContainerBackend(Backend):
                 "creating network %s" % name,
                 self.api.create_network,
                 name,
-                driver=declared["driver"],
+                driver=declared["driver"] or self.NETWORK_DRIVER,
                 options=declared["driver_opts"] or None,
                 labels=labels,
                 check_duplicate=True,
+                **self.NETWORK_OPTIONS,
             )
         return names
+
+    def _check_network(self, network, key):
+        """Refuse an existing network the instances cannot join (a backend's own rule)."""
+
+
+class ContainerBackend(EngineBackend):
+    # -- listing -------------------------------------------------------------
+    def _instance(self, data):
+        labels = data["Config"]["Labels"] or {}
+        state = data["State"]
+        ports = {}
+        for key, bindings in (data["NetworkSettings"].get("Ports") or {}).items():
+            if bindings:
+                ports[key] = int(bindings[0]["HostPort"])
+        health = (state.get("Health") or {}).get("Status")
+        return Instance(
+            id=data["Id"],
+            name=data["Name"].lstrip("/"),
+            service=labels.get(LABEL_SERVICE, ""),
+            color=labels.get(LABEL_COLOR, ""),
+            release=int(labels.get(LABEL_RELEASE, "0") or 0),
+            number=int(labels.get(LABEL_NUMBER, "0") or 0),
+            status=state["Status"],
+            health=health,
+            image=data["Config"]["Image"],
+            config_hash=labels.get(LABEL_CONFIG_HASH, ""),
+            created=data["Created"],
+            ports=ports,
+            exit_code=state.get("ExitCode"),
+        )
+
+    def list_instances(self, service):
+        summaries = self._call(
+            "listing containers of %s" % service,
+            self.api.containers,
+            all=True,
+            filters={"label": "%s=%s" % (LABEL_SERVICE, service)},
+        )
+        instances = []
+        for summary in summaries:
+            try:
+                data = self.api.inspect_container(summary["Id"])
+            except docker.errors.NotFound:  # removed between list and inspect
+                continue
+            instances.append(self._instance(data))
+        return sorted(instances, key=lambda i: (i.color, i.number))
+
+    def refresh(self, instance):
+        return self._instance(self._call("inspecting %s" % instance.name, self.api.inspect_container, instance.id))
 
     def ensure_volumes(self, project, compose_project, spec):
         """Create the named volumes ``spec`` mounts; return compose key -> engine name."""
@@ -620,6 +670,7 @@ class ContainerBackend(Backend):
     def start(self, instances):
         for instance in instances:
             self._call("starting %s" % instance.name, self.api.start, instance.id)
+        return [self.refresh(instance) for instance in instances]
 
     def stop(self, instances, timeout=None):
         for instance in instances:

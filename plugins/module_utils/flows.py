@@ -64,6 +64,8 @@ class FlowSettings:
 
 
 DNS_QUIESCE_SECONDS = 3
+REGISTRATION_POLL_SECONDS = 0.5
+DEREGISTRATION_WAIT_SECONDS = 30
 
 
 def _now():
@@ -157,6 +159,9 @@ class Flow:
         return result
 
     def _register(self, instances, port_key, health_path):
+        if self.backend.registration_owner != "flow":
+            self._await_registrations(instances, port_key)
+            return
         for instance in instances:
             port = instance.ports.get(port_key) if port_key else None
             if not port:
@@ -176,17 +181,60 @@ class Flow:
             self.progress("registered %s in Consul as %s (%s:%d)"
                           % (instance.name, self.settings.service, self.settings.service_address, port))
 
+    def _await_registrations(self, instances, port_key):
+        """Instances the registrators of their nodes register (Swarm tasks): wait until Consul lists them passing."""
+        if not port_key or not instances:
+            return
+        wanted = {service_id_for(instance.name): instance for instance in instances}
+        started = time.monotonic()
+        deadline = started + self.settings.health_timeout
+        while True:
+            missing = sorted(set(wanted) - self.registrar.passing_ids(self.settings.service))
+            if not missing:
+                break
+            if time.monotonic() >= deadline:
+                instance = wanted[missing[0]]
+                raise FlowError(
+                    "Consul does not list %s passing after %ds (health_timeout). The registrator of its node (%s) "
+                    "registers it: check that the registrator runs there (role dockerflow.flow.registrator) and that "
+                    "the node's Consul agent reaches %s:%s."
+                    % (instance.name, self.settings.health_timeout, instance.address or "unknown",
+                       instance.address or "the node", instance.ports.get(port_key)),
+                    failed_instance=instance.name,
+                )
+            time.sleep(REGISTRATION_POLL_SECONDS)
+        self.progress("Consul lists %d new instance(s) passing, registered by the registrators of their nodes (%.1fs)"
+                      % (len(wanted), time.monotonic() - started))
+
+    def _await_deregistrations(self, instances):
+        """Registrators deregister the tasks Swarm stopped: wait (bounded) until Consul stops listing them."""
+        if self.backend.registration_owner == "flow" or not instances:
+            return
+        gone = {service_id_for(instance.name) for instance in instances}
+        deadline = time.monotonic() + DEREGISTRATION_WAIT_SECONDS
+        while gone & self.registrar.passing_ids(self.settings.service):
+            if time.monotonic() >= deadline:
+                self.warnings.append(
+                    "Consul still lists %s as passing %ds after Swarm stopped them: is the registrator of their "
+                    "node running?" % (", ".join(sorted(gone)), DEREGISTRATION_WAIT_SECONDS)
+                )
+                return
+            time.sleep(REGISTRATION_POLL_SECONDS)
+
     def _quiesce(self, state):
         """After deregistering serving instances of a routed service, give the proxy time to see it.
 
         The proxy learns about instances from Consul DNS (hold time ~1 s, a resolution per second):
-        stopping at once would cut requests it still sends there.
+        stopping at once would cut requests it still sends there. Registrator-owned instances are
+        deregistered only when they stop, so there is nothing to wait for.
         """
-        if state.get("routes"):
+        if state.get("routes") and self.backend.registration_owner == "flow":
             time.sleep(DNS_QUIESCE_SECONDS)
             self.progress("waited %ds for the proxy to stop sending requests to them" % DNS_QUIESCE_SECONDS)
 
     def _deregister(self, instances):
+        if self.backend.registration_owner != "flow":
+            return  # the registrators deregister instances when they stop
         for instance in instances:
             self.registrar.deregister(service_id_for(instance.name))
 
@@ -194,13 +242,13 @@ class Flow:
         """Undo new instances after a failure; never raises over the original error."""
         for instance in instances:
             try:
-                self.registrar.deregister(service_id_for(instance.name))
+                self._deregister([instance])
             except FlowError:
                 pass
-            try:
-                self.backend.remove([instance])
-            except FlowError:
-                pass
+        try:
+            self.backend.discard(instances)
+        except FlowError as error:
+            self.warnings.append("Undoing the new instances was incomplete: %s" % error.msg)
 
     @staticmethod
     def _free_numbers(existing, count):
@@ -266,7 +314,12 @@ class Flow:
             color = colors.next_color(live, deployed, settings.blue_green)
             base = colors.serving_color(live, deployed)
             base_running = [i for i in self._current_release_instances(state, instances, base) if i.running] if base else []
-            base_count = len(base_running) or ((state["colors"].get(base) or {}).get("instances") if base else None) or 1
+            base_count = (
+                len(base_running)
+                or ((state["colors"].get(base) or {}).get("instances") if base else None)
+                or spec.deploy.replicas
+                or 1
+            )
             count = scale_request.apply(base_count, maximum=settings.max_instances) if scale_request else base_count
             if settings.max_instances is not None:
                 count = min(count, settings.max_instances)
@@ -317,7 +370,8 @@ class Flow:
             numbers = self._free_numbers([i for i in instances if i.color == color], count)
             context = DeploymentContext(
                 project=settings.project, target=settings.target, service=settings.service,
-                publish_address=settings.publish_address,
+                publish_address=settings.publish_address, register_port=port_key,
+                check_http_path=settings.health_path, legacy_names=settings.legacy_names,
             )
             self.progress("starting release %d as %s: %d instance(s) of %s" % (release, color, count, spec.image))
             new = self.backend.run_instances(spec, context, color, release, numbers, config_hash, compose_project=project)
@@ -440,9 +494,9 @@ class Flow:
                 victims = sorted(running, key=lambda i: (i.created, i.number), reverse=True)[: current - wanted]
                 self._deregister(victims)
                 self._quiesce(state)
-                self.backend.stop(victims, timeout=settings.stop_timeout)
-                self.backend.remove(victims)
-                self.progress("removed %s" % ", ".join(i.name for i in victims))
+                gone = self.backend.retire(victims, timeout=settings.stop_timeout)
+                self._await_deregistrations(gone)
+                self.progress("removed %s" % ", ".join(i.name for i in gone))
                 before, after = self.store.update(settings.service, lambda doc: _set_count(doc, color, wanted))
             instances_after = self.backend.list_instances(settings.service)
             return self._result(
@@ -568,18 +622,18 @@ class Flow:
                     release=recorded.get("release"),
                 )
             stopped = [i for i in members if not i.running]
-            self.backend.start(stopped)
-            self.progress("started %s" % ", ".join(i.name for i in stopped) if stopped else "the %s release still runs" % target)
+            started = self.backend.start(stopped)
+            self.progress("started %s" % ", ".join(i.name for i in started) if started else "the %s release still runs" % target)
             try:
                 ready = wait_healthy(
-                    self.backend, [self.backend.refresh(i) for i in members],
+                    self.backend, [self.backend.refresh(i) for i in members if i.running] + started,
                     self._clone_probe(members[0], recorded.get("port"), recorded.get("health_path")),
                     settings.health_timeout, self.progress,
                 )
                 self._register(ready, recorded.get("port"), recorded.get("health_path"))
             except FlowError as error:
-                self._deregister(stopped)
-                self.backend.stop(stopped, timeout=settings.stop_timeout)
+                self._deregister(started)
+                self.backend.stop(started, timeout=settings.stop_timeout)
                 raise FlowError(
                     "Rollback of %s to %s failed: %s It was stopped again; %s keeps serving."
                     % (settings.service, target, error.msg, current), **error.details

@@ -113,7 +113,8 @@ def wait_healthy(backend, instances, probe, timeout, progress=None):
         for container_id in list(pending):
             instance = backend.refresh(pending[container_id])
             if instance.status in ("exited", "dead"):
-                _fail(backend, instance, "exited with code %s before becoming healthy" % instance.exit_code)
+                _fail(backend, instance, "exited with code %s before becoming healthy%s"
+                      % (instance.exit_code, _engine_says(instance)))
             if instance.status != "running":
                 continue
             if probe.kind == "docker":
@@ -125,7 +126,8 @@ def wait_healthy(backend, instances, probe, timeout, progress=None):
                 port = instance.ports.get(probe.container_port)
                 if port is None:
                     _fail(backend, instance, "does not publish %s" % probe.container_port)
-                ok = _http_ok(probe.address, port, probe.path) if probe.kind == "http" else _tcp_ok(probe.address, port)
+                address = instance.address or probe.address  # a Swarm task answers on its node
+                ok = _http_ok(address, port, probe.path) if probe.kind == "http" else _tcp_ok(address, port)
             else:
                 first_up.setdefault(container_id, time.monotonic())
                 ok = time.monotonic() - first_up[container_id] >= STABLE_SECONDS
@@ -141,11 +143,15 @@ def wait_healthy(backend, instances, probe, timeout, progress=None):
             _fail(
                 backend,
                 instance,
-                "did not become healthy within %ds (health_timeout; %s; status %s, health %s)"
-                % (timeout, probe.describe(), instance.status, instance.health or "n/a"),
+                "did not become healthy within %ds (health_timeout; %s; status %s, health %s%s)"
+                % (timeout, probe.describe(), instance.status, instance.health or "n/a", _engine_says(instance)),
             )
         time.sleep(POLL_SECONDS)
     return [ready[instance.id] for instance in instances]
+
+
+def _engine_says(instance):
+    return "; the engine says: %s" % instance.error if instance.error else ""
 
 
 def _fail(backend, instance, reason):

@@ -27,12 +27,14 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.flows import Flow, FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
+from ansible_collections.dockerflow.flow.plugins.module_utils.swarm_backend import BACKENDS, select_backend
 
 DOCKER_ARGS = dict(
     docker_host=dict(type="str", aliases=["host"]),
     cert_path=dict(type="path", aliases=["docker_cert_path"]),
     tls_verify=dict(type="bool"),
     docker_timeout=dict(type="int", default=60),
+    backend=dict(type="str", choices=list(BACKENDS)),
 )
 
 CONSUL_ARGS = dict(
@@ -93,7 +95,7 @@ class FlowModule:
     """An AnsibleModule plus the resolved options, a backend and a Consul client."""
 
     OPTION_NAMES = (
-        "docker_host", "cert_path", "tls_verify", "compose_path", "blue_green", "target", "side_targets",
+        "docker_host", "cert_path", "tls_verify", "backend", "compose_path", "blue_green", "target", "side_targets",
         "pull_side_targets", "project", "service_name", "consul_address", "consul_token", "consul_ca_cert",
         "consul_client_cert", "consul_client_key", "consul_validate_certs", "scale", "max_instances",
         "publish_address", "service_address", "pull", "health_path", "health_port", "health_timeout",
@@ -136,6 +138,11 @@ class FlowModule:
         if "service_address" in values and not values["service_address"]:
             values["service_address"] = default_probe_address(values.get("docker_host"), values.get("publish_address"))
         _check_positive(values, ("health_timeout", "lock_timeout", "max_instances", "drain_timeout"))
+        if values.get("backend") not in (None, *BACKENDS):
+            raise FlowError(
+                "backend=%r (from %s) is not valid: use one of %s."
+                % (values["backend"], sources.get("backend"), ", ".join(BACKENDS))
+            )
         if values.get("lock_ttl") is not None and not 10 <= values["lock_ttl"] <= 86400:
             raise FlowError("lock_ttl=%r is not valid: use 10 to 86400 seconds (a Consul session's TTL)." % values["lock_ttl"])
         for name in ("project", "target", "service_name"):
@@ -151,8 +158,16 @@ class FlowModule:
         )
         for warning in warnings:
             self.module.warn(warning)
-        backend = ContainerBackend(client)
-        backend.ping()
+        ContainerBackend(client).ping()
+        where = self.values.get("docker_host") or os.environ.get("DOCKER_HOST") or "the local socket"
+        backend = select_backend(client, self.values.get("backend") or "auto", where)
+        if backend.registration_owner != "flow":
+            for name in ("publish_address", "service_address"):
+                if self.sources.get(name) not in (None, "default"):
+                    self.module.warn(
+                        "%s does not apply to Swarm services: their tasks publish on every address of their node, "
+                        "and the node's registrator registers the node's address." % name
+                    )
         return backend
 
     def proxy_node(self):

@@ -7,6 +7,11 @@ A service ``S`` is registered once per instance, with the color as a tag, so
 ``S`` tagged ``blue`` lists the blue instances; with ``legacy_names`` the
 instance is also registered as ``S-<color>``, the name the original Docker
 Flow and Registrator used.
+
+Every instance has one owner of its registration: the flow (``Registrar``, for
+plain containers) or the registrator of the node it runs on (Swarm tasks, see
+registrator.py). Both build the entry from ``Registration``, so an instance
+looks the same in Consul whoever registered it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ META_RELEASE = "dockerflow-release"
 META_CONTAINER = "dockerflow-container"
 CHECK_INTERVAL = "2s"
 CHECK_TIMEOUT = "2s"
+LEGACY_ID_SUFFIX = "-legacy"
 
 
 @dataclass(frozen=True)
@@ -33,15 +39,44 @@ class Registration:
     release: int
     container: str
     check_http_path: str | None = None
+    # The flow registers instances it saw healthy, so their check starts passing and the proxy
+    # can use them at once; a registrator registers what it sees start: Consul's default critical.
+    initial_status: str | None = "passing"
 
     def check(self):
-        # Instances are registered only once the flow saw them healthy, so the check starts
-        # passing instead of Consul's default critical: the proxy can use them at once.
-        common = {"Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT, "Status": "passing"}
+        common = {"Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT}
+        if self.initial_status:
+            common["Status"] = self.initial_status
         if self.check_http_path:
             url = "http://%s:%d%s" % (url_host(self.address), self.port, self.check_http_path)
             return dict(common, HTTP=url)
         return dict(common, TCP="%s:%d" % (url_host(self.address), self.port))
+
+    def meta(self):
+        return {
+            META_SERVICE: self.service,
+            META_COLOR: self.color,
+            META_RELEASE: str(self.release),
+            META_CONTAINER: self.container,
+        }
+
+    def payloads(self, legacy_names=False):
+        """The agent registrations of this instance (bodies of PUT /v1/agent/service/register)."""
+        names = [(self.service, self.service_id)]
+        if legacy_names:
+            names.append(("%s-%s" % (self.service, self.color), self.service_id + LEGACY_ID_SUFFIX))
+        return [
+            {
+                "ID": service_id,
+                "Name": name,
+                "Address": self.address,
+                "Port": self.port,
+                "Tags": [self.color, "release-%d" % self.release, "dockerflow"],
+                "Meta": self.meta(),
+                "Check": self.check(),
+            }
+            for name, service_id in names
+        ]
 
 
 def url_host(address):
@@ -60,31 +95,23 @@ class Registrar:
 
     def register(self, registration):
         api = self.client.api
-        names = [(registration.service, registration.service_id)]
-        if self.legacy_names:
-            names.append(("%s-%s" % (registration.service, registration.color), registration.service_id + "-legacy"))
-        for name, service_id in names:
+        for payload in registration.payloads(self.legacy_names):
             self.client.call(
-                "registering %s" % service_id,
+                "registering %s" % payload["ID"],
                 api.agent.service.register,
-                name,
-                service_id=service_id,
-                address=registration.address,
-                port=registration.port,
-                tags=[registration.color, "release-%d" % registration.release, "dockerflow"],
-                meta={
-                    META_SERVICE: registration.service,
-                    META_COLOR: registration.color,
-                    META_RELEASE: str(registration.release),
-                    META_CONTAINER: registration.container,
-                },
-                check=registration.check(),
+                payload["Name"],
+                service_id=payload["ID"],
+                address=payload["Address"],
+                port=payload["Port"],
+                tags=payload["Tags"],
+                meta=payload["Meta"],
+                check=payload["Check"],
             )
 
     def deregister(self, service_id):
         api = self.client.api
         registered = self.registered_ids()
-        for candidate in (service_id, service_id + "-legacy"):
+        for candidate in (service_id, service_id + LEGACY_ID_SUFFIX):
             if candidate in registered:
                 self.client.call("deregistering %s" % candidate, api.agent.service.deregister, candidate)
 
@@ -104,6 +131,13 @@ class Registrar:
             "reading health of %s" % service, self.client.api.health.service, service, tag=color, passing=True
         )
         return len(entries or [])
+
+    def passing_ids(self, service):
+        """IDs of the instances of ``service`` whose checks, their node's included, all pass."""
+        _index, entries = self.client.call(
+            "reading health of %s" % service, self.client.api.health.service, service, passing=True
+        )
+        return {entry["Service"]["ID"] for entry in entries or []}
 
     def health(self, service):
         """service_id -> passing|warning|critical for the instances of ``service``."""

@@ -28,10 +28,16 @@ the environment and ``SERVICE_<port>_*`` wins over ``SERVICE_*`` for that contai
   ``SERVICE_CHECK_INTERVAL`` (default 10s), ``SERVICE_CHECK_TIMEOUT``,
   ``SERVICE_CHECK_INITIAL_STATUS``, ``SERVICE_CHECK_DEREGISTER_AFTER``.
 
-Containers labelled ``dockerflow.service`` are skipped: the flow modules register those
-themselves. Service IDs are ``<node>:<container name>:<container port>`` (``:udp`` added
-for UDP). Every entry carries ``Meta[dockerflow-registrator] = <node>``; the cleanup of
-dangling entries only ever touches entries with this node's mark.
+Containers labelled ``dockerflow.service`` are the flow modules' instances. Plain containers
+among them are skipped: the flow registers those itself. Swarm tasks, which also carry
+``dockerflow.register-port``, are this registrator's to register, exactly as the flow would
+(``registration.Registration``: service ``dockerflow.service`` tagged with its color and
+release, ID ``dockerflow-<container name>``, the check on ``dockerflow.check-http`` or TCP),
+whatever ``--explicit`` and ``--require-label`` say; their check starts critical, so the flow,
+which waits for them to pass, and the proxy see them only once they answer. Other service IDs
+are ``<node>:<container name>:<container port>`` (``:udp`` added for UDP). Every entry carries
+``Meta[dockerflow-registrator] = <node>``; the cleanup of dangling entries only ever touches
+entries with this node's mark.
 
 The address is the port's host binding when the port is published on one address (a port
 bound to 127.0.0.1 answers nowhere else), and ``--ip`` when it is published on all of them.
@@ -62,9 +68,21 @@ import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode, urlparse
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import LABEL_SERVICE
+from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+    LABEL_CHECK_HTTP,
+    LABEL_COLOR,
+    LABEL_LEGACY_NAMES,
+    LABEL_REGISTER_PORT,
+    LABEL_RELEASE,
+    LABEL_SERVICE,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.registration import META_CONTAINER, url_host
+from ansible_collections.dockerflow.flow.plugins.module_utils.registration import (
+    META_CONTAINER,
+    Registration,
+    service_id_for,
+    url_host,
+)
 
 META_REGISTRATOR = "dockerflow-registrator"  # value: the node (registrator) that made the entry
 META_CONTAINER_ID = "dockerflow-container-id"
@@ -140,9 +158,13 @@ class ServiceEntry:
     container: str
     container_id: str
     check: dict | None = None
+    flow_meta: dict = field(default_factory=dict)  # a flow instance's registration meta (registration.py)
 
     def meta(self):
-        return {META_REGISTRATOR: self.node, META_CONTAINER: self.container, META_CONTAINER_ID: self.container_id}
+        return dict(
+            self.flow_meta,
+            **{META_REGISTRATOR: self.node, META_CONTAINER: self.container, META_CONTAINER_ID: self.container_id},
+        )
 
     def _payload(self):
         payload = {
@@ -302,12 +324,14 @@ def map_container(inspect, settings):
     labels = config.get("Labels") or {}
     state = inspect.get("State") or {}
     name = (inspect.get("Name") or "").lstrip("/") or inspect.get("Id", "")[:12]
-    if LABEL_SERVICE in labels:
+    if LABEL_SERVICE in labels and LABEL_REGISTER_PORT not in labels:
         return Mapping(skipped="labelled %s (the flow modules register it)" % LABEL_SERVICE)
-    if not settings.wants(labels):
+    if LABEL_SERVICE not in labels and not settings.wants(labels):
         return Mapping(skipped="no label %s" % settings.require_label)
     if not state.get("Running") or state.get("Paused"):
         return Mapping(skipped="not running")
+    if LABEL_SERVICE in labels:
+        return map_flow_instance(inspect, name, labels, settings)
     general, per_port = service_attributes(config)
     if _truthy(general.get("ignore")) and not any("ignore" in attrs for attrs in per_port.values()):
         return Mapping(skipped="SERVICE_IGNORE is set")
@@ -356,6 +380,46 @@ def map_container(inspect, settings):
         )
     if not mapping.entries:
         mapping.skipped = "every published port is ignored" if not settings.explicit else "no port has a SERVICE_NAME"
+    return mapping
+
+
+def map_flow_instance(inspect, name, labels, settings):
+    """A running flow instance whose registration is ours (a Swarm task): its ``Registration``."""
+    number, _, proto = labels[LABEL_REGISTER_PORT].partition("/")
+    port = next((p for p in published_ports(inspect) if p.number == number and p.proto == (proto or "tcp")), None)
+    if port is None:
+        return Mapping(skipped="does not publish %s=%s" % (LABEL_REGISTER_PORT, labels[LABEL_REGISTER_PORT]))
+    try:
+        release = int(labels.get(LABEL_RELEASE) or 0)
+    except ValueError:
+        return Mapping(skipped="%s=%r is not a number" % (LABEL_RELEASE, labels.get(LABEL_RELEASE)))
+    registration = Registration(
+        service=labels[LABEL_SERVICE],
+        service_id=service_id_for(name),
+        address=settings.ip if port.host_ip in WILDCARD_ADDRESSES else port.host_ip,
+        port=port.host_port,
+        color=labels.get(LABEL_COLOR) or "plain",
+        release=release,
+        container=name,
+        check_http_path=labels.get(LABEL_CHECK_HTTP) or None,
+        initial_status=None,
+    )
+    mapping = Mapping()
+    for payload in registration.payloads(legacy_names=_truthy(labels.get(LABEL_LEGACY_NAMES))):
+        mapping.entries.append(
+            ServiceEntry(
+                service_id=payload["ID"],
+                name=payload["Name"],
+                address=payload["Address"],
+                port=payload["Port"],
+                tags=payload["Tags"],
+                node=settings.node,
+                container=name,
+                container_id=inspect.get("Id", ""),
+                check=payload["Check"],
+                flow_meta=payload["Meta"],
+            )
+        )
     return mapping
 
 
@@ -664,7 +728,7 @@ class Registrator:
         the engine copies into the event (labels never change): no inspect, no Consul call."""
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         if LABEL_SERVICE in attributes:
-            return False
+            return LABEL_REGISTER_PORT in attributes
         return not attributes or self.settings.wants(attributes)
 
     def handle_event(self, event):

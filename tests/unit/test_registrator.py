@@ -17,8 +17,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import registrator as reg
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import LABEL_SERVICE
+from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+    LABEL_CHECK_HTTP,
+    LABEL_COLOR,
+    LABEL_LEGACY_NAMES,
+    LABEL_REGISTER_PORT,
+    LABEL_RELEASE,
+    LABEL_SERVICE,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.registration import (
+    META_COLOR,
+    META_RELEASE,
+    META_SERVICE,
+    Registration,
+)
 
 SETTINGS = reg.Settings(node="node1", ip="10.0.0.5")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -559,3 +572,82 @@ def test_unexpected_errors_are_logged_with_where_they_happened():
     registrator.handle_event({"Action": "start", "Actor": {"ID": "e" * 64}})
     [line] = [line for line in logged if "KeyError" in line]
     assert "boom" in line and "broken" in line and "\n" not in line
+
+
+# -- flow instances whose registration is the registrator's (Swarm tasks) ------------------------
+
+TASK_NAME = "books-ms-app-blue.2.k3j4h5g6f7d8s9a0q1w2e3r4t"
+
+
+def swarm_task(labels=None, ports=None, running=True):
+    task_labels = {
+        LABEL_SERVICE: "books-ms-app", LABEL_COLOR: "blue", LABEL_RELEASE: "7", LABEL_REGISTER_PORT: "8080/tcp",
+        "com.docker.swarm.task.id": "k3j4h5g6f7d8s9a0q1w2e3r4t",
+    }
+    task_labels.update(labels or {})
+    return container(name=TASK_NAME, image="dftest-registry:5000/dockerflow-test/app:1@sha256:" + "b" * 64,
+                     labels=task_labels, ports=ports, running=running)
+
+
+def test_a_swarm_task_is_registered_as_the_flow_registers_its_containers():
+    data = swarm_task(labels={LABEL_CHECK_HTTP: "/health"})
+    [entry] = entries(data)
+    assert (entry.name, entry.service_id) == ("books-ms-app", "dockerflow-" + TASK_NAME)
+    assert (entry.address, entry.port) == ("10.0.0.5", 32768)
+    assert entry.tags == ["blue", "release-7", "dockerflow"]
+    # no initial status: critical until the check passes, so neither the flow nor the proxy takes it early
+    assert entry.check == {"Interval": "2s", "Timeout": "2s", "HTTP": "http://10.0.0.5:32768/health"}
+    meta = entry.payload()["Meta"]
+    assert meta[META_SERVICE] == "books-ms-app" and meta[META_COLOR] == "blue" and meta[META_RELEASE] == "7"
+    assert meta[reg.META_CONTAINER] == TASK_NAME and meta[reg.META_REGISTRATOR] == "node1"
+    flow_payload = Registration(
+        service="books-ms-app", service_id="dockerflow-" + TASK_NAME, address="10.0.0.5", port=32768, color="blue",
+        release=7, container=TASK_NAME, check_http_path="/health", initial_status=None,
+    ).payloads()[0]
+    assert {key: value for key, value in entry.payload().items() if key != "Meta"} == {
+        key: value for key, value in flow_payload.items() if key != "Meta"
+    }
+
+
+def test_a_swarm_task_without_a_check_path_gets_a_tcp_check_and_legacy_names_on_request():
+    result = entries(swarm_task(labels={LABEL_LEGACY_NAMES: "true"}))
+    assert [(e.name, e.service_id) for e in result] == [
+        ("books-ms-app", "dockerflow-" + TASK_NAME),
+        ("books-ms-app-blue", "dockerflow-" + TASK_NAME + "-legacy"),
+    ]
+    assert result[0].check == {"Interval": "2s", "Timeout": "2s", "TCP": "10.0.0.5:32768"}
+
+
+def test_a_swarm_task_registers_only_its_register_port_and_ignores_explicit_and_require_label():
+    ports = {"8080/tcp": [binding(30001)], "9090/tcp": [binding(30002)]}
+    settings = reg.Settings(node="node1", ip="10.0.0.5", explicit=True, require_label="team=a")
+    [entry] = entries(swarm_task(ports=ports), settings)
+    assert entry.port == 30001
+    mapping = reg.map_container(swarm_task(ports={"9090/tcp": [binding(30002)]}), SETTINGS)
+    assert mapping.entries == [] and mapping.skipped == "does not publish dockerflow.register-port=8080/tcp"
+    assert entries(swarm_task(running=False)) == []
+
+
+def test_events_of_swarm_tasks_are_followed_and_plain_flow_containers_are_not():
+    docker, consul = FakeDocker(), FakeConsul()
+    inspected = []
+    docker.inspect = inspected.append
+    registrator, _logged = daemon(docker, consul)
+    registrator.handle_event({"Action": "start", "Actor": {"ID": "1", "Attributes": {LABEL_SERVICE: "x"}}})
+    registrator.handle_event(
+        {"Action": "die", "Actor": {"ID": "2", "Attributes": {LABEL_SERVICE: "x", LABEL_REGISTER_PORT: "8080/tcp"}}}
+    )
+    assert inspected == ["2"]
+
+
+def test_a_dying_swarm_task_is_deregistered_and_the_flows_own_entries_stay():
+    task = swarm_task()
+    docker = FakeDocker(task)
+    consul = FakeConsul(foreign_entries())
+    registrator, _logged = daemon(docker, consul)
+    registrator.resync()
+    assert ("register", "dockerflow-" + TASK_NAME) in consul.calls
+    task["State"]["Running"] = False
+    registrator.handle_event({"Action": "die", "Actor": {"ID": task["Id"]}})
+    assert consul.calls[-1] == ("deregister", "dockerflow-" + TASK_NAME)
+    assert set(consul.services_) == set(foreign_entries())

@@ -1,0 +1,310 @@
+# -*- coding: utf-8 -*-
+"""The pure parts of the Swarm backend: service specs from Compose, tasks as instances, names.
+
+Everything that talks to a Swarm manager runs in tests/cluster/test_swarm_backend.py, on a
+Docker-in-Docker cluster (the host's engine must never enter Swarm mode).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.dockerflow.flow.plugins.module_utils import swarm_backend as swarm
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
+from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+    LABEL_COLOR,
+    LABEL_CONFIG_HASH,
+    LABEL_RELEASE,
+    LABEL_SERVICE,
+    ContainerBackend,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
+NS = 10**9
+COMPOSE = """
+services:
+  app:
+    image: registry:5000/team/books-ms:1.2
+    command: ["serve", "--port", "8080"]
+    entrypoint: /bin/run
+    environment: {MODE: prod}
+    ports: ["8080"]
+    labels: {team: books}
+    networks:
+      back: {aliases: [books]}
+    volumes:
+      - data:/data:ro
+      - ./conf:/etc/app
+    tmpfs: /run
+    hostname: books
+    working_dir: /srv
+    user: "1000"
+    stop_signal: SIGINT
+    stop_grace_period: 20s
+    healthcheck: {test: curl -f localhost:8080/health, interval: 2s, retries: 3}
+    extra_hosts: ["db.local:10.0.0.7"]
+    read_only: true
+    init: true
+    cap_drop: [ALL]
+    logging: {driver: json-file, options: {max-size: 1m}}
+    restart: always
+    deploy:
+      replicas: 3
+      labels: {tier: web}
+      placement:
+        constraints: [node.role==worker]
+        preferences: [{spread: node.labels.zone}]
+        max_replicas_per_node: 2
+      update_config: {parallelism: 1, order: start-first}
+      resources: {limits: {cpus: "0.5", memory: 256m}}
+networks:
+  back: {}
+volumes:
+  data: {labels: {keep: "yes"}}
+"""
+
+
+@pytest.fixture
+def project(write_file):
+    return load_project(write_file("books/docker-compose.yml", COMPOSE), "books")
+
+
+def build(project, name="app", replicas=2):
+    spec = project.service(name)
+    return swarm.build_service_spec(
+        spec, "books-app-blue", "registry:5000/team/books-ms:1.2@sha256:" + "a" * 64, replicas,
+        {LABEL_SERVICE: "books-app"}, {LABEL_SERVICE: "books-app", "team": "books"}, {"MODE": "prod", "A": "1"},
+        {"back": "books_back", "default": "books_default"}, ["app", "app-blue"], "books", project,
+    )
+
+
+def test_a_compose_target_becomes_a_replicated_service_with_host_mode_ports(project):
+    wanted = build(project)
+    assert wanted["Name"] == "books-app-blue"
+    assert wanted["Mode"] == {"Replicated": {"Replicas": 2}}
+    assert wanted["Labels"] == {"tier": "web", LABEL_SERVICE: "books-app"}
+    # no fixed published port: each task gets an ephemeral port of its node, so replicas on one node do not clash
+    assert wanted["EndpointSpec"] == {"Mode": "dnsrr", "Ports": [{"Protocol": "tcp", "TargetPort": 8080, "PublishMode": "host"}]}
+    assert wanted["UpdateConfig"] == {"Parallelism": 1, "Order": "start-first"}
+    assert "RollbackConfig" not in wanted
+
+
+def test_the_container_spec_carries_every_compose_setting(project):
+    container = build(project)["TaskTemplate"]["ContainerSpec"]
+    assert container["Image"].endswith("@sha256:" + "a" * 64)
+    assert container["Command"] == ["/bin/run"] and container["Args"] == ["serve", "--port", "8080"]
+    assert container["Env"] == ["A=1", "MODE=prod"]
+    assert container["Labels"] == {LABEL_SERVICE: "books-app", "team": "books"}
+    assert (container["Hostname"], container["Dir"], container["User"]) == ("books", "/srv", "1000")
+    assert (container["StopSignal"], container["StopGracePeriod"]) == ("SIGINT", 20 * NS)
+    assert container["Healthcheck"] == {"Test": ["CMD-SHELL", "curl -f localhost:8080/health"], "Interval": 2 * NS, "Retries": 3}
+    assert container["Hosts"] == ["10.0.0.7 db.local"]
+    assert container["ReadOnly"] is True and container["Init"] is True
+    assert container["CapabilityDrop"] == ["ALL"] and "CapabilityAdd" not in container
+    assert container["Mounts"] == [
+        {"Type": "volume", "Target": "/data", "ReadOnly": True, "Source": "books_data",
+         "VolumeOptions": {"Labels": {"keep": "yes", "com.docker.compose.project": "books"}}},
+        {"Type": "bind", "Target": "/etc/app", "ReadOnly": False, "Source": project.directory + "/conf"},
+        {"Type": "tmpfs", "Target": "/run"},
+    ]
+
+
+def test_the_task_template_has_placement_resources_restart_logging_and_networks(project):
+    task = build(project)["TaskTemplate"]
+    assert task["Placement"] == {
+        "Constraints": ["node.role==worker"],
+        "Preferences": [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}],
+        "MaxReplicas": 2,
+    }
+    assert task["Resources"] == {"Limits": {"NanoCPUs": NS // 2, "MemoryBytes": 256 * 1024**2}}
+    assert task["RestartPolicy"] == {"Condition": "any"}  # from restart: always, the deploy section has none
+    assert task["LogDriver"] == {"Name": "json-file", "Options": {"max-size": "1m"}}
+    assert task["Networks"] == [{"Target": "books_back", "Aliases": ["app", "app-blue", "books"]}]
+
+
+def test_a_minimal_service_spec_has_nothing_unset(write_file):
+    minimal = load_project(write_file("m/docker-compose.yml", "services:\n  app:\n    image: app:1\n"), "m")
+    wanted = swarm.build_service_spec(
+        minimal.service("app"), "m-app-green", "app:1", 1, {}, {}, {}, {"default": "m_default"}, [], "m", minimal,
+    )
+    assert wanted["TaskTemplate"] == {
+        "ContainerSpec": {"Image": "app:1", "Labels": {}, "Env": []},
+        "Networks": [{"Target": "m_default", "Aliases": []}],
+    }
+    assert wanted["EndpointSpec"] == {"Mode": "dnsrr", "Ports": []}
+
+
+@pytest.mark.parametrize(
+    "restart, deploy, expected",
+    [
+        ("on-failure:3", "", {"Condition": "on-failure", "MaxAttempts": 3}),
+        ("no", "", {"Condition": "none"}),
+        ("always", "\n    deploy: {restart_policy: {condition: on-failure, delay: 5s}}",
+         {"Condition": "on-failure", "Delay": 5 * NS}),
+    ],
+)
+def test_restart_policy_from_deploy_else_from_restart(write_file, restart, deploy, expected):
+    text = 'services:\n  app:\n    image: app:1\n    restart: "%s"%s\n' % (restart, deploy)
+    spec = load_project(write_file("r/docker-compose.yml", text), "r").service("app")
+    wanted = swarm.build_service_spec(spec, "r-app-blue", "app:1", 1, {}, {}, {}, {"default": "r_default"}, [], "r")
+    assert wanted["TaskTemplate"]["RestartPolicy"] == expected
+
+
+@pytest.mark.parametrize(
+    "port, message",
+    [
+        ("{target: 8080, mode: ingress}", r"port 8080/tcp has mode ingress, which backend swarm does not use"),
+        ("127.0.0.1::8080", r"port 8080/tcp names host_ip 127.0.0.1, which Swarm cannot bind"),
+    ],
+)
+def test_ports_swarm_cannot_publish_are_refused_with_the_reason(write_file, port, message):
+    text = "services:\n  app:\n    image: app:1\n    ports: [%s]\n" % (port if port.startswith("{") else '"%s"' % port)
+    spec = load_project(write_file("p/docker-compose.yml", text), "p").service("app")
+    with pytest.raises(FlowError, match=r"^service app: " + message):
+        swarm.build_service_spec(spec, "p-app-blue", "app:1", 1, {}, {}, {}, {"default": "p_default"}, [], "p")
+
+
+def test_a_fixed_published_port_and_the_vip_endpoint_mode_are_kept(write_file):
+    text = "services:\n  db:\n    image: db:1\n    ports: ['5432:5432']\n    deploy: {endpoint_mode: vip}\n"
+    spec = load_project(write_file("v/docker-compose.yml", text), "v").service("db")
+    endpoint = swarm.build_service_spec(spec, "v-db", "db:1", 1, {}, {}, {}, {"default": "v_default"}, [], "v")["EndpointSpec"]
+    port = {"Protocol": "tcp", "TargetPort": 5432, "PublishMode": "host", "PublishedPort": 5432}
+    assert endpoint == {"Mode": "vip", "Ports": [port]}
+
+
+# -- names ----------------------------------------------------------------------------------------
+
+
+def test_service_names():
+    assert swarm.service_name("books-app", "blue", 4) == "books-app-blue"
+    assert swarm.service_name("books-app", "plain", 4) == "books-app-r4"
+    with pytest.raises(FlowError, match=r"^service_name='a{60}' is too long for Swarm: a{60}-green has 66 characters"):
+        swarm.service_name("a" * 60, "green", 1)
+
+
+@pytest.mark.parametrize(
+    "image, digests, expected",
+    [
+        ("reg:5000/team/app:1", ["reg:5000/team/app@sha256:abc"], "reg:5000/team/app:1@sha256:abc"),
+        ("reg:5000/team/app", ["reg:5000/team/app@sha256:abc"], "reg:5000/team/app@sha256:abc"),
+        ("app:1", ["other@sha256:abc"], "app:1"),
+        ("app:1", None, "app:1"),
+        ("app:1@sha256:old", ["app@sha256:new"], "app:1@sha256:new"),
+    ],
+)
+def test_images_are_pinned_to_the_digest_the_manager_resolved(image, digests, expected):
+    assert swarm.pinned_image(image, digests) == expected
+
+
+# -- tasks as instances -----------------------------------------------------------------------------
+
+SERVICE_SPEC = {"Name": "books-app-blue", "Labels": {swarm.LABEL_DOCKER_HEALTH: "true"}}
+
+
+def task(state="running", err=None, ports=(), slot=2, node="n1", labels=None):
+    return {
+        "ID": "t" * 25,
+        "ServiceID": "s1",
+        "Slot": slot,
+        "NodeID": node,
+        "CreatedAt": "2026-01-01T00:00:00Z",
+        "DesiredState": "running",
+        "Spec": {"ContainerSpec": {"Image": "app:1", "Labels": labels if labels is not None else {
+            LABEL_SERVICE: "books-app", LABEL_COLOR: "blue", LABEL_RELEASE: "7", LABEL_CONFIG_HASH: "h1"}}},
+        "Status": {"State": state, "Err": err, "ContainerStatus": {"ExitCode": 0 if state == "running" else 1},
+                   "PortStatus": {"Ports": [{"Protocol": "tcp", "TargetPort": t, "PublishedPort": p, "PublishMode": "host"}
+                                            for t, p in ports]}},
+    }
+
+
+def test_a_running_task_is_a_healthy_running_instance_on_its_node():
+    instance = swarm.task_instance(task(ports=[(8080, 30001)]), SERVICE_SPEC, "10.231.0.12")
+    assert instance.name == "books-app-blue.2." + "t" * 25  # the task's container name
+    assert (instance.service, instance.color, instance.release, instance.number) == ("books-app", "blue", 7, 2)
+    assert (instance.status, instance.health, instance.config_hash) == ("running", "healthy", "h1")
+    assert instance.ports == {"8080/tcp": 30001} and instance.address == "10.231.0.12"
+    assert instance.as_dict()["address"] == "10.231.0.12" and instance.error is None
+
+
+@pytest.mark.parametrize(
+    "state, err, status, health",
+    [
+        ("pending", "no suitable node (1 node not available)", "created", "starting"),
+        ("starting", None, "created", "starting"),
+        ("failed", "task: non-zero exit (137): dockerexec: unhealthy container", "exited", "unhealthy"),
+        ("rejected", "No such image: app:9", "exited", "starting"),
+        ("orphaned", None, "dead", "starting"),
+    ],
+)
+def test_task_states_map_to_container_states_and_keep_the_engines_reason(state, err, status, health):
+    instance = swarm.task_instance(task(state=state, err=err), SERVICE_SPEC, None)
+    assert (instance.status, instance.health, instance.error) == (status, health, err)
+
+
+def test_a_task_without_a_docker_healthcheck_has_no_health():
+    assert swarm.task_instance(task(), {"Name": "x", "Labels": {}}, None).health is None
+
+
+def test_a_service_scaled_to_zero_lists_the_instances_it_remembers_as_stopped():
+    spec = {"Name": "books-app-green", "Labels": {LABEL_SERVICE: "books-app", LABEL_COLOR: "green", LABEL_RELEASE: "3",
+                                                   swarm.LABEL_STOPPED: "2"},
+            "TaskTemplate": {"ContainerSpec": {"Image": "app:2"}}}
+    stopped = swarm.stopped_instances("svc1", spec)
+    assert [(i.name, i.number, i.status, i.running, i.release, i.color) for i in stopped] == [
+        ("books-app-green.1", 1, "exited", False, 3, "green"),
+        ("books-app-green.2", 2, "exited", False, 3, "green"),
+    ]
+    assert all(swarm.is_stopped_instance(i) for i in stopped)
+    assert not swarm.is_stopped_instance(swarm.task_instance(task(), SERVICE_SPEC, None))
+
+
+def test_replicas_and_the_stopped_count_change_together_and_nothing_else():
+    spec = {"Name": "s", "Labels": {"a": "b"}, "Mode": {"Replicated": {"Replicas": 3}}, "TaskTemplate": {"x": 1}}
+    stopped = swarm.with_replicas(spec, 0, 3)
+    assert (swarm.replicas_of(stopped), swarm.stopped_of(stopped)) == (0, 3)
+    assert stopped["Labels"] == {"a": "b", swarm.LABEL_STOPPED: "3"} and stopped["TaskTemplate"] == {"x": 1}
+    started = swarm.with_replicas(stopped, 3, 0)
+    assert started["Labels"] == {"a": "b"} and swarm.replicas_of(started) == 3
+    assert spec["Mode"] == {"Replicated": {"Replicas": 3}}  # the original is left alone
+
+
+# -- choosing the backend ---------------------------------------------------------------------------
+
+
+class EngineInfo:
+    """Stands in for a DockerClient's info(): an engine in Swarm mode cannot run here (never the host's)."""
+
+    def __init__(self, state, control):
+        self.api = type("Api", (), {"base_url": "http+docker://localhost"})()
+        self._info = {"Swarm": {"LocalNodeState": state, "ControlAvailable": control}}
+
+    def info(self):
+        return self._info
+
+
+@pytest.mark.parametrize(
+    "choice, state, control, expected",
+    [
+        ("auto", "active", True, swarm.SwarmBackend),
+        ("auto", "active", False, ContainerBackend),
+        ("auto", "inactive", False, ContainerBackend),
+        ("container", "active", True, ContainerBackend),
+        ("swarm", "active", True, swarm.SwarmBackend),
+    ],
+)
+def test_auto_is_swarm_on_an_active_manager_only(choice, state, control, expected):
+    assert type(swarm.select_backend(EngineInfo(state, control), choice, "tcp://m:2376")) is expected
+
+
+@pytest.mark.parametrize(
+    "state, control, what", [("active", False, "a Swarm worker"), ("inactive", False, "not in Swarm mode")]
+)
+def test_swarm_on_an_engine_that_is_no_manager_fails_naming_it(state, control, what):
+    with pytest.raises(FlowError, match=r"^backend=swarm needs a Swarm manager, and the engine at tcp://m:2376 "
+                                        r"\(docker_host\) is %s: point docker_host at a manager" % what):
+        swarm.select_backend(EngineInfo(state, control), "swarm", "tcp://m:2376")
+
+
+def test_a_bad_backend_names_the_allowed_values():
+    with pytest.raises(FlowError, match=r"^backend='k8s' is not valid: use one of auto, container, swarm\.$"):
+        swarm.select_backend(EngineInfo("inactive", False), "k8s", "x")
