@@ -11,18 +11,21 @@ import urllib.request
 import uuid
 
 import pytest
-from support.dockerd import ExtraDockerd
 
 from conftest import APP_V1, wait_for
+from support.dockerd import ExtraDockerd
 
 
 def host_links():
     return set(subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout.split("\n"))
 
 
+def link_names():
+    return {line.split(":")[1].strip().split("@")[0] for line in host_links() if line}
+
+
 def bridge_links():
-    names = {line.split(":")[1].strip().split("@")[0] for line in host_links() if line}
-    return {name for name in names if name.startswith("br-")}
+    return {name for name in link_names() if name.startswith("br-")}
 
 
 def answer(port):
@@ -68,6 +71,11 @@ def test_runs_a_published_container_restarts_and_cleans_up(docker_client, extra_
     assert not docker_client.networks.list(names=[name])
     assert container.id not in {c.id for c in docker_client.containers.list(all=True)}
 
+    # The main engine's default bridge survives the extra daemon (whose own is dfbr-*), and a
+    # container on it still starts.
+    assert "docker0" in link_names() and extra_daemon.bridge in link_names()
+    docker_client.containers.run("dockerflow-test/base:bookworm", ["true"], remove=True, labels={"dockerflow.test": "1"})
+
     extra_daemon.restart()
     assert extra_daemon.client().containers.get(name).status == "running"
     extra_daemon.restart(kill=True)
@@ -84,6 +92,7 @@ def test_runs_a_published_container_restarts_and_cleans_up(docker_client, extra_
     with open("/proc/self/mountinfo") as handle:
         assert root not in handle.read()
     assert not (bridge_links() - links_before - _main_engine_links(docker_client)), "a br-* link outlived cleanup"
+    assert extra_daemon.bridge not in link_names() and "docker0" in link_names()
 
 
 def _answers(port):

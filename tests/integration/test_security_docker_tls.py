@@ -12,11 +12,11 @@ import os
 import shutil
 
 import pytest
+
+from conftest import APP_V1, APP_V2, BASE_IMAGE, FlowProject, free_ports, http_json
 from support.dockerd import ExtraDockerd
 from support.playbook import assert_clean_failure, run_tasks
 from support.tls import CertificateAuthority
-
-from conftest import APP_V1, APP_V2, BASE_IMAGE, FlowProject, free_ports, http_json
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,12 @@ Isolation from the main engine (checked on Debian's docker.io 20.10):
   containerd lives and dies with the main dockerd, so a test restarting either would disturb the
   other. The containerd namespaces are distinct anyway (``--containerd-namespace`` /
   ``--containerd-plugins-namespace``), so even a shared containerd keeps the two apart.
-- ``--bridge none --iptables=false --ip-masq=false``: no docker0, no iptables or NAT rules.
-  User-defined bridge networks (Compose's ``<project>_default``) still work: the daemon picks a
+- Its default bridge is a link of its own, ``dfbr-<tag>``, made before it starts (a free /24
+  in 10.250.0.0/16) and deleted by cleanup(). Never ``--bridge none``: dockerd then deletes the
+  host's ``docker0`` link (moby's removeDefaultBridgeInterface), the main engine's default
+  bridge, and ``docker run`` there fails with "could not find bridge docker0".
+- ``--iptables=false --ip-masq=false --ip-forward=false``: no iptables, NAT or sysctl changes.
+  User-defined bridge networks (Compose's ``<project>_default``) work too: the daemon picks a
   subnet no host route uses, creates a ``br-*`` link that goes away with the network, and
   publishes ports through docker-proxy (no iptables needed), so ``127.0.0.1:<host port>``
   reaches a container. ``network_mode: host`` works too.
@@ -37,8 +41,10 @@ deletes the directory. ``reap_orphans()`` does the same for daemons whose owning
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -95,6 +101,7 @@ class ExtraDockerd:
         with open(os.path.join(self.root, SETTINGS_FILE), "w") as handle:
             json.dump({"tcp_port": tcp_port, "tls": tls.__dict__ if tls else None, "live_restore": live_restore,
                        "extra_args": self.extra_args}, handle)
+        self.bridge = "dfbr-" + self.tag  # at most 15 characters: an interface name
         self.process = None
         self._clients = []
 
@@ -130,9 +137,10 @@ class ExtraDockerd:
             "--pidfile", self.pidfile,
             "--containerd-namespace", namespace,
             "--containerd-plugins-namespace", namespace + "-plugins",
-            "--bridge", "none",
+            "--bridge", self.bridge,
             "--iptables=false",
             "--ip-masq=false",
+            "--ip-forward=false",
             "-H", self.unix_url,
         ]
         if self.tcp_port is not None:
@@ -147,6 +155,7 @@ class ExtraDockerd:
     def start(self):
         if self.running():
             return self
+        _ensure_bridge(self.bridge)
         with open(self.log_path, "ab") as log:
             # Own session: a Ctrl-C of the test run reaches pytest, which cleans up, not dockerd directly.
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -280,6 +289,7 @@ class ExtraDockerd:
             except Exception as exc:  # best effort: the directory goes below anyway
                 sys.stderr.write("dockerd %s: could not remove containers: %s\n" % (self.root, exc))
         self.stop()
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
         _remove_tree(self.root)
 
     def _close_clients(self):
@@ -333,6 +343,25 @@ def _mounts_under(root):
             if point == root or point.startswith(root + "/"):
                 points.append(point)
     return sorted(points, key=len, reverse=True)
+
+
+def _ensure_bridge(name):
+    """A bridge link ``name`` with the first address of a /24 no host route overlaps."""
+    if subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0:
+        return
+    routes = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True, check=True).stdout
+    used = []
+    for line in routes.splitlines():
+        try:
+            used.append(ipaddress.ip_network(line.split()[0], strict=False))
+        except ValueError:  # "default" and the like
+            pass
+    candidates = [ipaddress.ip_network("10.250.%d.0/24" % third) for third in range(256)]
+    random.shuffle(candidates)  # daemons of tests running side by side rarely pick the same one
+    subnet = next(net for net in candidates if not any(net.overlaps(other) for other in used))
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True, capture_output=True)
+    subprocess.run(["ip", "addr", "add", "%s/24" % next(subnet.hosts()), "dev", name], check=True, capture_output=True)
+    subprocess.run(["ip", "link", "set", name, "up"], check=True, capture_output=True)
 
 
 def _remove_tree(root):
