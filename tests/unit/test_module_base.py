@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+"""What every flow module does before and after its step: resolve options from parameters,
+FLOW_* environment and docker-flow.yml, derive names, refuse bad values, and turn the
+outcome into exit_json or a one-line fail_json.
+
+A real AnsibleModule parses the arguments (ansible.module_utils.testing). Where a test
+needs the proxy's Docker client or a Consul client, a recorder stands in for the
+connection: these tests are about the options the module derives, and
+tests/integration drives every module against the real engine and Consul.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import types
+
+import pytest
+from ansible.module_utils.common import warnings
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.dockerflow.flow.plugins.module_utils import module_base
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
+    CONSUL_ARGS,
+    DOCKER_ARGS,
+    PROXY_ARGS,
+    SERVICE_ARGS,
+    FlowModule,
+    argument_spec,
+)
+
+SPEC = argument_spec(DOCKER_ARGS, CONSUL_ARGS, SERVICE_ARGS, PROXY_ARGS, scale=dict(type="raw"),
+                     health_timeout=dict(type="int"), max_instances=dict(type="int"))
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("FLOW", "DOCKER_", "CONSUL_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def module():
+    """module(args) -> a FlowModule over ``args``; they stay patched in until the test ends, as
+    exit_json and fail_json read them too."""
+    with contextlib.ExitStack() as stack:
+
+        def make(args, check_mode=False, diff=False):
+            stack.enter_context(patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)))
+            return FlowModule(SPEC)
+
+        yield make
+
+
+@pytest.fixture(autouse=True)
+def no_warnings_from_other_tests():
+    """AnsibleModule keeps warnings in a process-wide registry."""
+    warnings._global_warnings.clear()
+    yield
+    warnings._global_warnings.clear()
+
+
+def exit_result(capsys, runner, action):
+    """(exit code, result) of ``runner.run(action)``, warnings as their messages."""
+    with pytest.raises(SystemExit) as caught:
+        runner.run(action)
+    result = json.loads(capsys.readouterr().out)
+    result["warnings"] = [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
+    return caught.value.code, result
+
+
+@pytest.fixture
+def project(tmp_path):
+    directory = tmp_path / "Books_MS"
+    directory.mkdir()
+    (directory / "docker-compose.yml").write_text("services:\n  app:\n    image: x\n", encoding="utf-8")
+    return directory
+
+
+def test_argument_spec_merges_groups_and_extra_options_without_sharing_them():
+    spec = argument_spec(DOCKER_ARGS, scale=dict(type="raw"))
+    assert spec["docker_host"] == {"type": "str", "aliases": ["host"]} and spec["scale"] == {"type": "raw"}
+    spec["docker_host"]["type"] = "int"
+    assert DOCKER_ARGS["docker_host"]["type"] == "str"
+
+
+def test_names_default_from_the_compose_directory_and_target(project, module):
+    runner = module({"project_dir": str(project)})
+    values = runner.resolve()
+    assert values["project"] == "books_ms" and values["target"] == "app"
+    assert values["service_name"] == "books-ms-app"  # one DNS label: '_' and '.' become '-'
+    assert values["service_address"] == "127.0.0.1"
+    assert runner.sources["project"] == "default" and runner.sources["service_name"] == "default"
+
+
+def test_parameters_win_over_environment_over_the_flow_file(project, monkeypatch, module):
+    (project / "docker-flow.yml").write_text("target: web\nscale: '+2'\nconsul_address: http://file:8500\n",
+                                             encoding="utf-8")
+    monkeypatch.setenv("FLOW_CONSUL_ADDRESS", "http://env:8500")
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.5:2376")
+    runner = module({"project_dir": str(project), "scale": "3", "compose_path": "docker-compose.yml"})
+    values = runner.resolve()
+    assert (values["scale"], runner.sources["scale"]) == ("3", "parameter")
+    assert (values["consul_address"], runner.sources["consul_address"]) == ("http://env:8500", "env:FLOW_CONSUL_ADDRESS")
+    assert (values["target"], runner.sources["target"]) == ("web", "file")
+    assert values["compose_path"] == str(project / "docker-compose.yml")
+    assert values["service_address"] == "10.0.0.5"  # where published ports answer: the engine's host
+
+
+@pytest.mark.parametrize(
+    "args, environ, message",
+    [
+        ({"project_dir": "/nonexistent/dir"}, {}, "project_dir /nonexistent/dir is not a directory."),
+        ({"flow_file": "missing.yml"}, {}, "missing.yml"),
+        ({"health_timeout": 0}, {}, "health_timeout=0 is not valid: use a whole number of 1 or more."),
+        ({}, {"FLOW_BACKEND": "k8s"}, "backend='k8s' (from env:FLOW_BACKEND) is not valid: use one of auto, container, swarm."),
+        ({"lock_ttl": 5}, {}, "lock_ttl=5 is not valid: use 10 to 86400 seconds"),
+        ({"service_name": "bad name"}, {}, "service_name='bad name' is not valid: use 1-63 letters"),
+    ],
+)
+def test_bad_options_are_refused_with_the_parameter_named(project, monkeypatch, args, environ, message, module):
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    runner = module(dict({"project_dir": str(project)}, **args))
+    with pytest.raises(FlowError) as caught:
+        runner.resolve()
+    assert message in caught.value.msg
+
+
+def test_run_exits_with_the_result_its_sources_and_no_diff_unless_asked(project, capsys, module):
+    runner = module({"project_dir": str(project), "scale": "2"})
+    code, result = exit_result(capsys, runner, lambda r: {"changed": True, "msg": "done", "diff": {"before": 1}})
+    assert code == 0 and result["changed"] and result["msg"] == "done" and "diff" not in result
+    assert result["option_sources"] == {"scale": "parameter"}
+    runner = module({"project_dir": str(project)}, diff=True)
+    code, result = exit_result(capsys, runner, lambda r: {"changed": False, "diff": {"before": 1}})
+    assert result["diff"] == {"before": 1}
+
+
+def test_a_flow_error_is_one_line_with_its_details_and_a_bug_is_named(project, capsys, module):
+    def refuse(runner):
+        raise FlowError("Release 2 failed.", failed_instance="app-green-1")
+
+    code, result = exit_result(capsys, module({"project_dir": str(project)}), refuse)
+    assert code == 1 and result["failed"] and result["msg"] == "Release 2 failed."
+    assert result["failed_instance"] == "app-green-1"
+
+    def bug(runner):
+        raise KeyError("colors")
+
+    code, result = exit_result(capsys, module({"project_dir": str(project)}), bug)
+    assert code == 1 and result["msg"] == "Unexpected KeyError: 'colors'"
+
+
+def test_the_flows_warnings_become_module_warnings(project, capsys, module):
+    def action(runner):
+        runner.current_flow = types.SimpleNamespace(warnings=["Undoing the new instances was incomplete."])
+        return {"changed": False}
+
+    code, result = exit_result(capsys, module({"project_dir": str(project)}), action)
+    assert code == 0 and result["warnings"] == ["Undoing the new instances was incomplete."]
+
+
+class Connections:
+    """Records what the module asked to connect to, instead of connecting."""
+
+    def __init__(self, warnings=()):
+        self.calls, self.warnings = [], list(warnings)
+
+    def __call__(self, host, cert_path, verify, timeout=60):
+        self.calls.append((host, cert_path, verify, timeout))
+        return types.SimpleNamespace(api=None, host=host), list(self.warnings)
+
+
+def test_the_proxy_uses_its_own_engine_and_certificates_else_the_services(project, monkeypatch, tmp_path, module):
+    connections = Connections()
+    monkeypatch.setattr(module_base, "connect", connections)
+    runner = module({"project_dir": str(project), "docker_host": "tcp://10.0.0.5:2376", "cert_path": str(tmp_path),
+                     "tls_verify": True, "consul_dns": "10.0.0.2:8600", "proxy_http_port": 8080})
+    runner.resolve()
+    node = runner.proxy_node()
+    assert connections.calls[-1] == ("tcp://10.0.0.5:2376", str(tmp_path), True, 60)
+    assert (node.name, node.image, node.master_port) == ("dockerflow-proxy", "haproxy:3.0", 9998)
+    assert (node.settings.consul_dns_address, node.settings.consul_dns_port, node.settings.http_port) == ("10.0.0.2", 8600, 8080)
+    runner = module({"project_dir": str(project), "docker_host": "tcp://10.0.0.5:2376", "cert_path": str(tmp_path),
+                     "proxy_docker_host": "tcp://10.0.0.9:2376", "proxy_tls_verify": False})
+    runner.resolve()
+    runner.proxy_node()
+    # the service's certificates are for its own engine, not the proxy's
+    assert connections.calls[-1] == ("tcp://10.0.0.9:2376", None, False, 60)
+
+
+def test_proxy_warnings_name_the_proxy_parameters_and_a_bad_dns_address_is_refused(project, monkeypatch, capsys, module):
+    monkeypatch.setattr(module_base, "connect", Connections(["docker_host tcp://10.0.0.9:2375 is plain TCP."]))
+    runner = module({"project_dir": str(project), "proxy_docker_host": "tcp://10.0.0.9:2375",
+                     "proxy_listen_address": "0.0.0.0", "proxy_stats_address": "0.0.0.0"})
+    code, result = exit_result(capsys, runner, lambda r: r.proxy_node() and {"changed": False})
+    assert code == 0 and "proxy_docker_host tcp://10.0.0.9:2375 is plain TCP." in result["warnings"]
+    assert any("stats" in warning for warning in result["warnings"][1:])
+    runner = module({"project_dir": str(project), "consul_dns": "consul:dns"})
+    runner.resolve()
+    with pytest.raises(FlowError, match=r"^consul_dns='consul:dns' is not valid: use HOST:PORT\.$"):
+        runner.proxy_node()
+
+
+def test_a_flow_gets_the_resolved_options_and_defaults(project, monkeypatch, module):
+    monkeypatch.setattr(FlowModule, "consul_client", lambda self: "consul-client")
+    runner = module({"project_dir": str(project), "scale": "+1", "lock_ttl": 60}, check_mode=True)
+    runner.resolve()
+    flow = runner.flow(engine=False, color="green")
+    settings = flow.settings
+    assert (settings.service, settings.project, settings.target, settings.scale) == ("books-ms-app", "books_ms", "app", "+1")
+    assert (settings.health_timeout, settings.lock_timeout, settings.lock_ttl, settings.keep_releases) == (120, 300, 60, 1)
+    assert settings.color == "green"
+    assert flow.check_mode and flow.backend is None and runner.current_flow is flow
