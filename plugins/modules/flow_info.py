@@ -18,21 +18,10 @@ extends_documentation_fragment:
   - dockerflow.flow.docker
   - dockerflow.flow.consul
   - dockerflow.flow.service
+  - dockerflow.flow.attributes.info_module
+  - dockerflow.flow.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
-attributes:
-  action_group:
-    support: full
-    membership: [dockerflow.flow.flow]
-  platform:
-    support: full
-    platforms: posix
-    details: The modules reach Docker engines and Consul over their APIs from the host that runs them.
-  check_mode:
-    support: full
-    details: The module changes nothing, so it runs the same in check mode.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

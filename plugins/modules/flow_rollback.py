@@ -22,20 +22,9 @@ extends_documentation_fragment:
   - dockerflow.flow.docker
   - dockerflow.flow.consul
   - dockerflow.flow.service
+  - dockerflow.flow.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
-attributes:
-  action_group:
-    support: full
-    membership: [dockerflow.flow.flow]
-  platform:
-    support: full
-    platforms: posix
-    details: The modules reach Docker engines and Consul over their APIs from the host that runs them.
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 options:
   health_timeout:
     description: Seconds to wait for the restarted instances to become healthy. Defaults to 120.

@@ -23,20 +23,9 @@ extends_documentation_fragment:
   - dockerflow.flow.consul
   - dockerflow.flow.service
   - dockerflow.flow.proxy
+  - dockerflow.flow.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
-attributes:
-  action_group:
-    support: full
-    membership: [dockerflow.flow.flow]
-  platform:
-    support: full
-    platforms: posix
-    details: The modules reach Docker engines and Consul over their APIs from the host that runs them.
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 options:
   keep_releases:
     description: How many old releases keep their (stopped) containers. Defaults to 1. Falls back to E(FLOW_KEEP_RELEASES).
