@@ -33,14 +33,26 @@ options:
   proxy_http_port:
     description: Port of the proxy's HTTP frontend. Defaults to V(80).
     type: int
+  proxy_stats_address:
+    description:
+      - Address the statistics page (and C(/healthz)) binds on the proxy host. Defaults to V(127.0.0.1).
+      - The page lists every route, backend and server without authentication; any other than a loopback address
+        gives a warning. Falls back to E(FLOW_PROXY_STATS_ADDRESS).
+    type: str
   proxy_stats_port:
-    description: Port of the statistics page, bound to the proxy host's loopback. Defaults to V(8404).
+    description: Port of the statistics page on O(proxy_stats_address). Defaults to V(8404).
     type: int
+  proxy_admin_address:
+    description:
+      - Address HAProxy's runtime API and master CLI bind on the proxy host. Defaults to V(127.0.0.1).
+      - Both take admin commands without authentication; any other than a loopback address gives a warning.
+        The master CLI takes a new address when the proxy container is created. Falls back to E(FLOW_PROXY_ADMIN_ADDRESS).
+    type: str
   proxy_admin_port:
-    description: Port of HAProxy's runtime API, bound to the proxy host's loopback. Defaults to V(9999).
+    description: Port of HAProxy's runtime API on O(proxy_admin_address). Defaults to V(9999).
     type: int
   proxy_master_port:
-    description: Port of HAProxy's master CLI, bound to the proxy host's loopback. Defaults to V(9998).
+    description: Port of HAProxy's master CLI on O(proxy_admin_address). Defaults to V(9998).
     type: int
   consul_dns:
     description:

@@ -89,6 +89,8 @@ OPTIONS = {
     "proxy_name": _opt(env=("FLOW_PROXY_NAME",), file_keys=("proxy_name",), default="dockerflow-proxy"),
     "proxy_image": _opt(env=("FLOW_PROXY_IMAGE",), file_keys=("proxy_image",), default="haproxy:3.0"),
     "proxy_listen_address": _opt(env=("FLOW_PROXY_LISTEN_ADDRESS",), file_keys=("proxy_listen_address",), default="*"),
+    "proxy_stats_address": _opt(env=("FLOW_PROXY_STATS_ADDRESS",), file_keys=("proxy_stats_address",), default="127.0.0.1"),
+    "proxy_admin_address": _opt(env=("FLOW_PROXY_ADMIN_ADDRESS",), file_keys=("proxy_admin_address",), default="127.0.0.1"),
     "proxy_http_port": _opt("int", env=("FLOW_PROXY_HTTP_PORT",), file_keys=("proxy_http_port",), default=80),
     "proxy_stats_port": _opt("int", env=("FLOW_PROXY_STATS_PORT",), file_keys=("proxy_stats_port",), default=8404),
     "proxy_admin_port": _opt("int", env=("FLOW_PROXY_ADMIN_PORT",), file_keys=("proxy_admin_port",), default=9999),

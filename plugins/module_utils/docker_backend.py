@@ -11,13 +11,13 @@ do alike (errors, images, networks).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import types
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
 try:
@@ -197,21 +197,12 @@ def docker_connection_settings(docker_host=None, cert_path=None, tls_verify=None
         if missing:
             raise FlowError("cert_path %s lacks %s." % (cert_path, ", ".join(os.path.basename(m) for m in missing)))
     elif parsed.scheme in ("tcp", "http"):
-        who = "every user and process on that machine" if _is_loopback(parsed.hostname) else "anyone on the network"
+        who = "every user and process on that machine" if is_loopback(parsed.hostname) else "anyone on the network"
         warnings.append(
             "docker_host %s is plain TCP without TLS: %s can control that engine. "
             "Set cert_path to use TLS." % (base_url, who)
         )
     return base_url, tls_files, tls_verify, warnings
-
-
-def _is_loopback(hostname):
-    if hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname or "").is_loopback
-    except ValueError:
-        return False
 
 
 def connect(docker_host=None, cert_path=None, tls_verify=None, timeout=60):

@@ -25,6 +25,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
 PATH_TYPES = ("prefix", "exact", "regex")
@@ -179,16 +180,16 @@ class ProxySettings:
 
     def validated(self):
         for address, parameter in (
-            (self.http_address, "listen_address"),
-            (self.stats_address, "stats_address"),
-            (self.admin_address, "admin_address"),
+            (self.http_address, "proxy_listen_address"),
+            (self.stats_address, "proxy_stats_address"),
+            (self.admin_address, "proxy_admin_address"),
             (self.consul_dns_address, "consul_dns"),
         ):
             config_word(address, "address", parameter)
         for port, parameter in (
-            (self.http_port, "http_port"),
-            (self.stats_port, "stats_port"),
-            (self.admin_port, "admin_port"),
+            (self.http_port, "proxy_http_port"),
+            (self.stats_port, "proxy_stats_port"),
+            (self.admin_port, "proxy_admin_port"),
             (self.consul_dns_port, "consul_dns"),
         ):
             config_word(port, "port", parameter)
@@ -199,6 +200,27 @@ class ProxySettings:
         if isinstance(self.max_servers, bool) or not isinstance(self.max_servers, int) or not 1 <= self.max_servers <= 1000:
             raise FlowError("max_servers=%r is not valid: use 1 to 1000." % self.max_servers)
         return self
+
+
+def exposure_warnings(settings):
+    """Warnings for the proxy's own endpoints bound beyond the proxy host's loopback."""
+    warnings = []
+    if not is_loopback(settings.stats_address):
+        warnings.append(
+            "proxy_stats_address=%s: the statistics page (every route, backend and server) is open to anyone who "
+            "reaches that address, without authentication." % settings.stats_address
+        )
+    if not is_loopback(settings.admin_address):
+        warnings.append(
+            "proxy_admin_address=%s: HAProxy's runtime API (admin level) and master CLI take commands from anyone "
+            "who reaches that address, without authentication." % settings.admin_address
+        )
+    return warnings
+
+
+def socket_address(address, port):
+    """An address outside bind lines (stats socket, the master CLI's -S): HAProxy wants ipv6@ for IPv6."""
+    return "%s@%s:%d" % ("ipv6" if ":" in address else "ipv4", address.strip("[]"), port)
 
 
 def backend_name(service, color):
@@ -274,8 +296,7 @@ def render(routes, settings, generation=None, unrouted=()):
     global_lines = [
         "global",
         "    log stdout format raw local0 info",
-        "    stats socket %s@%s:%d level admin expose-fd listeners"
-        % ("ipv6" if ":" in settings.admin_address else "ipv4", settings.admin_address.strip("[]"), settings.admin_port),
+        "    stats socket %s level admin expose-fd listeners" % socket_address(settings.admin_address, settings.admin_port),
         "    server-state-file %s" % settings.server_state_file,
         "    hard-stop-after 5m",
     ]

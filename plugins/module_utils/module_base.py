@@ -25,7 +25,11 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.flows import Flow, FlowSettings
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
+    ProxySettings,
+    config_word,
+    exposure_warnings,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.swarm_backend import BACKENDS, select_backend
 
@@ -68,6 +72,8 @@ PROXY_ARGS = dict(
     proxy_name=dict(type="str"),
     proxy_image=dict(type="str"),
     proxy_listen_address=dict(type="str"),
+    proxy_stats_address=dict(type="str"),
+    proxy_admin_address=dict(type="str"),
     proxy_http_port=dict(type="int"),
     proxy_stats_port=dict(type="int"),
     proxy_admin_port=dict(type="int"),
@@ -101,6 +107,7 @@ class FlowModule:
         "publish_address", "service_address", "pull", "health_path", "health_port", "health_timeout",
         "lock_timeout", "lock_ttl", "keep_releases", "service_path", "service_domain", "path_type", "proxy_docker_host",
         "proxy_docker_cert_path", "proxy_tls_verify", "proxy_name", "proxy_image", "proxy_listen_address",
+        "proxy_stats_address", "proxy_admin_address",
         "proxy_http_port", "proxy_stats_port", "proxy_admin_port", "proxy_master_port", "consul_dns", "drain_timeout",
     )
 
@@ -188,14 +195,20 @@ class FlowModule:
         settings = ProxySettings(
             http_address=values.get("proxy_listen_address") or "*",
             http_port=values.get("proxy_http_port") or 80,
+            stats_address=values.get("proxy_stats_address") or "127.0.0.1",
+            admin_address=values.get("proxy_admin_address") or "127.0.0.1",
             stats_port=values.get("proxy_stats_port") or 8404,
             admin_port=values.get("proxy_admin_port") or 9999,
             consul_dns_address=dns_host or "127.0.0.1",
             consul_dns_port=dns_port,
         ).validated()
+        master_port = values.get("proxy_master_port") or 9998
+        config_word(master_port, "port", "proxy_master_port")
+        for warning in exposure_warnings(settings):
+            self.module.warn(warning)
         return ProxyNode(
             client, settings, name=values.get("proxy_name") or "dockerflow-proxy",
-            image=values.get("proxy_image") or "haproxy:3.0", master_port=values.get("proxy_master_port") or 9998,
+            image=values.get("proxy_image") or "haproxy:3.0", master_port=master_port,
         )
 
     def consul_client(self):

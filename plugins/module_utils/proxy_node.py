@@ -17,7 +17,9 @@ import io
 import tarfile
 import time
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import local_address
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import socket_address
 
 try:
     import docker.errors
@@ -34,21 +36,22 @@ RELOAD_SCRIPT = CONFIG_DIR + "/dockerflow-reload.sh"
 LABEL_PROXY = "dockerflow.proxy"
 DEFAULT_IMAGE = "haproxy:3.0"
 
-# Talks to the runtime API or the master CLI on the host loopback; bash's /dev/tcp needs no extra tool.
+# Talks to the runtime API or the master CLI (on the host loopback unless proxy_admin_address says
+# otherwise); bash's /dev/tcp needs no extra tool.
 CLI_SCRIPT_TEXT = """#!/bin/bash
-# dockerflow-cli.sh PORT COMMAND: one command to HAProxy's runtime API or master CLI.
+# dockerflow-cli.sh PORT COMMAND [ADDRESS]: one command to HAProxy's runtime API or master CLI.
 set -euo pipefail
-exec 3<>"/dev/tcp/127.0.0.1/$1"
+exec 3<>"/dev/tcp/${3:-127.0.0.1}/$1"
 printf '%s\\nquit\\n' "$2" >&3
 timeout 10 cat <&3
 """
 
 # Saves the servers' resolved addresses for the next worker (init-addr last), then reloads.
 RELOAD_SCRIPT_TEXT = """#!/bin/bash
-# dockerflow-reload.sh ADMIN_PORT STATE_FILE: save server state, then a hitless master-worker reload.
+# dockerflow-reload.sh ADMIN_PORT STATE_FILE [ADDRESS]: save server state, then a hitless master-worker reload.
 set -euo pipefail
 state_file="$2"
-if /bin/bash "$(dirname "$0")/dockerflow-cli.sh" "$1" "show servers state" > "$state_file.tmp"; then
+if /bin/bash "$(dirname "$0")/dockerflow-cli.sh" "$1" "show servers state" "${3:-127.0.0.1}" > "$state_file.tmp"; then
     mv "$state_file.tmp" "$state_file"
 fi
 kill -USR2 1
@@ -66,6 +69,7 @@ class ProxyNode:
         self.image = image
         self.master_port = master_port
         self.volume = "%s-config" % name
+        self.admin_host = local_address(settings.admin_address)  # where the helper script connects
 
     # -- container -----------------------------------------------------------------
     def _call(self, what, function, *args, **kwargs):
@@ -136,7 +140,8 @@ class ProxyNode:
             self.image,
             name=self.name,
             user="0",  # binds port 80 on the host network; the workers drop to the haproxy user
-            command=["haproxy", "-S", "ipv4@127.0.0.1:%d" % self.master_port, "-f", CONFIG_FILE],
+            # The master CLI's address is fixed here: a later proxy_admin_address applies to a new container.
+            command=["haproxy", "-S", socket_address(self.settings.admin_address, self.master_port), "-f", CONFIG_FILE],
             labels={LABEL_PROXY: "true"},
             host_config=host_config,
         )
@@ -204,13 +209,13 @@ class ProxyNode:
         return code, output.decode("utf-8", "replace")
 
     def runtime(self, command):
-        code, output = self.exec(["bash", CLI_SCRIPT, str(self.settings.admin_port), command])
+        code, output = self.exec(["bash", CLI_SCRIPT, str(self.settings.admin_port), command, self.admin_host])
         if code != 0:
             raise FlowError("HAProxy's runtime API in %s did not answer %r: %s" % (self.name, command, output.strip()[:200]))
         return output
 
     def master(self, command):
-        code, output = self.exec(["bash", CLI_SCRIPT, str(self.master_port), command])
+        code, output = self.exec(["bash", CLI_SCRIPT, str(self.master_port), command, self.admin_host])
         if code != 0:
             raise FlowError("HAProxy's master CLI in %s did not answer %r: %s" % (self.name, command, output.strip()[:200]))
         return output
@@ -240,7 +245,9 @@ class ProxyNode:
         code, output = self.exec(["mv", CANDIDATE_FILE, CONFIG_FILE])
         if code != 0:
             raise FlowError("Installing the new HAProxy configuration failed: %s" % output.strip())
-        code, output = self.exec(["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file])
+        code, output = self.exec(
+            ["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file, self.admin_host]
+        )
         if code != 0:
             raise FlowError("Reloading HAProxy failed: %s" % output.strip()[:300])
         marker = "be_dockerflow_generation_%s" % generation

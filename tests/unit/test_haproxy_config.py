@@ -30,7 +30,9 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     Route,
     backend_name,
     config_word,
+    exposure_warnings,
     render,
+    socket_address,
 )
 
 TEXT_KINDS = ("service", "color", "path", "regex", "domain", "address")
@@ -757,14 +759,14 @@ def test_render_settings():
 @pytest.mark.parametrize(
     "kwargs, parameter",
     [
-        (dict(http_address="1.2.3.4\nbind *:1"), "listen_address"),
-        (dict(http_address="*\n"), "listen_address"),
-        (dict(stats_address="a b"), "stats_address"),
-        (dict(admin_address="#"), "admin_address"),
+        (dict(http_address="1.2.3.4\nbind *:1"), "proxy_listen_address"),
+        (dict(http_address="*\n"), "proxy_listen_address"),
+        (dict(stats_address="a b"), "proxy_stats_address"),
+        (dict(admin_address="#"), "proxy_admin_address"),
         (dict(consul_dns_address=""), "consul_dns"),
-        (dict(http_port=0), "http_port"),
-        (dict(stats_port=True), "stats_port"),
-        (dict(admin_port="9999"), "admin_port"),
+        (dict(http_port=0), "proxy_http_port"),
+        (dict(stats_port=True), "proxy_stats_port"),
+        (dict(admin_port="9999"), "proxy_admin_port"),
         (dict(consul_dns_port=70000), "consul_dns"),
         (dict(consul_domain="consul\n"), "consul_domain"),
         (dict(consul_domain="con sul"), "consul_domain"),
@@ -1023,3 +1025,26 @@ def test_a_second_route_for_a_service_is_rejected(routes, data):
     twin = data.draw(valid_routes(service=st.sampled_from([route.service for route in routes])))
     with pytest.raises(FlowError, match="more than one route"):
         render(routes + [twin], SETTINGS)
+
+
+# --- the proxy's own endpoints ---------------------------------------------------------------
+
+
+def test_own_endpoints_bind_to_loopback_by_default():
+    text, _generation = render([], ProxySettings())
+    assert "    stats socket ipv4@127.0.0.1:9999 level admin expose-fd listeners" in text.splitlines()
+    assert "    bind 127.0.0.1:8404" in text.splitlines()
+    assert exposure_warnings(ProxySettings()) == []
+    assert exposure_warnings(ProxySettings(stats_address="::1", admin_address="127.0.0.2")) == []
+
+
+def test_endpoints_beyond_loopback_are_warned_about():
+    warnings = exposure_warnings(ProxySettings(stats_address="*", admin_address="10.0.0.5"))
+    assert [w.split(":")[0] for w in warnings] == ["proxy_stats_address=*", "proxy_admin_address=10.0.0.5"]
+    assert all("without authentication" in w for w in warnings)
+
+
+@pytest.mark.parametrize("address, expected", [("127.0.0.1", "ipv4@127.0.0.1:9998"), ("*", "ipv4@*:9998"),
+                                               ("[::1]", "ipv6@::1:9998"), ("::", "ipv6@:::9998")])
+def test_socket_address(address, expected):
+    assert socket_address(address, 9998) == expected
