@@ -8,7 +8,8 @@ host over TLS (host + cert_path, proxy_docker_host + proxy_docker_cert_path): re
 over the nodes and routed, release 2 + proxy + stop-old under load with no failed request, scale
 ``+2``; then a worker node is stopped (``docker stop``) under load: its tasks run again on the
 other nodes, the proxy follows, and the failed requests are counted, printed and bounded; the
-node is started again and is Ready. Load goes from this machine to the proxy host's address.
+node is started again and is Ready. The other worker then crashes (``docker kill``) the same way.
+Load goes from this machine to the proxy host's address.
 """
 
 from __future__ import annotations
@@ -35,26 +36,26 @@ LOAD_CONNECTIONS = 4
 # A stopped node: Swarm marks it Down after ~15 s and starts its tasks elsewhere after ~20 s
 # (multi-node-cluster.md). The proxy must stop sending to it long before: its checks take a
 # server out after two missed 1 s checks, and a failed connection is retried on another server.
-FAILED_WINDOW_BOUND = 15  # seconds from the stop to the last failed request
+FAILED_WINDOW_BOUND = 15  # seconds from the stop to the last request that failed (when it was sent)
 RESCHEDULE_BOUND = 60  # seconds from the stop until the live color runs at full count again
 REJOIN_BOUND = 60  # seconds from `docker start` until the node is Ready again
 
 
 class Report:
-    """Step timings and load figures, printed as the walkthrough goes and at its end."""
+    """Step timings and load figures, printed as the walkthrough goes and written to ``path``
+    line by line (run.sh prints the file at the end, also after a failure)."""
 
-    def __init__(self):
+    def __init__(self, path):
         self.started = time.monotonic()
-        self.lines = []
+        self.path = path
+        with open(path, "w"):
+            pass
 
     def add(self, text):
         line = "[walkthrough %6.1fs] %s" % (time.monotonic() - self.started, text)
-        self.lines.append(line)
         print(line, flush=True)
-
-    def write(self, path):
-        with open(path, "w") as handle:
-            handle.write("\n".join(self.lines) + "\n")
+        with open(self.path, "a") as handle:
+            handle.write(line + "\n")
 
 
 class Walkthrough:
@@ -139,6 +140,60 @@ def docker_host_cli(*args):
     return completed.stdout.strip()
 
 
+def node_goes_down_under_load(run, cluster, report, victim, how):
+    """``docker <how>`` the victim node under load: its green tasks run again on the other nodes, the
+    proxy serves exactly those, the failed requests end within FAILED_WINDOW_BOUND; then the node
+    is started again and is Ready, its Consul agent and registrator back, with no failed request."""
+    placement = run.placement("green")
+    container = cluster.node_container(victim)
+    load = run.load()
+    time.sleep(3)
+    down_at = time.time()
+    try:
+        docker_host_cli(how, container)
+        report.add("docker %s %s (%d green tasks): %.1fs" % (how, victim, placement[victim], time.time() - down_at))
+        wait_for(lambda: sum(run.placement("green").values()) == 5 and victim not in run.placement("green"),
+                 timeout=RESCHEDULE_BOUND, interval=1, what="five green tasks on the other nodes")
+        report.add("green rescheduled %.1fs after the %s: %s"
+                   % (time.time() - down_at, how, dict(sorted(run.placement("green").items()))))
+        assert cluster.swarm_nodes()[victim] == "down"
+        wait_for(lambda: run.answering_hostnames(60) == run.task_hostnames("green"), timeout=30, interval=1,
+                 what="the proxy serving exactly the rescheduled green tasks")
+        report.add("the proxy serves exactly the rescheduled tasks %.1fs after the %s" % (time.time() - down_at, how))
+        time.sleep(3)
+        summary = load.stop().summary()
+        failures = [f for f in load.result.failures_timeline if f["wall"] >= down_at]
+        window = (max(f["wall"] for f in failures) - down_at) if failures else 0.0
+        report.add("load during the %s of %s: %d requests, %d failed (%.2f%%), the last one sent %.1fs after it; reasons %s"
+                   % (how, victim, summary["requests"], summary["failed"],
+                      100.0 * summary["failed"] / max(summary["requests"], 1), window,
+                      dict(collections.Counter(str(f["reason"]) for f in failures))))
+        assert summary["failed"] == len(failures), "failures before the %s: %s" % (how, summary["first_failures"])
+        assert window <= FAILED_WINDOW_BOUND, "requests failed until %.1fs after the %s" % (window, how)
+        assert run.served() == ("green", "2")
+    finally:
+        if load.running():
+            load.stop()
+        started_at = time.time()
+        docker_host_cli("start", container)  # also when an assertion above failed
+
+    load = run.load()
+    wait_for(lambda: cluster.swarm_nodes().get(victim) == "ready", timeout=REJOIN_BOUND, interval=1,
+             what="%s Ready again" % victim)
+    report.add("%s Ready again %.1fs after docker start" % (victim, time.time() - started_at))
+    address = cluster.nodes[NODES.index(victim)]
+    wait_for(lambda: any(m["Node"] == victim and m["Address"] == address for m in cluster.consul("/v1/catalog/nodes")),
+             timeout=REJOIN_BOUND, interval=1, what="%s's Consul agent back in the catalog" % victim)
+    wait_for(lambda: cluster.engine(address).containers.get("registrator").status == "running",
+             timeout=REJOIN_BOUND, interval=1, what="%s's registrator running again" % victim)
+    time.sleep(3)
+    rejoin = load.stop().summary()
+    report.add("load while %s rejoined: %d requests, %d failed" % (victim, rejoin["requests"], rejoin["failed"]))
+    assert rejoin["failed"] == 0, rejoin
+    assert run.served() == ("green", "2")
+    assert sum(run.placement("green").values()) == 5
+
+
 def test_setup_yml_makes_the_cluster_over_ssh(provisioned_cluster):
     cluster, setup = provisioned_cluster.cluster, provisioned_cluster.setup
     hosts = recap(setup)
@@ -172,7 +227,7 @@ def test_setup_yml_makes_the_cluster_over_ssh(provisioned_cluster):
 
 def test_walkthrough_on_swarm_with_a_node_stopped_under_load(provisioned_cluster, tmp_path):
     cluster = provisioned_cluster.cluster
-    report = Report()
+    report = Report(os.path.join(os.path.dirname(cluster.env_file), "walkthrough-report.txt"))
     project_dir = tmp_path / "dftest-books"
     project_dir.mkdir()
     run = Walkthrough(cluster, str(project_dir), report)
@@ -213,61 +268,12 @@ def test_walkthrough_on_swarm_with_a_node_stopped_under_load(provisioned_cluster
     wait_for(lambda: run.answering_hostnames(60) == run.task_hostnames("green"), timeout=30,
              what="the five green tasks answering through the proxy")
 
-    # A worker node with green tasks goes down under load.
-    victim = max((node for node in placement if node != MANAGER), key=lambda node: (placement[node], node))
-    victim_container = cluster.node_container(victim)
-    load = run.load()
-    time.sleep(3)
-    stopped_at = time.time()
-    try:
-        docker_host_cli("stop", victim_container)
-        report.add("stopped %s (%d green tasks) in %.1fs" % (victim, placement[victim], time.time() - stopped_at))
-        # The tasks run again on the other nodes...
-        wait_for(lambda: sum(run.placement("green").values()) == 5 and victim not in run.placement("green"),
-                 timeout=RESCHEDULE_BOUND, interval=1, what="five green tasks on the remaining nodes")
-        rescheduled = time.time() - stopped_at
-        report.add("green rescheduled after %.1fs: %s" % (rescheduled, dict(sorted(run.placement("green").items()))))
-        assert cluster.swarm_nodes()[victim] == "down"
-        # ...and the proxy follows: every running task answers, nothing answers from the stopped node.
-        wait_for(lambda: run.answering_hostnames(60) == run.task_hostnames("green"), timeout=30, interval=1,
-                 what="the proxy serving exactly the rescheduled green tasks")
-        followed = time.time() - stopped_at
-        report.add("proxy serves the rescheduled tasks %.1fs after the stop" % followed)
-        time.sleep(3)
-        outage = load.stop().summary(failures=1000)
-        failures = [f for f in load.result.failures_timeline if f["wall"] >= stopped_at]
-        window = (max(f["wall"] for f in failures) - stopped_at) if failures else 0.0
-        report.add("load during the node stop: %d requests, %d failed (%.2f%%), failed window ends %.1fs after the "
-                   "stop; reasons %s"
-                   % (outage["requests"], outage["failed"], 100.0 * outage["failed"] / max(outage["requests"], 1),
-                      window, dict(collections.Counter(str(f["reason"]) for f in failures))))
-        assert outage["failed"] == len(failures), "no failure before the stop: %s" % outage["first_failures"][:5]
-        assert window <= FAILED_WINDOW_BOUND, "requests failed until %.1fs after the stop" % window
-        assert run.served() == ("green", "2")
-    finally:
-        if load.running():
-            load.stop()
-        # The node comes back, also when an assertion above failed.
-        started_at = time.time()
-        docker_host_cli("start", victim_container)
-
-    load = run.load()
-    wait_for(lambda: cluster.swarm_nodes().get(victim) == "ready", timeout=REJOIN_BOUND, interval=1,
-             what="%s Ready again" % victim)
-    report.add("%s Ready again %.1fs after docker start" % (victim, time.time() - started_at))
-    victim_address = cluster.nodes[NODES.index(victim)]
-    wait_for(lambda: any(m["Node"] == victim and m["Address"] == victim_address
-                         for m in cluster.consul("/v1/catalog/nodes")), timeout=REJOIN_BOUND, interval=1,
-             what="%s's Consul agent back in the catalog" % victim)
-    wait_for(lambda: cluster.engine(victim_address).containers.get("registrator").status == "running",
-             timeout=REJOIN_BOUND, interval=1, what="%s's registrator running again" % victim)
-    time.sleep(3)
-    rejoin = load.stop().summary()
-    report.add("load while %s rejoined: %d requests, %d failed" % (victim, rejoin["requests"], rejoin["failed"]))
-    assert rejoin["failed"] == 0, rejoin
-    assert run.served() == ("green", "2")
-    assert sum(run.placement("green").values()) == 5
-    report.write(os.path.join(os.path.dirname(cluster.env_file), "walkthrough-report.txt"))
+    # A worker node with green tasks stops (docker stop: its engine shuts its containers down) under
+    # load; then, once it is back, the other worker crashes (docker kill: everything on it dies at once).
+    for how in ("stop", "kill"):
+        placement = run.placement("green")
+        victim = max((node for node in placement if node != MANAGER), key=lambda node: (placement[node], node))
+        node_goes_down_under_load(run, cluster, report, victim, how)
 
 
 def test_setup_yml_again_changes_nothing_and_keeps_the_routes(provisioned_cluster):
