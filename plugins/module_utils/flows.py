@@ -176,6 +176,7 @@ class Flow:
                     release=instance.release,
                     container=instance.name,
                     check_http_path=health_path,
+                    container_port=port_key,
                 )
             )
             self.progress("registered %s in Consul as %s (%s:%d)"

@@ -24,6 +24,10 @@ META_SERVICE = "dockerflow-service"
 META_COLOR = "dockerflow-color"
 META_RELEASE = "dockerflow-release"
 META_CONTAINER = "dockerflow-container"
+# What the registrator needs to point a flow-made registration at the port its container publishes
+# after it started again (a new ephemeral host port): the container port and the check's path.
+META_PORT = "dockerflow-port"
+META_CHECK_HTTP = "dockerflow-check-http"
 CHECK_INTERVAL = "2s"
 CHECK_TIMEOUT = "2s"
 LEGACY_ID_SUFFIX = "-legacy"
@@ -39,6 +43,7 @@ class Registration:
     release: int
     container: str
     check_http_path: str | None = None
+    container_port: str | None = None  # "8080/tcp": the container port ``port`` publishes
     # The flow registers instances it saw healthy, so their check starts passing and the proxy
     # can use them at once; a registrator registers what it sees start: Consul's default critical.
     initial_status: str | None = "passing"
@@ -53,12 +58,17 @@ class Registration:
         return dict(common, TCP="%s:%d" % (url_host(self.address), self.port))
 
     def meta(self):
-        return {
+        meta = {
             META_SERVICE: self.service,
             META_COLOR: self.color,
             META_RELEASE: str(self.release),
             META_CONTAINER: self.container,
         }
+        if self.container_port:
+            meta[META_PORT] = self.container_port
+        if self.check_http_path:
+            meta[META_CHECK_HTTP] = self.check_http_path
+        return meta
 
     def payloads(self, legacy_names=False):
         """The agent registrations of this instance (bodies of PUT /v1/agent/service/register)."""

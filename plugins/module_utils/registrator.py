@@ -29,7 +29,9 @@ the environment and ``SERVICE_<port>_*`` wins over ``SERVICE_*`` for that contai
   ``SERVICE_CHECK_INITIAL_STATUS``, ``SERVICE_CHECK_DEREGISTER_AFTER``.
 
 Containers labelled ``dockerflow.service`` are the flow modules' instances. Plain containers
-among them are skipped: the flow registers those itself. Swarm tasks, which also carry
+among them are the flow's to register; when one starts again on a new ephemeral host port (its
+restart policy, a daemon restart), the registrator points the flow's entry at that port
+(``flow_repairs``), on the container's start event and at every resync. Swarm tasks, which also carry
 ``dockerflow.register-port``, are this registrator's to register, exactly as the flow would
 (``registration.Registration``: service ``dockerflow.service`` tagged with its color and
 release, ID ``dockerflow-<container name>``, the check on ``dockerflow.check-http`` or TCP),
@@ -78,7 +80,13 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import (
+    LEGACY_ID_SUFFIX,
+    META_CHECK_HTTP,
+    META_COLOR,
     META_CONTAINER,
+    META_PORT,
+    META_RELEASE,
+    META_SERVICE,
     Registration,
     service_id_for,
     url_host,
@@ -423,6 +431,40 @@ def map_flow_instance(inspect, name, labels, settings):
     return mapping
 
 
+def flow_repairs(inspect, services):
+    """Payloads that point the flow's own registrations of this plain container at the host port it
+    publishes now ([] when they already do, or are not the flow's).
+
+    The flow registers its plain containers itself, once, with the host port Docker gave them. A
+    container that starts again (its restart policy, a daemon restart) gets a new ephemeral port, and
+    its registration would send the proxy to whatever took the old one: another instance, another
+    service, or nothing. Its check starts critical, as for any instance a registrator sees start.
+    """
+    labels = (inspect.get("Config") or {}).get("Labels") or {}
+    name = (inspect.get("Name") or "").lstrip("/")
+    if LABEL_SERVICE not in labels or LABEL_REGISTER_PORT in labels or not (inspect.get("State") or {}).get("Running"):
+        return []
+    service_id = service_id_for(name)
+    entry = services.get(service_id) or {}
+    meta = entry.get("Meta") or {}
+    if META_REGISTRATOR in meta or meta.get(META_CONTAINER) != name or not meta.get(META_PORT):
+        return []  # not the flow's entry, or made by a collection that did not record the container port
+    number, _, proto = meta[META_PORT].partition("/")
+    port = next((p for p in published_ports(inspect) if p.number == number and p.proto == (proto or "tcp")), None)
+    if port is None or port.host_port == entry.get("Port"):
+        return []
+    try:
+        release = int(meta.get(META_RELEASE) or 0)
+    except ValueError:
+        return []
+    registration = Registration(
+        service=meta[META_SERVICE], service_id=service_id, address=entry.get("Address") or port.host_ip,
+        port=port.host_port, color=meta.get(META_COLOR) or "plain", release=release, container=name,
+        check_http_path=meta.get(META_CHECK_HTTP) or None, container_port=meta[META_PORT], initial_status=None,
+    )
+    return registration.payloads(legacy_names=service_id + LEGACY_ID_SUFFIX in services)
+
+
 # -- the Consul agent API ----------------------------------------------------------------
 
 
@@ -678,6 +720,15 @@ class Registrator:
                 self.log("deregistered %s%s" % (service_id, why))
         return registered, removed
 
+    def _repair(self, inspect, services):
+        """Re-register the flow's entries of a container that publishes a new host port now."""
+        payloads = flow_repairs(inspect, services)
+        for payload in payloads:
+            self.consul.register(payload)
+            self.log("repaired %s: port %s -> %d (container %s started again on a new host port)" % (
+                payload["ID"], (services.get(payload["ID"]) or {}).get("Port"), payload["Port"], payload["Meta"][META_CONTAINER]))
+        return payloads
+
     def sync_container(self, container_id):
         """Register or deregister one container's entries from its current state."""
         inspect = self.docker.inspect(container_id)
@@ -688,17 +739,22 @@ class Registrator:
         else:
             self._warned.pop(container_id, None)
         existing = self.owned(container_id)
-        return self._apply(desired, existing)
+        registered, removed = self._apply(desired, existing)
+        if inspect is not None and LABEL_SERVICE in ((inspect.get("Config") or {}).get("Labels") or {}):
+            registered = registered + self._repair(inspect, self.consul.services())
+        return registered, removed
 
     def resync(self):
         """Register every running container; deregister this node's dangling entries."""
         started = time.monotonic()
-        desired = {}
+        desired, repaired = {}, 0
         running = self.docker.running_container_ids()
+        services = self.consul.services()
         for container_id in running:
             inspect = self.docker.inspect(container_id)
             if inspect is None:
                 continue
+            repaired += len(self._repair(inspect, services))
             for entry in self._map(inspect).entries:
                 if entry.service_id in desired:
                     self.log("warning: service ID %s is claimed by %s and %s; keeping the latter" % (
@@ -707,7 +763,7 @@ class Registrator:
         self._warned = {cid: warned for cid, warned in self._warned.items() if cid in running}
         registered, removed = self._apply(desired, self.owned(), " (dangling)")
         return {"containers": len(running), "registrations": len(desired), "registered": len(registered),
-                "removed": len(removed), "seconds": time.monotonic() - started}
+                "removed": len(removed), "repaired": repaired, "seconds": time.monotonic() - started}
 
     # -- the loop ----------------------------------------------------------------------
     def _resync_logged(self, first=False):
@@ -717,9 +773,10 @@ class Registrator:
             self.log("resync failed: %s" % _error_text(exc))
             self.next_resync = time.monotonic() + min(5, self.resync_interval)
             return False
-        if first or summary["registered"] or summary["removed"]:
+        if first or summary["registered"] or summary["removed"] or summary["repaired"]:
             self.log("resync: %(containers)d running containers, %(registrations)d registrations "
-                     "(%(registered)d registered, %(removed)d removed) in %(seconds).3fs" % summary)
+                     "(%(registered)d registered, %(removed)d removed, %(repaired)d flow entries repaired) "
+                     "in %(seconds).3fs" % summary)
         self.next_resync = time.monotonic() + self.resync_interval
         return True
 
@@ -728,7 +785,8 @@ class Registrator:
         the engine copies into the event (labels never change): no inspect, no Consul call."""
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         if LABEL_SERVICE in attributes:
-            return LABEL_REGISTER_PORT in attributes
+            # A plain flow instance that starts again may publish a new port: its flow entry needs repair.
+            return LABEL_REGISTER_PORT in attributes or event_container(event)[1] in ("start", "unpause")
         return not attributes or self.settings.wants(attributes)
 
     def handle_event(self, event):

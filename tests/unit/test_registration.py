@@ -14,8 +14,10 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import (
     CHECK_INTERVAL,
     CHECK_TIMEOUT,
+    META_CHECK_HTTP,
     META_COLOR,
     META_CONTAINER,
+    META_PORT,
     META_RELEASE,
     META_SERVICE,
     Registrar,
@@ -125,7 +127,8 @@ def test_register_one_name():
                 "address": "10.0.0.5",
                 "port": 32768,
                 "tags": ["blue", "release-3", "dockerflow"],
-                "meta": {META_SERVICE: "books-app", META_COLOR: "blue", META_RELEASE: "3", META_CONTAINER: "books-app-blue-1"},
+                "meta": {META_SERVICE: "books-app", META_COLOR: "blue", META_RELEASE: "3", META_CONTAINER: "books-app-blue-1",
+                         META_CHECK_HTTP: "/health"},
                 "check": {
                     "HTTP": "http://10.0.0.5:32768/health", "Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT,
                     "Status": "passing",
@@ -134,6 +137,15 @@ def test_register_one_name():
         )
     ]
     assert client.whats == ["registering dockerflow-books-app-blue-1"]
+
+
+def test_the_meta_records_the_container_port_and_check_path_a_registrator_repairs_with():
+    meta = Registration(
+        service="books-app", service_id="dockerflow-books-app-blue-1", address="10.0.0.5", port=32768, color="blue",
+        release=3, container="books-app-blue-1", check_http_path="/health", container_port="8080/tcp",
+    ).meta()
+    assert (meta[META_PORT], meta[META_CHECK_HTTP]) == ("8080/tcp", "/health")
+    assert META_PORT not in registration().meta() and META_CHECK_HTTP not in registration().meta()
 
 
 def test_register_legacy_names():

@@ -27,7 +27,9 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import (
+    META_CHECK_HTTP,
     META_COLOR,
+    META_PORT,
     META_RELEASE,
     META_SERVICE,
     Registration,
@@ -553,7 +555,7 @@ def test_events_of_containers_that_cannot_be_ours_cost_no_lookup():
     docker.inspect = inspected.append
     settings = reg.Settings(node="node1", ip="10.0.0.5", require_label="team=a")
     registrator, _logged = daemon(docker, consul, settings)
-    registrator.handle_event({"Action": "start", "Actor": {"ID": "1", "Attributes": {"dockerflow.service": "x", "team": "a"}}})
+    registrator.handle_event({"Action": "die", "Actor": {"ID": "1", "Attributes": {"dockerflow.service": "x", "team": "a"}}})
     registrator.handle_event({"Action": "start", "Actor": {"ID": "2", "Attributes": {"name": "web", "team": "b"}}})
     assert inspected == [] and consul.calls == []
     registrator.handle_event({"Action": "start", "Actor": {"ID": "3", "Attributes": {"name": "web", "team": "a"}}})
@@ -628,16 +630,17 @@ def test_a_swarm_task_registers_only_its_register_port_and_ignores_explicit_and_
     assert entries(swarm_task(running=False)) == []
 
 
-def test_events_of_swarm_tasks_are_followed_and_plain_flow_containers_are_not():
+def test_events_of_swarm_tasks_are_followed_and_of_plain_flow_containers_only_their_start():
     docker, consul = FakeDocker(), FakeConsul()
     inspected = []
     docker.inspect = inspected.append
     registrator, _logged = daemon(docker, consul)
-    registrator.handle_event({"Action": "start", "Actor": {"ID": "1", "Attributes": {LABEL_SERVICE: "x"}}})
+    registrator.handle_event({"Action": "die", "Actor": {"ID": "1", "Attributes": {LABEL_SERVICE: "x"}}})
     registrator.handle_event(
         {"Action": "die", "Actor": {"ID": "2", "Attributes": {LABEL_SERVICE: "x", LABEL_REGISTER_PORT: "8080/tcp"}}}
     )
-    assert inspected == ["2"]
+    registrator.handle_event({"Action": "start", "Actor": {"ID": "3", "Attributes": {LABEL_SERVICE: "x"}}})
+    assert inspected == ["2", "3"]
 
 
 def test_a_dying_swarm_task_is_deregistered_and_the_flows_own_entries_stay():
@@ -651,3 +654,65 @@ def test_a_dying_swarm_task_is_deregistered_and_the_flows_own_entries_stay():
     registrator.handle_event({"Action": "die", "Actor": {"ID": task["Id"]}})
     assert consul.calls[-1] == ("deregister", "dockerflow-" + TASK_NAME)
     assert set(consul.services_) == set(foreign_entries())
+
+
+# -- the flow's own entries of plain containers that started again on a new port ------------------------
+FLOW_CONTAINER = "books-ms-app-blue-1"
+
+
+def flow_container(port=32771, running=True):
+    labels = {LABEL_SERVICE: "books-ms-app", LABEL_COLOR: "blue", LABEL_RELEASE: "3"}
+    return container(name=FLOW_CONTAINER, labels=labels, ports={"8080/tcp": [binding(port, "127.0.0.1")]}, running=running)
+
+
+def flow_entry(port=32768, **meta):
+    """What the flow registered (registration.Registration), as the agent lists it."""
+    return {"Service": "books-ms-app", "Address": "127.0.0.1", "Port": port, "Meta": dict({
+        META_SERVICE: "books-ms-app", META_COLOR: "blue", META_RELEASE: "3", reg.META_CONTAINER: FLOW_CONTAINER,
+        META_PORT: "8080/tcp", META_CHECK_HTTP: "/health"}, **meta)}
+
+
+def test_the_flows_entry_follows_its_container_to_a_new_host_port():
+    consul = FakeConsul({"dockerflow-" + FLOW_CONTAINER: flow_entry(32768)})
+    registrator, logged = daemon(FakeDocker(flow_container(32771)), consul)
+    [payload] = reg.flow_repairs(flow_container(32771), consul.services())
+    assert (payload["ID"], payload["Name"], payload["Address"], payload["Port"]) == (
+        "dockerflow-" + FLOW_CONTAINER, "books-ms-app", "127.0.0.1", 32771)
+    # checked again from critical, on the new port; still the flow's entry (no registrator mark)
+    assert payload["Check"] == {"Interval": "2s", "Timeout": "2s", "HTTP": "http://127.0.0.1:32771/health"}
+    assert reg.META_REGISTRATOR not in payload["Meta"] and payload["Meta"][META_PORT] == "8080/tcp"
+    assert registrator.resync()["repaired"] == 1
+    assert consul.calls == [("register", "dockerflow-" + FLOW_CONTAINER)]
+    assert any("repaired dockerflow-%s: port 32768 -> 32771" % FLOW_CONTAINER in line for line in logged), logged
+    registrator.resync()
+    assert len(consul.calls) == 1, "an entry on the right port is left alone"
+
+
+def test_the_start_event_of_a_flow_container_repairs_its_entry_and_its_legacy_name():
+    consul = FakeConsul({"dockerflow-" + FLOW_CONTAINER: flow_entry(32768),
+                         "dockerflow-" + FLOW_CONTAINER + "-legacy": dict(flow_entry(32768), Service="books-ms-app-blue")})
+    data = flow_container(32771)
+    registrator, _logged = daemon(FakeDocker(data), consul)
+    registrator.handle_event({"Action": "start", "Actor": {"ID": data["Id"], "Attributes": {LABEL_SERVICE: "books-ms-app"}}})
+    assert consul.calls == [("register", "dockerflow-" + FLOW_CONTAINER),
+                            ("register", "dockerflow-" + FLOW_CONTAINER + "-legacy")]
+    assert consul.services_["dockerflow-" + FLOW_CONTAINER + "-legacy"]["Service"] == "books-ms-app-blue"
+
+
+@pytest.mark.parametrize("case", ["same port", "stopped", "no container port recorded", "a registrator's entry",
+                                  "another container's entry", "a swarm task"])
+def test_what_is_not_repaired(case):
+    data, entry = flow_container(32771), flow_entry(32768)
+    if case == "same port":
+        entry["Port"] = 32771
+    elif case == "stopped":
+        data = flow_container(32771, running=False)
+    elif case == "no container port recorded":  # registered by an older collection: nothing says which port
+        del entry["Meta"][META_PORT]
+    elif case == "a registrator's entry":
+        entry["Meta"][reg.META_REGISTRATOR] = "node1"
+    elif case == "another container's entry":
+        entry["Meta"][reg.META_CONTAINER] = "books-ms-app-blue-2"
+    else:
+        data["Config"]["Labels"][LABEL_REGISTER_PORT] = "8080/tcp"
+    assert reg.flow_repairs(data, {"dockerflow-" + FLOW_CONTAINER: entry}) == []
