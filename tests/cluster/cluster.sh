@@ -372,11 +372,22 @@ host_entry() { # NODE
     printf '        %s:\n          ansible_host: %s\n          docker_tls_host: tcp://%s:2376\n' "$1" "$ip" "$ip"
 }
 
+# The host tools cluster.sh and Ansible's SSH connection use (installed on Debian when missing).
+ensure_tools() {
+    local missing=() tool package
+    for tool in ssh:openssh-client ssh-keygen:openssh-client openssl:openssl curl:curl; do
+        package=${tool#*:}
+        command -v "${tool%%:*}" >/dev/null || [[ " ${missing[*]} " == *" $package "* ]] || missing+=("$package")
+    done
+    [ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
+}
+
 cmd_up() {
     local start node
     start=$(now)
     [ "$(id -u)" = 0 ] || die "run as root (the nodes need capabilities and the certificates root's files)"
     docker_ok || die "no Docker engine answers; run make engine first"
+    ensure_tools
     mkdir -p "$CLUSTER_DIR"
     build_images
     make_certs
