@@ -333,10 +333,11 @@ all:
     consul_image: $REGISTRY/dockerflow-test/consul:1.8.7
     proxy_image: $REGISTRY/dockerflow-test/haproxy:3.0
     registrator_base_image: $REGISTRY/dockerflow-test/python:3
-    # The controller (this machine) uses the Consul API of the proxy host.
-    consul_client_address: "127.0.0.1 {{ ansible_host }}"
   children:
     proxy:
+      vars:
+        # The controller (this machine) uses the Consul API of the proxy host's server.
+        consul_client_address: "127.0.0.1 {{ ansible_host }}"
       hosts:
 EOF
         host_entry proxyhost
