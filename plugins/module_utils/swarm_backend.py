@@ -297,11 +297,13 @@ def task_instance(task, service_spec, node_address):
             ports["%d/%s" % (port["TargetPort"], port.get("Protocol") or "tcp")] = int(port["PublishedPort"])
     health = None
     if (service_spec.get("Labels") or {}).get(LABEL_DOCKER_HEALTH) == "true":
-        # Swarm reports a task with a HEALTHCHECK running only once it is healthy, and fails it when it is not.
+        # Swarm reports a task with a HEALTHCHECK running only once it is healthy, and stops it when it is
+        # unhealthy: an app that exits 0 on SIGTERM then ends as "complete", with no error to say why.
         if state == "running":
             health = "healthy"
-        elif error and "unhealthy" in error:
+        elif (error and "unhealthy" in error) or (not error and _TASK_STATUS.get(state) in ("exited", "dead")):
             health = "unhealthy"
+            error = error or "it ended before its Docker HEALTHCHECK passed (Swarm stops a task whose check fails)"
         else:
             health = "starting"
     try:
@@ -528,7 +530,7 @@ class SwarmBackend(EngineBackend):
         )
         return [t for t in tasks if t["ID"] not in known_ids]
 
-    def _wait_shut_down(self, service_id, name, timeout):
+    def _wait_shut_down(self, service_id, timeout):
         """Until no task of the service that is not wanted any more still runs; returns the ones that went."""
         deadline = time.monotonic() + timeout
         while True:
@@ -618,8 +620,8 @@ class SwarmBackend(EngineBackend):
         """
         for service_id, (running, _stopped) in self._by_service(instances).items():
             if running:
-                _before, after = self._scale(service_id, -len(running), len(running))
-                self._wait_shut_down(service_id, after["Name"], TASK_WAIT_SECONDS)
+                self._scale(service_id, -len(running), len(running))
+                self._wait_shut_down(service_id, TASK_WAIT_SECONDS)
 
     def remove(self, instances):
         for service_id, (running, stopped) in self._by_service(instances).items():
@@ -664,7 +666,7 @@ class SwarmBackend(EngineBackend):
                 "pick %d task(s) of %s to stop" % (len(running), after["Name"]),
             )
             picked = [task for task_id, task in before.items() if task_id not in {t["ID"] for t in staying}]
-            self._wait_shut_down(service_id, after["Name"], TASK_WAIT_SECONDS)
+            self._wait_shut_down(service_id, TASK_WAIT_SECONDS)
             gone.extend(self._task_instances(service, picked))
         return gone
 
@@ -681,6 +683,8 @@ class SwarmBackend(EngineBackend):
                     self._remove_service(service_id, service_id)
                 else:
                     self._put(service_id, previous, "putting Swarm service %s back" % previous["Name"])
+                    # Their registrators deregister the discarded tasks as they stop: done before returning.
+                    self._wait_shut_down(service_id, TASK_WAIT_SECONDS)
             except FlowError as error:
                 errors.append(error.msg)
         if errors:

@@ -233,12 +233,18 @@ def test_a_running_task_is_a_healthy_running_instance_on_its_node():
         ("starting", None, "created", "starting"),
         ("failed", "task: non-zero exit (137): dockerexec: unhealthy container", "exited", "unhealthy"),
         ("rejected", "No such image: app:9", "exited", "starting"),
-        ("orphaned", None, "dead", "starting"),
+        ("orphaned", "node is down", "dead", "starting"),
     ],
 )
 def test_task_states_map_to_container_states_and_keep_the_engines_reason(state, err, status, health):
     instance = swarm.task_instance(task(state=state, err=err), SERVICE_SPEC, None)
     assert (instance.status, instance.health, instance.error) == (status, health, err)
+
+
+def test_a_task_that_ended_before_its_healthcheck_passed_is_unhealthy_and_says_why():
+    instance = swarm.task_instance(task(state="complete"), SERVICE_SPEC, None)
+    assert (instance.status, instance.health) == ("exited", "unhealthy")
+    assert instance.error == "it ended before its Docker HEALTHCHECK passed (Swarm stops a task whose check fails)"
 
 
 def test_a_task_without_a_docker_healthcheck_has_no_health():
