@@ -37,6 +37,7 @@ from integration.conftest import (  # noqa: E402,F401  (docker_client, consul_ag
     TestProxy,
     consul_agent,
     consul_get,
+    consul_put,
     docker_client,
     free_ports,
     make_project,
@@ -221,12 +222,20 @@ def own_consul(docker_client):  # noqa: F811  (the fixture imported above)
 # -- what must hold after every fault ------------------------------------------------------------------------
 def consistency(project, count):
     """(facts, problems): one live color running ``count`` instances, nothing else running, the state's
-    count and release matching the containers, and the Consul registrations exactly the running ones."""
+    count and release matching the containers, and the Consul registrations exactly the running ones,
+    each on the host port its container publishes."""
     state = project.state() or {}
     live = state.get("live_color")
     running = project.running()
     recorded = (state.get("colors") or {}).get(live) or {}
-    registered = sorted((entry.get("Meta") or {}).get("dockerflow-container") for entry in project.registrations().values())
+    entries = project.registrations().values()
+    registered = sorted((entry.get("Meta") or {}).get("dockerflow-container") for entry in entries)
+    ports = {c.name: project.port_of(c) for c in running}
+    misdirected = []
+    for entry in entries:
+        container = (entry.get("Meta") or {}).get("dockerflow-container")
+        if container in ports and ports[container] != entry.get("Port"):
+            misdirected.append("%s on %s (publishes %s)" % (container, entry.get("Port"), ports[container]))
     facts = {
         "live": live,
         "running": {color: len(project.running(color)) for color in sorted({c.labels["dockerflow.color"] for c in running})},
@@ -246,6 +255,8 @@ def consistency(project, count):
         problems.append("running releases %s, the state's %s release %s" % (facts["releases"], live, recorded.get("release")))
     if registered != sorted(c.name for c in running):
         problems.append("registered %s, running %s" % (registered, sorted(c.name for c in running)))
+    if misdirected:
+        problems.append("registrations on ports their containers no longer publish: %s" % ", ".join(misdirected))
     return facts, problems
 
 

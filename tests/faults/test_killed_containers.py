@@ -19,7 +19,7 @@ def server_rows(proxy, backend):
     header = lines[0].lstrip("# ").split(",")
     rows = {}
     for line in lines[1:]:
-        row = dict(zip(header, line.split(",")))
+        row = dict(zip(header, line.split(","), strict=False))
         if row.get("pxname") == backend and row.get("addr"):
             rows[row["addr"]] = row
     return rows

@@ -51,13 +51,15 @@ def role_vars(**extra):
     return values
 
 
-def run_role(tmp_path, **extra):
-    """ansible-playbook with the role on localhost; returns (rc, output, changed count)."""
+def run_role(tmp_path, env=None, **extra):
+    """ansible-playbook with the role on localhost (``env`` added to the environment, e.g. a DOCKER_HOST);
+    returns (rc, output, changed count)."""
     play = [{"hosts": "localhost", "gather_facts": False,
              "roles": [dict({"role": "dockerflow.flow.registrator"}, **role_vars(**extra))]}]
     path = tmp_path / ("registrator-%s.yml" % uuid.uuid4().hex[:6])
     path.write_text(yaml.safe_dump(play))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+               **(env or {}))
     completed = subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
          str(path)], env=env, capture_output=True, text=True, timeout=600, check=False)
