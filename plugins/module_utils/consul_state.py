@@ -79,13 +79,20 @@ class ConsulClient:
             raise FlowError("The py-consul and requests Python packages are required: %s." % CONSUL_IMPORT_ERROR)
         self.address = address
         text = address if "//" in address else "http://" + address
-        parsed = urlparse(text)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname or not _HOST_RE.match(parsed.hostname):
+        try:
+            parsed = urlparse(text)
+            hostname = parsed.hostname
+        except ValueError:  # a bracketed host that is no IPv6 address, say
+            hostname = parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not hostname or not _HOST_RE.match(hostname):
             raise FlowError("consul_address=%r is not valid: expected http(s)://HOST:PORT." % address)
         try:
             port = parsed.port or (443 if parsed.scheme == "https" else 8500)
         except ValueError:
             raise FlowError("consul_address=%r has an invalid port." % address)
+        if token and not all("!" <= char <= "~" for char in token):
+            # An HTTP header carries it: say what is wrong without repeating a secret.
+            raise FlowError("consul_token is not valid: a Consul token is printable ASCII without spaces (its SecretID).")
         if client_cert and not client_key:
             raise FlowError("consul_client_cert is set but consul_client_key is not: both are needed.")
         verify = ca_cert if (ca_cert and validate_certs) else bool(validate_certs)

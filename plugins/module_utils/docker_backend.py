@@ -185,8 +185,8 @@ def docker_connection_settings(docker_host=None, cert_path=None, tls_verify=None
         tls_verify = bool(env_verify) and env_verify not in ("0", "false", "False")
         if cert_path and not env_verify:
             tls_verify = True
-    parsed = urlparse(base_url)
-    if parsed.scheme not in ("unix", "tcp", "http", "https", "ssh", "npipe"):
+    parsed = _parse_url(base_url)
+    if parsed is None or parsed.scheme not in ("unix", "tcp", "http", "https", "ssh", "npipe"):
         raise FlowError(
             "docker_host=%r is not valid: use unix:///path, tcp://HOST:PORT or ssh://USER@HOST." % base_url
         )
@@ -290,10 +290,20 @@ def default_probe_address(docker_host, publish_address):
     if publish_address and publish_address not in ("0.0.0.0", "::", ""):
         return publish_address
     url = docker_host or os.environ.get("DOCKER_HOST") or ""
-    parsed = urlparse(url)
-    if parsed.scheme in ("tcp", "http", "https", "ssh") and parsed.hostname:
+    parsed = _parse_url(url)  # an invalid docker_host is reported when connecting
+    if parsed is not None and parsed.scheme in ("tcp", "http", "https", "ssh") and parsed.hostname:
         return parsed.hostname
     return "127.0.0.1"
+
+
+def _parse_url(url):
+    """urlparse's result, or None when the host or port part does not parse ('tcp://[x]:1', 'tcp://h:x')."""
+    try:
+        parsed = urlparse(url)
+        _checked = (parsed.hostname, parsed.port)  # both raise ValueError on such URLs
+    except ValueError:
+        return None
+    return parsed
 
 
 class EngineBackend(Backend):

@@ -307,6 +307,8 @@ def test_consul_client_default_ports():
     [
         ("ftp://consul:8500", r"^consul_address='ftp://consul:8500' is not valid: expected http\(s\)://HOST:PORT\.$"),
         ("http://", r"^consul_address='http://' is not valid"),
+        ("[]", r"^consul_address='\[\]' is not valid: expected http\(s\)://HOST:PORT\.$"),
+        ("http://[consul]:8500", r"^consul_address='http://\[consul\]:8500' is not valid"),
         ("http://consul:99999", r"^consul_address='http://consul:99999' has an invalid port\.$"),
     ],
 )
@@ -373,3 +375,10 @@ def test_ping_without_leader():
         client.ping()
     client.api.status.leader = lambda: "10.0.0.1:8300"
     assert client.ping() == "10.0.0.1:8300"
+
+
+@pytest.mark.parametrize("token", ["Ā", "secret\nX-Injected: 1", "two words", "\x00", "tab\there"])
+def test_a_token_that_cannot_be_a_header_is_refused_without_repeating_it(token):
+    with pytest.raises(FlowError) as info:
+        ConsulClient("http://127.0.0.1:8500", token=token)
+    assert str(info.value) == "consul_token is not valid: a Consul token is printable ASCII without spaces (its SecretID)."

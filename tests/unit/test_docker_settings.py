@@ -132,7 +132,8 @@ def test_other_schemes_are_accepted_without_warning(host):
     assert base_url == host and warnings == []
 
 
-@pytest.mark.parametrize("host", ["ftp://10.0.0.5", "/var/run/docker.sock", "docker.example.com:2375", "udp://h:1"])
+@pytest.mark.parametrize("host", ["ftp://10.0.0.5", "/var/run/docker.sock", "docker.example.com:2375", "udp://h:1",
+                                  "tcp://[]:1", "tcp://[x]:2375", "tcp://h:port"])
 def test_bad_scheme(host):
     with pytest.raises(FlowError) as info:
         settings(docker_host=host)
