@@ -26,7 +26,8 @@ INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 
 help:
 	@echo "targets: test (everything, as CI), venv, collection-path, engine, images, consul,"
-	echo "         consul-stop, clean-containers, unit, integration, demo, benchmarks, clean"
+	echo "         consul-stop, clean-containers, unit, integration, quality, faults, test-cluster,"
+	echo "         demo, benchmarks, clean"
 
 venv: $(VENV_STAMP)
 
