@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
-    PATH_TYPES,
     ProxySettings,
     Route,
     render,
 )
+from support.haproxy import valid_routes
 
 HAPROXY_IMAGE = "dockerflow-test/haproxy:3.0"
 CHECK_DIR = "/tmp"
@@ -193,56 +193,6 @@ def test_service_names_that_are_not_one_dns_label_are_rejected(service):
 
 
 # --------------------------------------------------------------------------- random valid routes
-
-ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-PATH_CHARS = ALNUM + "-._~!$&()*+,;=:@/%"
-REGEX_TOKENS = [
-    "api", "/", r"v[0-9]+", r"\d+", r"\w*", r"\.json", "(a|b)", "[a-z]{2,4}", ".*", "$", " ", "#", '"',
-    r"\\", r"\$", "[#;]", r"\s", "%", "(?:x|y)", r"\-",
-]
-
-# One DNS label (1-63 letters, digits or '-', a letter or digit at both ends).
-services = st.one_of(
-    st.sampled_from(ALNUM),
-    st.builds(lambda first, middle, last: first + middle + last,
-              st.sampled_from(ALNUM), st.text(alphabet=ALNUM + "-", max_size=61), st.sampled_from(ALNUM)),
-)
-paths = st.one_of(
-    st.sampled_from(["/", "/a", "/a/b"]), st.text(alphabet=PATH_CHARS, max_size=30).map(lambda rest: "/" + rest)
-)
-labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
-domains = st.one_of(
-    st.sampled_from(["shop.example.com", "*.example.com"]),
-    st.builds(
-        lambda wildcard, parts, upper: ("*." if wildcard else "") + (".".join(parts).upper() if upper else ".".join(parts)),
-        st.booleans(),
-        st.lists(labels, min_size=1, max_size=4),
-        st.booleans(),
-    ),
-)
-regexes = st.builds(
-    lambda anchor, tokens, literal: anchor + "".join(tokens) + re.escape(literal),
-    st.sampled_from(["^/", "/", "^", ""]),
-    st.lists(st.sampled_from(REGEX_TOKENS), min_size=1, max_size=6),
-    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126, blacklist_characters="'"), max_size=8),
-).filter(lambda value: not value.startswith("-"))
-
-
-@st.composite
-def valid_routes(draw):
-    path_type = draw(st.sampled_from(PATH_TYPES))
-    path_values = draw(st.lists(regexes if path_type == "regex" else paths, max_size=3))
-    domain = draw(st.one_of(st.none(), domains)) if path_values else draw(domains)
-    return Route(
-        service=draw(services),
-        color=draw(st.sampled_from(["blue", "green", "plain"])),
-        paths=tuple(path_values),
-        path_type=path_type,
-        domain=domain,
-        colors=tuple(draw(st.lists(st.sampled_from(["blue", "green"]), max_size=2))),
-        health_path=draw(st.one_of(st.none(), paths)),
-    )
-
 
 proxy_settings = st.builds(
     ProxySettings,

@@ -8,17 +8,22 @@ retry loop). Everything that talks to an engine or an agent is covered by
 
 The collection must be importable as ``ansible_collections.dockerflow.flow``
 (``make unit`` sets PYTHONPATH to a collections tree that links to this
-checkout), so nothing here adjusts ``sys.path``.
+checkout); ``tests/`` goes on ``sys.path`` so the helpers shared with the
+integration tests import as ``support``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import textwrap
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 # No example database in the working tree, and no timing-based flakiness.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 settings.register_profile(
     "dockerflow-unit",
     database=None,
