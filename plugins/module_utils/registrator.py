@@ -410,6 +410,7 @@ def map_flow_instance(inspect, name, labels, settings):
         release=release,
         container=name,
         check_http_path=labels.get(LABEL_CHECK_HTTP) or None,
+        container_port=labels[LABEL_REGISTER_PORT],
         initial_status=None,
     )
     mapping = Mapping()

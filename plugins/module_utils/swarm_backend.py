@@ -473,9 +473,10 @@ class SwarmBackend(EngineBackend):
         return pinned_image(image, data.get("RepoDigests"))
 
     def _has_docker_health(self, spec):
-        if spec.healthcheck:
-            return (spec.healthcheck.get("test") or ["NONE"])[0] != "NONE"
-        try:
+        test = (spec.healthcheck or {}).get("test")
+        if test:
+            return test[0] != "NONE"
+        try:  # no test of its own (none, or only new timings): the image's
             return self.image_has_healthcheck(spec.image)
         except FlowError:
             return False
