@@ -50,6 +50,11 @@ LABEL_REGISTER_PORT = "dockerflow.register-port"
 LABEL_CHECK_HTTP = "dockerflow.check-http"
 LABEL_LEGACY_NAMES = "dockerflow.legacy-names"
 PULL_POLICIES = ("always", "missing", "never")
+# Docker's words for a host port another process or container holds.
+_BUSY_PORT_RE = re.compile(
+    r"(?:listen tcp[46]? |Bind for )(?P<address>\S+?):? (?:failed: )?(?:bind: )?(?P<reason>address already in use|"
+    r"port is already allocated)"
+)
 
 
 @dataclass
@@ -326,7 +331,15 @@ class EngineBackend(Backend):
         except docker.errors.NotFound as exc:
             raise FlowError("%s: not found: %s." % (what, _short(exc)))
         except docker.errors.APIError as exc:
-            raise FlowError("%s failed: %s." % (what, exc.explanation or _short(exc)))
+            explanation = exc.explanation or _short(exc)
+            busy = _BUSY_PORT_RE.search(str(explanation))
+            if busy:
+                raise FlowError(
+                    "%s failed: host port %s is taken (%s). A fixed host port cannot serve two instances or two colors "
+                    "at once: publish the container port alone (for example '8080') so Docker picks a free one, or free "
+                    "that port." % (what, busy.group("address"), busy.group("reason"))
+                )
+            raise FlowError("%s failed: %s." % (what, explanation))
         except requests.exceptions.ConnectionError:
             raise FlowError("Cannot reach the Docker engine at %s (docker_host) while %s." % (self.base_url, what))
         except requests.exceptions.Timeout:
