@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import urllib.error
 
 import docker
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
@@ -288,3 +290,87 @@ def test_any_arguments_give_success_or_a_clean_failure_that_changes_nothing(prop
         print("\nmodule arguments property: %s in %.0fs" % (", ".join("%d %s" % (n, k) for k, n in tally.items()),
                                                          time.monotonic() - started))
     assert tally["failures run for real"] > tally["inputs"] // 3, tally
+
+
+# --------------------------------------------------------------------------- the flow role's steps
+
+KNOWN_STEPS = ["deploy", "scale", "proxy", "stop-old", "rollback"]
+UNKNOWN_STEP = st.one_of(
+    st.sampled_from(["Deploy", "stop_old", "stopold", "deploy;scale", "roll back", "proxy\n", "-", "*", "deploy.yml",
+                     "../step_deploy", "{{ lookup('env','HOME') }}", "%s", "null", "0", "é", "\x00"]),
+    NASTY_TEXT.filter(lambda s: s.strip() and all(part.strip() not in KNOWN_STEPS for part in s.split(","))),
+)
+STEP_LISTS = st.one_of(
+    # A list with at least one unknown step, anywhere.
+    st.builds(lambda known, unknown, at: known[:at] + [unknown] + known[at:],
+              st.lists(st.sampled_from(KNOWN_STEPS), max_size=3), UNKNOWN_STEP, st.integers(0, 3)),
+    st.builds(lambda steps: ",".join(steps), st.lists(st.one_of(st.sampled_from(KNOWN_STEPS), UNKNOWN_STEP),
+                                                      min_size=1, max_size=3).filter(
+        lambda steps: any(step not in KNOWN_STEPS for step in steps))),
+    st.sampled_from([[], "", ",", " , ", [None], [1, 2], [["deploy"]], {"deploy": True}, 7, [{"step": "deploy"}]]),
+)
+
+
+class Unsafe(str):
+    """A string written with Ansible's !unsafe tag: a generated '{{ ... }}' stays text."""
+
+
+class UnsafeDumper(yaml.SafeDumper):
+    pass
+
+
+UnsafeDumper.add_representer(Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value)))
+
+
+def yaml_unsafe(value):
+    if isinstance(value, str):
+        return Unsafe(value) if "{" in value or "%" in value else value  # ansible-core reads "!unsafe ''" as null
+    if isinstance(value, list):
+        return [yaml_unsafe(item) for item in value]
+    if isinstance(value, dict):
+        return {key: yaml_unsafe(item) for key, item in value.items()}
+    return value
+
+
+def test_flow_role_refuses_unknown_steps_before_running_any(flow_project, capsys):
+    """Every generated steps list holds something that is not a step: the role fails with one line
+    naming it (or the argument spec's own message for a value of the wrong type) and runs nothing."""
+    examples = []
+
+    @settings(max_examples=int(os.environ.get("DOCKERFLOW_PROPERTY_STEP_EXAMPLES", "12")), deadline=None,
+              derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @given(STEP_LISTS)
+    def collect(steps):
+        examples.append(steps)
+
+    collect()
+    results_dir = os.path.join(flow_project.dir, "role-results")
+    os.makedirs(results_dir)
+    tasks = []
+    for index, steps in enumerate(examples):
+        tasks.append({"name": "example %d" % index, "block": [
+            # !unsafe: a generated '{{ ... }}' is a step name, never a template.
+            {"ansible.builtin.include_role": {"name": "dockerflow.flow.flow"},
+             "vars": {"flow_steps": yaml_unsafe(steps), "flow_project_dir": flow_project.dir,
+                      "flow_consul_address": CONSUL_URL, "flow_publish_address": "127.0.0.1"}},
+            {"ansible.builtin.copy": {"content": "ran", "dest": "%s/%d.json" % (results_dir, index)}},
+        ], "rescue": [
+            {"ansible.builtin.copy": {"content": "{{ ansible_failed_result | to_json }}",
+                                      "dest": "%s/%d.json" % (results_dir, index)}},
+        ]})
+    playbook = os.path.join(flow_project.dir, "steps.yml")
+    with open(playbook, "w") as handle:
+        handle.write(yaml.dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], Dumper=UnsafeDumper))
+    command, env = flow_project.playbook("flow_info", {})
+    completed = subprocess.run(command[:-1] + [playbook], env=env, capture_output=True, text=True, timeout=900)
+    assert "Traceback" not in completed.stdout + completed.stderr, completed.stdout[-3000:]
+    for index, steps in enumerate(examples):
+        with open("%s/%d.json" % (results_dir, index)) as handle:
+            text = handle.read()
+        assert text != "ran", "steps %r ran" % (steps,)
+        result = json.loads(text)
+        assert_clear("flow role", steps, result)
+        assert result.get("failed") and ("flow step" in result["msg"] or "flow_steps" in result["msg"]), (steps, result)
+    assert flow_project.containers() == [] and flow_project.state() is None, "a step ran"
+    with capsys.disabled():
+        print("\nflow role steps property: %d generated step lists refused before any step ran" % len(examples))
