@@ -210,7 +210,7 @@ class ServiceLock:
     allows up to twice the TTL) and Consul's lock-delay passes. A clean release
     empties the holder record; a run that never released its lock (killed, or cut
     off from Consul) leaves it behind, and the next run reports whose lock expired
-    (``on_abandoned``).
+    (``on_abandoned(holder, seconds waited)``).
     """
 
     def __init__(self, client, service, timeout=300, ttl=30, lock_delay=5, operation="flow", on_wait=None,
@@ -273,7 +273,7 @@ class ServiceLock:
                     self.waited = time.monotonic() - started
                     # ``entry`` is the key as read just before this acquire: what the previous holder left.
                     if self.on_abandoned and entry and not entry.get("Session") and entry.get("Value"):
-                        self.on_abandoned(_describe_holder(entry))
+                        self.on_abandoned(_describe_holder(entry), self.waited)
                     return self
                 index, entry = self._read()
                 remaining = self.timeout - (time.monotonic() - started)

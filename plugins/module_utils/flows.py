@@ -117,7 +117,7 @@ class Flow:
             ttl=self.settings.lock_ttl,
             operation=operation,
             on_wait=lambda holder: self._note_wait(name, holder),
-            on_abandoned=lambda holder: self._note_abandoned(name, holder),
+            on_abandoned=lambda holder, waited: self._note_abandoned(name, holder, waited),
         )
 
     def _note_wait(self, name, holder):
@@ -125,9 +125,9 @@ class Flow:
         if not self.steps or self.steps[-1] != line:
             self.progress(line)
 
-    def _note_abandoned(self, name, holder):
+    def _note_abandoned(self, name, holder, waited):
         line = ("the lock of %s was left by %s, which ended without releasing it (killed, or cut off from Consul); "
-                "it expired and this run took it" % (name, holder))
+                "it expired and this run took it after waiting %.0fs" % (name, holder, waited))
         self.progress(line)
         self.warnings.append(line[0].upper() + line[1:] + ".")
 

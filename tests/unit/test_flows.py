@@ -497,7 +497,7 @@ def test_a_lock_left_by_a_killed_run_is_reported_by_the_run_that_takes_it(world)
     assert result["changed"]
     assert result["warnings"] == [
         "The lock of books-app was left by bob@ci (scale, pid 9, since earlier), which ended without releasing it "
-        "(killed, or cut off from Consul); it expired and this run took it."
+        "(killed, or cut off from Consul); it expired and this run took it after waiting 0s."
     ]
 
 
