@@ -29,11 +29,14 @@ MAIN_ENGINE = "unix:///var/run/docker.sock"  # where the proxy runs
 
 
 @pytest.fixture
-def private_engine():
+def private_engine(docker_client):
     daemon = ExtraDockerd()
     daemon.start()
     try:
-        for image in (APP_V1, BASE_IMAGE):
+        # The registrator image the integration tests built, when there is one: the role rebuilds it only if its
+        # sources changed since (a label records their hash), which saves the build here.
+        built = [IMAGE] if docker_client.images.list(name=IMAGE) else []
+        for image in [APP_V1, BASE_IMAGE, *built]:
             daemon.load_image(image)
         yield daemon
     finally:
