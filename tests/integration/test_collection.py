@@ -59,3 +59,26 @@ def test_action_group_lists_every_module(installed):
     with open(os.path.join(str(installed), "ansible_collections", "dockerflow", "flow", "meta", "runtime.yml")) as handle:
         runtime = yaml.safe_load(handle)
     assert sorted(runtime["action_groups"]["flow"]) == MODULES
+
+
+def test_flow_role_passes_every_option_of_each_module(installed):
+    """The flow role hands each module the options set for it from a table; a module option the table
+    lacks could never be set through the role, one the module lacks would fail the step."""
+    import json
+
+    import yaml
+
+    with open(os.path.join(ROOT, "roles", "flow", "vars", "main.yml")) as handle:
+        tables = yaml.safe_load(handle)
+    with open(os.path.join(ROOT, "roles", "flow", "meta", "argument_specs.yml")) as handle:
+        role_options = yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(installed))
+    for module, listed in tables["__flow_module_options"].items():
+        shown = subprocess.run(["ansible-doc", "--json", "dockerflow.flow.%s" % module],
+                               capture_output=True, text=True, env=env, timeout=120, check=True)
+        documented = set(json.loads(shown.stdout)["dockerflow.flow.%s" % module]["doc"]["options"]) - {"state"}
+        assert sorted(listed) == sorted(documented), module
+        for option in listed:
+            variable = tables["__flow_option_vars"].get(option)
+            assert variable, "%s: option %s has no role variable in __flow_option_vars" % (module, option)
+            assert variable in role_options, "%s is not in the flow role's argument_specs" % variable

@@ -169,6 +169,26 @@ def test_seed_walkthrough_through_the_playbooks(flow_project, proxy):
     assert project.state()["live_color"] == "green"
 
 
+def test_rollback_of_a_service_without_route_skips_the_proxy(flow_project, proxy):
+    """Deploy-only services (tested on their own ports, never routed) roll back too: no proxy switch."""
+    project = flow_project
+    write_flow_file(project, {key: value for key, value in SEED_FLOW_FILE.items() if key != "service_path"})
+    run_playbook(project, proxy, "-e", "flow=deploy")
+    project.set_image(APP_V2)
+    run_playbook(project, proxy, "-e", "flow=deploy,stop-old")
+    assert statuses(project, "blue") == ["exited"] and statuses(project, "green") == ["running"]
+
+    rolled = run_playbook(project, proxy, playbook=ROLLBACK_PLAYBOOK, results=True)
+    assert rolled.rc == 0, rolled.output
+    (entry,) = rolled.results
+    assert entry["step"] == "rollback" and entry["changed"] is True, entry
+    assert entry["switch"].get("skipped") is True, entry["switch"]
+    assert "The service has no route: no proxy switch." in entry["msg"], entry["msg"]
+    assert statuses(project, "blue") == ["running"] and statuses(project, "green") == ["exited"]
+    assert project.answer(project.running("blue")[0])["version"] == "1"
+    assert "routes" not in project.state() or not project.state()["routes"]
+
+
 def test_unknown_step_or_bad_variable_fails_before_anything_runs(flow_project, proxy, docker_client):
     project = flow_project
     write_flow_file(project, SEED_FLOW_FILE)
