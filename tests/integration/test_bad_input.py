@@ -48,7 +48,13 @@ CASES = {
     "bad health timeout": ({"health_timeout": 0}, None, "health_timeout=0 is not valid"),
     "bad lock ttl": ({"lock_ttl": 5}, None, "lock_ttl=5 is not valid: use 10 to 86400"),
     "bad boolean env": ({}, None, "FLOW_BLUE_GREEN='maybe' is not a boolean"),
+    "bad backend": ({"backend": "k8s"}, None, "backend must be one of: auto, container, swarm"),
+    "bad backend env": ({}, None, "backend='k8s' (from env:FLOW_BACKEND) is not valid: use one of auto, container, swarm."),
+    "swarm backend without a manager": ({"backend": "swarm", "force": True}, None,
+                                        "backend=swarm needs a Swarm manager, and the engine at the local socket "
+                                        "(docker_host) is not in Swarm mode"),
 }
+ENVIRONMENTS = {"bad boolean env": {"FLOW_BLUE_GREEN": "maybe"}, "bad backend env": {"FLOW_BACKEND": "k8s"}}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -56,7 +62,7 @@ def test_bad_deploy_inputs_change_nothing(deployed, case):
     params, extra_file, expected = CASES[case]
     if extra_file:
         deployed.write(*extra_file)
-    env = {"FLOW_BLUE_GREEN": "maybe"} if case == "bad boolean env" else None
+    env = ENVIRONMENTS.get(case)
     before = deployed.snapshot()
     failed = deployed.run("flow_deploy", params, env=env, expect_failure=True)
     assert expected in failed["msg"], failed["msg"]
