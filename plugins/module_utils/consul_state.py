@@ -95,6 +95,10 @@ class ConsulClient:
             raise FlowError("consul_token is not valid: a Consul token is printable ASCII without spaces (its SecretID).")
         if client_cert and not client_key:
             raise FlowError("consul_client_cert is set but consul_client_key is not: both are needed.")
+        for parameter, path in (("consul_ca_cert", ca_cert), ("consul_client_cert", client_cert),
+                                ("consul_client_key", client_key)):
+            if path and not os.path.isfile(path):
+                raise FlowError("%s %s is not a file." % (parameter, path))
         verify = ca_cert if (ca_cert and validate_certs) else bool(validate_certs)
         cert = (client_cert, client_key) if client_cert else None
         self.api = consul.Consul(
@@ -123,6 +127,8 @@ class ConsulClient:
         except requests.exceptions.Timeout:
             raise FlowError("Consul at %s timed out while %s." % (self.address, what))
         except requests.exceptions.RequestException as exc:
+            raise FlowError("Consul at %s failed while %s: %s." % (self.address, what, _first_line(exc)))
+        except OSError as exc:  # requests reads the TLS files only when it connects
             raise FlowError("Consul at %s failed while %s: %s." % (self.address, what, _first_line(exc)))
         except consul.ConsulException as exc:
             raise FlowError("Consul at %s failed while %s: %s." % (self.address, what, _first_line(exc)))

@@ -382,3 +382,14 @@ def test_a_token_that_cannot_be_a_header_is_refused_without_repeating_it(token):
     with pytest.raises(FlowError) as info:
         ConsulClient("http://127.0.0.1:8500", token=token)
     assert str(info.value) == "consul_token is not valid: a Consul token is printable ASCII without spaces (its SecretID)."
+
+
+@pytest.mark.parametrize("parameter", ["ca_cert", "client_cert", "client_key"])
+def test_tls_files_that_do_not_exist_are_named(tmp_path, parameter):
+    files = {"client_cert": str(tmp_path / "c.pem"), "client_key": str(tmp_path / "k.pem")}
+    for path in files.values():
+        open(path, "w").close()
+    files[parameter] = str(tmp_path / "missing")
+    with pytest.raises(FlowError) as info:
+        ConsulClient("https://127.0.0.1:8501", **files)
+    assert str(info.value) == "consul_%s %s is not a file." % (parameter, tmp_path / "missing")
