@@ -19,7 +19,8 @@ options:
     description:
       - Directory with C(ca.pem), C(cert.pem) and C(key.pem) for TLS to O(docker_host).
       - Falls back to E(FLOW_CERT_PATH), then E(DOCKER_CERT_PATH), then C(cert_path) in C(docker-flow.yml).
-      - A plain C(tcp://) O(docker_host) without it gives a warning (on a loopback address too, since every local user can reach it).
+      - A plain C(tcp://) O(docker_host) without it gives a warning (on a loopback address too, since every local user
+        can reach it).
     type: path
     aliases: [docker_cert_path]
   tls_verify:
