@@ -393,7 +393,7 @@ def map_container(inspect, settings):
 
 def map_flow_instance(inspect, name, labels, settings):
     """A running flow instance whose registration is ours (a Swarm task): its ``Registration``."""
-    number, _, proto = labels[LABEL_REGISTER_PORT].partition("/")
+    number, _slash, proto = labels[LABEL_REGISTER_PORT].partition("/")
     port = next((p for p in published_ports(inspect) if p.number == number and p.proto == (proto or "tcp")), None)
     if port is None:
         return Mapping(skipped="does not publish %s=%s" % (LABEL_REGISTER_PORT, labels[LABEL_REGISTER_PORT]))
@@ -450,7 +450,7 @@ def flow_repairs(inspect, services):
     meta = entry.get("Meta") or {}
     if META_REGISTRATOR in meta or meta.get(META_CONTAINER) != name or not meta.get(META_PORT):
         return []  # not the flow's entry, or made by a collection that did not record the container port
-    number, _, proto = meta[META_PORT].partition("/")
+    number, _slash, proto = meta[META_PORT].partition("/")
     port = next((p for p in published_ports(inspect) if p.number == number and p.proto == (proto or "tcp")), None)
     if port is None or port.host_port == entry.get("Port"):
         return []

@@ -188,8 +188,9 @@ def test_release_1_runs_as_blue_tasks_spread_over_the_nodes_with_the_side_target
     blue = swarm_service.swarm_service("blue")["Spec"]
     # the Compose healthcheck only changes timings: the image's HEALTHCHECK still gates the tasks
     assert blue["Labels"]["dockerflow.docker-health"] == "true"
-    assert blue["TaskTemplate"]["ContainerSpec"]["Healthcheck"] == {"Interval": 2 * 10**9, "Timeout": 20 * 10**9,
-                                                                   "Retries": 5}
+    assert blue["TaskTemplate"]["ContainerSpec"]["Healthcheck"] == {
+        "Interval": 2 * 10**9, "Timeout": 20 * 10**9, "Retries": 5,
+    }
 
     db = swarm_service.cluster.manager.api.services(filters={"name": "%s-db" % swarm_service.name})
     assert [s["Spec"]["Labels"].get("dockerflow.side-target") for s in db] == ["true"]

@@ -17,8 +17,8 @@ OUTAGE_SECONDS = 36  # past HAProxy's 30 s default hold on failed DNS answers
 DEPLOY = dict(FAST, health_path="/health")
 
 
-def test_consul_outage_keeps_the_live_release_serving_and_a_rerun_converges(own_consul, own_consul_proxy, make_project,
-                                                                              loads):
+def test_consul_outage_keeps_the_live_release_serving_and_a_rerun_converges(
+        own_consul, own_consul_proxy, make_project, loads):
     # (own_consul first: fixtures are torn down in reverse, so the project is cleaned while its Consul still runs)
     project = make_project(APP_ONLY, consul_url=own_consul.url)
     project.proxy = own_consul_proxy

@@ -60,8 +60,8 @@ def registered_port(service_id):
     return entry.get("Port")
 
 
-def test_a_restarted_daemon_brings_the_instances_back_and_their_registrations_follow(private_engine, make_project, proxy,
-                                                                                      loads, tmp_path):
+def test_a_restarted_daemon_brings_the_instances_back_and_their_registrations_follow(
+        private_engine, make_project, proxy, loads, tmp_path):
     # (private_engine first: fixtures are torn down in reverse, so the project is cleaned while its engine runs)
     run = uuid.uuid4().hex[:6]
     node = "dftest-restart-%s" % run
@@ -117,7 +117,7 @@ def test_a_restarted_daemon_brings_the_instances_back_and_their_registrations_fo
         raise AssertionError("45 s after the restart: %s; %s registered on %s, publishes %s" % (
             "; ".join(problems), plain_name, registered_port(plain_id), project.port_of(engine.containers.get(plain_name))))
     repaired = time.time() - restart_started
-    wait_for(lambda: all(proxy.get(PATH, timeout=2)[0] == 200 for _ in range(COUNT * 2)), timeout=30, interval=0.2,
+    wait_for(lambda: all(proxy.get(PATH, timeout=2)[0] == 200 for _request in range(COUNT * 2)), timeout=30, interval=0.2,
              what="the proxy serving %s again" % PATH)
     serving = time.time()
     time.sleep(3)
@@ -129,4 +129,3 @@ def test_a_restarted_daemon_brings_the_instances_back_and_their_registrations_fo
     report("docker daemon restarted", summary, True, running_again_s=round(running_again, 1),
            registrations_repaired_s=round(repaired, 1), serving_again_s=round(serving - restart_started, 1),
            failed_until_serving=load.failures_between(restart_started, serving), live=facts["live"])
-

@@ -54,7 +54,7 @@ def test_a_killed_instance_is_out_of_rotation_within_5_seconds(make_project, pro
     failed_in_window = load.failures_between(killed_at, out_at)
     summary = load.stop()
     out_seconds = out_at - killed_at
-    facts, _ = consistency(project, 3)
+    facts, _problems = consistency(project, 3)
 
     assert out_seconds <= OUT_OF_ROTATION_LIMIT, "%.1fs until the proxy stopped using the killed instance" % out_seconds
     assert len(project.running("blue")) == 2

@@ -49,7 +49,7 @@ def routed_service(tmp_path_factory, docker_client, consul_agent):
         proxy.cleanup()
 
 
-@pytest.mark.parametrize(("module", "step"), KILL_POINTS, ids=[step for _, step in KILL_POINTS])
+@pytest.mark.parametrize(("module", "step"), KILL_POINTS, ids=[step for _module, step in KILL_POINTS])
 def test_a_killed_run_leaves_the_live_release_serving_and_a_rerun_converges(routed_service, loads, module, step):
     project = routed_service
     load = loads(project.proxy, PATH)

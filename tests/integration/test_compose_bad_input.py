@@ -44,7 +44,7 @@ def test_bad_compose_files_fail_clearly_and_the_live_release_keeps_serving(flow_
     with socket.socket() as holder:  # another process's listener on the port the file fixes
         holder.bind(("127.0.0.1", held_port))
         holder.listen()
-        results, _completed = run_tasks(flow_project, [("flow_deploy", dict(params, force=True)) for params, _ in cases])
+        results, _completed = run_tasks(flow_project, [("flow_deploy", dict(params, force=True)) for params, _expected in cases])
     for (params, expected), result in zip(cases, results, strict=True):
         assert_clean_failure(result)
         assert expected in result["msg"], (params, result["msg"])

@@ -92,7 +92,7 @@ def test_bad_tls_fails_clearly_and_changes_nothing(tls_project, tls_engine, tmp_
     # Every module connects through the same code: flow_deploy meets every case, the others one.
     calls = [("flow_deploy", dict(good, **params), expected) for params, expected in cases.values()]
     calls += [(module, dict(good, **cases["wrong ca"][0]), cases["wrong ca"][1]) for module in ("flow_info", "flow_stop_old")]
-    results, _ = run_tasks(tls_project, [(module, params) for module, params, _ in calls])
+    results, _completed = run_tasks(tls_project, [(module, params) for module, params, _expected in calls])
     for (module, params, expected), result in zip(calls, results, strict=True):
         assert_clean_failure(result)
         assert expected in result["msg"], (module, params, result["msg"])

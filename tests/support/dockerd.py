@@ -257,7 +257,8 @@ class ExtraDockerd:
         for key in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
             target_env.pop(key, None)
         save = subprocess.Popen(["docker", "save", name], env=source_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        load = subprocess.run(["docker", "load", "-q"], env=target_env, stdin=save.stdout, capture_output=True, text=True)
+        load = subprocess.run(["docker", "load", "-q"], env=target_env, stdin=save.stdout, capture_output=True, text=True,
+                              check=False)
         save.stdout.close()
         save_error = save.stderr.read().decode(errors="replace")
         save.wait()
@@ -289,7 +290,7 @@ class ExtraDockerd:
             except Exception as exc:  # best effort: the directory goes below anyway
                 sys.stderr.write("dockerd %s: could not remove containers: %s\n" % (self.root, exc))
         self.stop()
-        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
         _remove_tree(self.root)
 
     def _close_clients(self):
@@ -347,7 +348,7 @@ def _mounts_under(root):
 
 def _ensure_bridge(name):
     """A bridge link ``name`` with the first address of a /24 no host route overlaps."""
-    if subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0:
+    if subprocess.run(["ip", "link", "show", name], capture_output=True, check=False).returncode == 0:
         return
     routes = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True, check=True).stdout
     used = []
@@ -367,7 +368,7 @@ def _ensure_bridge(name):
 def _remove_tree(root):
     """Unmount what a stopped daemon left mounted (netns files, overlay layers), then delete."""
     for point in _mounts_under(root):
-        subprocess.run(["umount", "-l", point], capture_output=True)
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
     shutil.rmtree(root, ignore_errors=True)
 
 

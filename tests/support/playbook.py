@@ -33,7 +33,7 @@ def run_tasks(project, calls, env=None, extra_args=(), defaults=True):
     with open(path, "w") as handle:
         yaml.safe_dump(play, handle)
     command = command[:-1] + list(extra_args) + [path]
-    completed = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=900)
+    completed = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=900, check=False)
     results = []
     for result_path in result_paths:
         try:

@@ -685,7 +685,7 @@ def test_render_without_routes_has_only_the_default_backend():
 
 
 def test_servers_outlive_a_consul_outage_but_not_a_missing_instance():
-    text, _ = render([Route(service="web", color="blue", paths=("/web",))], SETTINGS)
+    text, _generation = render([Route(service="web", color="blue", paths=("/web",))], SETTINGS)
     resolvers = text.split("\nresolvers consul\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert "    hold nx 1s" in resolvers, "Consul's NXDOMAIN means no passing instance: drop the servers at once"
     for status in ("refused", "timeout", "other"):

@@ -252,8 +252,8 @@ def test_a_task_without_a_docker_healthcheck_has_no_health():
 
 
 def test_a_service_scaled_to_zero_lists_the_instances_it_remembers_as_stopped():
-    spec = {"Name": "books-app-green", "Labels": {LABEL_SERVICE: "books-app", LABEL_COLOR: "green", LABEL_RELEASE: "3",
-                                                   swarm.LABEL_STOPPED: "2"},
+    labels = {LABEL_SERVICE: "books-app", LABEL_COLOR: "green", LABEL_RELEASE: "3", swarm.LABEL_STOPPED: "2"}
+    spec = {"Name": "books-app-green", "Labels": labels,
             "TaskTemplate": {"ContainerSpec": {"Image": "app:2"}}}
     stopped = swarm.stopped_instances("svc1", spec)
     assert [(i.name, i.number, i.status, i.running, i.release, i.color) for i in stopped] == [
@@ -299,7 +299,8 @@ class EngineInfo:
     ],
 )
 def test_auto_is_swarm_on_an_active_manager_only(choice, state, control, expected):
-    assert type(swarm.select_backend(EngineInfo(state, control), choice, "tcp://m:2376")) is expected
+    backend = swarm.select_backend(EngineInfo(state, control), choice, "tcp://m:2376")
+    assert isinstance(backend, expected)
 
 
 @pytest.mark.parametrize(
