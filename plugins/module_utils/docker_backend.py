@@ -416,6 +416,42 @@ class EngineBackend(Backend):
     def _check_network(self, network, key):
         """Refuse an existing network the instances cannot join (a backend's own rule)."""
 
+    # -- side targets: found by name, started when stopped, created when missing -------------
+    def ensure_side_target(self, spec, compose_project, project, pull, publish_address, check_mode=False):
+        """Start ``spec`` if it is not running; returns 'created', 'started' or None (unchanged)."""
+        name = self._side_target_name(spec, project)
+        found = self._find_side_target(name)
+        if pull and not check_mode:
+            self.resolve_image(spec.image, "always")
+        if found is not None:
+            if self._side_target_runs(found):
+                return None
+            if not check_mode:
+                self._start_side_target(found, spec, name)
+            return "started"
+        if check_mode:
+            return "created"
+        if not pull:
+            self.resolve_image(spec.image, spec.pull_policy if spec.pull_policy in PULL_POLICIES else "missing")
+        self._create_side_target(spec, compose_project, project, name, publish_address)
+        return "created"
+
+    def _side_target_name(self, spec, project):
+        raise NotImplementedError
+
+    def _find_side_target(self, name):
+        """What the engine has of the side target named ``name``, None when nothing."""
+        raise NotImplementedError
+
+    def _side_target_runs(self, found):
+        raise NotImplementedError
+
+    def _start_side_target(self, found, spec, name):
+        raise NotImplementedError
+
+    def _create_side_target(self, spec, compose_project, project, name, publish_address):
+        raise NotImplementedError
+
 
 class ContainerBackend(EngineBackend):
     # -- listing -------------------------------------------------------------
@@ -721,27 +757,24 @@ class ContainerBackend(EngineBackend):
         return (log[-1].get("Output") or "").strip() if log else ""
 
     # -- side targets ----------------------------------------------------------
-    def ensure_side_target(self, spec, compose_project, project, pull, publish_address, check_mode=False):
-        """Start ``spec`` if it is not running; returns 'created', 'started' or None (unchanged)."""
-        name = spec.container_name or "%s-%s-1" % (project, spec.name)
+    def _side_target_name(self, spec, project):
+        return spec.container_name or "%s-%s-1" % (project, spec.name)
+
+    def _find_side_target(self, name):
         try:
-            data = self.api.inspect_container(name)
+            return self.api.inspect_container(name)
         except docker.errors.NotFound:
-            data = None
+            return None
         except requests.exceptions.ConnectionError:
             raise FlowError("Cannot reach the Docker engine at %s (docker_host)." % self.base_url)
-        if pull and not check_mode:
-            self.resolve_image(spec.image, "always")
-        if data is not None:
-            if data["State"]["Status"] == "running":
-                return None
-            if not check_mode:
-                self._call("starting side target %s" % name, self.api.start, data["Id"])
-            return "started"
-        if check_mode:
-            return "created"
-        if not pull:
-            self.resolve_image(spec.image, spec.pull_policy if spec.pull_policy in PULL_POLICIES else "missing")
+
+    def _side_target_runs(self, found):
+        return found["State"]["Status"] == "running"
+
+    def _start_side_target(self, found, spec, name):
+        self._call("starting side target %s" % name, self.api.start, found["Id"])
+
+    def _create_side_target(self, spec, compose_project, project, name, publish_address):
         network_names = self.ensure_networks(project, compose_project, spec)
         volume_names = self.ensure_volumes(project, compose_project, spec)
         labels = dict(spec.labels)
@@ -757,9 +790,8 @@ class ContainerBackend(EngineBackend):
         self._create_and_start(
             name, spec, spec.image, dict(spec.environment), labels, network_names, volume_names, publish_address, [spec.name]
         )
-        return "created"
 
     def side_target_instance(self, spec, project):
-        name = spec.container_name or "%s-%s-1" % (project, spec.name)
+        name = self._side_target_name(spec, project)
         data = self._call("inspecting side target %s" % name, self.api.inspect_container, name)
         return self._instance(data)

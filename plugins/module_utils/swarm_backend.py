@@ -41,7 +41,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
     LABEL_RELEASE,
     LABEL_SERVICE,
     LABEL_SIDE_TARGET,
-    PULL_POLICIES,
     ContainerBackend,
     EngineBackend,
     Instance,
@@ -498,6 +497,21 @@ class SwarmBackend(EngineBackend):
             endpoint_spec=spec.get("EndpointSpec"),
         )
 
+    def _create(self, spec):
+        """Create the service ``spec`` describes; returns its ID."""
+        created = self._call(
+            "creating Swarm service %s" % spec["Name"],
+            self.api.create_service,
+            spec["TaskTemplate"],
+            name=spec["Name"],
+            labels=spec["Labels"],
+            mode=spec["Mode"],
+            update_config=spec.get("UpdateConfig"),
+            rollback_config=spec.get("RollbackConfig"),
+            endpoint_spec=spec["EndpointSpec"],
+        )
+        return created["ID"]
+
     def _remember(self, service_id, spec):
         self._undo.setdefault(service_id, copy.deepcopy(spec))
 
@@ -532,7 +546,7 @@ class SwarmBackend(EngineBackend):
         return [t for t in tasks if t["ID"] not in known_ids]
 
     def _wait_shut_down(self, service_id, timeout):
-        """Until no task of the service that is not wanted any more still runs; returns the ones that went."""
+        """Until no task the service no longer wants still runs; returns those still stopping at the timeout."""
         deadline = time.monotonic() + timeout
         while True:
             every = self._tasks(service_id, current=False)
@@ -572,11 +586,7 @@ class SwarmBackend(EngineBackend):
         )
         existing = self._service_named(name)
         if existing is None:
-            created = self._call("creating Swarm service %s" % name, self.api.create_service, wanted["TaskTemplate"],
-                                 name=name, labels=wanted["Labels"], mode=wanted["Mode"],
-                                 update_config=wanted.get("UpdateConfig"), rollback_config=wanted.get("RollbackConfig"),
-                                 endpoint_spec=wanted["EndpointSpec"])
-            service_id = created["ID"]
+            service_id = self._create(wanted)
             self._undo.setdefault(service_id, None)
             known = set()
         else:
@@ -710,23 +720,17 @@ class SwarmBackend(EngineBackend):
     def _side_target_name(self, spec, project):
         return spec.container_name or "%s-%s" % (project, spec.name)
 
-    def ensure_side_target(self, spec, compose_project, project, pull, publish_address, check_mode=False):
-        """Create the side target's service, or scale it up when it has no replica; 'created', 'started' or None."""
-        name = self._side_target_name(spec, project)
-        existing = self._service_named(name)
-        if pull and not check_mode:
-            self.resolve_image(spec.image, "always")
-        if existing is not None:
-            if replicas_of(existing["Spec"]):
-                return None
-            if not check_mode:
-                self._put(existing["ID"], with_replicas(existing["Spec"], spec.deploy.replicas or 1, 0),
-                          "starting side target %s" % name)
-            return "started"
-        if check_mode:
-            return "created"
-        if not pull:
-            self.resolve_image(spec.image, spec.pull_policy if spec.pull_policy in PULL_POLICIES else "missing")
+    def _find_side_target(self, name):
+        return self._service_named(name)
+
+    def _side_target_runs(self, found):
+        return replicas_of(found["Spec"]) > 0
+
+    def _start_side_target(self, found, spec, name):
+        self._put(found["ID"], with_replicas(found["Spec"], spec.deploy.replicas or 1, 0),
+                  "starting side target %s" % name)
+
+    def _create_side_target(self, spec, compose_project, project, name, publish_address):
         networks = self.ensure_networks(project, compose_project, spec)
         labels = {LABEL_PROJECT: project, LABEL_COMPOSE_SERVICE: spec.name, LABEL_SIDE_TARGET: "true"}
         wanted = build_service_spec(
@@ -734,10 +738,7 @@ class SwarmBackend(EngineBackend):
             dict(labels, **{LABEL_DOCKER_HEALTH: str(self._has_docker_health(spec)).lower()}),
             dict(spec.labels, **labels), dict(spec.environment), networks, [spec.name], project, compose_project,
         )
-        self._call("creating Swarm service %s" % name, self.api.create_service, wanted["TaskTemplate"], name=name,
-                   labels=wanted["Labels"], mode=wanted["Mode"], update_config=wanted.get("UpdateConfig"),
-                   rollback_config=wanted.get("RollbackConfig"), endpoint_spec=wanted["EndpointSpec"])
-        return "created"
+        self._create(wanted)
 
     def side_target_instance(self, spec, project):
         name = self._side_target_name(spec, project)
