@@ -15,7 +15,9 @@ service.
 and removes leftovers of a killed earlier run before it starts.
 
 Traffic goes to 127.0.0.1 only: the proxy listens on 127.0.0.1, instances
-publish on 127.0.0.1, and the load generator refuses any other host.
+publish on 127.0.0.1, and the load generator refuses any other host. With
+``--backend swarm`` (``swarm_cluster.SwarmBench``) the service runs on the test
+cluster instead, and traffic goes to that cluster's proxy host.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -50,7 +53,7 @@ PROXY_IMAGE = os.environ.get("DOCKERFLOW_BENCH_PROXY_IMAGE", "dockerflow-test/ha
 PROXY_NAME = "dockerflow-test-bench-proxy"
 PREFIX = "dfbench"
 SERVICE_PATH = "/bench"
-BACKENDS = ("container",)
+BACKENDS = ("container", "swarm")
 KV_SERVICES = "dockerflow/services/"
 KV_LOCKS = "dockerflow/locks/"
 
@@ -67,7 +70,8 @@ def log(message):
 # -- options -------------------------------------------------------------------------
 def add_common_arguments(parser):
     parser.add_argument("--backend", default="container",
-                        help="deployment backend; only 'container' (plain Docker containers) exists for now")
+                        help="deployment backend: container (plain containers on this machine's engine) or, where "
+                             "the benchmark supports it, swarm (the test cluster of tests/cluster/cluster.sh)")
     parser.add_argument("--proxy-ports", default="18180,18181,18182,18183", metavar="HTTP,STATS,ADMIN,MASTER",
                         help="four free loopback ports for the bench proxy (default %(default)s)")
     parser.add_argument("--keep", action="store_true", help="leave everything running (for a look); clean up later "
@@ -75,10 +79,9 @@ def add_common_arguments(parser):
     return parser
 
 
-def check_backend(parser, args):
-    if args.backend not in BACKENDS:
-        parser.error("--backend %s is not supported yet: only 'container' is (the swarm backend comes later)."
-                     % args.backend)
+def check_backend(parser, args, supported=("container",)):
+    if args.backend not in supported:
+        parser.error("--backend %s is not supported by this benchmark: use %s." % (args.backend, " or ".join(supported)))
 
 
 def proxy_from_args(parser, args):
@@ -95,8 +98,8 @@ def proxy_from_args(parser, args):
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def consul(method, path, data=None, timeout=10):
-    request = urllib.request.Request(CONSUL_URL + path, data=data, method=method)
+def consul(method, path, data=None, timeout=10, base=None):
+    request = urllib.request.Request((base or CONSUL_URL) + path, data=data, method=method)
     with _OPENER.open(request, timeout=timeout) as response:
         body = response.read()
     if not body:
@@ -107,9 +110,9 @@ def consul(method, path, data=None, timeout=10):
         return body
 
 
-def consul_kv_keys(prefix):
+def consul_kv_keys(prefix, base=None):
     try:
-        return consul("GET", "/v1/kv/%s?keys" % prefix) or []
+        return consul("GET", "/v1/kv/%s?keys" % prefix, base=base) or []
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return []
@@ -129,9 +132,9 @@ def consul_kv_put(key, document):
     return consul("PUT", "/v1/kv/%s" % key, json.dumps(document, sort_keys=True).encode())
 
 
-def http_get(url, timeout=3):
-    """(status, parsed JSON or text) of a GET to a loopback URL."""
-    if not url.startswith("http://127.0.0.1:"):
+def http_get(url, timeout=3, allowed_hosts=()):
+    """(status, parsed JSON or text) of a GET to a loopback URL (or to one of ``allowed_hosts``)."""
+    if not url.startswith("http://127.0.0.1:") and urllib.parse.urlsplit(url).hostname not in allowed_hosts:
         raise BenchError("benchmarks only talk to 127.0.0.1, not %s" % url)
     try:
         with _OPENER.open(url, timeout=timeout) as response:
@@ -328,14 +331,15 @@ def _group_alive(process):
 class BenchProject:
     """One Compose project (``dfbench…``) whose target ``app`` the flow modules deploy."""
 
-    def __init__(self, bench, label, image=APP_IMAGES[0], compose=None):
+    def __init__(self, bench, label, image=None, compose=None):
         self.bench = bench
+        image = image or bench.app_images[0]
         self.name = "%s%s%s" % (PREFIX, label, uuid.uuid4().hex[:4])
         self.dir = os.path.join(bench.workdir, self.name)
         os.makedirs(self.dir)
         self.service = "%s-app" % self.name
         self.image = image
-        self.write_compose(compose or {"services": {"app": {"image": image, "ports": ["8080"]}}})
+        self.write_compose(compose or bench.default_compose(image))
 
     def write_compose(self, compose):
         self.compose = compose
@@ -350,15 +354,12 @@ class BenchProject:
 
     def next_image(self):
         """Alternate app:1 / app:2, so every release differs from the one before."""
-        return APP_IMAGES[1] if self.image == APP_IMAGES[0] else APP_IMAGES[0]
+        first, second = self.bench.app_images
+        return second if self.image == first else first
 
     def defaults(self, module):
-        params = {"project_dir": self.dir, "project": self.name, "consul_address": CONSUL_URL,
-                  "publish_address": "127.0.0.1", "lock_timeout": 60}
-        if module == "flow_deploy":
-            params.update(health_path="/health", health_timeout=60)
-        if module in ("flow_proxy", "flow_stop_old"):
-            params.update(self.bench.proxy.params())
+        params = {"project_dir": self.dir, "project": self.name, "lock_timeout": 60}
+        params.update(self.bench.module_defaults(module))
         if module == "flow_proxy":
             params.update(service_path=[SERVICE_PATH])
         return params
@@ -395,6 +396,9 @@ class BenchProject:
 
 class Bench:
     """A benchmark run: ``with Bench(proxy) as bench:``; everything it made is removed on exit."""
+
+    app_images = APP_IMAGES
+    allowed_hosts = ()  # besides 127.0.0.1: where the load may go
 
     def __init__(self, proxy, keep=False):
         self.proxy = proxy
@@ -452,10 +456,31 @@ class Bench:
             raise BenchError("Port(s) %s on 127.0.0.1 are in use; pick others with --proxy-ports." %
                              ", ".join(map(str, busy)))
 
-    def project(self, label, image=APP_IMAGES[0]):
+    def project(self, label, image=None):
         project = BenchProject(self, label, image)
         self.projects.append(project)
         return project
+
+    @staticmethod
+    def default_compose(image):
+        return {"services": {"app": {"image": image, "ports": ["8080"]}}}
+
+    def module_defaults(self, module):
+        """Where the modules find the engine, Consul and the proxy."""
+        params = {"consul_address": CONSUL_URL, "publish_address": "127.0.0.1"}
+        if module == "flow_deploy":
+            params.update(health_path="/health", health_timeout=60)
+        if module in ("flow_proxy", "flow_stop_old"):
+            params.update(self.proxy.params())
+        return params
+
+    def url(self, path=SERVICE_PATH):
+        """The service's path through the proxy."""
+        return self.proxy.url(path)
+
+    def describe(self):
+        """Facts about where the service runs, for the report (none beyond the machine's here)."""
+        return None
 
     # -- running modules -------------------------------------------------------------
     def run_tasks(self, project, tasks, check=True, timeout=600):
@@ -610,6 +635,10 @@ class Bench:
         attempt("networks/volumes", networks_and_volumes)
         attempt("Consul registrations", registrations)
         attempt("Consul KV", kv)
+        return self.cleanup_done(errors, everything)
+
+    def cleanup_done(self, errors, everything):
+        """The end of every cleanup: this run's work directory goes, problems are logged and returned."""
         if not everything:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if errors:

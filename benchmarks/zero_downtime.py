@@ -2,7 +2,9 @@
 # -*- coding: utf-8 -*-
 """Zero-downtime benchmark: a bounded load through the proxy on 127.0.0.1 while the
 service is switched blue <-> green repeatedly (flow_deploy force + flow_proxy +
-flow_stop_old per switch, alternating app:1 and app:2).
+flow_stop_old per switch, alternating app:1 and app:2). With --backend swarm the
+service is a Swarm service on the test cluster and the load goes through the
+cluster's proxy host (swarm_cluster.py says what must run first).
 
 Prints a JSON report (requests, failures = non-2xx answers or connection errors,
 requests per color, p50/p99 latency, per-switch durations, and every failure placed
@@ -20,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
+    BACKENDS,
     Bench,
     BenchError,
     add_common_arguments,
@@ -34,6 +37,7 @@ from common import (  # noqa: E402
     proxy_from_args,
 )
 from loadgen import LoadGenerator  # noqa: E402
+from swarm_cluster import SwarmBench  # noqa: E402
 
 
 def arguments():
@@ -53,7 +57,7 @@ def arguments():
     parser.add_argument("--timeline", action="store_true",
                         help="include the per-second color timeline in the report (always included on failures)")
     args = parser.parse_args()
-    check_backend(parser, args)
+    check_backend(parser, args, supported=BACKENDS)
     for name in ("switches", "connections", "requests", "max_requests"):
         if getattr(args, name) < 1:
             parser.error("--%s must be 1 or more" % name.replace("_", "-"))
@@ -80,13 +84,16 @@ def where(wall, switches):
 def run(parser, args):
     proxy = proxy_from_args(parser, args)
     report = {"benchmark": "zero_downtime", "backend": args.backend}
-    with Bench(proxy, keep=args.keep) as bench:
+    bench_class = SwarmBench if args.backend == "swarm" else Bench
+    with bench_class(proxy, keep=args.keep) as bench:
         report["machine"] = machine_info(bench.docker, proxy.image)
+        report["cluster"] = bench.describe()
         project = bench.project("zd")
-        log("setting up %s: deploy (blue) and proxy %s on 127.0.0.1:%d" % (project.service, proxy.name, proxy.http_port))
+        url = bench.url()
+        log("setting up %s: deploy (blue) and proxy, served at %s" % (project.service, url))
         setup = project.run(project.deploy(), project.proxy())
         report["setup_seconds"] = setup.durations()
-        status, body = http_get(proxy.url())
+        status, body = http_get(url, allowed_hosts=bench.allowed_hosts)
         if status != 200 or not isinstance(body, dict):
             raise BenchError("the proxy does not serve %s after the setup: %s %r" % (project.service, status, body))
         log("proxy serves %s (version %s); load: %d connections%s, >= %d requests, <= %ds" % (
@@ -94,9 +101,9 @@ def run(parser, args):
             " (fresh connection per request)" if args.fresh_connections else " (keep-alive)",
             args.requests, args.max_seconds))
 
-        generator = LoadGenerator(proxy.url(), connections=args.connections, max_requests=args.max_requests,
+        generator = LoadGenerator(url, connections=args.connections, max_requests=args.max_requests,
                                   max_seconds=args.max_seconds, rate=args.rate,
-                                  fresh_connections=args.fresh_connections)
+                                  fresh_connections=args.fresh_connections, allowed_hosts=bench.allowed_hosts)
         switches, switch_error = [], None
         generator.start()
         load_deadline = time.monotonic() + args.max_seconds
@@ -153,7 +160,9 @@ def run(parser, args):
             result = generator.stop()
 
         summary = result.summary(failures=0)
-        final_body = http_get(proxy.url())[1]
+        final_body = http_get(url, allowed_hosts=bench.allowed_hosts)[1]
+        if args.backend == "swarm":
+            report["cluster"]["final_placement"] = bench.task_placement(project.service)
         served = final_body.get("color") if isinstance(final_body, dict) else None
 
     failures = []
@@ -169,7 +178,7 @@ def run(parser, args):
     durations = [s["seconds"] for s in switches if s["seconds"] is not None]
     report.update({
         "load": {
-            "url": proxy.url(),
+            "url": url,
             "connections": args.connections,
             "keep_alive": not args.fresh_connections,
             "rate_limit": args.rate,
