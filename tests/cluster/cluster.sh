@@ -42,6 +42,9 @@ NODE_IMAGE=dockerflow-test/node:bookworm
 REGISTRY_IMAGE=dockerflow-test/registry:2
 HASH_LABEL=dockerflow.test.context-hash
 SPEC_LABEL=dockerflow.test.cluster.spec
+# The files (certificates, key) a cluster's nodes use live in one checkout's .cache: another
+# checkout must not replace or remove that cluster, which would cut its owner off.
+OWNER_LABEL=dockerflow.test.cluster.dir
 # dockerflow.test=1 lets tests/harness/cleanup.sh remove a cluster a crashed run left behind.
 LABELS=(--label dockerflow.test=1 --label "dockerflow.test.cluster=$CLUSTER_NAME")
 
@@ -229,6 +232,7 @@ ensure_container() {
     local name=$1 spec current running
     shift
     spec=$(printf '%s\n' "${LABELS[@]}" "$@" | sha256sum | cut -d' ' -f1)
+    check_owner "$name"
     current=$(docker container inspect -f "{{ index .Config.Labels \"$SPEC_LABEL\" }}" "$name" 2>/dev/null || true)
     if [ -n "$current" ] && [ "$current" != "$spec" ]; then
         log "replacing $name (its image or options changed)"
@@ -237,7 +241,8 @@ ensure_container() {
     fi
     if [ -z "$current" ]; then
         docker rm -f -v "$name" >/dev/null 2>&1 || true
-        docker run -d --name "$name" "${LABELS[@]}" --label "$SPEC_LABEL=$spec" "$@" >/dev/null
+        docker run -d --name "$name" "${LABELS[@]}" --label "$SPEC_LABEL=$spec" --label "$OWNER_LABEL=$CLUSTER_DIR" \
+            "$@" >/dev/null
         log "started $name"
         return 0
     fi
@@ -246,6 +251,13 @@ ensure_container() {
         docker start "$name" >/dev/null
         log "started the stopped $name"
     fi
+}
+
+check_owner() { # CONTAINER: fail when it belongs to a cluster another checkout made
+    local owner
+    owner=$(docker container inspect -f "{{ index .Config.Labels \"$OWNER_LABEL\" }}" "$1" 2>/dev/null || true)
+    [ -z "$owner" ] || [ "$owner" = "$CLUSTER_DIR" ] ||
+        die "$1 belongs to the cluster whose files are in $owner, not $CLUSTER_DIR: use another DOCKERFLOW_CLUSTER_NAME (with its own _NET and _REGISTRY_PORT), or run cluster.sh down from that checkout"
 }
 
 file_hashes() { sha256sum "$@" | cut -d' ' -f1 | tr '\n' ' '; }
@@ -433,8 +445,9 @@ cmd_swarm() {
 }
 
 cmd_down() {
-    local containers
+    local containers container
     containers=$(cluster_containers)
+    for container in $containers; do check_owner "$container"; done
     if [ -n "$containers" ]; then
         # shellcheck disable=SC2086
         docker rm -f -v $containers >/dev/null
