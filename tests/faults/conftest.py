@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 import uuid
 
@@ -55,6 +54,7 @@ FAST = {"lock_ttl": LOCK_TTL, "lock_timeout": 90}
 APP_ONLY = {"services": {"app": {"image": APP_V1, "ports": ["8080"]}}}  # no side target: fewer containers on 2 cores
 
 REPORT = []  # one entry a test: what pytest_terminal_summary prints
+BACKGROUND_RUNS = []  # BackgroundRuns of the current test
 
 
 # -- load ---------------------------------------------------------------------------------------
@@ -88,14 +88,6 @@ class Load:
         with result.lock:
             return sum(1 for failure in result.failures_timeline if start_wall <= failure["wall"] <= end_wall)
 
-    def served_since(self, wall):
-        """Successful answers (any color) of the seconds that started at or after ``wall``."""
-        result = self.result or self.generator.result
-        first = int(wall - result.started_wall) + 1
-        with result.lock:
-            return sum(n for second, counts in result.by_second.items() if second >= first
-                       for key, n in counts.items() if key != "failed")
-
 
 @pytest.fixture
 def loads():
@@ -127,6 +119,7 @@ class BackgroundRun:
                                         text=True, start_new_session=True)
         self.module_pid = None
         self.output = ""
+        BACKGROUND_RUNS.append(self)
 
     def wait_paused(self, timeout=120):
         """The pid of the module process once it waits at the step."""
@@ -160,11 +153,24 @@ class BackgroundRun:
         if os.path.exists(self.pause_file):
             os.remove(self.pause_file)
 
+    def running(self):
+        return self.process.poll() is None
+
     def result(self, expect_failure=False, timeout=300):
         self.output, _ = self.process.communicate(timeout=timeout)
         completed = subprocess.CompletedProcess(self.process.args, self.process.returncode, self.output, "")
         completed.env_result_path = self.env["DOCKERFLOW_RESULT_PATH"]
         return FlowProject.parse(completed, expect_failure)
+
+
+@pytest.fixture(autouse=True)
+def no_run_left_behind():
+    """A run a failed test left paused or running is killed: it would hold its service's lock."""
+    yield
+    while BACKGROUND_RUNS:
+        run = BACKGROUND_RUNS.pop()
+        if run.running():
+            run.kill()
 
 
 # -- a Consul of the test's own ------------------------------------------------------------------------
@@ -288,16 +294,6 @@ def pytest_terminal_summary(terminalreporter):
     if path:
         with open(path, "w") as handle:
             json.dump(REPORT, handle, indent=1)
-
-
-def http_status(url, timeout=3):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 @pytest.fixture
