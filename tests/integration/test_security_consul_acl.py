@@ -142,7 +142,7 @@ def test_flow_role_keeps_the_token_out_of_verbose_output(acl_project, acl_consul
     with open(playbook, "w") as handle:
         yaml.safe_dump([{
             "hosts": "localhost", "gather_facts": False,
-            "roles": [{"role": "dockerflow.flow.flow", "flow_steps": ["deploy", "scale"], "flow_scale": "+1",
+            "roles": [{"role": "dockerflow.flow.flow", "flow_steps": ["deploy", "scale"], "flow_scale": "2",
                        "flow_project_dir": acl_project.dir, "flow_consul_address": acl_consul.url,
                        "flow_consul_token": token, "flow_publish_address": "127.0.0.1", "flow_health_timeout": 30}],
         }], handle)
