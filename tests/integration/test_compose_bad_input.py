@@ -19,7 +19,7 @@ def compose(app, **extra):
 
 
 def test_bad_compose_files_fail_clearly_and_the_live_release_keeps_serving(flow_project):
-    flow_project.run("flow_deploy")
+    flow_project.run("flow_deploy", {"health_path": "/health"})  # an HTTP probe: see test_security_consul_acl.HEALTH
     live = flow_project.running("blue")[0]
     before = flow_project.snapshot()
     held_port = free_ports(1)[0]
@@ -55,7 +55,7 @@ def test_bad_compose_files_fail_clearly_and_the_live_release_keeps_serving(flow_
 def test_a_fixed_host_port_cannot_hold_two_colors_or_two_instances(flow_project):
     port = free_ports(1)[0]
     flow_project.write_compose(compose({"ports": ["127.0.0.1:%d:8080" % port]}))
-    flow_project.run("flow_deploy")
+    flow_project.run("flow_deploy", {"health_path": "/health"})
     before = flow_project.snapshot()
     results, _completed = run_tasks(flow_project, [("flow_deploy", {"force": True}), ("flow_scale", {"scale": "+1"})])
     for result in results:

@@ -227,7 +227,8 @@ def property_project(tmp_path_factory, docker_client, consul_agent):
     project = FlowProject(tmp_path_factory.mktemp("prop"), docker_client)
     project.write("bad.yml", "services:\n  app: [\n")
     try:
-        for module, args in (("flow_deploy", {}), ("flow_proxy", {}), ("set_image", None), ("flow_deploy", {}),
+        health = {"health_path": "/health"}  # an HTTP probe: see test_security_consul_acl.HEALTH
+        for module, args in (("flow_deploy", health), ("flow_proxy", {}), ("set_image", None), ("flow_deploy", health),
                              ("flow_proxy", {}), ("flow_stop_old", {})):
             if module == "set_image":
                 project.set_image(APP_V2)
@@ -305,7 +306,7 @@ STEP_LISTS = st.one_of(
     st.builds(lambda known, unknown, at: known[:at] + [unknown] + known[at:],
               st.lists(st.sampled_from(KNOWN_STEPS), max_size=3), UNKNOWN_STEP, st.integers(0, 3)),
     st.builds(",".join, st.lists(st.one_of(st.sampled_from(KNOWN_STEPS), UNKNOWN_STEP),
-                                                      min_size=1, max_size=3).filter(
+                                 min_size=1, max_size=3).filter(
         lambda steps: any(step not in KNOWN_STEPS for step in steps))),
     st.sampled_from([[], "", ",", " , ", [None], [1, 2], [["deploy"]], {"deploy": True}, 7, [{"step": "deploy"}]]),
 )

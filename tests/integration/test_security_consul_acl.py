@@ -19,6 +19,9 @@ from conftest import APP_V2, free_ports, wait_for
 from support.consul_acl import AclConsul
 from support.playbook import assert_clean_failure, run_tasks
 
+# An HTTP probe from here, retried until health_timeout: the image's Docker HEALTHCHECK (2 s timeout)
+# fails on a machine other tests keep busy, and these tests are about ACLs, not health checks.
+HEALTH = "/health"
 # What Flow needs: its KV prefix (state, locks), sessions (the lock), registering the services it
 # deploys (test services start with "dftest"), reading nodes (health of registered instances).
 FLOW_RULES = """
@@ -81,7 +84,7 @@ def test_every_module_works_with_a_limited_token_and_prints_no_token(acl_project
     acl = acl_project.acl
     proxy_options = dict(proxy.options, consul_dns=acl_consul.dns, service_path=["/"])
     results, completed = run_tasks(acl_project, [
-        ("flow_deploy", acl),
+        ("flow_deploy", dict(acl, health_path=HEALTH)),
         ("flow_scale", dict(acl, scale="+1")),
         ("flow_proxy", dict(acl, **proxy_options)),
     ], extra_args=["-vvv"])
@@ -94,7 +97,7 @@ def test_every_module_works_with_a_limited_token_and_prints_no_token(acl_project
 
     acl_project.set_image(APP_V2)
     results, completed = run_tasks(acl_project, [
-        ("flow_deploy", acl),
+        ("flow_deploy", dict(acl, health_path=HEALTH)),
         ("flow_proxy", dict(acl, **proxy_options)),
         ("flow_stop_old", dict(acl, **{k: v for k, v in proxy_options.items() if k != "service_path"})),
         ("flow_rollback", acl),
@@ -112,7 +115,7 @@ def test_every_module_works_with_a_limited_token_and_prints_no_token(acl_project
 
 def test_wrong_or_insufficient_token_fails_clearly_and_changes_nothing(acl_project, acl_consul, proxy):
     acl = acl_project.acl
-    acl_project.run("flow_deploy", acl)
+    acl_project.run("flow_deploy", dict(acl, health_path=HEALTH))
     before = (acl_project.snapshot()["containers"], kv_snapshot(acl_consul, acl_project.service))
     wrong = str(uuid.uuid4())
     read_only = acl_consul.token(READ_ONLY_RULES, name="read-only")
@@ -144,7 +147,8 @@ def test_flow_role_keeps_the_token_out_of_verbose_output(acl_project, acl_consul
             "hosts": "localhost", "gather_facts": False,
             "roles": [{"role": "dockerflow.flow.flow", "flow_steps": ["deploy", "scale"], "flow_scale": "2",
                        "flow_project_dir": acl_project.dir, "flow_consul_address": acl_consul.url,
-                       "flow_consul_token": token, "flow_publish_address": "127.0.0.1", "flow_health_timeout": 30}],
+                       "flow_consul_token": token, "flow_publish_address": "127.0.0.1", "flow_health_timeout": 60,
+                       "flow_health_path": HEALTH}],
         }], handle)
     command, env = acl_project.playbook("flow_info", {})
     completed = subprocess.run(command[:-1] + ["-vvv", playbook], env=env, capture_output=True, text=True, timeout=600,

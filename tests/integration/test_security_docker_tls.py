@@ -18,6 +18,10 @@ from support.dockerd import ExtraDockerd
 from support.playbook import assert_clean_failure, run_tasks
 from support.tls import CertificateAuthority
 
+# An HTTP probe from here, retried until health_timeout: the image's Docker HEALTHCHECK (2 s timeout)
+# fails on a machine other tests keep busy, and these tests are about TLS, not health checks.
+HEALTH = "/health"
+
 
 @pytest.fixture(scope="module")
 def tls_engine(tmp_path_factory, docker_client, consul_agent):
@@ -51,7 +55,7 @@ def tls_project(tmp_path, tls_engine):
 
 def test_deploy_info_and_stop_old_over_tls(tls_project, tls_engine, docker_client):
     tls = {"docker_host": tls_engine.tcp_url, "cert_path": tls_engine.clients["good"]}
-    deployed = tls_project.run("flow_deploy", tls)
+    deployed = tls_project.run("flow_deploy", dict(tls, health_path=HEALTH))
     assert (deployed["color"], deployed["release"]) == ("blue", 1)
     assert not deployed.get("warnings"), deployed.get("warnings")
     blue = tls_project.running("blue")
@@ -60,7 +64,7 @@ def test_deploy_info_and_stop_old_over_tls(tls_project, tls_engine, docker_clien
     assert not docker_client.containers.list(all=True, filters={"label": "dockerflow.service=%s" % tls_project.service})
 
     tls_project.set_image(APP_V2)
-    assert tls_project.run("flow_deploy", tls)["color"] == "green"
+    assert tls_project.run("flow_deploy", dict(tls, health_path=HEALTH))["color"] == "green"
     info = tls_project.run("flow_info", tls)
     assert info["deployed_color"] == "green"
     assert {color: len(entry["members"]) for color, entry in info["colors"].items()} == {"blue": 1, "green": 1}
@@ -74,7 +78,7 @@ def test_deploy_info_and_stop_old_over_tls(tls_project, tls_engine, docker_clien
 
 def test_bad_tls_fails_clearly_and_changes_nothing(tls_project, tls_engine, tmp_path):
     good = {"docker_host": tls_engine.tcp_url, "cert_path": tls_engine.clients["good"]}
-    tls_project.run("flow_deploy", good)
+    tls_project.run("flow_deploy", dict(good, health_path=HEALTH))
     before = tls_project.snapshot()
     unused_port = free_ports(1)[0]
     cases = {
@@ -112,7 +116,7 @@ def test_plain_tcp_works_with_a_warning(tmp_path, docker_client, consul_agent):
         daemon.load_image(BASE_IMAGE)
         project = FlowProject(tmp_path, daemon.client())
         try:
-            deployed = project.run("flow_deploy", {"docker_host": daemon.tcp_url})
+            deployed = project.run("flow_deploy", {"docker_host": daemon.tcp_url, "health_path": HEALTH})
             assert deployed["color"] == "blue" and len(project.running("blue")) == 1
             assert ("docker_host %s is plain TCP without TLS: every user and process on that machine can control "
                     "that engine. Set cert_path to use TLS." % daemon.tcp_url) in deployed["warnings"]
