@@ -175,4 +175,3 @@ class SwarmBench(Bench):
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(1)
-

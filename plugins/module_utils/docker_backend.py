@@ -266,7 +266,7 @@ def _connection_error(exc, cert_path):
         return "the engine only speaks TLS: set cert_path (ca.pem, cert.pem, key.pem) for it."
     if "Caused by" in text:
         cause = _caused_by(text)
-        return ("TLS handshake failed: %s." if "SSL" in text.split("Caused by")[-1] else "%s.") % cause
+        return ("TLS handshake failed: %s." if "SSL" in text.rsplit("Caused by", maxsplit=1)[-1] else "%s.") % cause
     os_error = re.search(r"\w+Error\(\d+, '([^']*)'\)", text)  # ('Connection aborted.', FileNotFoundError(2, '...'))
     if os_error:
         return "%s." % os_error.group(1)
@@ -286,7 +286,7 @@ def _short(exc):
     text = str(exc).strip()
     for marker in ("Caused by", "(Caused"):
         if marker in text:
-            text = text.split(marker)[0]
+            text = text.split(marker, maxsplit=1)[0]
     return re.sub(r"\s+", " ", text)[:300].strip() or exc.__class__.__name__
 
 
@@ -530,7 +530,7 @@ class ContainerBackend(EngineBackend):
         ports = [(p.container_port, p.protocol) for p in spec.ports]
         exposed = []
         for item in spec.expose:
-            number, _, protocol = str(item).partition("/")
+            number, _slash, protocol = str(item).partition("/")
             exposed.append((int(number), protocol or "tcp"))
         port_bindings = {}
         for port in spec.ports:
@@ -548,7 +548,7 @@ class ContainerBackend(EngineBackend):
                 mounts.append(Mount(target=mount.target, source=None, type="tmpfs"))
         restart_policy = None
         if spec.restart and spec.restart != "no":
-            policy, _, retries = spec.restart.partition(":")
+            policy, _colon, retries = spec.restart.partition(":")
             restart_policy = {"Name": policy, "MaximumRetryCount": int(retries or 0)}
         network_keys = list(spec.networks)
         first_network = network_names[network_keys[0]]

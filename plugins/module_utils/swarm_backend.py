@@ -134,7 +134,7 @@ def _hosts(extra_hosts):
     lines = []
     for item in extra_hosts:
         separator = "=" if "=" in item else ":"
-        host, _, address = item.partition(separator)
+        host, _separator, address = item.partition(separator)
         lines.append("%s %s" % (address.strip("[]"), host))
     return lines
 
@@ -183,7 +183,7 @@ def _restart_policy(spec):
     if spec.deploy.restart_policy is not None:
         return dict(spec.deploy.restart_policy)
     if spec.restart:
-        policy, _, retries = spec.restart.partition(":")
+        policy, _colon, retries = spec.restart.partition(":")
         result = {"Condition": _RESTART_CONDITIONS[policy]}
         if retries:
             result["MaxAttempts"] = int(retries)
@@ -365,7 +365,7 @@ def pinned_image(image, repo_digests):
     if ":" in last:
         repository = repository[: -(len(last) - last.index(":"))]
     for digest in repo_digests or []:
-        name, _, value = digest.partition("@")
+        name, _at, value = digest.partition("@")
         if name == repository and value:
             return "%s@%s" % (image.split("@", 1)[0], value)
     return image

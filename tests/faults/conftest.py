@@ -27,7 +27,8 @@ for _path in (os.path.join(os.path.dirname(TESTS_DIR), "benchmarks"), TESTS_DIR)
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from integration.conftest import (  # noqa: E402,F401  (docker_client, consul_agent, make_project, proxy: fixtures)
+# Fixtures (docker_client, consul_agent, make_project, proxy) and names the fault tests import from here.
+from integration.conftest import (  # noqa: E402,F401  # pylint: disable=unused-import
     APP_UNHEALTHY,
     APP_V1,
     APP_V2,
@@ -149,7 +150,7 @@ class BackgroundRun:
                 kill()
             except ProcessLookupError:
                 pass
-        self.output, _ = self.process.communicate(timeout=30)
+        self.output, _stderr = self.process.communicate(timeout=30)
         if os.path.exists(self.pause_file):
             os.remove(self.pause_file)
 
@@ -157,7 +158,7 @@ class BackgroundRun:
         return self.process.poll() is None
 
     def result(self, expect_failure=False, timeout=300):
-        self.output, _ = self.process.communicate(timeout=timeout)
+        self.output, _stderr = self.process.communicate(timeout=timeout)
         completed = subprocess.CompletedProcess(self.process.args, self.process.returncode, self.output, "")
         completed.env_result_path = self.env["DOCKERFLOW_RESULT_PATH"]
         return FlowProject.parse(completed, expect_failure)
