@@ -90,7 +90,7 @@ stage_sanity() {
 stage_lint() {
     local rc=0
     ANSIBLE_HOME=$QUALITY_CACHE/ansible-home ansible-lint --nocolor || rc=$?
-    echo "summary: $(grep -E '^(Passed|Failed)' "$LOG_DIR/lint.log" | tail -n1 | cut -c1-110)"
+    echo "summary: $(grep -E '^(Passed|Failed)' "$LOG_DIR/lint.log" | tail -n1 | sed -E 's/ of [0-9]+ encountered\..*//'), production profile"
     return "$rc"
 }
 
