@@ -157,10 +157,12 @@ def node_goes_down_under_load(run, cluster, report, victim, how):
     try:
         docker_host_cli(how, container)
         report.add("docker %s %s (%d green tasks): %.1fs" % (how, victim, placement[victim], time.time() - down_at))
-        wait_for(lambda: sum(run.placement("green").values()) == 5 and victim not in run.placement("green"),
-                 timeout=RESCHEDULE_BOUND, interval=1, what="five green tasks on the other nodes")
-        report.add("green rescheduled %.1fs after the %s: %s"
-                   % (time.time() - down_at, how, dict(sorted(run.placement("green").items()))))
+        def rescheduled():  # one look at the manager: five running tasks, none on the victim
+            now = run.placement("green")
+            return now if sum(now.values()) == 5 and victim not in now else None
+
+        moved = wait_for(rescheduled, timeout=RESCHEDULE_BOUND, interval=1, what="five green tasks on the other nodes")
+        report.add("green rescheduled %.1fs after the %s: %s" % (time.time() - down_at, how, dict(sorted(moved.items()))))
         assert cluster.swarm_nodes()[victim] == "down"
         wait_for(lambda: run.answering_hostnames(60) == run.task_hostnames("green"), timeout=30, interval=1,
                  what="the proxy serving exactly the rescheduled green tasks")
