@@ -24,6 +24,7 @@ import yaml
 
 from conftest import ROOT, http_get, output, recap, run_playbook, wait_for
 from loadgen import LoadGenerator
+from support.answers import served
 
 FLOW_PLAYBOOK = os.path.join(ROOT, "playbooks", "flow.yml")
 PATH = "/api/v1/books"
@@ -112,13 +113,7 @@ class Walkthrough:
         return http_get(self.cluster.proxy_url + PATH)
 
     def served(self, times=6):
-        answers = set()
-        for _request in range(times):
-            status, body = self.get()
-            assert status == 200, (status, body)
-            answers.add((body["color"], body["version"]))
-        assert len(answers) == 1, answers
-        return answers.pop()
+        return served(self.get, times)
 
     def answering_hostnames(self, requests=40):
         names = set()

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from conftest import ANSIBLE_PLAYBOOK, APP_V1, APP_V2, FlowProject, wait_for
+from support.answers import served
 from test_roles_infra import Infra, ansible_env, output, recap
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -63,14 +64,7 @@ class EndToEnd:
             return 0, str(exc)
 
     def served(self, times=6):
-        """(color, version) every one of ``times`` answers through the proxy agrees on."""
-        answers = set()
-        for _request in range(times):
-            status, body = self.get()
-            assert status == 200, (status, body)
-            answers.add((body["color"], body["version"]))
-        assert len(answers) == 1, answers
-        return answers.pop()
+        return served(self.get, times)
 
     def statuses(self, color):
         return sorted(c.status for c in self.project.containers(color))
