@@ -152,6 +152,7 @@ def node_goes_down_under_load(run, cluster, report, victim, how):
     try:
         docker_host_cli(how, container)
         report.add("docker %s %s (%d green tasks): %.1fs" % (how, victim, placement[victim], time.time() - down_at))
+
         def rescheduled():  # one look at the manager: five running tasks, none on the victim
             now = run.placement("green")
             return now if sum(now.values()) == 5 and victim not in now else None
