@@ -5,6 +5,7 @@ restart and a kill, and leaves nothing behind, in the main engine or on the host
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -116,3 +117,19 @@ def test_reap_removes_a_daemon_whose_owner_died(docker_client):
     output = subprocess.run([sys.executable, reaper, "reap"], capture_output=True, text=True, check=True).stdout
     assert root in output
     assert not os.path.exists(root) and not processes_under(root)
+
+
+def test_containerd_namespaces_are_valid_whatever_the_directory_tag(tmp_path):
+    """mkdtemp tags may hold or end with "_", which containerd refuses in a namespace (seen in CI:
+    every container start failed). The command must name valid, distinct namespaces anyway."""
+    valid = re.compile(r"^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$")
+    namespaces = set()
+    for tag in ("ab_", "_ab", "a_b", "ab"):
+        root = tmp_path / ("dftest-dockerd-" + tag)
+        root.mkdir()
+        command = ExtraDockerd(None, None, root=str(root)).command()
+        namespace = command[command.index("--containerd-namespace") + 1]
+        plugins = command[command.index("--containerd-plugins-namespace") + 1]
+        assert valid.match(namespace) and valid.match(plugins), command
+        namespaces.add(namespace)
+    assert len(namespaces) == 4

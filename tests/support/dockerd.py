@@ -128,7 +128,8 @@ class ExtraDockerd:
         return "tcp://127.0.0.1:%d" % self.tcp_port
 
     def command(self):
-        namespace = "dftest-" + self.tag
+        # mkdtemp's tag may end with "_", which containerd refuses in a namespace: hex keeps it unique and valid.
+        namespace = "dftest-" + self.tag.encode().hex()
         args = [
             "dockerd",
             "--config-file", self.config_file,
