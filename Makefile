@@ -22,12 +22,12 @@ INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 .PHONY: help venv collection-path engine images consul consul-stop clean-containers \
-        unit integration quality faults test-cluster test demo benchmarks clean
+        unit integration quality faults test-cluster coverage test demo benchmarks clean
 
 help:
 	@echo "targets: test (everything, as CI), venv, collection-path, engine, images, consul,"
 	echo "         consul-stop, clean-containers, unit, integration, quality, faults, test-cluster,"
-	echo "         demo, benchmarks, clean"
+	echo "         coverage, demo, benchmarks, clean"
 
 venv: $(VENV_STAMP)
 
@@ -81,7 +81,12 @@ faults: venv collection-path
 test-cluster: venv collection-path engine images
 	@$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH tests/cluster/run.sh
 
-# Set-up stages, then unit and integration tests (integration runs even when unit fails);
+# module_utils covered by the stages the last `make test` measured (tests/harness/coverage.sh).
+coverage: venv
+	@$(HARNESS)/coverage.sh report
+
+# Set-up stages, then unit, integration, quality, faults and cluster tests (each runs even when
+# an earlier one fails), then coverage of module_utils over all of them (tests/harness/coverage.sh);
 # clean-containers and consul-stop always run. Fails with the first failing stage's status
 # (make itself then exits 2; the summary line shows the real status).
 test:
@@ -111,13 +116,15 @@ test:
 	for s in venv collection-path engine images consul; do
 	    stage $$s $(MAKE) $$s || { status=$$?; finish; }
 	done
-	stage unit env $(UNIT) || status=$$?
-	rc=0
-	stage integration env $(INTEGRATION) || rc=$$?
-	[ $$status != 0 ] || status=$$rc
-	for s in quality faults test-cluster; do
+	measured() { $(HARNESS)/coverage.sh measure "$$@"; } # module_utils coverage of the stage
+	$(HARNESS)/coverage.sh reset
+	stage unit measured unit env $(UNIT) || status=$$?
+	for s in "integration measured integration env $(INTEGRATION)" "quality $(MAKE) quality" \
+	         "faults measured faults $(MAKE) faults" \
+	         "test-cluster measured --local-runs-only cluster $(MAKE) test-cluster" \
+	         "coverage $(HARNESS)/coverage.sh report"; do
 	    rc=0
-	    stage $$s $(MAKE) $$s || rc=$$?
+	    stage $$s || rc=$$?
 	    [ $$status != 0 ] || status=$$rc
 	done
 	finish

@@ -165,6 +165,9 @@ class FlowProject:
         run_env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "0",
                         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0", "DOCKERFLOW_RESULT_PATH": result_path})
         run_env.update(env or {})
+        # tests/harness/coverage.sh measure --local-runs-only: measure this local run's module.
+        if os.environ.get("DOCKERFLOW_TEST_LOCAL_MODULE_COVERAGE"):
+            run_env["_ANSIBLE_ANSIBALLZ_COVERAGE_CONFIG"] = os.environ["DOCKERFLOW_TEST_LOCAL_MODULE_COVERAGE"]
         return command, run_env
 
     def run(self, module, params=None, check=False, diff=False, env=None, expect_failure=False, defaults=True):

@@ -126,13 +126,19 @@ def test_scaling_is_followed_without_a_proxy_call(routed_project, proxy):
     assert time.monotonic() - started < 60
 
 
+def routed_under_load(project, proxy, instances, connections, max_seconds):
+    """Blue routed with ``instances`` servers up in the proxy, and a load running on its path."""
+    deploy_and_route(project)
+    project.run("flow_scale", {"scale": str(instances)})
+    backend = "be_%s_blue" % project.service
+    wait_for(lambda: proxy.servers_up(backend) == instances, timeout=5, what="%d servers up" % instances)
+    load = LoadGenerator("http://127.0.0.1:%d/demo" % proxy.http_port, connections=connections,
+                         max_requests=100000, max_seconds=max_seconds).start()
+    return backend, load
+
+
 def test_killed_instance_is_dropped_within_5s(routed_project, proxy):
-    deploy_and_route(routed_project)
-    routed_project.run("flow_scale", {"scale": "2"})
-    backend = "be_%s_blue" % routed_project.service
-    wait_for(lambda: proxy.servers_up(backend) == 2, timeout=5, what="2 servers up")
-    load = LoadGenerator("http://127.0.0.1:%d/demo" % proxy.http_port, connections=8, max_requests=100000,
-                         max_seconds=30).start()
+    backend, load = routed_under_load(routed_project, proxy, instances=2, connections=8, max_seconds=30)
     try:
         time.sleep(0.5)
         victim = routed_project.running("blue")[0]
@@ -272,12 +278,7 @@ def test_rollback_brings_the_previous_release_back(routed_project, proxy):
 
 
 def test_scaling_down_under_load_fails_no_request(routed_project, proxy):
-    deploy_and_route(routed_project)
-    routed_project.run("flow_scale", {"scale": "3"})
-    backend = "be_%s_blue" % routed_project.service
-    wait_for(lambda: proxy.servers_up(backend) == 3, timeout=5, what="3 servers up")
-    load = LoadGenerator("http://127.0.0.1:%d/demo" % proxy.http_port, connections=16, max_requests=100000,
-                         max_seconds=60).start()
+    _backend, load = routed_under_load(routed_project, proxy, instances=3, connections=16, max_seconds=60)
     try:
         time.sleep(0.5)
         down = routed_project.run("flow_scale", {"scale": "-2"})
