@@ -25,7 +25,13 @@ options:
     description: Name of the proxy container. Defaults to V(dockerflow-proxy).
     type: str
   proxy_image:
-    description: HAProxy image the proxy is created from when it does not exist. Defaults to V(haproxy:3.0) (an LTS release).
+    description:
+      - HAProxy image the proxy is created from when it does not exist. Defaults to V(haproxy:3.0) (an LTS release).
+      - A running proxy keeps its image. When this option is set and differs from the running container's image
+        (or O(proxy_admin_address) / O(proxy_master_port) differ from its master CLI's),
+        M(dockerflow.flow.flow_proxy) warns and changes nothing. Replacing the container drops its connections,
+        so do it in a quiet moment with M(dockerflow.flow.flow_proxy)
+        O(dockerflow.flow.flow_proxy#module:state=absent), then O(dockerflow.flow.flow_proxy#module:state=synced).
     type: str
   proxy_listen_address:
     description: Address the proxy's HTTP frontend binds on the proxy host. Defaults to V(*) (all).

@@ -30,7 +30,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     config_word,
     exposure_warnings,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.swarm_backend import BACKENDS, select_backend
 
 DOCKER_ARGS = dict(
@@ -206,9 +206,11 @@ class FlowModule:
         config_word(master_port, "port", "proxy_master_port")
         for warning in exposure_warnings(settings):
             self.module.warn(warning)
+        # A running proxy is compared only with what this run sets: defaults say nothing of how it was made.
+        asked_for = {name for name in DRIFT_OPTIONS if self.sources.get(name) not in (None, "default")}
         return ProxyNode(
             client, settings, name=values.get("proxy_name") or "dockerflow-proxy",
-            image=values.get("proxy_image") or "haproxy:3.0", master_port=master_port,
+            image=values.get("proxy_image") or "haproxy:3.0", master_port=master_port, asked_for=asked_for,
         )
 
     def consul_client(self):

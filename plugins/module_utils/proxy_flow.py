@@ -81,6 +81,12 @@ class ProxyFlow:
         outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode)
         if outcome:
             self.flow.progress("proxy %s %s with %d route(s) from Consul" % (self.node.name, outcome, len(routes)))
+        if outcome != "created":
+            for difference in self.node.drift():
+                self.flow.warnings.append(
+                    "Proxy %s %s: only a new container applies that. Replacing it drops the connections it holds: "
+                    "in a quiet moment run flow_proxy state=absent, then state=synced (routes come back from Consul)."
+                    % (self.node.name, difference))
         return outcome
 
     def _activate(self, config, generation):

@@ -58,10 +58,14 @@ kill -USR2 1
 """
 
 
+# Options only a new proxy container applies; drift() reports a running one that differs.
+DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port")
+
+
 class ProxyNode:
     """One proxy container; ``client`` is a DockerClient connected to the proxy host."""
 
-    def __init__(self, client, settings, name="dockerflow-proxy", image=DEFAULT_IMAGE, master_port=9998):
+    def __init__(self, client, settings, name="dockerflow-proxy", image=DEFAULT_IMAGE, master_port=9998, asked_for=()):
         self.client = client
         self.api = client.api
         self.settings = settings
@@ -70,6 +74,7 @@ class ProxyNode:
         self.master_port = master_port
         self.volume = "%s-config" % name
         self.admin_host = local_address(settings.admin_address)  # where the helper script connects
+        self.asked_for = set(asked_for)  # DRIFT_OPTIONS the caller set, which drift() compares
 
     # -- container -----------------------------------------------------------------
     def _call(self, what, function, *args, **kwargs):
@@ -97,6 +102,29 @@ class ProxyNode:
     def status(self):
         data = self.inspect()
         return None if data is None else data["State"]["Status"]
+
+    def command(self):
+        return ["haproxy", "-S", socket_address(self.settings.admin_address, self.master_port), "-f", CONFIG_FILE]
+
+    def drift(self):
+        """What the existing container was created with and these settings no longer ask for.
+
+        Only a new container applies those (the master CLI is bound at start, the image is the
+        container's); replacing it drops the connections it holds, so the flow reports rather than does it."""
+        data = self.inspect()
+        if data is None:
+            return []
+        found = []
+        image = data["Config"].get("Image")
+        if "proxy_image" in self.asked_for and image != self.image:
+            found.append("runs image %s, not %s (proxy_image)" % (image, self.image))
+        command = data["Config"].get("Cmd") or []
+        running_cli = command[command.index("-S") + 1] if "-S" in command[:-1] else None
+        wanted_cli = self.command()[2]
+        if self.asked_for & {"proxy_admin_address", "proxy_master_port"} and running_cli not in (None, wanted_cli):
+            found.append("has its master CLI on %s, not %s (proxy_admin_address, proxy_master_port)"
+                         % (running_cli, wanted_cli))
+        return found
 
     def ensure_running(self, initial_config, check_mode=False):
         """Create the proxy (with ``initial_config``) or start it; returns 'created', 'started' or None."""
@@ -141,7 +169,7 @@ class ProxyNode:
             name=self.name,
             user="0",  # binds port 80 on the host network; the workers drop to the haproxy user
             # The master CLI's address is fixed here: a later proxy_admin_address applies to a new container.
-            command=["haproxy", "-S", socket_address(self.settings.admin_address, self.master_port), "-f", CONFIG_FILE],
+            command=self.command(),
             labels={LABEL_PROXY: "true"},
             host_config=host_config,
         )

@@ -40,6 +40,7 @@ class FakeProxyNode:
         self.activated = []  # generations, in order
         self.up = {}
         self.lose_servers_after = None  # a number of activations: any later worker sees no server
+        self.drifted = []  # what drift() reports of the running container
 
     def status(self):
         return "running" if self.running is not None else None
@@ -53,6 +54,9 @@ class FakeProxyNode:
 
     def current_config(self):
         return self.running
+
+    def drift(self):
+        return list(self.drifted) if self.running is not None else []
 
     def backends(self):
         return set(re.findall(r"^backend (\S+)$", self.running or "", re.MULTILINE))
@@ -127,6 +131,21 @@ def test_the_same_switch_again_changes_nothing(proxied):
     proxied.proxy(service_path=["/api/books"])
     again = proxied.proxy(service_path=["/api/books"])
     assert not again["changed"] and again["msg"] == "The proxy already routes books-app to blue."
+
+
+def test_a_running_proxy_made_with_other_settings_is_reported_and_kept(proxied, tmp_path):
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    proxied.node.drifted = ["runs image haproxy:2.8, not haproxy:3.0 (proxy_image)"]
+    flow = proxied.flow()
+    running = proxied.node.running
+    result = ProxyFlow(flow, proxied.node, switch_timeout=0).run("synced")
+    assert not result["changed"] and proxied.node.running == running, "the proxy is not replaced"
+    assert flow.warnings == [
+        "Proxy dockerflow-proxy runs image haproxy:2.8, not haproxy:3.0 (proxy_image): only a new container applies "
+        "that. Replacing it drops the connections it holds: in a quiet moment run flow_proxy state=absent, then "
+        "state=synced (routes come back from Consul)."
+    ]
 
 
 def test_a_proxy_that_had_to_be_created_again_is_a_change_even_for_a_live_route(proxied):
