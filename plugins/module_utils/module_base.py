@@ -97,6 +97,34 @@ def _check_positive(values, names):
             raise FlowError("%s=%r is not valid: use a whole number of 1 or more." % (name, value))
 
 
+def fail_on_infinite_integers(argument_spec, supports_check_mode):
+    """fail_json naming the integer options given an infinite value (``.inf``, ``inf``).
+
+    ansible-core's int check turns them into an OverflowError it does not catch (a NaN or a word
+    gets its clean message), so the module dies before it has an AnsibleModule to fail with.
+    One whose options are all ``raw`` gets the same parameters, keeps ``no_log``, and reports."""
+    lenient = {
+        name: dict(type="raw", aliases=spec.get("aliases", []), no_log=spec.get("no_log", False))
+        for name, spec in argument_spec.items()
+    }
+    module = AnsibleModule(argument_spec=lenient, supports_check_mode=supports_check_mode)
+    infinite = sorted(
+        name for name, spec in argument_spec.items()
+        if spec.get("type") == "int" and _is_infinite(module.params.get(name))
+    )
+    if infinite:
+        module.fail_json(msg="%s: infinity is not valid for %s: use a whole number." % (
+            ", ".join("%s=%r" % (name, module.params[name]) for name in infinite),
+            "this option" if len(infinite) == 1 else "these options"))
+
+
+def _is_infinite(value):
+    try:
+        return value is not None and not isinstance(value, bool) and abs(float(value)) == float("inf")
+    except (TypeError, ValueError):
+        return False
+
+
 class FlowModule:
     """An AnsibleModule plus the resolved options, a backend and a Consul client."""
 
@@ -112,7 +140,11 @@ class FlowModule:
     )
 
     def __init__(self, argument_spec, supports_check_mode=True, **kwargs):
-        self.module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode, **kwargs)
+        try:
+            self.module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode, **kwargs)
+        except OverflowError:
+            fail_on_infinite_integers(argument_spec, supports_check_mode)
+            raise
         self.params = self.module.params
         self.values = {}
         self.sources = {}

@@ -130,6 +130,24 @@ def test_bad_options_are_refused_with_the_parameter_named(project, monkeypatch, 
     assert message in caught.value.msg
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"health_timeout": float("inf")}, "health_timeout=inf: infinity is not valid for this option: use a whole number."),
+        ({"health_timeout": "-Infinity", "max_instances": "inf"},
+         "health_timeout='-Infinity', max_instances='inf': infinity is not valid for these options: use a whole number."),
+    ],
+)
+def test_an_infinite_integer_fails_cleanly_naming_the_option(project, capsys, module, args, message):
+    # ansible-core's own int check raises OverflowError on these (a NaN or a word gets its message)
+    with pytest.raises(SystemExit) as caught:
+        module(dict({"project_dir": str(project), "consul_token": "s3cret"}, **args))
+    printed = capsys.readouterr().out
+    result = json.loads(printed)
+    assert caught.value.code == 1 and result["failed"] and result["msg"] == message
+    assert "s3cret" not in printed, "no_log options stay hidden in the lenient module too"
+
+
 def test_run_exits_with_the_result_its_sources_and_no_diff_unless_asked(project, capsys, module):
     runner = module({"project_dir": str(project), "scale": "2"})
     code, result = exit_result(capsys, runner, lambda r: {"changed": True, "msg": "done", "diff": {"before": 1}})
