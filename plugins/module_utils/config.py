@@ -11,8 +11,8 @@ environment variables of its Usage table keep working, so an existing
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
+from ansible_collections.dockerflow.flow.plugins.module_utils import options
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
 
 try:
@@ -38,75 +38,9 @@ TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
 
 
-@dataclass(frozen=True)
-class Option:
-    """Where one option may come from, besides its module parameter."""
-
-    kind: str = "str"  # str | bool | list | int | raw
-    env: tuple = ()
-    file_keys: tuple = ()
-    default: object = None
-
-
-def _opt(kind="str", env=(), file_keys=(), default=None):
-    return Option(kind=kind, env=tuple(env), file_keys=tuple(file_keys), default=default)
-
-
-# parameter name -> sources. Seed names first in env/file_keys.
-OPTIONS = {
-    "docker_host": _opt(env=("FLOW_HOST", "DOCKER_HOST"), file_keys=("host", "docker_host")),
-    "cert_path": _opt(env=("FLOW_CERT_PATH", "DOCKER_CERT_PATH"), file_keys=("cert_path",)),
-    "tls_verify": _opt("bool", env=("FLOW_TLS_VERIFY", "DOCKER_TLS_VERIFY"), file_keys=("tls_verify",)),
-    "backend": _opt(env=("FLOW_BACKEND",), file_keys=("backend",), default="auto"),
-    "compose_path": _opt(env=("FLOW_COMPOSE_PATH",), file_keys=("compose_path",), default="docker-compose.yml"),
-    "blue_green": _opt("bool", env=("FLOW_BLUE_GREEN",), file_keys=("blue_green",), default=True),
-    "target": _opt(env=("FLOW_TARGET",), file_keys=("target",), default="app"),
-    "side_targets": _opt("list", env=("FLOW_SIDE_TARGETS",), file_keys=("side_targets",), default=[]),
-    "pull_side_targets": _opt("bool", env=("FLOW_PULL_SIDE_TARGETS",), file_keys=("pull_side_targets",), default=False),
-    "project": _opt(env=("FLOW_PROJECT",), file_keys=("project",)),
-    "service_name": _opt(env=("FLOW_SERVICE_NAME",), file_keys=("service_name",)),
-    "consul_address": _opt(
-        env=("FLOW_CONSUL_ADDRESS", "CONSUL_HTTP_ADDR"), file_keys=("consul_address",), default="http://127.0.0.1:8500"
-    ),
-    "consul_token": _opt(env=("FLOW_CONSUL_TOKEN", "CONSUL_HTTP_TOKEN"), file_keys=("consul_token",)),
-    "consul_ca_cert": _opt(env=("FLOW_CONSUL_CA_CERT", "CONSUL_CACERT"), file_keys=("consul_ca_cert",)),
-    "consul_client_cert": _opt(env=("FLOW_CONSUL_CLIENT_CERT", "CONSUL_CLIENT_CERT"), file_keys=("consul_client_cert",)),
-    "consul_client_key": _opt(env=("FLOW_CONSUL_CLIENT_KEY", "CONSUL_CLIENT_KEY"), file_keys=("consul_client_key",)),
-    "consul_validate_certs": _opt(
-        "bool", env=("FLOW_CONSUL_VALIDATE_CERTS",), file_keys=("consul_validate_certs",), default=True
-    ),
-    "scale": _opt("raw", env=("FLOW_SCALE",), file_keys=("scale",)),
-    "max_instances": _opt("int", env=("FLOW_MAX_INSTANCES",), file_keys=("max_instances",)),
-    "flow": _opt("list", env=("FLOW",), file_keys=("flow",), default=["deploy"]),
-    "proxy_host": _opt(env=("FLOW_PROXY_HOST",), file_keys=("proxy_host",)),
-    "proxy_docker_host": _opt(env=("FLOW_PROXY_DOCKER_HOST",), file_keys=("proxy_docker_host",)),
-    "proxy_docker_cert_path": _opt(env=("FLOW_PROXY_DOCKER_CERT_PATH",), file_keys=("proxy_docker_cert_path",)),
-    "proxy_reconf_port": _opt("int", env=("FLOW_PROXY_RECONF_PORT",), file_keys=("proxy_reconf_port",)),
-    "service_path": _opt("list", env=("FLOW_SERVICE_PATH",), file_keys=("service_path",), default=[]),
-    "service_domain": _opt(env=("FLOW_SERVICE_DOMAIN",), file_keys=("service_domain",)),
-    "path_type": _opt(env=("FLOW_PATH_TYPE",), file_keys=("path_type",), default="prefix"),
-    "proxy_tls_verify": _opt("bool", env=("FLOW_PROXY_TLS_VERIFY",), file_keys=("proxy_tls_verify",)),
-    "proxy_name": _opt(env=("FLOW_PROXY_NAME",), file_keys=("proxy_name",), default="dockerflow-proxy"),
-    "proxy_image": _opt(env=("FLOW_PROXY_IMAGE",), file_keys=("proxy_image",), default="haproxy:3.0"),
-    "proxy_listen_address": _opt(env=("FLOW_PROXY_LISTEN_ADDRESS",), file_keys=("proxy_listen_address",), default="*"),
-    "proxy_stats_address": _opt(env=("FLOW_PROXY_STATS_ADDRESS",), file_keys=("proxy_stats_address",), default="127.0.0.1"),
-    "proxy_admin_address": _opt(env=("FLOW_PROXY_ADMIN_ADDRESS",), file_keys=("proxy_admin_address",), default="127.0.0.1"),
-    "proxy_http_port": _opt("int", env=("FLOW_PROXY_HTTP_PORT",), file_keys=("proxy_http_port",), default=80),
-    "proxy_stats_port": _opt("int", env=("FLOW_PROXY_STATS_PORT",), file_keys=("proxy_stats_port",), default=8404),
-    "proxy_admin_port": _opt("int", env=("FLOW_PROXY_ADMIN_PORT",), file_keys=("proxy_admin_port",), default=9999),
-    "proxy_master_port": _opt("int", env=("FLOW_PROXY_MASTER_PORT",), file_keys=("proxy_master_port",), default=9998),
-    "consul_dns": _opt(env=("FLOW_CONSUL_DNS",), file_keys=("consul_dns",), default="127.0.0.1:8600"),
-    "drain_timeout": _opt("int", env=("FLOW_DRAIN_TIMEOUT",), file_keys=("drain_timeout",), default=30),
-    "publish_address": _opt(env=("FLOW_PUBLISH_ADDRESS",), file_keys=("publish_address",), default="0.0.0.0"),
-    "service_address": _opt(env=("FLOW_SERVICE_ADDRESS",), file_keys=("service_address",)),
-    "pull": _opt(env=("FLOW_PULL",), file_keys=("pull",), default="missing"),
-    "health_path": _opt(env=("FLOW_HEALTH_PATH",), file_keys=("health_path",)),
-    "health_port": _opt("int", env=("FLOW_HEALTH_PORT",), file_keys=("health_port",)),
-    "health_timeout": _opt("int", env=("FLOW_HEALTH_TIMEOUT",), file_keys=("health_timeout",), default=120),
-    "lock_timeout": _opt("int", env=("FLOW_LOCK_TIMEOUT",), file_keys=("lock_timeout",), default=300),
-    "lock_ttl": _opt("int", env=("FLOW_LOCK_TTL",), file_keys=("lock_ttl",), default=30),
-    "keep_releases": _opt("int", env=("FLOW_KEEP_RELEASES",), file_keys=("keep_releases",), default=1),
-}
+# parameter name -> its sources and default, for every option that docker-flow.yml may set
+# (the table in options.py: the seed's names come first in env and file_keys).
+OPTIONS = {name: option for name, option in options.OPTIONS.items() if option.resolved}
 
 # Keys of docker-flow.yml that are read but belong to tools outside this module set.
 _FILE_KEYS = {key: name for name, option in OPTIONS.items() for key in option.file_keys}

@@ -17,6 +17,7 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
@@ -29,38 +30,39 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state impor
 from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import DeploymentContext
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, choose_probe, wait_healthy
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import default
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registrar, Registration, service_id_for
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import parse_scale
 
 
 @dataclass
 class FlowSettings:
-    """Resolved options of one flow step (see config.OPTIONS for their sources)."""
+    """Resolved options of one flow step (options.py: their sources and defaults)."""
 
     service: str
     project: str | None = None
     target: str | None = None
     compose_path: str | None = None
-    side_targets: list = field(default_factory=list)
-    pull_side_targets: bool = False
-    blue_green: bool = True
+    side_targets: list = field(default_factory=partial(default, "side_targets"))
+    pull_side_targets: bool = default("pull_side_targets")
+    blue_green: bool = default("blue_green")
     scale: object = None
     max_instances: int | None = None
-    pull: str = "missing"
+    pull: str = default("pull")
     health_path: str | None = None
     health_port: int | None = None
-    health_timeout: int = 120
+    health_timeout: int = default("health_timeout")
     service_port: int | None = None
-    publish_address: str = "0.0.0.0"
+    publish_address: str = default("publish_address")
     service_address: str = "127.0.0.1"
-    keep_releases: int = 1
+    keep_releases: int = default("keep_releases")
     deployed_by: str | None = None
-    force: bool = False
+    force: bool = default("force")
     color: str | None = None
     stop_timeout: int | None = None
-    lock_timeout: int = 300
-    lock_ttl: int = 30
-    legacy_names: bool = False
+    lock_timeout: int = default("lock_timeout")
+    lock_ttl: int = default("lock_ttl")
+    legacy_names: bool = default("legacy_names")
 
 
 DNS_QUIESCE_SECONDS = 3

@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
 
-PATH_TYPES = ("prefix", "exact", "regex")
+PATH_TYPES = OPTIONS["path_type"].choices  # prefix, exact, regex
+_DEFAULT_CONSUL_DNS = default("consul_dns").rpartition(":")  # (host, ":", port)
 # Consul DNS looks routed services up as _<service>._<color>.service.<domain>: one DNS label.
 SERVICE_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 # RFC 3986 path characters, minus the quote (HAProxy's quoting) and with no spaces or '#'.
@@ -163,14 +165,16 @@ class Route:
 
 @dataclass(frozen=True)
 class ProxySettings:
-    http_address: str = "*"
-    http_port: int = 80
-    stats_address: str = "127.0.0.1"
-    stats_port: int = 8404
-    admin_address: str = "127.0.0.1"
-    admin_port: int = 9999
-    consul_dns_address: str = "127.0.0.1"
-    consul_dns_port: int = 8600
+    """What the configuration is rendered with; the defaults of the proxy options are options.py's."""
+
+    http_address: str = default("proxy_listen_address")
+    http_port: int = default("proxy_http_port")
+    stats_address: str = default("proxy_stats_address")
+    stats_port: int = default("proxy_stats_port")
+    admin_address: str = default("proxy_admin_address")
+    admin_port: int = default("proxy_admin_port")
+    consul_dns_address: str = _DEFAULT_CONSUL_DNS[0]
+    consul_dns_port: int = int(_DEFAULT_CONSUL_DNS[2])
     consul_domain: str = "consul"
     max_servers: int = 32
     check_interval_ms: int = 1000

@@ -16,7 +16,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import config
+from ansible_collections.dockerflow.flow.plugins.module_utils import config, options
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import ConsulClient
 from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
     ContainerBackend,
@@ -33,60 +33,18 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.swarm_backend import BACKENDS, select_backend
 
-DOCKER_ARGS = dict(
-    docker_host=dict(type="str", aliases=["host"]),
-    cert_path=dict(type="path", aliases=["docker_cert_path"]),
-    tls_verify=dict(type="bool"),
-    docker_timeout=dict(type="int", default=60),
-    backend=dict(type="str", choices=list(BACKENDS)),
-)
-
-CONSUL_ARGS = dict(
-    consul_address=dict(type="str"),
-    consul_token=dict(type="str", no_log=True),
-    consul_ca_cert=dict(type="path"),
-    consul_client_cert=dict(type="path"),
-    consul_client_key=dict(type="path", no_log=False),
-    consul_validate_certs=dict(type="bool"),
-    lock_timeout=dict(type="int"),
-    lock_ttl=dict(type="int"),
-)
-
-SERVICE_ARGS = dict(
-    project_dir=dict(type="path"),
-    flow_file=dict(type="path"),
-    compose_path=dict(type="path"),
-    project=dict(type="str"),
-    target=dict(type="str"),
-    service_name=dict(type="str"),
-    blue_green=dict(type="bool"),
-    publish_address=dict(type="str"),
-    service_address=dict(type="str"),
-)
-
-
-PROXY_ARGS = dict(
-    proxy_docker_host=dict(type="str"),
-    proxy_docker_cert_path=dict(type="path"),
-    proxy_tls_verify=dict(type="bool"),
-    proxy_name=dict(type="str"),
-    proxy_image=dict(type="str"),
-    proxy_listen_address=dict(type="str"),
-    proxy_stats_address=dict(type="str"),
-    proxy_admin_address=dict(type="str"),
-    proxy_http_port=dict(type="int"),
-    proxy_stats_port=dict(type="int"),
-    proxy_admin_port=dict(type="int"),
-    proxy_master_port=dict(type="int"),
-    consul_dns=dict(type="str"),
-)
+# The option groups of options.py, as argument specs.
+DOCKER_ARGS = options.group_spec("docker")
+CONSUL_ARGS = options.group_spec("consul")
+SERVICE_ARGS = options.group_spec("service")
+PROXY_ARGS = options.group_spec("proxy")
 
 
 def argument_spec(*groups, **extra):
     spec = {}
     for group in groups + (extra,):
-        for name, options in group.items():
-            spec[name] = dict(options)
+        for name, entry in group.items():
+            spec[name] = dict(entry)
     return spec
 
 
@@ -128,24 +86,19 @@ def _is_infinite(value):
 class FlowModule:
     """An AnsibleModule plus the resolved options, a backend and a Consul client."""
 
-    OPTION_NAMES = (
-        "docker_host", "cert_path", "tls_verify", "backend", "compose_path", "blue_green", "target", "side_targets",
-        "pull_side_targets", "project", "service_name", "consul_address", "consul_token", "consul_ca_cert",
-        "consul_client_cert", "consul_client_key", "consul_validate_certs", "scale", "max_instances",
-        "publish_address", "service_address", "pull", "health_path", "health_port", "health_timeout",
-        "lock_timeout", "lock_ttl", "keep_releases", "service_path", "service_domain", "path_type", "proxy_docker_host",
-        "proxy_docker_cert_path", "proxy_tls_verify", "proxy_name", "proxy_image", "proxy_listen_address",
-        "proxy_stats_address", "proxy_admin_address",
-        "proxy_http_port", "proxy_stats_port", "proxy_admin_port", "proxy_master_port", "consul_dns", "drain_timeout",
-    )
+    # Every option config.resolve merges from the parameter, FLOW_* and docker-flow.yml.
+    OPTION_NAMES = tuple(option.name for option in options.TABLE if option.resolved and option.modules)
 
-    def __init__(self, argument_spec, supports_check_mode=True, **kwargs):
+    def __init__(self, argument_spec, supports_check_mode=True, module_name=None, **kwargs):
+        """``module_name`` (a key of options.MODULES) limits the options resolved to those it uses: the
+        shared options it accepts but does not use are ignored, their FLOW_* variables unread."""
         try:
             self.module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode, **kwargs)
         except OverflowError:
             fail_on_infinite_integers(argument_spec, supports_check_mode)
             raise
         self.params = self.module.params
+        self.uses = options.used_by(module_name) if module_name else None
         self.values = {}
         self.sources = {}
         self.current_flow = None  # the Flow an action built, whose warnings the result carries
@@ -153,14 +106,14 @@ class FlowModule:
     def resolve(self):
         """Merge parameters, FLOW_* environment and docker-flow.yml; derive project and service names."""
         params = self.params
-        project_dir = params.get("project_dir") or os.environ.get("FLOW_PROJECT_DIR") or os.getcwd()
+        project_dir = params.get("project_dir") or _from_env(options.OPTIONS["project_dir"].env) or os.getcwd()
         if not os.path.isdir(project_dir):
             raise FlowError("project_dir %s is not a directory." % project_dir)
         flow_file = params.get("flow_file")
         file_values = config.read_flow_file(
             os.path.join(project_dir, flow_file or config.DEFAULT_FLOW_FILE), required=bool(flow_file)
         )
-        names = [name for name in self.OPTION_NAMES if name in params]
+        names = [name for name in self.OPTION_NAMES if name in params and (self.uses is None or name in self.uses)]
         values, sources = config.resolve(params, names, file_values=file_values)
         if values.get("compose_path"):
             values["compose_path"] = os.path.join(project_dir, values["compose_path"])
@@ -190,16 +143,29 @@ class FlowModule:
         self.values, self.sources = values, sources
         return values
 
+    def _value(self, name):
+        """The resolved value of option ``name``, else (an option this module does not resolve, or an empty
+        value) the table's default."""
+        return self.values.get(name) or options.default(name)
+
+    def _value_unless_none(self, name):
+        """As _value, but false and 0 are values: only None takes the default."""
+        value = self.values.get(name)
+        return options.default(name) if value is None else value
+
+    def _docker_timeout(self):
+        return self.params.get("docker_timeout") or options.default("docker_timeout")
+
     def docker_backend(self):
         client, warnings = connect(
             self.values.get("docker_host"), self.values.get("cert_path"), self.values.get("tls_verify"),
-            timeout=self.params.get("docker_timeout") or 60,
+            timeout=self._docker_timeout(),
         )
         for warning in warnings:
             self.module.warn(warning)
         ContainerBackend(client).ping()
         where = self.values.get("docker_host") or os.environ.get("DOCKER_HOST") or "the local socket"
-        backend = select_backend(client, self.values.get("backend") or "auto", where)
+        backend = select_backend(client, self._value("backend"), where)
         if backend.registration_owner != "flow":
             for name in ("publish_address", "service_address"):
                 if self.sources.get(name) not in (None, "default"):
@@ -216,33 +182,33 @@ class FlowModule:
         # The service's cert_path is for its own engine: it only applies when the proxy shares that engine.
         cert_path = values.get("proxy_docker_cert_path") or (None if values.get("proxy_docker_host") else values.get("cert_path"))
         verify = values.get("proxy_tls_verify") if values.get("proxy_tls_verify") is not None else values.get("tls_verify")
-        client, warnings = connect(host, cert_path, verify, timeout=self.params.get("docker_timeout") or 60)
+        client, warnings = connect(host, cert_path, verify, timeout=self._docker_timeout())
         for warning in warnings:
             self.module.warn(warning.replace("docker_host", "proxy_docker_host"))
-        dns_host, _colon, dns_port = (values.get("consul_dns") or "127.0.0.1:8600").rpartition(":")
+        dns_host, _colon, dns_port = self._value("consul_dns").rpartition(":")
         try:
             dns_port = int(dns_port)
         except ValueError:
             raise FlowError("consul_dns=%r is not valid: use HOST:PORT." % values.get("consul_dns"))
         settings = ProxySettings(
-            http_address=values.get("proxy_listen_address") or "*",
-            http_port=values.get("proxy_http_port") or 80,
-            stats_address=values.get("proxy_stats_address") or "127.0.0.1",
-            admin_address=values.get("proxy_admin_address") or "127.0.0.1",
-            stats_port=values.get("proxy_stats_port") or 8404,
-            admin_port=values.get("proxy_admin_port") or 9999,
-            consul_dns_address=dns_host or "127.0.0.1",
+            http_address=self._value("proxy_listen_address"),
+            http_port=self._value("proxy_http_port"),
+            stats_address=self._value("proxy_stats_address"),
+            admin_address=self._value("proxy_admin_address"),
+            stats_port=self._value("proxy_stats_port"),
+            admin_port=self._value("proxy_admin_port"),
+            consul_dns_address=dns_host or ProxySettings.consul_dns_address,
             consul_dns_port=dns_port,
         ).validated()
-        master_port = values.get("proxy_master_port") or 9998
+        master_port = self._value("proxy_master_port")
         config_word(master_port, "port", "proxy_master_port")
         for warning in exposure_warnings(settings):
             self.module.warn(warning)
         # A running proxy is compared only with what this run sets: defaults say nothing of how it was made.
         asked_for = {name for name in DRIFT_OPTIONS if self.sources.get(name) not in (None, "default")}
         return ProxyNode(
-            client, settings, name=values.get("proxy_name") or "dockerflow-proxy",
-            image=values.get("proxy_image") or "haproxy:3.0", master_port=master_port, asked_for=asked_for,
+            client, settings, name=self._value("proxy_name"), image=self._value("proxy_image"), master_port=master_port,
+            asked_for=asked_for,
         )
 
     def consul_client(self):
@@ -253,7 +219,7 @@ class FlowModule:
             ca_cert=values.get("consul_ca_cert"),
             client_cert=values.get("consul_client_cert"),
             client_key=values.get("consul_client_key"),
-            validate_certs=values.get("consul_validate_certs", True),
+            validate_certs=self._value_unless_none("consul_validate_certs"),
         )
         client.ping()
         return client
@@ -269,20 +235,20 @@ class FlowModule:
             project=values.get("project"),
             target=values.get("target"),
             compose_path=values.get("compose_path"),
-            side_targets=values.get("side_targets") or [],
+            side_targets=self._value("side_targets"),
             pull_side_targets=bool(values.get("pull_side_targets")),
-            blue_green=values.get("blue_green", True),
+            blue_green=self._value_unless_none("blue_green"),
             scale=values.get("scale"),
             max_instances=values.get("max_instances"),
-            pull=values.get("pull") or "missing",
+            pull=self._value("pull"),
             health_path=values.get("health_path"),
             health_port=values.get("health_port"),
-            health_timeout=values.get("health_timeout") or 120,
-            publish_address=values.get("publish_address") or "0.0.0.0",
+            health_timeout=self._value("health_timeout"),
+            publish_address=self._value("publish_address"),
             service_address=values.get("service_address") or "127.0.0.1",
-            keep_releases=values.get("keep_releases") if values.get("keep_releases") is not None else 1,
-            lock_timeout=values.get("lock_timeout") or 300,
-            lock_ttl=values.get("lock_ttl") or 30,
+            keep_releases=self._value_unless_none("keep_releases"),
+            lock_timeout=self._value("lock_timeout"),
+            lock_ttl=self._value("lock_ttl"),
             **overrides
         )
         backend = self.docker_backend() if engine else None
@@ -308,6 +274,11 @@ class FlowModule:
             result.pop("diff", None)
         result.setdefault("option_sources", {k: v for k, v in self.sources.items() if v != "default"})
         self.module.exit_json(**result)
+
+
+def _from_env(names):
+    """The first of the environment variables ``names`` that is set and not empty."""
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
 def _compose_project_name(directory_name):

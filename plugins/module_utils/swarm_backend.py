@@ -46,6 +46,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
     Instance,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS
 
 try:
     import docker.errors
@@ -55,7 +56,7 @@ try:
 except ImportError:  # pragma: no cover - reported by docker_backend.connect
     HAS_DOCKER = False
 
-BACKENDS = ("auto", "container", "swarm")
+BACKENDS = OPTIONS["backend"].choices  # auto, container, swarm
 LABEL_STOPPED = "dockerflow.stopped-replicas"
 LABEL_DOCKER_HEALTH = "dockerflow.docker-health"  # "true": the tasks have a Docker HEALTHCHECK
 DEFAULT_ENDPOINT_MODE = "dnsrr"

@@ -164,13 +164,8 @@ option_sources:
   type: dict
 """
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
-    CONSUL_ARGS,
-    DOCKER_ARGS,
-    SERVICE_ARGS,
-    FlowModule,
-    argument_spec,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import module_spec
 
 
 def deploy(runner):
@@ -185,24 +180,7 @@ def deploy(runner):
 
 
 def main():
-    spec = argument_spec(
-        DOCKER_ARGS,
-        CONSUL_ARGS,
-        SERVICE_ARGS,
-        side_targets=dict(type="list", elements="str"),
-        pull_side_targets=dict(type="bool"),
-        pull=dict(type="str", choices=["always", "missing", "never"]),
-        scale=dict(type="str"),
-        max_instances=dict(type="int"),
-        health_path=dict(type="str"),
-        health_port=dict(type="int"),
-        health_timeout=dict(type="int"),
-        service_port=dict(type="int"),
-        force=dict(type="bool", default=False),
-        deployed_by=dict(type="str"),
-        legacy_names=dict(type="bool", default=False),
-    )
-    FlowModule(spec).run(deploy)
+    FlowModule(module_spec("flow_deploy"), module_name="flow_deploy").run(deploy)
 
 
 if __name__ == "__main__":

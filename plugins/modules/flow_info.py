@@ -76,13 +76,8 @@ state:
   type: dict
 """
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
-    CONSUL_ARGS,
-    DOCKER_ARGS,
-    SERVICE_ARGS,
-    FlowModule,
-    argument_spec,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import module_spec
 
 
 def info(runner):
@@ -90,7 +85,7 @@ def info(runner):
 
 
 def main():
-    FlowModule(argument_spec(DOCKER_ARGS, CONSUL_ARGS, SERVICE_ARGS)).run(info)
+    FlowModule(module_spec("flow_info"), module_name="flow_info").run(info)
 
 
 if __name__ == "__main__":

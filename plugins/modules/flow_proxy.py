@@ -135,14 +135,8 @@ haproxy_output:
   elements: str
 """
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
-    CONSUL_ARGS,
-    DOCKER_ARGS,
-    PROXY_ARGS,
-    SERVICE_ARGS,
-    FlowModule,
-    argument_spec,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import default, module_spec
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow
 
 
@@ -152,25 +146,13 @@ def proxy(runner):
         params["state"],
         service_path=values.get("service_path"),
         service_domain=values.get("service_domain"),
-        path_type=values.get("path_type") or "prefix",
+        path_type=values.get("path_type") or default("path_type"),
         color=params["color"],
     )
 
 
 def main():
-    spec = argument_spec(
-        DOCKER_ARGS,
-        CONSUL_ARGS,
-        SERVICE_ARGS,
-        PROXY_ARGS,
-        state=dict(type="str", default="present", choices=["present", "absent", "synced"]),
-        service_path=dict(type="list", elements="str"),
-        service_domain=dict(type="str"),
-        path_type=dict(type="str", choices=["prefix", "exact", "regex"]),
-        color=dict(type="str", choices=["blue", "green", "plain"]),
-        switch_timeout=dict(type="int", default=60),
-    )
-    FlowModule(spec).run(proxy)
+    FlowModule(module_spec("flow_proxy"), module_name="flow_proxy").run(proxy)
 
 
 if __name__ == "__main__":

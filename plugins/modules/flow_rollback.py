@@ -77,13 +77,8 @@ steps:
   elements: str
 """
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
-    CONSUL_ARGS,
-    DOCKER_ARGS,
-    SERVICE_ARGS,
-    FlowModule,
-    argument_spec,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import module_spec
 
 
 def rollback(runner):
@@ -91,14 +86,7 @@ def rollback(runner):
 
 
 def main():
-    spec = argument_spec(
-        DOCKER_ARGS,
-        CONSUL_ARGS,
-        SERVICE_ARGS,
-        health_timeout=dict(type="int"),
-        deployed_by=dict(type="str"),
-    )
-    FlowModule(spec).run(rollback)
+    FlowModule(module_spec("flow_rollback"), module_name="flow_rollback").run(rollback)
 
 
 if __name__ == "__main__":

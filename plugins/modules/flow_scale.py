@@ -85,13 +85,8 @@ steps:
   elements: str
 """
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
-    CONSUL_ARGS,
-    DOCKER_ARGS,
-    SERVICE_ARGS,
-    FlowModule,
-    argument_spec,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import module_spec
 
 
 def scale(runner):
@@ -99,17 +94,7 @@ def scale(runner):
 
 
 def main():
-    spec = argument_spec(
-        DOCKER_ARGS,
-        CONSUL_ARGS,
-        SERVICE_ARGS,
-        scale=dict(type="str"),
-        color=dict(type="str", choices=["blue", "green", "plain"]),
-        max_instances=dict(type="int"),
-        health_timeout=dict(type="int"),
-        stop_timeout=dict(type="int"),
-    )
-    FlowModule(spec).run(scale)
+    FlowModule(module_spec("flow_scale"), module_name="flow_scale").run(scale)
 
 
 if __name__ == "__main__":

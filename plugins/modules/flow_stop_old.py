@@ -80,14 +80,8 @@ steps:
   elements: str
 """
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import (
-    CONSUL_ARGS,
-    DOCKER_ARGS,
-    PROXY_ARGS,
-    SERVICE_ARGS,
-    FlowModule,
-    argument_spec,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import module_spec
 
 
 def stop_old(runner):
@@ -97,16 +91,7 @@ def stop_old(runner):
 
 
 def main():
-    spec = argument_spec(
-        DOCKER_ARGS,
-        CONSUL_ARGS,
-        SERVICE_ARGS,
-        PROXY_ARGS,
-        keep_releases=dict(type="int"),
-        stop_timeout=dict(type="int"),
-        drain_timeout=dict(type="int"),
-    )
-    FlowModule(spec).run(stop_old)
+    FlowModule(module_spec("flow_stop_old"), module_name="flow_stop_old").run(stop_old)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,330 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""THE option table: every option of the flow modules (and the seed's own keys), defined once.
+
+Private to the collection. The argument specs (module_base), the sources and defaults
+config.resolve applies (config.OPTIONS), and the defaults of FlowSettings and ProxySettings
+come from here at run time. The copies Ansible must read literally, the doc fragment
+``plugins/doc_fragments/options.py`` and the flow role's argument specs, variables and
+defaults, are generated from it by ``make options`` (tests/support/option_docs.py), and
+tests/unit/test_options.py fails when one of them is not what the table gives.
+
+An option whose group is shared (every group but ``step`` and ``seed``) is accepted by
+every flow module, so one set of options (``module_defaults`` for ``group/dockerflow.flow.flow``,
+or a YAML anchor as the seed's docker-flow.yml was) fits every module; a module resolves
+and uses only the options listed in its row's ``modules``, and ignores the others.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.colors import ALL_COLORS
+
+DEPLOY, SCALE, PROXY, STOP_OLD, ROLLBACK, INFO = (
+    "flow_deploy", "flow_scale", "flow_proxy", "flow_stop_old", "flow_rollback", "flow_info")
+MODULES = (DEPLOY, SCALE, PROXY, STOP_OLD, ROLLBACK, INFO)
+
+# Documentation groups, in the order the docs list them. The options of every group but the last
+# two are shared by all modules; "step" options belong to their modules only; "seed" keys are
+# read from FLOW_* and docker-flow.yml but are no module parameter.
+GROUPS = {
+    "service": "Project and service",
+    "docker": "Docker engine of the service",
+    "consul": "Consul",
+    "release": "Releases: deploy, scale, stop-old and rollback",
+    "routes": "Routes in the proxy",
+    "proxy": "The proxy",
+    "step": "Options of one step",
+    "seed": "Keys of the original Docker Flow that are no module parameter",
+}
+SHARED_GROUPS = ("service", "docker", "consul", "release", "routes", "proxy")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option. ``env`` and ``file_keys`` put the seed's names first."""
+
+    name: str
+    type: str  # the Ansible type: str, int, bool, path, list (of str) or raw
+    group: str  # a key of GROUPS
+    doc: str  # one line: what it is (module docs and the flow role's)
+    modules: tuple = MODULES  # the modules that use it (the others ignore it, or do not take it: see GROUPS)
+    default: object = None  # config.resolve applies it last; for options that are not resolved, the spec's default
+    choices: tuple = ()
+    env: tuple = ()  # environment variables it falls back to
+    file_keys: tuple = ()  # docker-flow.yml keys: an option with one is resolved (parameter > env > file > default)
+    aliases: tuple = ()  # legacy parameter names
+    no_log: bool | None = None  # True for secrets; False for a name that only looks secret
+    default_doc: str = ""  # the default in words, when it is worked out at run time
+    details: tuple = ()  # more lines for the module docs
+    role_details: tuple = ()  # more lines for the flow role's docs
+    role_var: str | None = ""  # the flow role's variable: "" for flow_<name>, None for none
+    seed: bool = False  # one of the original's options: playbooks/flow.yml maps its name (file_keys[0])
+    as_written: bool = False  # FLOW_* and docker-flow.yml values stay as written (scale: '+2' must stay relative)
+
+    @property
+    def resolved(self) -> bool:
+        """Whether config.resolve merges it from the parameter, FLOW_* and docker-flow.yml."""
+        return bool(self.file_keys)
+
+    @property
+    def shared(self) -> bool:
+        return self.group in SHARED_GROUPS
+
+    @property
+    def kind(self) -> str:
+        """How config converts a FLOW_* or docker-flow.yml value: str, int, bool, list or raw."""
+        if self.as_written:
+            return "raw"
+        return "str" if self.type == "path" else self.type
+
+    @property
+    def variable(self) -> str | None:
+        """Its flow role variable, if any."""
+        if self.role_var is None or self.group == "seed":
+            return None
+        return self.role_var or "flow_" + self.name
+
+    def spec(self) -> dict:
+        """Its entry in an Ansible argument spec: a resolved option has no default there, so that
+        a parameter that is not set can be told apart from one set to the default."""
+        spec: dict = {"type": self.type}
+        if self.type == "list":
+            spec["elements"] = "str"
+        if self.default is not None and not self.resolved:
+            spec["default"] = self.default
+        if self.choices:
+            spec["choices"] = list(self.choices)
+        if self.aliases:
+            spec["aliases"] = list(self.aliases)
+        if self.no_log is not None:
+            spec["no_log"] = self.no_log
+        return spec
+
+
+def _o(name: str, type_: str, group: str, doc: str, **more) -> Option:
+    return Option(name=name, type=type_, group=group, doc=doc, **more)
+
+
+def _flow_env(name: str) -> tuple:
+    return ("FLOW_" + name.upper(),)
+
+
+def _resolved(name: str, type_: str, group: str, doc: str, env: tuple = (), **more) -> Option:
+    """An option that falls back to FLOW_<NAME> (then ``env``), then ``name`` in docker-flow.yml."""
+    return _o(name, type_, group, doc, env=_flow_env(name) + env, file_keys=(name,), **more)
+
+
+_ROUTED = (PROXY, STOP_OLD)
+
+TABLE = (
+    # --- service --------------------------------------------------------------------------------
+    _o("project_dir", "path", "service",
+       "Directory that holds the Compose file and C(docker-flow.yml); a relative O(compose_path) is read from here.",
+       env=("FLOW_PROJECT_DIR",), default_doc="the module's working directory"),
+    _o("flow_file", "path", "service",
+       "Options file read from O(project_dir): module parameters override E(FLOW_*) variables, which override this file.",
+       default_doc="C(docker-flow.yml) when it exists", details=("A malformed file fails with its name and line.",),
+       role_var="flow_file"),
+    _resolved("compose_path", "path", "service", "The Compose file.", default="docker-compose.yml", seed=True),
+    _resolved("project", "str", "service", "Compose project name, used in container, network and volume names.",
+              default_doc="the name of the Compose file's directory", seed=True),
+    _resolved("target", "str", "service", "Compose service that is deployed in colors.", default="app", seed=True),
+    _resolved("service_name", "str", "service", "Name of the service in Consul and in the state.",
+              default_doc="C(<project>-<target>), with C(_) and C(.) turned into C(-) so that Consul DNS can look it up"),
+    _resolved("blue_green", "bool", "service", "Run releases as alternating V(blue) and V(green) colors.", default=True,
+              details=("When false, every release is V(plain) and runs beside the previous one until stop-old.",), seed=True),
+    _resolved("publish_address", "str", "service",
+              "Host address that published container ports bind to, unless the Compose file names one.", default="0.0.0.0"),
+    _resolved("service_address", "str", "service",
+              "Address registered in Consul for instances, and used to probe their published ports.",
+              default_doc="O(publish_address) when it is a specific address, else the host of O(docker_host), else V(127.0.0.1)"),
+    # --- docker ---------------------------------------------------------------------------------
+    _o("docker_host", "str", "docker",
+       "The Docker engine to run instances on, for example V(unix:///var/run/docker.sock) or V(tcp://10.0.0.5:2376).",
+       env=("FLOW_HOST", "DOCKER_HOST"), file_keys=("host", "docker_host"), aliases=("host",),
+       default_doc="the local socket", details=("The API version is negotiated with the engine.",),
+       role_var="flow_host", seed=True),
+    _o("cert_path", "path", "docker", "Directory with C(ca.pem), C(cert.pem) and C(key.pem) for TLS to O(docker_host).",
+       env=("FLOW_CERT_PATH", "DOCKER_CERT_PATH"), file_keys=("cert_path",), aliases=("docker_cert_path",),
+       details=("A plain C(tcp://) O(docker_host) without it gives a warning (on a loopback address too, since every "
+                "local user can reach it).",), seed=True),
+    _o("tls_verify", "bool", "docker", "Verify the engine's certificate against C(ca.pem).",
+       env=("FLOW_TLS_VERIFY", "DOCKER_TLS_VERIFY"), file_keys=("tls_verify",),
+       default_doc="V(true) when O(cert_path) is set"),
+    _o("docker_timeout", "int", "docker", "Seconds to wait for one Docker API call.", default=60),
+    _resolved("backend", "str", "docker",
+              "How instances run: V(container) as plain containers, V(swarm) as a Swarm service per color, V(auto) "
+              "as V(swarm) when O(docker_host) is an active Swarm manager, else V(container).",
+              default="auto", choices=("auto", "container", "swarm"), details=(
+                  "V(swarm) runs each release as a Swarm service C(<service_name>-<color>) whose tasks are the instances;"
+                  " O(docker_host) must be a Swarm manager.",
+                  "With V(swarm), tasks publish their ports in C(host) mode on an ephemeral port of their node, and the"
+                  " registrator of that node (role C(dockerflow.flow.registrator)) registers them in its Consul agent"
+                  " with the node's address; the modules wait until Consul lists every new task passing."
+                  " O(publish_address) and O(service_address) do not apply. The Compose C(deploy) section (replicas,"
+                  " placement, update, rollback and restart policies, resources, endpoint mode) configures the"
+                  " services; see C(docs/swarm.md).")),
+    # --- consul ---------------------------------------------------------------------------------
+    _resolved("consul_address", "str", "consul",
+              "URL of the Consul HTTP API that holds the state and the service registrations.",
+              env=("CONSUL_HTTP_ADDR",), default="http://127.0.0.1:8500", seed=True),
+    _resolved("consul_token", "str", "consul", "ACL token for Consul.", env=("CONSUL_HTTP_TOKEN",), no_log=True,
+              details=("It needs write access to the C(dockerflow/) KV prefix, sessions, and service registration.",)),
+    _resolved("consul_ca_cert", "path", "consul", "CA bundle to verify an HTTPS Consul with.", env=("CONSUL_CACERT",)),
+    _resolved("consul_client_cert", "path", "consul",
+              "Client certificate for Consul's HTTPS API (needs O(consul_client_key)).", env=("CONSUL_CLIENT_CERT",)),
+    _resolved("consul_client_key", "path", "consul", "Key of O(consul_client_cert).", env=("CONSUL_CLIENT_KEY",),
+              no_log=False),
+    _resolved("consul_validate_certs", "bool", "consul", "Verify Consul's HTTPS certificate.", default=True),
+    _resolved("lock_timeout", "int", "consul",
+              "Seconds to wait for another flow on the same service to finish before failing with the name of the lock "
+              "holder.", default=300),
+    _resolved("lock_ttl", "int", "consul",
+              "Seconds of the TTL of the Consul session that holds the service's lock, from 10 to 86400.", default=30,
+              details=("A run that is killed, or loses Consul, cannot release its lock; the lock expires within twice"
+                       " this time plus Consul's 5 s lock-delay (Consul's TTL rule), and the next run reports whose lock"
+                       " it took over.",)),
+    # --- release --------------------------------------------------------------------------------
+    _resolved("side_targets", "list", "release",
+              "Compose services started before the target when they do not run (a database, say); not colored, not scaled.",
+              modules=(DEPLOY,), default=[], seed=True),
+    _resolved("pull_side_targets", "bool", "release", "Pull the side targets' images before starting them.",
+              modules=(DEPLOY,), default=False, seed=True),
+    _resolved("pull", "str", "release", "When to pull the target's image: V(missing) pulls only an image the engine lacks.",
+              modules=(DEPLOY,), default="missing", choices=("always", "missing", "never")),
+    _resolved("scale", "str", "release",
+              "Instance count: V(3) is absolute, V(+2) and V(-1) are relative to the live release's count.",
+              modules=(DEPLOY, SCALE), as_written=True, seed=True, details=(
+                  "M(dockerflow.flow.flow_deploy) starts the new release with it (by default with the live release's"
+                  " count, or 1). M(dockerflow.flow.flow_scale) sets the instance count of the color it scales to it;"
+                  " the count never drops below 1.",
+                  "Quote relative values in YAML (V(\"+2\")): YAML reads a bare V(+2) as the number 2.")),
+    _resolved("max_instances", "int", "release", "Upper bound for the instance count.", modules=(DEPLOY, SCALE)),
+    _resolved("health_path", "str", "release",
+              "HTTP path that answers 2xx or 3xx when an instance is ready, probed on C(service_port) (or the first "
+              "published port); also used as the Consul health check.", modules=(DEPLOY,), details=(
+                  "Without it, the Docker HEALTHCHECK of the image or Compose file decides; without one either, a TCP"
+                  " connect to the published port; for a target that publishes nothing, staying up for 3 seconds.",)),
+    _resolved("health_port", "int", "release",
+              "Container port to probe with TCP (or with O(health_path)) instead of the first published one.",
+              modules=(DEPLOY,)),
+    _resolved("health_timeout", "int", "release", "Seconds to wait for new or restarted instances to become healthy.",
+              modules=(DEPLOY, SCALE, ROLLBACK), default=120),
+    _resolved("keep_releases", "int", "release", "How many old releases keep their (stopped) containers for a rollback.",
+              modules=(STOP_OLD,), default=1),
+    _resolved("drain_timeout", "int", "release",
+              "For a service the proxy routes, seconds to wait until the proxy finished the requests that were in flight "
+              "to the old release when it was switched away, before stopping it.", modules=(STOP_OLD,), default=30),
+    # --- routes ---------------------------------------------------------------------------------
+    _resolved("service_path", "list", "routes",
+              "Path prefixes (or exact paths, or regular expressions; see O(path_type)) routed to the service.",
+              modules=(PROXY,), default=[], default_doc="the service's current route", seed=True, details=(
+                  "Values with spaces, quotes, C(#), backslashes (outside regexes) or control characters are rejected.",)),
+    _resolved("service_domain", "str", "routes",
+              "Host name routed to the service, alone or together with O(service_path); C(*.example.com) matches any "
+              "sub-domain.", modules=(PROXY,)),
+    _resolved("path_type", "str", "routes", "How O(service_path) matches.", modules=(PROXY,), default="prefix",
+              choices=("prefix", "exact", "regex")),
+    # --- proxy ----------------------------------------------------------------------------------
+    _resolved("proxy_docker_host", "str", "proxy", "Docker engine of the proxy host.", modules=_ROUTED,
+              default_doc="O(docker_host)", seed=True),
+    _resolved("proxy_docker_cert_path", "path", "proxy",
+              "TLS files (C(ca.pem), C(cert.pem), C(key.pem)) for O(proxy_docker_host).", modules=_ROUTED,
+              default_doc="O(cert_path) when the proxy shares the service's engine", seed=True),
+    _resolved("proxy_tls_verify", "bool", "proxy", "Verify the proxy engine's certificate.", modules=_ROUTED,
+              default_doc="O(tls_verify)"),
+    _resolved("proxy_name", "str", "proxy", "Name of the proxy container.", modules=_ROUTED, default="dockerflow-proxy"),
+    _resolved("proxy_image", "str", "proxy",
+              "HAProxy image the proxy is created from when it does not exist (the default is an LTS release).",
+              modules=_ROUTED, default="haproxy:3.0", details=(
+                  "A running proxy keeps its image. When this option is set and differs from the running container's"
+                  " image (or O(proxy_admin_address) / O(proxy_master_port) differ from its master CLI's),"
+                  " M(dockerflow.flow.flow_proxy) warns and changes nothing. Replacing the container drops its"
+                  " connections, so do it in a quiet moment with M(dockerflow.flow.flow_proxy)"
+                  " O(dockerflow.flow.flow_proxy#module:state=absent), then"
+                  " O(dockerflow.flow.flow_proxy#module:state=synced).",)),
+    _resolved("proxy_listen_address", "str", "proxy", "Address the proxy's HTTP frontend binds on the proxy host (V(*): all).",
+              modules=_ROUTED, default="*"),
+    _resolved("proxy_http_port", "int", "proxy", "Port of the proxy's HTTP frontend.", modules=_ROUTED, default=80),
+    _resolved("proxy_stats_address", "str", "proxy",
+              "Address the statistics page (and C(/healthz)) binds on the proxy host.", modules=_ROUTED,
+              default="127.0.0.1", details=(
+                  "The page lists every route, backend and server without authentication; any other than a loopback"
+                  " address gives a warning.",)),
+    _resolved("proxy_stats_port", "int", "proxy", "Port of the statistics page on O(proxy_stats_address).",
+              modules=_ROUTED, default=8404),
+    _resolved("proxy_admin_address", "str", "proxy", "Address HAProxy's runtime API and master CLI bind on the proxy host.",
+              modules=_ROUTED, default="127.0.0.1", details=(
+                  "Both take admin commands without authentication; any other than a loopback address gives a warning."
+                  " The master CLI takes a new address when the proxy container is created.",)),
+    _resolved("proxy_admin_port", "int", "proxy", "Port of HAProxy's runtime API on O(proxy_admin_address).",
+              modules=_ROUTED, default=9999),
+    _resolved("proxy_master_port", "int", "proxy", "Port of HAProxy's master CLI on O(proxy_admin_address).",
+              modules=_ROUTED, default=9998),
+    _resolved("consul_dns", "str", "proxy", "Consul's DNS interface as the proxy host reaches it, C(HOST:PORT).",
+              modules=_ROUTED, default="127.0.0.1:8600", details=(
+                  "The proxy finds instances through it, so scaling and failing instances reach the proxy without a"
+                  " flow call.",)),
+    # --- step: options of some modules only -------------------------------------------------------
+    _o("service_port", "int", "step", "Container port that is registered in Consul.", modules=(DEPLOY,),
+       default_doc="the target's first published port"),
+    _o("force", "bool", "step",
+       "Deploy a new release even when the newest one already runs the same image and configuration.",
+       modules=(DEPLOY,), default=False),
+    _o("deployed_by", "str", "step", "Who deployed (or rolled back), as recorded in the release history.",
+       modules=(DEPLOY, ROLLBACK), default_doc="C(user@host) of the module's process"),
+    _o("legacy_names", "bool", "step",
+       "Also register each instance as C(<service>-<color>), the name the original Docker Flow used.",
+       modules=(DEPLOY,), default=False),
+    _o("color", "str", "step",
+       "Color to act on: M(dockerflow.flow.flow_scale) scales it (by default the live color, or the newest one before "
+       "the first switch), M(dockerflow.flow.flow_proxy) routes the service to it (by default the newest release's).",
+       modules=(SCALE, PROXY), choices=ALL_COLORS,
+       role_details=("The C(rollback) step always routes to the release it started.",)),
+    _o("stop_timeout", "int", "step",
+       "Seconds an instance gets to stop before it is killed (scaling down, stopping old releases).",
+       modules=(SCALE, STOP_OLD), default_doc="the container's own"),
+    _o("switch_timeout", "int", "step", "Seconds to wait until the proxy sees the target color's servers up.",
+       modules=(PROXY,), default=60),
+    _o("state", "str", "step",
+       "V(present) routes the service, V(absent) removes its routes, V(synced) renders every recorded route.",
+       modules=(PROXY,), default="present", choices=("present", "absent", "synced"), role_var=None),
+    # --- seed: read from FLOW_* and docker-flow.yml, no module parameter -----------------------------
+    _o("flow", "list", "seed", "The steps to run (the flow role reads them).", modules=(),
+       env=("FLOW",), file_keys=("flow",), default=["deploy"]),
+    _o("proxy_host", "str", "seed", "The original's proxy host.", modules=(),
+       env=("FLOW_PROXY_HOST",), file_keys=("proxy_host",)),
+    _o("proxy_reconf_port", "int", "seed", "The original's proxy reconfiguration port.", modules=(),
+       env=("FLOW_PROXY_RECONF_PORT",), file_keys=("proxy_reconf_port",)),
+)
+
+OPTIONS = {option.name: option for option in TABLE}
+
+
+def default(name: str) -> object:
+    """The table's default of option ``name`` (a copy: callers may change a list)."""
+    return copy.deepcopy(OPTIONS[name].default)
+
+
+def accepted_by(module: str) -> list[Option]:
+    """The options ``module`` takes as parameters: every shared option, and its own step options."""
+    return [option for option in TABLE if option.shared or (option.group == "step" and module in option.modules)]
+
+
+def used_by(module: str) -> frozenset:
+    """Names of the options ``module`` uses; it ignores the other options it accepts."""
+    return frozenset(option.name for option in TABLE if module in option.modules)
+
+
+def module_spec(module: str) -> dict:
+    """The argument spec of ``module``."""
+    return {option.name: option.spec() for option in accepted_by(module)}
+
+
+def group_spec(group: str) -> dict:
+    """The argument spec entries of one group."""
+    return {option.name: option.spec() for option in TABLE if option.group == group}
