@@ -22,12 +22,12 @@ INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 .PHONY: help venv collection-path engine images consul consul-stop clean-containers \
-        unit integration quality faults test-cluster coverage test demo benchmarks clean
+        unit integration quality faults test-cluster coverage test demo benchmarks options clean
 
 help:
 	@echo "targets: test (everything, as CI), venv, collection-path, engine, images, consul,"
 	echo "         consul-stop, clean-containers, unit, integration, quality, faults, test-cluster,"
-	echo "         coverage, demo, benchmarks, clean"
+	echo "         coverage, demo, benchmarks, options, clean"
 
 venv: $(VENV_STAMP)
 
@@ -59,6 +59,12 @@ clean-containers:
 
 unit: venv collection-path
 	@$(UNIT)
+
+# Writes the copies of the option table (plugins/module_utils/options.py) that Ansible reads literally:
+# the doc fragment, the flow role's argument specs, vars and defaults, playbooks/flow.yml's seed names.
+# tests/unit/test_options.py fails when one of them is not what the table gives.
+options: venv collection-path
+	@$(TEST_ENV) $(VENV)/bin/python tests/support/option_docs.py --write
 
 # Needs `make engine images consul` first (`make test` does all of it).
 integration: venv collection-path

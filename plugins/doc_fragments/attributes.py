@@ -6,9 +6,13 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The attributes every flow module shares; a module adds its own details on top.
+    # The attributes and requirements every flow module shares; a module adds its own details on top.
+    # (Their options: the generated fragment options.py.)
     DOCUMENTATION = r"""
 options: {}
+requirements:
+  - docker (the Docker SDK for Python) >= 7.0
+  - py-consul >= 1.5
 attributes:
   action_group:
     support: full

@@ -22,63 +22,11 @@ description:
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
-  - dockerflow.flow.docker
-  - dockerflow.flow.consul
-  - dockerflow.flow.service
+  - dockerflow.flow.options
+  - dockerflow.flow.options.flow_deploy
   - dockerflow.flow.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
-options:
-  side_targets:
-    description:
-      - Compose services started before the target when they do not run (a database, say). Not colored, not scaled.
-      - Falls back to E(FLOW_SIDE_TARGETS) (comma-separated), then C(side_targets) in C(docker-flow.yml).
-    type: list
-    elements: str
-  pull_side_targets:
-    description: Pull the side targets' images before starting them. Falls back to E(FLOW_PULL_SIDE_TARGETS).
-    type: bool
-  pull:
-    description:
-      - When to pull the target's image. V(missing) pulls only an image the engine lacks.
-      - Defaults to V(missing). Falls back to E(FLOW_PULL).
-    type: str
-    choices: [always, missing, never]
-  scale:
-    description:
-      - Instance count of the new release. V(3) is absolute; V(+2) and V(-1) are relative to the live release's count.
-      - Defaults to the live release's count, or 1. Falls back to E(FLOW_SCALE).
-    type: str
-  max_instances:
-    description: Upper bound for the instance count. Falls back to E(FLOW_MAX_INSTANCES).
-    type: int
-  health_path:
-    description:
-      - HTTP path that answers 2xx or 3xx when an instance is ready, probed on O(service_port) (or the first
-        published port). Also used as the Consul health check.
-      - Without it, the Docker HEALTHCHECK of the image or Compose file decides; without one either, a TCP
-        connect to the published port; for a target that publishes nothing, staying up for 3 seconds.
-    type: str
-  health_port:
-    description: Container port to probe with TCP (or with O(health_path)) instead of the first published one.
-    type: int
-  health_timeout:
-    description: Seconds to wait for all new instances to become healthy. Defaults to 120.
-    type: int
-  service_port:
-    description: Container port that is registered in Consul. Defaults to the target's first published port.
-    type: int
-  force:
-    description: Deploy a new release even when the newest one already runs the same image and configuration.
-    type: bool
-    default: false
-  deployed_by:
-    description: Who deployed, as recorded in the release history. Defaults to C(user@host) of the module's process.
-    type: str
-  legacy_names:
-    description: Also register each instance as C(<service>-<color>), the name the original Docker Flow used.
-    type: bool
-    default: false
 notes:
   - Instances are named C(<project>-<target>-<color>-<n>) and labelled C(dockerflow.service), C(dockerflow.color),
     C(dockerflow.release) and the Compose project and service labels.

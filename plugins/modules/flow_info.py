@@ -15,9 +15,7 @@ description:
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
-  - dockerflow.flow.docker
-  - dockerflow.flow.consul
-  - dockerflow.flow.service
+  - dockerflow.flow.options
   - dockerflow.flow.attributes.info_module
   - dockerflow.flow.attributes
   - ansible.builtin.action_common_attributes

@@ -23,47 +23,14 @@ description:
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
-  - dockerflow.flow.docker
-  - dockerflow.flow.consul
-  - dockerflow.flow.service
-  - dockerflow.flow.proxy
+  - dockerflow.flow.options
+  - dockerflow.flow.options.flow_proxy
   - dockerflow.flow.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
 attributes:
   diff_mode:
     details: The diff is the proxy configuration before and after.
-options:
-  state:
-    description: V(present) routes the service, V(absent) removes its routes, V(synced) renders every recorded route.
-    type: str
-    choices: [present, absent, synced]
-    default: present
-  service_path:
-    description:
-      - Path prefixes (or exact paths, or regular expressions; see O(path_type)) routed to the service.
-      - Falls back to E(FLOW_SERVICE_PATH) (comma-separated), C(service_path) in C(docker-flow.yml), then the
-        service's current route.
-      - Values with spaces, quotes, C(#), backslashes (outside regexes) or control characters are rejected.
-    type: list
-    elements: str
-  service_domain:
-    description:
-      - Host name routed to the service, alone or together with O(service_path); C(*.example.com) matches any sub-domain.
-      - Falls back to E(FLOW_SERVICE_DOMAIN).
-    type: str
-  path_type:
-    description: How O(service_path) matches. Defaults to V(prefix). Falls back to E(FLOW_PATH_TYPE).
-    type: str
-    choices: [prefix, exact, regex]
-  color:
-    description: Color to route to. Defaults to the newest release's color.
-    type: str
-    choices: [blue, green, plain]
-  switch_timeout:
-    description: Seconds to wait until the proxy sees the target color's servers up.
-    type: int
-    default: 60
 notes:
   - The proxy container uses the host network, so it reaches instances at the addresses registered in Consul and
     Consul DNS at O(consul_dns).

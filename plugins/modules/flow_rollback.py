@@ -19,19 +19,11 @@ description:
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
-  - dockerflow.flow.docker
-  - dockerflow.flow.consul
-  - dockerflow.flow.service
+  - dockerflow.flow.options
+  - dockerflow.flow.options.flow_rollback
   - dockerflow.flow.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
-options:
-  health_timeout:
-    description: Seconds to wait for the restarted instances to become healthy. Defaults to 120.
-    type: int
-  deployed_by:
-    description: Who rolled back, as recorded in the release history. Defaults to C(user@host).
-    type: str
 seealso:
   - module: dockerflow.flow.flow_proxy
   - module: dockerflow.flow.flow_stop_old

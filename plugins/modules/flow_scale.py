@@ -19,30 +19,11 @@ description:
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
-  - dockerflow.flow.docker
-  - dockerflow.flow.consul
-  - dockerflow.flow.service
+  - dockerflow.flow.options
+  - dockerflow.flow.options.flow_scale
   - dockerflow.flow.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
-options:
-  scale:
-    description:
-      - V(N), V(+N) or V(-N) with N a whole number of 1 or more. Falls back to E(FLOW_SCALE), then C(scale) in C(docker-flow.yml).
-    type: str
-  color:
-    description: Color to scale. Defaults to the live color, or the newest one before the first switch.
-    type: str
-    choices: [blue, green, plain]
-  max_instances:
-    description: Upper bound for the resulting count. Falls back to E(FLOW_MAX_INSTANCES).
-    type: int
-  health_timeout:
-    description: Seconds to wait for new instances to become healthy. Defaults to 120.
-    type: int
-  stop_timeout:
-    description: Seconds an instance gets to stop before it is killed when scaling down. Defaults to the container's own.
-    type: int
 seealso:
   - module: dockerflow.flow.flow_deploy
 """

@@ -19,25 +19,11 @@ description:
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
-  - dockerflow.flow.docker
-  - dockerflow.flow.consul
-  - dockerflow.flow.service
-  - dockerflow.flow.proxy
+  - dockerflow.flow.options
+  - dockerflow.flow.options.flow_stop_old
   - dockerflow.flow.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
-options:
-  keep_releases:
-    description: How many old releases keep their (stopped) containers. Defaults to 1. Falls back to E(FLOW_KEEP_RELEASES).
-    type: int
-  stop_timeout:
-    description: Seconds an instance gets to stop before it is killed. Defaults to the container's own.
-    type: int
-  drain_timeout:
-    description:
-      - For a service the proxy routes, seconds to wait until the proxy finished the requests that were in flight
-        to the old release when it was switched away, before stopping it. Defaults to 30.
-    type: int
 seealso:
   - module: dockerflow.flow.flow_deploy
 """
