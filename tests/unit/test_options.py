@@ -164,3 +164,19 @@ def test_ansible_doc_shows_the_flow_roles_variables_as_the_table_has_them(ansibl
         tables = yaml.safe_load(handle)
     for module in MODULES:
         assert sorted(tables["__flow_module_options"][module]) == sorted(set(ansible_doc[0][module]) - {"state"})
+
+
+def test_the_proxy_roles_defaults_of_the_proxy_options_are_the_tables():
+    """The proxy role passes its own variables to flow_proxy; those named after a proxy option default
+    to the table's value (its defaults and argument specs are hand-written, so they are checked here)."""
+    role = os.path.join(option_docs.ROOT, "roles", "proxy")
+    with open(os.path.join(role, "defaults", "main.yml"), encoding="utf-8") as handle:
+        defaults = yaml.safe_load(handle)
+    with open(os.path.join(role, "meta", "argument_specs.yml"), encoding="utf-8") as handle:
+        specs = yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+    checked = [name for name in defaults if name in OPTIONS and OPTIONS[name].group == "proxy" and OPTIONS[name].default]
+    assert len(checked) >= 9, checked
+    for name in checked:
+        assert defaults[name] == OPTIONS[name].default, name
+        assert specs[name].get("default") == OPTIONS[name].default, name
+        assert specs[name]["type"] == OPTIONS[name].type, name
