@@ -8,7 +8,11 @@ Rules every step keeps:
 - a step that fails undoes what it started and leaves state as it was;
 - state is written once, with check-and-set, after the engine work succeeded;
 - two steps on one service never interleave (ServiceLock); check mode takes
-  no lock and changes nothing.
+  no lock and changes nothing;
+- a step confirms it still holds its lock before every engine change
+  (``Flow.fence``), and its state writes check the lock's session in the same
+  Consul transaction: a run that lost its lock stops, undoes only its own new
+  instances and writes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import (
+    LockLost,
     ServiceLock,
     StateStore,
     record_release,
@@ -76,7 +81,8 @@ class Flow:
     def __init__(self, backend, consul_client, settings, check_mode=False):
         self.backend = backend
         self.client = consul_client
-        self.store = StateStore(consul_client)
+        self._locks = []  # the ServiceLocks this flow made; those it holds fence its changes and state writes
+        self.store = StateStore(consul_client, fence=self.held_locks)
         self.registrar = Registrar(consul_client, legacy_names=settings.legacy_names)
         self.settings = settings
         self.check_mode = check_mode
@@ -110,7 +116,7 @@ class Flow:
         if self.check_mode:
             return _NoLock()
         name = name or self.settings.service
-        return ServiceLock(
+        lock = ServiceLock(
             self.client,
             name,
             timeout=self.settings.lock_timeout,
@@ -119,6 +125,16 @@ class Flow:
             on_wait=lambda holder: self._note_wait(name, holder),
             on_abandoned=lambda holder, waited: self._note_abandoned(name, holder, waited),
         )
+        self._locks.append(lock)
+        return lock
+
+    def held_locks(self):
+        return [lock for lock in self._locks if lock.held]
+
+    def fence(self, doing):
+        """Before an engine change: LockLost unless this run still holds every lock it took (no-op in check mode)."""
+        for lock in self.held_locks():
+            lock.confirm(doing)
 
     def _note_wait(self, name, holder):
         line = "waiting for the lock of %s held by %s" % (name, holder or "a finished run (lock-delay)")
@@ -355,6 +371,8 @@ class Flow:
                     state, predicted, instances, after_instances, color=color, release=release, instances=[],
                 )
 
+            if side_specs:
+                self.fence("starting the side targets")
             for side in side_specs:
                 outcome = self.backend.ensure_side_target(
                     side, project, settings.project, settings.pull_side_targets, settings.publish_address
@@ -374,12 +392,14 @@ class Flow:
                 publish_address=settings.publish_address, register_port=port_key,
                 check_http_path=settings.health_path, legacy_names=settings.legacy_names,
             )
+            self.fence("starting release %d as %s" % (release, color))
             self.progress("starting release %d as %s: %d instance(s) of %s" % (release, color, count, spec.image))
             new = self.backend.run_instances(spec, context, color, release, numbers, config_hash, compose_project=project)
             try:
                 self.checkpoint("deploy:started")
                 new = wait_healthy(self.backend, new, probe, settings.health_timeout, self.progress)
                 self.checkpoint("deploy:healthy")
+                self.fence("registering the new instances")
                 self._register(new, port_key, settings.health_path)
                 self.checkpoint("deploy:registered")
                 record = {
@@ -420,6 +440,11 @@ class Flow:
                     **error.details
                 )
             if replaced:
+                try:
+                    self.fence("removing the %d %s instance(s) this release replaces" % (len(replaced), color))
+                except LockLost as error:
+                    raise LockLost("Release %d of %s (%s) runs and is recorded, but it left the instances it replaces: %s"
+                                   % (release, settings.service, color, error.msg))
                 self._deregister(replaced)
                 self.backend.remove(replaced)
                 self.progress("removed %d older %s instance(s)" % (len(replaced), color))
@@ -477,6 +502,7 @@ class Flow:
             if wanted > current:
                 template = running[0] if running else members[0]
                 numbers = self._free_numbers([i for i in instances if i.color == color], wanted - current)
+                self.fence("adding %d %s instance(s)" % (len(numbers), color))
                 self.progress("adding %d %s instance(s)" % (len(numbers), color))
                 new = self.backend.clone_instances(template, numbers)
                 try:
@@ -493,6 +519,7 @@ class Flow:
                     )
             else:
                 victims = sorted(running, key=lambda i: (i.created, i.number), reverse=True)[: current - wanted]
+                self.fence("removing %d %s instance(s)" % (len(victims), color))
                 self._deregister(victims)
                 self._quiesce(state)
                 gone = self.backend.retire(victims, timeout=settings.stop_timeout)
@@ -564,6 +591,7 @@ class Flow:
                     state, predicted, instances, after_instances,
                     stopped=[i.name for i in to_stop], removed=[i.name for i in to_remove],
                 )
+            self.fence("deregistering the old instances")
             self._deregister(to_stop + to_remove)
             if any(i.color == live for i in to_stop + to_remove):
                 self._quiesce(state)  # plain releases share the live backend
@@ -571,7 +599,11 @@ class Flow:
                 waited = self.wait_for_drain()
                 self.progress("the proxy drained requests to the old release in %.1fs" % waited)
             self.checkpoint("stop-old:deregistered")
+            if to_stop:
+                self.fence("stopping %s" % ", ".join(i.name for i in to_stop))
             self.backend.stop(to_stop, timeout=settings.stop_timeout)
+            if to_remove:
+                self.fence("removing %s" % ", ".join(i.name for i in to_remove))
             self.backend.remove(to_remove)
             before, after = self.store.update(settings.service, mutate)
             if promoted:
@@ -623,6 +655,8 @@ class Flow:
                     release=recorded.get("release"),
                 )
             stopped = [i for i in members if not i.running]
+            if stopped:
+                self.fence("starting release %s (%s) again" % (recorded.get("release"), target))
             started = self.backend.start(stopped)
             self.progress("started %s" % ", ".join(i.name for i in started) if started else "the %s release still runs" % target)
             try:
@@ -654,7 +688,12 @@ class Flow:
                 document["colors"][target] = dict(document["colors"].get(target) or {}, state="running", instances=len(members))
                 record_release(document, record)
 
-            before, after = self.store.update(settings.service, mutate)
+            try:
+                before, after = self.store.update(settings.service, mutate)
+            except LockLost as error:
+                # Stopping them again could take instances from the run that holds the lock now.
+                raise LockLost("Rollback of %s to %s left the instances it started running: %s"
+                               % (settings.service, target, error.msg))
             instances_after = self.backend.list_instances(settings.service)
             return self._result(
                 True, "Release %s (%s) of %s runs again beside %s; switch the proxy to it, then stop the old color."

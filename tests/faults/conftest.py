@@ -226,6 +226,15 @@ def own_consul(docker_client):  # noqa: F811  (the fixture imported above)
     consul.remove()
 
 
+def routed(project, test_proxy, path, deploy):
+    """``project`` deployed (``deploy``: flow_deploy's parameters), routed at ``path`` through ``test_proxy``, its old
+    color stopped: the usual start of a fault."""
+    project.proxy = test_proxy
+    for module, params in (("flow_deploy", deploy), ("flow_proxy", dict(FAST, service_path=[path])), ("flow_stop_old", FAST)):
+        project.run(module, params)
+    return project
+
+
 # -- what must hold after every fault ------------------------------------------------------------------------
 def consistency(project, count):
     """(facts, problems): one live color running ``count`` instances, nothing else running, the state's

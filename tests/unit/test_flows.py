@@ -524,3 +524,91 @@ def test_the_probe_of_copies_follows_what_the_release_recorded():
     template.health = None
     assert flow._clone_probe(template, "8080/tcp", None) == Probe("tcp", "10.0.0.5", None, "8080/tcp")
     assert flow._clone_probe(template, None, None).kind == "running"
+
+
+# -- a lock lost in the middle of a step ----------------------------------------------------------
+
+
+def steal_the_lock(world):
+    """What a Consul outage longer than the TTL does (or `PUT /v1/session/destroy`): the run's session goes, and
+    another run takes the lock. Returns the other run's session."""
+    world.consul.session.destroy(world.consul.kv.entries[lock_key(SERVICE)]["Session"])
+    other = world.consul.session.create()
+    assert world.consul.kv.put(lock_key(SERVICE), json.dumps({"holder": "bob@ci", "operation": "deploy", "pid": 7}),
+                               acquire=other)
+    return other
+
+
+def lose_the_lock_at(monkeypatch, world, step):
+    stolen = []
+    monkeypatch.setattr(Flow, "checkpoint", lambda self, name: stolen.append(steal_the_lock(world)) if name == step else None)
+    return stolen
+
+
+def test_a_deploy_that_lost_its_lock_removes_only_its_own_instances_and_writes_nothing(world, monkeypatch):
+    world.run("deploy", scale="2")
+    world.go_live("blue")
+    world.set_image("dockerflow-test/app:2")
+    state, registered = world.state, world.registered()
+    stolen = lose_the_lock_at(monkeypatch, world, "deploy:healthy")
+    with pytest.raises(FlowError) as info:
+        world.run("deploy")
+    assert re.match(
+        r"Release 2 of books-app \(green\) failed: Lost the lock of books-app \(Consul key dockerflow/locks/books-app, "
+        r"session \S+\) before registering the new instances: another session holds the key now\. It was last confirmed "
+        r"at \S+Z, \d+s before\. Another run may hold it now: bob@ci \(deploy, pid 7, since \?, session %s\); "
+        r"this run stopped\. Its new instances were removed\. Live color blue keeps serving\.$" % stolen[0],
+        str(info.value)), str(info.value)
+    assert world.running("green") == [] and world.running("blue") == ["books-app-blue-1", "books-app-blue-2"]
+    assert sorted(world.backend.removed) == ["books-app-green-1", "books-app-green-2"]
+    assert world.state == state and world.registered() == registered
+    assert world.consul.kv.entries[lock_key(SERVICE)]["Session"] == stolen[0], "the other run's lock is left alone"
+
+
+def test_a_scale_whose_lock_went_during_the_health_wait_writes_no_count(world, monkeypatch):
+    """Lost after the last confirmation: the state write itself (one transaction with the session check) refuses."""
+    world.run("deploy", scale="1")
+    wait_healthy = flows_module.wait_healthy
+
+    def slow_health_wait(*args, **kwargs):
+        steal_the_lock(world)
+        return wait_healthy(*args, **kwargs)
+
+    monkeypatch.setattr(flows_module, "wait_healthy", slow_health_wait)
+    state = world.state
+    with pytest.raises(FlowError, match=r"^Scaling books-app \(blue\) to 3 failed: Lost the lock of books-app .* before "
+                                        r"writing the state of books-app: .* The new instances were removed; 1 keep serving\.$"):
+        world.run("scale", scale="3")
+    assert world.running("blue") == ["books-app-blue-1"] and world.state == state
+    assert world.registered() == [service_id_for("books-app-blue-1")]
+    assert ("txn", (lock_key(SERVICE), "dockerflow/services/books-app")) in world.consul.calls
+
+
+def test_stop_old_that_lost_its_lock_stops_nothing(world, monkeypatch):
+    world.run("deploy")
+    world.go_live("blue")
+    world.set_image("dockerflow-test/app:2")
+    world.run("deploy")
+    world.go_live("green")
+    state = world.state
+    lose_the_lock_at(monkeypatch, world, "stop-old:deregistered")
+    with pytest.raises(FlowError, match=r"^Lost the lock of books-app .* before stopping books-app-blue-1: another session"):
+        world.run("stop_old")
+    assert world.running("blue") == ["books-app-blue-1"] and world.backend.stopped == [] and world.state == state
+
+
+def test_a_rollback_that_lost_its_lock_writes_nothing_and_stops_nothing_again(world, monkeypatch):
+    world.run("deploy")
+    world.go_live("blue")
+    world.set_image("dockerflow-test/app:2")
+    world.run("deploy")
+    world.go_live("green")
+    world.run("stop_old")
+    state = world.state
+    wait_healthy = flows_module.wait_healthy
+    monkeypatch.setattr(flows_module, "wait_healthy",
+                        lambda *args, **kwargs: steal_the_lock(world) and wait_healthy(*args, **kwargs))
+    with pytest.raises(FlowError, match=r"^Rollback of books-app to blue left the instances it started running: Lost the "
+                                        r"lock of books-app .* before writing the state of books-app"):
+        world.run("rollback")
+    assert world.running("blue") == ["books-app-blue-1"] and world.state == state
