@@ -45,8 +45,9 @@ class LoadResult:
         self.versions = Counter()
         self.errors = Counter()
         self.latencies = []
-        # One entry a failure: {"t": seconds since start, "wall": epoch seconds, "reason": status or
-        # exception class, "detail": message, "reused": sent on a connection that had already served requests}.
+        # One entry a failure: {"t": seconds since start, "wall": epoch seconds, "ended": epoch seconds it failed at,
+        # "reason": status or exception class, "detail": message, "reused": sent on a connection that had already
+        # served requests}.
         self.failures_timeline = []
         self.by_second = defaultdict(Counter)  # int(seconds since start) -> {color or "failed": n}
         self.slow_timeline = []  # {"t", "wall", "ms"}: successful answers slower than the generator's slow_ms
@@ -56,6 +57,7 @@ class LoadResult:
         self.acknowledged_ids = []
         self.failed_ids = []
         self.sent_wall = {}  # id -> epoch seconds it was sent at
+        self.ended_wall = {}  # id -> epoch seconds its answer or failure came
         self.started = time.monotonic()
         self.started_wall = time.time()
         self.finished = None
@@ -154,7 +156,8 @@ class LoadGenerator:
         result = self.result
         offset = started - result.started
         result.failures_timeline.append({
-            "t": round(offset, 3), "wall": round(result.started_wall + offset, 3), "reason": reason,
+            "t": round(offset, 3), "wall": round(result.started_wall + offset, 3),
+            "ended": round(result.started_wall + time.monotonic() - result.started, 3), "reason": reason,
             "detail": detail[:160], "reused": reused,
         })
         result.by_second[int(offset)]["failed"] += 1
@@ -215,6 +218,7 @@ class LoadGenerator:
                     if request_id is not None:
                         (self.result.acknowledged_ids if 200 <= response.status < 300
                          else self.result.failed_ids).append(request_id)
+                        self.result.ended_wall[request_id] = time.time()
                     if not 200 <= response.status < 300:
                         self._record_failure(started, response.status, answer[:80].decode("utf-8", "replace"), reused)
                     elif self.slow_ms is not None and latency * 1000 >= self.slow_ms:
@@ -232,6 +236,7 @@ class LoadGenerator:
                 with self.result.lock:
                     if request_id is not None:
                         self.result.failed_ids.append(request_id)
+                        self.result.ended_wall[request_id] = time.time()
                     self.result.errors[exc.__class__.__name__] += 1
                     self._record_failure(started, exc.__class__.__name__, str(exc) or exc.__class__.__name__, reused)
                 if connection is not None:

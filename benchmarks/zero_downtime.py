@@ -141,6 +141,14 @@ def where(wall, switches, events=()):
     return "between switches"
 
 
+def phase_of(sent, ended, switches, events):
+    """The step a request belongs to: "kill" when it was in flight at the instance kill, else where it was sent."""
+    for event in events:
+        if event["name"] == "kill" and sent <= event["start"] <= (ended or sent):
+            return "kill"
+    return where(sent, switches, events)
+
+
 def served_colors(url, allowed_hosts, asks=3):
     """The colors the proxy answers with, asked ``asks`` times on fresh connections (one color: a clean switch)."""
     seen = set()
@@ -321,11 +329,12 @@ def run(parser, args):
         if post:
             time.sleep(LEDGER_GRACE_SECONDS)
             ledger = reconcile(result.sent_ids, result.acknowledged_ids, result.failed_ids, read_received(records),
-                               phase_of=lambda request_id: where(result.sent_wall[request_id], switches, events))
+                               phase_of=lambda request_id: phase_of(result.sent_wall[request_id],
+                                                                    result.ended_wall.get(request_id), switches, events))
 
     failures, phases = [], {}
     for failure in result.failures_timeline:
-        phase = where(failure["wall"], switches, events)
+        phase = phase_of(failure["wall"], failure["ended"], switches, events)
         phases[phase] = phases.get(phase, 0) + 1
         failures.append(dict(failure, phase=phase))
     slow_phases = {}
