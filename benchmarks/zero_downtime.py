@@ -153,7 +153,11 @@ def served_colors(url, allowed_hosts, asks=3):
     """The colors the proxy answers with, asked ``asks`` times on fresh connections (one color: a clean switch)."""
     seen = set()
     for _ask in range(asks):
-        status, body = http_get(url, allowed_hosts=allowed_hosts)
+        try:  # 10 s: the load's own answers take up to 3 s on a busy machine
+            status, body = http_get(url, timeout=10, allowed_hosts=allowed_hosts)
+        except OSError as exc:  # no answer at all: reported as such, the switch counts as not changing the color
+            seen.add("no answer (%s)" % exc)
+            continue
         seen.add(body.get("color") if status == 200 and isinstance(body, dict) else "HTTP %s" % status)
     return sorted(seen)
 

@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 
 import post_ledger  # noqa: E402
 import proxy_overhead  # noqa: E402
+import zero_downtime  # noqa: E402
 from common import BenchError  # noqa: E402
 from loadgen import LoadResult  # noqa: E402
 from post_ledger import read_received, reconcile  # noqa: E402
@@ -96,6 +97,27 @@ def test_examples_are_bounded():
     ids = ["id%03d" % n for n in range(50)]
     figures = reconcile(ids, ids, [], {})
     assert figures["lost"] == 50 and len(figures["examples"]["lost"]) == post_ledger.EXAMPLES
+
+
+# -- zero_downtime: which step a request belongs to ------------------------------------------
+SWITCHES = [{"switch": 1, "start": 100.0, "end": 110.0,
+             "steps": [{"module": "flow_deploy", "start": 100.0, "end": 104.0},
+                       {"module": "flow_proxy", "start": 104.0, "end": 107.0}]}]
+EVENTS = [{"name": "kill", "start": 120.0, "end": 125.0}, {"name": "scale-down", "start": 130.0, "end": 140.0}]
+
+
+@pytest.mark.parametrize("sent, ended, phase", [
+    (119.99, 120.2, "kill"),  # in flight when the instance was killed, though sent before
+    (119.0, 119.5, "after the last switch"),  # ended before the kill
+    (121.0, 121.1, "kill"),  # sent during the settle time after the kill
+    (119.9, None, "after the last switch"),  # no end known: placed by when it was sent
+    (105.0, 106.0, "switch 1 flow_proxy"),
+    (105.0, 120.5, "kill"),  # however long before it was sent
+    (131.0, 131.2, "scale-down"),
+    (107.5, 107.6, "switch 1 (between steps)"),
+])
+def test_a_request_in_flight_at_the_kill_counts_at_the_kill(sent, ended, phase):
+    assert zero_downtime.phase_of(sent, ended, SWITCHES, EVENTS) == phase
 
 
 # -- proxy_overhead: rates of 2xx answers only ----------------------------------------------
