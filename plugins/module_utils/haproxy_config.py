@@ -13,7 +13,12 @@ over 10 reloads):
   master-worker reload; the server state is saved first and loaded by the new
   worker (``init-addr last``), so it starts with the servers already resolved;
 - ``option idle-close-on-response`` lets the old worker answer the next request
-  on an idle keep-alive connection instead of closing it under the client.
+  on an idle keep-alive connection instead of closing it under the client;
+- a request whose server failed is retried on another server (``retry-on``,
+  ``option redispatch``), but only GET and HEAD once it was sent: a server that
+  dies after acting on a POST would otherwise have it acted on twice (measured:
+  benchmarks/README.md, POST mode). Other methods are retried only when the
+  connection failed, i.e. before the server saw anything.
 
 Every value that reaches the file passes ``config_word``, the one place that
 validates and quotes: nothing a user types can add a directive.
@@ -344,6 +349,8 @@ def render(routes, settings, generation=None, unrouted=()):
         "",
         "frontend http",
         "    bind %s:%d" % (settings.http_address, settings.http_port),
+        # Retrying after the request was sent (empty-response, response-timeout) replays it: only for reads.
+        "    http-request disable-l7-retry if !METH_GET",
         "    default_backend be_dockerflow_none",
     ]
     for index, (route, path) in enumerate(_rules([route for route in routes if route.service not in unrouted])):

@@ -73,7 +73,8 @@ def frontend_rules(text):
                     host = acls.pop(condition)
             rules.append((words[1], path, host))
         else:
-            assert words in (["bind", "*:80"], ["default_backend", "be_dockerflow_none"]), line
+            assert words in (["bind", "*:80"], ["default_backend", "be_dockerflow_none"],
+                             ["http-request", "disable-l7-retry", "if", "!METH_GET"]), line
     assert acls == {}
     return rules
 
@@ -622,6 +623,7 @@ def test_render_acl_lines():
     frontend = text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert frontend == [
         "    bind *:80",
+        "    http-request disable-l7-retry if !METH_GET",
         "    default_backend be_dockerflow_none",
         # admin: two exact paths on an exact host, one rule each
         "    acl r0_path path /admin",
@@ -690,6 +692,18 @@ def test_servers_outlive_a_consul_outage_but_not_a_missing_instance():
     assert "    hold nx 1s" in resolvers, "Consul's NXDOMAIN means no passing instance: drop the servers at once"
     for status in ("refused", "timeout", "other"):
         assert "    hold %s 24h" % status in resolvers, "a failing Consul DNS must not empty the backends after 30 s"
+
+
+def test_only_reads_are_replayed_once_a_server_saw_them():
+    """A server that dies after acting on a POST must not get it acted on twice: L7 retries
+    (empty-response, response-timeout) are for GET and HEAD; every method is retried when the
+    connection failed, before the server saw anything (benchmarks/README.md, POST mode)."""
+    text, _generation = render([Route(service="web", color="blue", paths=("/web",))], SETTINGS)
+    defaults = text.split("\ndefaults\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert "    retry-on conn-failure empty-response response-timeout" in defaults
+    frontend = text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    rule = frontend.index("    http-request disable-l7-retry if !METH_GET")
+    assert rule < frontend.index("    default_backend be_dockerflow_none")
 
 
 def test_render_settings():
