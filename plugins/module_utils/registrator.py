@@ -70,7 +70,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode, urlparse
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.labels import (
     LABEL_CHECK_HTTP,
     LABEL_COLOR,
     LABEL_LEGACY_NAMES,
@@ -78,7 +79,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
     LABEL_RELEASE,
     LABEL_SERVICE,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import (
     LEGACY_ID_SUFFIX,
     META_CHECK_HTTP,

@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import registrator as reg
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.labels import (
     LABEL_CHECK_HTTP,
     LABEL_COLOR,
     LABEL_LEGACY_NAMES,
@@ -25,7 +26,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
     LABEL_RELEASE,
     LABEL_SERVICE,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import (
     META_CHECK_HTTP,
     META_COLOR,
