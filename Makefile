@@ -64,7 +64,8 @@ unit: venv collection-path
 integration: venv collection-path
 	@$(INTEGRATION)
 
-# ansible-test sanity, ansible-lint (production), ruff, unit coverage of module_utils, changelog lint.
+# ansible-test sanity, ansible-lint (production), ruff, unit coverage of module_utils and the
+# registrator daemon, changelog lint.
 quality: venv collection-path
 	@$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(HARNESS)/quality.sh
 
@@ -81,14 +82,15 @@ faults: venv collection-path
 test-cluster: venv collection-path engine images
 	@$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH tests/cluster/run.sh
 
-# module_utils covered by the stages the last `make test` measured (tests/harness/coverage.sh).
+# module_utils and the registrator daemon covered by the stages the last `make test` measured
+# (tests/harness/coverage.sh).
 coverage: venv
 	@$(HARNESS)/coverage.sh report
 
 # Set-up stages, then unit, integration, quality, faults and cluster tests (each runs even when
-# an earlier one fails), then coverage of module_utils over all of them (tests/harness/coverage.sh);
-# clean-containers and consul-stop always run. Fails with the first failing stage's status
-# (make itself then exits 2; the summary line shows the real status).
+# an earlier one fails), then coverage of module_utils and the registrator daemon over all of them
+# (tests/harness/coverage.sh); clean-containers and consul-stop always run. Fails with the first
+# failing stage's status (make itself then exits 2; the summary line shows the real status).
 test:
 	@status=0
 	t_all=$$EPOCHREALTIME
@@ -116,7 +118,7 @@ test:
 	for s in venv collection-path engine images consul; do
 	    stage $$s $(MAKE) $$s || { status=$$?; finish; }
 	done
-	measured() { $(HARNESS)/coverage.sh measure "$$@"; } # module_utils coverage of the stage
+	measured() { $(HARNESS)/coverage.sh measure "$$@"; } # module_utils and registrator coverage of the stage
 	$(HARNESS)/coverage.sh reset
 	stage unit measured unit env $(UNIT) || status=$$?
 	for s in "integration measured integration env $(INTEGRATION)" "quality $(MAKE) quality" \
