@@ -81,7 +81,7 @@ OPTIONS = {
     "proxy_host": _opt(env=("FLOW_PROXY_HOST",), file_keys=("proxy_host",)),
     "proxy_docker_host": _opt(env=("FLOW_PROXY_DOCKER_HOST",), file_keys=("proxy_docker_host",)),
     "proxy_docker_cert_path": _opt(env=("FLOW_PROXY_DOCKER_CERT_PATH",), file_keys=("proxy_docker_cert_path",)),
-    "proxy_reconf_port": _opt("int", env=("FLOW_PROXY_RECONF_PORT",), file_keys=("proxy_reconf_port",)),
+    "proxy_reconf_port": _opt("raw", env=("FLOW_PROXY_RECONF_PORT",), file_keys=("proxy_reconf_port",)),
     "service_path": _opt("list", env=("FLOW_SERVICE_PATH",), file_keys=("service_path",), default=[]),
     "service_domain": _opt(env=("FLOW_SERVICE_DOMAIN",), file_keys=("service_domain",)),
     "path_type": _opt(env=("FLOW_PATH_TYPE",), file_keys=("path_type",), default="prefix"),
@@ -107,6 +107,29 @@ OPTIONS = {
     "lock_ttl": _opt("int", env=("FLOW_LOCK_TTL",), file_keys=("lock_ttl",), default=30),
     "keep_releases": _opt("int", env=("FLOW_KEEP_RELEASES",), file_keys=("keep_releases",), default=1),
 }
+
+# The original's options that have no effect here. They are still read, so an existing docker-flow.yml
+# loads, and the modules that act on the proxy say what they were and what to set instead.
+IGNORED_OPTIONS = {
+    "proxy_host": "the original sent docker-flow-proxy's reconfigure requests to that host; Flow runs and reconfigures "
+                  "HAProxy through the Docker engine of the proxy host: proxy_docker_host (else docker_host) names it",
+    "proxy_reconf_port": "it was the port of docker-flow-proxy's reconfigure API, which Flow does not use (it renders "
+                         "HAProxy's configuration and reloads it through proxy_docker_host): remove it",
+}
+
+
+def ignored_option_warnings(file_values, file_path, environ=None):
+    """One warning line per ignored option that is set, naming where it was set."""
+    environ = os.environ if environ is None else environ
+    warnings = []
+    for name, why in IGNORED_OPTIONS.items():
+        sources = [env for env in OPTIONS[name].env if environ.get(env) not in (None, "")]
+        if file_values.get(name) is not None:
+            sources.append(file_path)
+        if sources:
+            warnings.append("%s (set in %s) is ignored: %s." % (name, " and ".join(sources), why))
+    return warnings
+
 
 # Keys of docker-flow.yml that are read but belong to tools outside this module set.
 _FILE_KEYS = {key: name for name, option in OPTIONS.items() for key in option.file_keys}
