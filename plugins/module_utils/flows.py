@@ -322,8 +322,11 @@ class Flow:
                 or 1
             )
             count = scale_request.apply(base_count, maximum=settings.max_instances) if scale_request else base_count
-            if settings.max_instances is not None:
-                count = min(count, settings.max_instances)
+            if settings.max_instances is not None and count > settings.max_instances:
+                # No scale asked: the inherited count is a default, which the bound may lower (and says so).
+                self.warnings.append("max_instances=%d caps release %s at %d instance(s) instead of %d."
+                                     % (settings.max_instances, state.get("next_release", 1), settings.max_instances, count))
+                count = settings.max_instances
 
             current = self._current_release_instances(state, instances, deployed) if deployed else []
             if (
@@ -344,9 +347,8 @@ class Flow:
 
             release = state.get("next_release", 1)
             if self.check_mode:
-                predicted = dict(state, deployed_color=color)
-                if color == colors.PLAIN:
-                    predicted["live_color"] = colors.PLAIN
+                predicted = dict(state, deployed_color=color,
+                                 live_color=colors.live_after_deploy(color, live, bool(state.get("routes"))))
                 after_instances = [i for i in instances if i.color != color or color == colors.PLAIN]
                 pulling = " after pulling" if will_pull else ""
                 self.progress("would run release %d as %s with %d instance(s)%s" % (release, color, count, pulling))
@@ -397,8 +399,8 @@ class Flow:
                     document["project"] = settings.project
                     document["target"] = settings.target
                     document["deployed_color"] = color
-                    if color == colors.PLAIN:
-                        document["live_color"] = colors.PLAIN
+                    document["live_color"] = colors.live_after_deploy(
+                        color, document.get("live_color"), bool(document.get("routes")))
                     document["next_release"] = release + 1
                     document["colors"][color] = {
                         "release": release,
@@ -537,6 +539,13 @@ class Flow:
                 live, promoted = deployed, True
             if not live:
                 raise FlowError("Service %s has no release; nothing to stop." % settings.service)
+            routed = (state.get("routes") or {}).get("color")
+            if routed and routed != live:
+                # Left by an older version (plain deploys took live_color before a switch): never stop what is routed.
+                raise FlowError(
+                    "The proxy routes %s to %s, but its state calls %s live; nothing was stopped. Switch with "
+                    "flow_proxy first (color=%s to keep serving %s)." % (settings.service, routed, live, routed, routed)
+                )
             keep = {i.id for i in self._current_release_instances(state, instances, live)}
             old = [i for i in instances if i.id not in keep]
             releases = sorted({i.release for i in old}, reverse=True)
