@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
 
 try:
     import yaml
@@ -95,6 +96,9 @@ OPTIONS = {
     "proxy_stats_port": _opt("int", env=("FLOW_PROXY_STATS_PORT",), file_keys=("proxy_stats_port",), default=8404),
     "proxy_admin_port": _opt("int", env=("FLOW_PROXY_ADMIN_PORT",), file_keys=("proxy_admin_port",), default=9999),
     "proxy_master_port": _opt("int", env=("FLOW_PROXY_MASTER_PORT",), file_keys=("proxy_master_port",), default=9998),
+    "proxy_max_servers": _opt(
+        "int", env=("FLOW_PROXY_MAX_SERVERS",), file_keys=("proxy_max_servers",), default=DEFAULT_SERVER_SLOTS
+    ),
     "consul_dns": _opt(env=("FLOW_CONSUL_DNS",), file_keys=("consul_dns",), default="127.0.0.1:8600"),
     "drain_timeout": _opt("int", env=("FLOW_DRAIN_TIMEOUT",), file_keys=("drain_timeout",), default=30),
     "publish_address": _opt(env=("FLOW_PUBLISH_ADDRESS",), file_keys=("publish_address",), default="0.0.0.0"),

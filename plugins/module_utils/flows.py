@@ -31,6 +31,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, choose_probe, wait_healthy
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registrar, Registration, service_id_for
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import parse_scale
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import refuse_beyond_slots
 
 
 @dataclass
@@ -327,6 +328,8 @@ class Flow:
                 self.warnings.append("max_instances=%d caps release %s at %d instance(s) instead of %d."
                                      % (settings.max_instances, state.get("next_release", 1), settings.max_instances, count))
                 count = settings.max_instances
+            refuse_beyond_slots(state, settings.service, color, count, 0,
+                                "scale=%s" % scale_request if scale_request else "release %s" % state.get("next_release", 1))
 
             current = self._current_release_instances(state, instances, deployed) if deployed else []
             if (
@@ -462,6 +465,9 @@ class Flow:
             running = [i for i in members if i.running]
             current = len(running)
             wanted = scale_request.apply(current, maximum=settings.max_instances)
+            beyond_slots = refuse_beyond_slots(state, settings.service, color, wanted, current, "scale=%s" % scale_request)
+            if beyond_slots:
+                self.warnings.append(beyond_slots)
             if wanted == current:
                 return self._result(
                     False, "%s (%s) already runs %d instance(s)." % (settings.service, color, current),

@@ -31,6 +31,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     exposure_warnings,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
 from ansible_collections.dockerflow.flow.plugins.module_utils.swarm_backend import BACKENDS, select_backend
 
 DOCKER_ARGS = dict(
@@ -78,6 +79,7 @@ PROXY_ARGS = dict(
     proxy_stats_port=dict(type="int"),
     proxy_admin_port=dict(type="int"),
     proxy_master_port=dict(type="int"),
+    proxy_max_servers=dict(type="int"),
     consul_dns=dict(type="str"),
 )
 
@@ -136,7 +138,8 @@ class FlowModule:
         "lock_timeout", "lock_ttl", "keep_releases", "service_path", "service_domain", "path_type", "proxy_docker_host",
         "proxy_docker_cert_path", "proxy_tls_verify", "proxy_name", "proxy_image", "proxy_listen_address",
         "proxy_stats_address", "proxy_admin_address",
-        "proxy_http_port", "proxy_stats_port", "proxy_admin_port", "proxy_master_port", "consul_dns", "drain_timeout",
+        "proxy_http_port", "proxy_stats_port", "proxy_admin_port", "proxy_master_port", "proxy_max_servers", "consul_dns",
+        "drain_timeout",
     )
 
     def __init__(self, argument_spec, supports_check_mode=True, **kwargs):
@@ -235,6 +238,7 @@ class FlowModule:
             admin_port=values.get("proxy_admin_port") or 9999,
             consul_dns_address=dns_host or "127.0.0.1",
             consul_dns_port=dns_port,
+            max_servers=values["proxy_max_servers"] if values.get("proxy_max_servers") is not None else DEFAULT_SERVER_SLOTS,
         ).validated()
         master_port = values.get("proxy_master_port") or 9998
         config_word(master_port, "port", "proxy_master_port")

@@ -425,6 +425,47 @@ def test_scale_up_above_max_instances_is_refused_and_removes_nothing(world):
     assert world.run("scale", scale="3", max_instances=3)["instances_count"] == 3
 
 
+def test_a_routed_service_does_not_outgrow_the_slots_the_proxy_recorded(world):
+    # Hole 7 of issue 10: instances beyond the proxy's server-template slots ran and got no request.
+    world.run("deploy", scale="3")
+    route(world, "blue", max_servers=4)
+    before = world.state
+    with pytest.raises(FlowError) as caught:
+        world.run("scale", scale="+2")
+    assert caught.value.msg == (
+        "scale=+2 would run 5 blue instance(s) of books-app, but proxy dockerflow-proxy routes to at most 4 of one color "
+        "(proxy_max_servers, recorded when flow_proxy last routed books-app); route it again with a larger "
+        "proxy_max_servers first.")
+    with pytest.raises(FlowError, match=r"^scale=5 would run 5 blue instance"):
+        world.run("scale", scale="5", check_mode=True)
+    world.set_image("dockerflow-test/app:2")
+    with pytest.raises(FlowError, match=r"^scale=6 would run 6 green instance"):
+        world.run("deploy", scale="6")
+    assert world.state == before and world.running("green") == [] and len(world.running("blue")) == 3
+    assert world.run("scale", scale="+1")["instances_count"] == 4
+
+
+def test_a_route_without_recorded_slots_has_the_32_of_older_versions(world):
+    world.run("deploy", scale="3")
+    route(world, "blue")  # recorded before proxy_max_servers existed: those versions rendered 32
+    with pytest.raises(FlowError, match=r"^scale=33 would run 33 blue instance\(s\) of books-app, but proxy "
+                                        r"dockerflow-proxy routes to at most 32 of one color"):
+        world.run("scale", scale="33")
+    world.set_image("dockerflow-test/app:2")
+    with pytest.raises(FlowError, match=r"^scale=\+30 would run 33 green instance"):
+        world.run("deploy", scale="+30")
+    assert len(world.running("blue")) == 3 and world.running("green") == []
+
+
+def test_scaling_down_but_still_beyond_the_slots_warns(world):
+    world.run("deploy", scale="6")
+    route(world, "blue", max_servers=4)
+    result = world.run("scale", scale="-1")
+    assert result["instances_count"] == 5
+    assert result["warnings"] == ["scale=-1 leaves 5 blue instance(s) of books-app, more than the 4 proxy "
+                                  "dockerflow-proxy routes to (proxy_max_servers): 1 get no request."]
+
+
 # -- rollback -------------------------------------------------------------------------------
 
 

@@ -224,6 +224,21 @@ def test_modules_without_proxy_options_say_nothing_of_the_ignored_proxy_options(
     assert code == 0 and result["warnings"] == []
 
 
+def test_proxy_max_servers_reaches_the_proxy_settings_and_is_checked(project, monkeypatch, module):
+    monkeypatch.setattr(module_base, "connect", Connections())
+    runner = module({"project_dir": str(project)})
+    runner.resolve()
+    assert runner.proxy_node().settings.max_servers == 32
+    monkeypatch.setenv("FLOW_PROXY_MAX_SERVERS", "64")
+    runner = module({"project_dir": str(project)})
+    runner.resolve()
+    assert runner.proxy_node().settings.max_servers == 64 and runner.sources["proxy_max_servers"] == "env:FLOW_PROXY_MAX_SERVERS"
+    runner = module({"project_dir": str(project), "proxy_max_servers": 0})
+    runner.resolve()
+    with pytest.raises(FlowError, match=r"^proxy_max_servers=0 is not valid: use 1 to 500 \(servers of one color"):
+        runner.proxy_node()
+
+
 class Connections:
     """Records what the module asked to connect to, instead of connecting."""
 
