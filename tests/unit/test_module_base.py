@@ -182,22 +182,18 @@ def test_the_flows_warnings_become_module_warnings(project, capsys, module):
     assert code == 0 and result["warnings"] == ["Undoing the new instances was incomplete."]
 
 
-def test_the_flows_warnings_reach_the_user_when_the_step_fails_too(project, capsys, module):
+@pytest.mark.parametrize("error, message", [
+    (FlowError("Release 2 of books-app (green) failed."), "Release 2 of books-app (green) failed."),
+    (KeyError("colors"), "Unexpected KeyError: 'colors'"),
+])
+def test_the_flows_warnings_reach_the_user_when_the_step_fails_too(project, capsys, module, error, message):
     # Hole 8 of issue 10: fail_json came before the warnings, so "undoing ... was incomplete" was lost.
     def failing(runner):
         runner.current_flow = types.SimpleNamespace(warnings=["Undoing the new instances was incomplete: refused."])
-        raise FlowError("Release 2 of books-app (green) failed.")
+        raise error
 
     code, result = exit_result(capsys, module({"project_dir": str(project)}), failing)
-    assert code == 1 and result["msg"] == "Release 2 of books-app (green) failed."
-    assert result["warnings"] == ["Undoing the new instances was incomplete: refused."]
-
-    def bug(runner):
-        runner.current_flow = types.SimpleNamespace(warnings=["Undoing the new instances was incomplete: refused."])
-        raise KeyError("colors")
-
-    code, result = exit_result(capsys, module({"project_dir": str(project)}), bug)
-    assert code == 1 and result["msg"] == "Unexpected KeyError: 'colors'"
+    assert code == 1 and result["msg"] == message
     assert result["warnings"] == ["Undoing the new instances was incomplete: refused."]
 
 
