@@ -17,7 +17,7 @@ description:
     the new ones are removed and the task fails.
   - Scaling down deregisters and removes the newest instances first.
   - For a service a proxy routes, the count of one color cannot go beyond the proxy's server slots
-    (C(proxy_max_servers) of M(dockerflow.flow.flow_proxy), recorded in the route): instances beyond them would get
+    (C(proxy_max_servers) of M(dockerflow.flow.flow_proxy), recorded in the route), as instances beyond them would get
     no request.
 author:
   - Flow contributors (!UNKNOWN)
