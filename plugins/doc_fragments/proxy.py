@@ -60,6 +60,14 @@ options:
   proxy_master_port:
     description: Port of HAProxy's master CLI on O(proxy_admin_address). Defaults to V(9998).
     type: int
+  proxy_max_servers:
+    description:
+      - Instances of one color the proxy sends requests to (the slots of its C(server-template)), 1 to 500.
+        Defaults to V(32). Falls back to E(FLOW_PROXY_MAX_SERVERS).
+      - An instance beyond them would run and get no request, so M(dockerflow.flow.flow_proxy) refuses to switch to a
+        color with more instances and warns about other routed services that have more. It records the value in the
+        service's route, and M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_scale) refuse to go beyond it.
+    type: int
   consul_dns:
     description:
       - Consul's DNS interface as the proxy host reaches it, C(HOST:PORT). The proxy finds instances through it,

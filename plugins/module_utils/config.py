@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
 
 try:
     import yaml
@@ -81,7 +82,7 @@ OPTIONS = {
     "proxy_host": _opt(env=("FLOW_PROXY_HOST",), file_keys=("proxy_host",)),
     "proxy_docker_host": _opt(env=("FLOW_PROXY_DOCKER_HOST",), file_keys=("proxy_docker_host",)),
     "proxy_docker_cert_path": _opt(env=("FLOW_PROXY_DOCKER_CERT_PATH",), file_keys=("proxy_docker_cert_path",)),
-    "proxy_reconf_port": _opt("int", env=("FLOW_PROXY_RECONF_PORT",), file_keys=("proxy_reconf_port",)),
+    "proxy_reconf_port": _opt("raw", env=("FLOW_PROXY_RECONF_PORT",), file_keys=("proxy_reconf_port",)),
     "service_path": _opt("list", env=("FLOW_SERVICE_PATH",), file_keys=("service_path",), default=[]),
     "service_domain": _opt(env=("FLOW_SERVICE_DOMAIN",), file_keys=("service_domain",)),
     "path_type": _opt(env=("FLOW_PATH_TYPE",), file_keys=("path_type",), default="prefix"),
@@ -95,6 +96,9 @@ OPTIONS = {
     "proxy_stats_port": _opt("int", env=("FLOW_PROXY_STATS_PORT",), file_keys=("proxy_stats_port",), default=8404),
     "proxy_admin_port": _opt("int", env=("FLOW_PROXY_ADMIN_PORT",), file_keys=("proxy_admin_port",), default=9999),
     "proxy_master_port": _opt("int", env=("FLOW_PROXY_MASTER_PORT",), file_keys=("proxy_master_port",), default=9998),
+    "proxy_max_servers": _opt(
+        "int", env=("FLOW_PROXY_MAX_SERVERS",), file_keys=("proxy_max_servers",), default=DEFAULT_SERVER_SLOTS
+    ),
     "consul_dns": _opt(env=("FLOW_CONSUL_DNS",), file_keys=("consul_dns",), default="127.0.0.1:8600"),
     "drain_timeout": _opt("int", env=("FLOW_DRAIN_TIMEOUT",), file_keys=("drain_timeout",), default=30),
     "publish_address": _opt(env=("FLOW_PUBLISH_ADDRESS",), file_keys=("publish_address",), default="0.0.0.0"),
@@ -107,6 +111,29 @@ OPTIONS = {
     "lock_ttl": _opt("int", env=("FLOW_LOCK_TTL",), file_keys=("lock_ttl",), default=30),
     "keep_releases": _opt("int", env=("FLOW_KEEP_RELEASES",), file_keys=("keep_releases",), default=1),
 }
+
+# The original's options that have no effect here. They are still read, so an existing docker-flow.yml
+# loads, and the modules that act on the proxy say what they were and what to set instead.
+IGNORED_OPTIONS = {
+    "proxy_host": "the original sent docker-flow-proxy's reconfigure requests to that host; Flow runs and reconfigures "
+                  "HAProxy through the Docker engine of the proxy host: proxy_docker_host (else docker_host) names it",
+    "proxy_reconf_port": "it was the port of docker-flow-proxy's reconfigure API, which Flow does not use (it renders "
+                         "HAProxy's configuration and reloads it through proxy_docker_host): remove it",
+}
+
+
+def ignored_option_warnings(file_values, file_path, environ=None):
+    """One warning line per ignored option that is set, naming where it was set."""
+    environ = os.environ if environ is None else environ
+    warnings = []
+    for name, why in IGNORED_OPTIONS.items():
+        sources = [env for env in OPTIONS[name].env if environ.get(env) not in (None, "")]
+        if file_values.get(name) is not None:
+            sources.append(file_path)
+        if sources:
+            warnings.append("%s (set in %s) is ignored: %s." % (name, " and ".join(sources), why))
+    return warnings
+
 
 # Keys of docker-flow.yml that are read but belong to tools outside this module set.
 _FILE_KEYS = {key: name for name, option in OPTIONS.items() for key in option.file_keys}

@@ -36,6 +36,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, choose_probe, wait_healthy
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registrar, Registration, service_id_for
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import parse_scale
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import refuse_beyond_slots
 
 
 @dataclass
@@ -338,8 +339,13 @@ class Flow:
                 or 1
             )
             count = scale_request.apply(base_count, maximum=settings.max_instances) if scale_request else base_count
-            if settings.max_instances is not None:
-                count = min(count, settings.max_instances)
+            if settings.max_instances is not None and count > settings.max_instances:
+                # No scale asked: the inherited count is a default, which the bound may lower (and says so).
+                self.warnings.append("max_instances=%d caps release %s at %d instance(s) instead of %d."
+                                     % (settings.max_instances, state.get("next_release", 1), settings.max_instances, count))
+                count = settings.max_instances
+            refuse_beyond_slots(state, settings.service, color, count, 0,
+                                "scale=%s" % scale_request if scale_request else "release %s" % state.get("next_release", 1))
 
             current = self._current_release_instances(state, instances, deployed) if deployed else []
             if (
@@ -360,9 +366,8 @@ class Flow:
 
             release = state.get("next_release", 1)
             if self.check_mode:
-                predicted = dict(state, deployed_color=color)
-                if color == colors.PLAIN:
-                    predicted["live_color"] = colors.PLAIN
+                predicted = dict(state, deployed_color=color,
+                                 live_color=colors.live_after_deploy(color, live, bool(state.get("routes"))))
                 after_instances = [i for i in instances if i.color != color or color == colors.PLAIN]
                 pulling = " after pulling" if will_pull else ""
                 self.progress("would run release %d as %s with %d instance(s)%s" % (release, color, count, pulling))
@@ -417,8 +422,8 @@ class Flow:
                     document["project"] = settings.project
                     document["target"] = settings.target
                     document["deployed_color"] = color
-                    if color == colors.PLAIN:
-                        document["live_color"] = colors.PLAIN
+                    document["live_color"] = colors.live_after_deploy(
+                        color, document.get("live_color"), bool(document.get("routes")))
                     document["next_release"] = release + 1
                     document["colors"][color] = {
                         "release": release,
@@ -485,6 +490,9 @@ class Flow:
             running = [i for i in members if i.running]
             current = len(running)
             wanted = scale_request.apply(current, maximum=settings.max_instances)
+            beyond_slots = refuse_beyond_slots(state, settings.service, color, wanted, current, "scale=%s" % scale_request)
+            if beyond_slots:
+                self.warnings.append(beyond_slots)
             if wanted == current:
                 return self._result(
                     False, "%s (%s) already runs %d instance(s)." % (settings.service, color, current),
@@ -564,6 +572,13 @@ class Flow:
                 live, promoted = deployed, True
             if not live:
                 raise FlowError("Service %s has no release; nothing to stop." % settings.service)
+            routed = (state.get("routes") or {}).get("color")
+            if routed and routed != live:
+                # Left by an older version (plain deploys took live_color before a switch): never stop what is routed.
+                raise FlowError(
+                    "The proxy routes %s to %s, but its state calls %s live; nothing was stopped. Switch with "
+                    "flow_proxy first (color=%s to keep serving %s)." % (settings.service, routed, live, routed, routed)
+                )
             keep = {i.id for i in self._current_release_instances(state, instances, live)}
             old = [i for i in instances if i.id not in keep]
             releases = sorted({i.release for i in old}, reverse=True)

@@ -32,6 +32,11 @@ from dataclasses import dataclass, field
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import (
+    DEFAULT_SERVER_SLOTS,
+    check_server_slots,
+    dns_payload_size,
+)
 
 PATH_TYPES = ("prefix", "exact", "regex")
 # Consul DNS looks routed services up as _<service>._<color>.service.<domain>: one DNS label.
@@ -177,7 +182,7 @@ class ProxySettings:
     consul_dns_address: str = "127.0.0.1"
     consul_dns_port: int = 8600
     consul_domain: str = "consul"
-    max_servers: int = 32
+    max_servers: int = DEFAULT_SERVER_SLOTS  # proxy_max_servers: server-template slots of one color
     check_interval_ms: int = 1000
     server_state_file: str = "/var/lib/haproxy/server-state"
     run_as: str | None = "haproxy"
@@ -202,8 +207,7 @@ class ProxySettings:
         config_word(self.server_state_file, "path", "server_state_file")
         if self.run_as is not None:
             config_word(self.run_as, "name", "run_as")
-        if isinstance(self.max_servers, bool) or not isinstance(self.max_servers, int) or not 1 <= self.max_servers <= 1000:
-            raise FlowError("max_servers=%r is not valid: use 1 to 1000." % self.max_servers)
+        check_server_slots(self.max_servers)
         return self
 
 
@@ -327,7 +331,7 @@ def render(routes, settings, generation=None, unrouted=()):
         "",
         "resolvers consul",
         "    nameserver consul %s:%d" % (settings.consul_dns_address, settings.consul_dns_port),
-        "    accepted_payload_size 8192",
+        "    accepted_payload_size %d" % dns_payload_size(settings.max_servers),
         "    resolve_retries 3",
         "    timeout resolve 1s",
         "    timeout retry 500ms",

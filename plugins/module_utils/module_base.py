@@ -31,6 +31,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     exposure_warnings,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
 from ansible_collections.dockerflow.flow.plugins.module_utils.swarm_backend import BACKENDS, select_backend
 
 DOCKER_ARGS = dict(
@@ -78,6 +79,7 @@ PROXY_ARGS = dict(
     proxy_stats_port=dict(type="int"),
     proxy_admin_port=dict(type="int"),
     proxy_master_port=dict(type="int"),
+    proxy_max_servers=dict(type="int"),
     consul_dns=dict(type="str"),
 )
 
@@ -136,7 +138,8 @@ class FlowModule:
         "lock_timeout", "lock_ttl", "keep_releases", "service_path", "service_domain", "path_type", "proxy_docker_host",
         "proxy_docker_cert_path", "proxy_tls_verify", "proxy_name", "proxy_image", "proxy_listen_address",
         "proxy_stats_address", "proxy_admin_address",
-        "proxy_http_port", "proxy_stats_port", "proxy_admin_port", "proxy_master_port", "consul_dns", "drain_timeout",
+        "proxy_http_port", "proxy_stats_port", "proxy_admin_port", "proxy_master_port", "proxy_max_servers", "consul_dns",
+        "drain_timeout",
     )
 
     def __init__(self, argument_spec, supports_check_mode=True, **kwargs):
@@ -157,9 +160,11 @@ class FlowModule:
         if not os.path.isdir(project_dir):
             raise FlowError("project_dir %s is not a directory." % project_dir)
         flow_file = params.get("flow_file")
-        file_values = config.read_flow_file(
-            os.path.join(project_dir, flow_file or config.DEFAULT_FLOW_FILE), required=bool(flow_file)
-        )
+        flow_file_path = os.path.join(project_dir, flow_file or config.DEFAULT_FLOW_FILE)
+        file_values = config.read_flow_file(flow_file_path, required=bool(flow_file))
+        if "proxy_docker_host" in params:  # the modules that act on the proxy, where the original used these
+            for warning in config.ignored_option_warnings(file_values, flow_file_path):
+                self.module.warn(warning)
         names = [name for name in self.OPTION_NAMES if name in params]
         values, sources = config.resolve(params, names, file_values=file_values)
         if values.get("compose_path"):
@@ -233,6 +238,7 @@ class FlowModule:
             admin_port=values.get("proxy_admin_port") or 9999,
             consul_dns_address=dns_host or "127.0.0.1",
             consul_dns_port=dns_port,
+            max_servers=values["proxy_max_servers"] if values.get("proxy_max_servers") is not None else DEFAULT_SERVER_SLOTS,
         ).validated()
         master_port = values.get("proxy_master_port") or 9998
         config_word(master_port, "port", "proxy_master_port")
@@ -289,6 +295,11 @@ class FlowModule:
         self.current_flow = Flow(backend, self.consul_client(), settings, check_mode=self.module.check_mode)
         return self.current_flow
 
+    def _pass_on_warnings(self):
+        """The warnings of the Flow the action built become the module's (exit_json and fail_json carry them)."""
+        for warning in self.current_flow.warnings if self.current_flow else ():
+            self.module.warn(warning)
+
     def run(self, action):
         """Call ``action(self)`` and exit with its result; FlowError becomes a one-line failure."""
         try:
@@ -296,14 +307,15 @@ class FlowModule:
             result = action(self)
         except FlowError as error:
             details = dict(error.details)
+            self._pass_on_warnings()  # a failure's warnings matter most: "undoing ... was incomplete"
             self.module.fail_json(msg=error.msg, **details)
         except Exception as error:  # a bug: keep the traceback but still one line on top
+            self._pass_on_warnings()
             self.module.fail_json(
                 msg="Unexpected %s: %s" % (error.__class__.__name__, str(error).splitlines()[0] if str(error) else ""),
                 exception=traceback.format_exc(),
             )
-        for warning in self.current_flow.warnings if self.current_flow else ():
-            self.module.warn(warning)
+        self._pass_on_warnings()
         if not self.module._diff:
             result.pop("diff", None)
         result.setdefault("option_sources", {k: v for k, v in self.sources.items() if v != "default"})

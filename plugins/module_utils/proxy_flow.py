@@ -29,6 +29,11 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     render,
     render_generation,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import (
+    DEFAULT_SERVER_SLOTS,
+    overfull_colors,
+    overfull_warning,
+)
 
 PROXY_STATES = ("present", "absent", "synced")
 DEFAULT_PROXY_NAME = "dockerflow-proxy"
@@ -126,7 +131,15 @@ class ProxyFlow:
             self._activate(config, generation)
         return True
 
+    def _warn_overfull(self, documents, skip=None):
+        """Instances beyond the proxy's slots run and get no request: say so for every service it routes."""
+        slots = self.node.settings.max_servers
+        for service, color, count in overfull_colors(documents, self.node.name, slots, DEFAULT_PROXY_NAME):
+            if service != skip:
+                self.flow.warnings.append(overfull_warning(service, color, count, slots))
+
     def _sync(self, documents):
+        self._warn_overfull(documents)
         outcome = self._ensure_proxy(documents)
         running = self.node.current_config() if self.node.status() else None
         routes = routes_from_documents(documents, self.node.name)
@@ -184,6 +197,14 @@ class ProxyFlow:
             service=service, color=color, paths=tuple(paths), path_type=path_type, domain=domain,
             colors=route_colors(document), health_path=(document["colors"][color] or {}).get("health_path"),
         ).validated()
+        slots = self.node.settings.max_servers
+        wanted = (document["colors"][color] or {}).get("instances") or 0
+        if wanted > slots:
+            raise FlowError(
+                "%s (%s) runs %d instances, more than proxy_max_servers=%d (servers of one color the proxy routes "
+                "to): raise proxy_max_servers, or scale it down; not switching." % (service, color, wanted, slots)
+            )
+        self._warn_overfull(documents, skip=service)
         others = routes_from_documents(documents, self.node.name, skip=service)
         clash = conflicting_rule(route, others)
         if clash:
@@ -202,7 +223,8 @@ class ProxyFlow:
         proxy_outcome = self._ensure_proxy(documents)
         running = self.node.current_config() if self.node.status() == "running" else None
         config, generation = render(others + [route], self.node.settings)
-        if config == running and document.get("live_color") == color:
+        recorded = previous.get("max_servers") or DEFAULT_SERVER_SLOTS
+        if config == running and document.get("live_color") == color and recorded == slots:
             return self._result(bool(proxy_outcome), "The proxy already routes %s to %s." % (service, color), running, config,
                                 color=color, live_color=color, routes=route.as_dict())
         if flow.check_mode:
@@ -234,7 +256,8 @@ class ProxyFlow:
         flow.progress("proxy serves %s from %s (%d server(s) up)" % (service, color, servers))
 
         def mutate(doc):
-            doc["routes"] = dict(route.as_dict(), proxy=self.node.name)
+            # deploy and scale read the slots here: they have no proxy options of their own.
+            doc["routes"] = dict(route.as_dict(), proxy=self.node.name, max_servers=slots)
             doc["live_color"] = color
 
         flow.store.update(service, mutate)

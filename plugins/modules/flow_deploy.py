@@ -50,7 +50,9 @@ options:
       - Defaults to the live release's count, or 1. Falls back to E(FLOW_SCALE).
     type: str
   max_instances:
-    description: Upper bound for the instance count. Falls back to E(FLOW_MAX_INSTANCES).
+    description:
+      - Upper bound for the instance count. A O(scale) beyond it fails and changes nothing; without O(scale), the
+        count taken from the live release is capped to it, with a warning. Falls back to E(FLOW_MAX_INSTANCES).
     type: int
   health_path:
     description:

@@ -16,6 +16,9 @@ description:
     Compose file is not read. They are waited on until healthy and registered in Consul; if one fails,
     the new ones are removed and the task fails.
   - Scaling down deregisters and removes the newest instances first.
+  - For a service a proxy routes, the count of one color cannot go beyond the proxy's server slots
+    (C(proxy_max_servers) of M(dockerflow.flow.flow_proxy), recorded in the route), as instances beyond them would get
+    no request.
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -35,7 +38,9 @@ options:
     type: str
     choices: [blue, green, plain]
   max_instances:
-    description: Upper bound for the resulting count. Falls back to E(FLOW_MAX_INSTANCES).
+    description:
+      - Upper bound for the resulting count. A O(scale) that would go beyond it fails and changes nothing (it is never
+        cut down to the bound). Falls back to E(FLOW_MAX_INSTANCES).
     type: int
   health_timeout:
     description: Seconds to wait for new instances to become healthy. Defaults to 120.

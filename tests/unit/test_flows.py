@@ -145,8 +145,29 @@ def test_deploying_twice_before_a_switch_replaces_the_unswitched_color_only(worl
 
 
 def test_scale_and_max_instances_bound_a_deploy(world):
-    result = world.run("deploy", scale="+4", max_instances=3)
+    result = world.run("deploy", scale="+2", max_instances=3)
     assert len(result["instances"]) == 3 and world.state["colors"]["blue"]["instances"] == 3
+
+
+def test_a_deploy_scale_above_max_instances_is_refused_before_anything_runs(world):
+    world.run("deploy", scale="3")
+    world.go_live("blue")
+    before = world.state
+    with pytest.raises(FlowError) as caught:
+        world.run("deploy", scale="+1", max_instances=3, force=True)
+    assert caught.value.msg == "scale=+1 would run 4 instance(s) (3 run now), more than max_instances=3."
+    with pytest.raises(FlowError, match=r"^scale=5 would run 5 instance\(s\) \(3 run now\), more than max_instances=3\.$"):
+        world.run("deploy", scale="5", max_instances=3, force=True)
+    assert world.state == before and world.running("green") == []
+
+
+def test_an_inherited_count_above_max_instances_is_capped_with_a_warning(world):
+    world.run("deploy", scale="3")
+    world.go_live("blue")
+    world.set_image("dockerflow-test/app:2")
+    result = world.run("deploy", max_instances=2)
+    assert len(result["instances"]) == 2
+    assert result["warnings"] == ["max_instances=2 caps release 2 at 2 instance(s) instead of 3."]
 
 
 def test_an_unhealthy_release_is_removed_and_the_live_one_keeps_serving(world):
@@ -352,6 +373,97 @@ def test_stop_old_refuses_to_promote_a_release_that_does_not_run(world):
     with pytest.raises(FlowError, match=r"Release 2 \(green\) of books-app has no running instance"):
         world.run("stop_old")
     assert world.running("blue") == ["books-app-blue-1"]
+
+
+def route(world, color, max_servers=None):
+    """What flow_proxy records when it routes the service to ``color`` (slots as it records them)."""
+    routes = {"paths": ["/books"], "color": color, "proxy": "dockerflow-proxy"}
+    if max_servers is not None:
+        routes["max_servers"] = max_servers
+    world.flow().store.update(SERVICE, lambda doc: doc.update(live_color=color, routes=routes))
+
+
+def test_a_plain_deploy_on_a_routed_service_leaves_live_to_the_switch(world):
+    # Hole 6 of issue 10: blue_green=false took live_color=plain at deploy time while the proxy
+    # still routed blue, and a stop-old before flow_proxy then stopped blue: no server left.
+    world.run("deploy")
+    route(world, "blue")
+    world.set_image("dockerflow-test/app:2")
+    predicted = world.run("deploy", blue_green=False, check_mode=True)
+    assert predicted["live_color"] == "blue" and predicted["deployed_color"] == "plain"
+    deployed = world.run("deploy", blue_green=False)
+    assert (deployed["color"], deployed["live_color"]) == ("plain", "blue")
+    assert (world.state["live_color"], world.state["deployed_color"]) == ("blue", "plain")
+    stopped = world.run("stop_old")
+    assert stopped["stopped"] == ["books-app-plain-1"] and world.running("blue") == ["books-app-blue-1"]
+    assert world.registered() == [service_id_for("books-app-blue-1")]
+
+
+def test_stop_old_refuses_when_the_state_calls_live_another_color_than_the_route(world):
+    # What the old plain deploy left behind: live_color=plain while the route records blue.
+    world.run("deploy")
+    route(world, "blue")
+    world.set_image("dockerflow-test/app:2")
+    world.run("deploy", blue_green=False)
+    world.flow().store.update(SERVICE, lambda doc: doc.update(live_color="plain"))
+    with pytest.raises(FlowError) as caught:
+        world.run("stop_old")
+    assert caught.value.msg == ("The proxy routes books-app to blue, but its state calls plain live; nothing was "
+                                "stopped. Switch with flow_proxy first (color=blue to keep serving blue).")
+    assert world.running("blue") == ["books-app-blue-1"] and world.running("plain") == ["books-app-plain-1"]
+
+
+def test_scale_up_above_max_instances_is_refused_and_removes_nothing(world):
+    # Hole 5 of issue 10: +1 of 5 with max_instances=3 scaled down to 3.
+    world.run("deploy", scale="5")
+    with pytest.raises(FlowError) as caught:
+        world.run("scale", scale="+1", max_instances=3)
+    assert caught.value.msg == "scale=+1 would run 6 instance(s) (5 run now), more than max_instances=3."
+    assert len(world.running("blue")) == 5 and world.state["colors"]["blue"]["instances"] == 5
+    with pytest.raises(FlowError, match=r"^scale=4 would run 4 instance\(s\) \(5 run now\), more than max_instances=3\.$"):
+        world.run("scale", scale="4", max_instances=3)
+    assert world.run("scale", scale="3", max_instances=3)["instances_count"] == 3
+
+
+def test_a_routed_service_does_not_outgrow_the_slots_the_proxy_recorded(world):
+    # Hole 7 of issue 10: instances beyond the proxy's server-template slots ran and got no request.
+    world.run("deploy", scale="3")
+    route(world, "blue", max_servers=4)
+    before = world.state
+    with pytest.raises(FlowError) as caught:
+        world.run("scale", scale="+2")
+    assert caught.value.msg == (
+        "scale=+2 would run 5 blue instance(s) of books-app, but proxy dockerflow-proxy routes to at most 4 of one color "
+        "(proxy_max_servers, recorded when flow_proxy last routed books-app); route it again with a larger "
+        "proxy_max_servers first.")
+    with pytest.raises(FlowError, match=r"^scale=5 would run 5 blue instance"):
+        world.run("scale", scale="5", check_mode=True)
+    world.set_image("dockerflow-test/app:2")
+    with pytest.raises(FlowError, match=r"^scale=6 would run 6 green instance"):
+        world.run("deploy", scale="6")
+    assert world.state == before and world.running("green") == [] and len(world.running("blue")) == 3
+    assert world.run("scale", scale="+1")["instances_count"] == 4
+
+
+def test_a_route_without_recorded_slots_has_the_32_of_older_versions(world):
+    world.run("deploy", scale="3")
+    route(world, "blue")  # recorded before proxy_max_servers existed: those versions rendered 32
+    with pytest.raises(FlowError, match=r"^scale=33 would run 33 blue instance\(s\) of books-app, but proxy "
+                                        r"dockerflow-proxy routes to at most 32 of one color"):
+        world.run("scale", scale="33")
+    world.set_image("dockerflow-test/app:2")
+    with pytest.raises(FlowError, match=r"^scale=\+30 would run 33 green instance"):
+        world.run("deploy", scale="+30")
+    assert len(world.running("blue")) == 3 and world.running("green") == []
+
+
+def test_scaling_down_but_still_beyond_the_slots_warns(world):
+    world.run("deploy", scale="6")
+    route(world, "blue", max_servers=4)
+    result = world.run("scale", scale="-1")
+    assert result["instances_count"] == 5
+    assert result["warnings"] == ["scale=-1 leaves 5 blue instance(s) of books-app, more than the 4 proxy "
+                                  "dockerflow-proxy routes to (proxy_max_servers): 1 get no request."]
 
 
 # -- rollback -------------------------------------------------------------------------------

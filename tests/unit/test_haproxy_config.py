@@ -725,9 +725,18 @@ def test_render_settings():
     ):
         assert expected in lines
     assert "server-template b 1-5 _web._blue.service.dc1.consul" in text and "inter 250ms" in text
+    assert "    accepted_payload_size 8192" in lines
     assert "    user " not in text and "    group " not in text
     text, _generation = render([], ProxySettings())
     assert "    user haproxy" in text.splitlines() and "    group haproxy" in text.splitlines()
+
+
+@pytest.mark.parametrize("slots, payload", [(1, 8192), (32, 8192), (56, 8192), (64, 9216), (200, 26624), (500, 65024)])
+def test_the_dns_payload_grows_with_the_slots_so_consul_answers_every_instance(slots, payload):
+    # Consul 1.8 answers at most 135 SRV records in 8192 bytes and drops the rest without a truncation flag.
+    text, _generation = render([Route("web", "blue", paths=("/",))], ProxySettings(max_servers=slots))
+    assert "    accepted_payload_size %d" % payload in text.splitlines()
+    assert "server-template b 1-%d _web._blue.service.consul" % slots in text
 
 
 @pytest.mark.parametrize(
@@ -744,10 +753,10 @@ def test_render_settings():
         (dict(consul_dns_port=70000), "consul_dns"),
         (dict(consul_domain="consul\n"), "consul_domain"),
         (dict(consul_domain="con sul"), "consul_domain"),
-        (dict(max_servers=0), "max_servers"),
-        (dict(max_servers=1001), "max_servers"),
-        (dict(max_servers=True), "max_servers"),
-        (dict(max_servers="5"), "max_servers"),
+        (dict(max_servers=0), "proxy_max_servers"),
+        (dict(max_servers=501), "proxy_max_servers"),
+        (dict(max_servers=True), "proxy_max_servers"),
+        (dict(max_servers="5"), "proxy_max_servers"),
         (dict(server_state_file="/var/lib/haproxy/state\nuser root"), "server_state_file"),
         (dict(server_state_file="/tmp/a b"), "server_state_file"),
         (dict(run_as="haproxy\ngroup root"), "run_as"),

@@ -122,7 +122,7 @@ def test_a_first_switch_creates_the_proxy_stages_the_backend_then_routes_and_rec
     assert "use_backend be_books-app_blue" in proxied.node.running and "/api/books" in proxied.node.running
     document = proxied.document()
     assert document["live_color"] == "blue"
-    assert document["routes"] == dict(result["routes"], proxy="dockerflow-proxy")
+    assert document["routes"] == dict(result["routes"], proxy="dockerflow-proxy", max_servers=32)
     assert result["diff"]["before"] and result["diff"]["after"] == proxied.node.running
 
 
@@ -256,6 +256,47 @@ def test_synced_recreates_a_missing_proxy_with_every_recorded_route(proxied):
     assert synced["msg"] == "Proxy dockerflow-proxy serves the 2 route(s) recorded in Consul."
     assert "/books" in proxied.node.running and "/shop" in proxied.node.running
     assert not proxied.proxy(state="synced")["changed"]
+
+
+def test_a_color_with_more_instances_than_slots_is_not_switched_to_and_the_slots_are_recorded(proxied):
+    # Hole 7 of issue 10: 32 slots per color, silently; now proxy_max_servers, recorded in the route.
+    flow = proxied.flow()
+    flow.settings.scale = "3"
+    flow.deploy()
+    proxied.node.settings = ProxySettings(max_servers=2)
+    with pytest.raises(FlowError) as caught:
+        proxied.proxy(service_path=["/api/books"])
+    assert caught.value.msg == ("books-app (blue) runs 3 instances, more than proxy_max_servers=2 (servers of one color "
+                                "the proxy routes to): raise proxy_max_servers, or scale it down; not switching.")
+    assert proxied.node.activated == [] and proxied.document()["routes"] == {}
+    proxied.node.settings = ProxySettings(max_servers=4)
+    routed = proxied.proxy(service_path=["/api/books"])
+    assert routed["live_color"] == "blue" and proxied.document()["routes"]["max_servers"] == 4
+    assert "server-template b 1-4 _books-app._blue.service.consul" in proxied.node.running
+
+
+def test_another_service_routed_with_other_slots_warns_and_routing_again_records_them(proxied):
+    flow = proxied.flow()
+    flow.settings.scale = "3"
+    flow.deploy()
+    proxied.deploy(service="shop-app")
+    proxied.node.settings = ProxySettings(max_servers=4)
+    proxied.proxy(service_path=["/books"])
+    proxied.node.settings = ProxySettings(max_servers=2)
+    shop = proxied.flow("shop-app")
+    ProxyFlow(shop, proxied.node, switch_timeout=0).run("present", service_path=["/shop"])
+    assert shop.warnings == ["books-app (blue) runs 3 instances, more than the 2 the proxy routes to of one color "
+                             "(proxy_max_servers): 1 get no request."]
+    synced = proxied.flow()
+    ProxyFlow(synced, proxied.node, switch_timeout=0).run("synced")
+    assert synced.warnings == shop.warnings
+    # The proxy renders 8 slots for every service since shop-app's switch; books-app recorded 4: routing
+    # it again changes no configuration but records the 8 its deploys and scales may use.
+    proxied.node.settings = ProxySettings(max_servers=8)
+    proxied.proxy(service="shop-app")
+    again = proxied.proxy()
+    assert again["changed"] and proxied.document()["routes"]["max_servers"] == 8
+    assert not proxied.proxy()["changed"]
 
 
 def test_routes_belong_to_their_proxy_and_both_colors_get_backends():
