@@ -243,8 +243,6 @@ class StateStore:
             documents[service] = _state_document(service, entry)
         return documents
 
-    def delete(self, service):
-        return self.client.call("deleting state of %s" % service, self.client.api.kv.delete, state_key(service))
 
 
 def _state_document(service, entry):

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-
 META_SERVICE = "dockerflow-service"
 META_COLOR = "dockerflow-color"
 META_RELEASE = "dockerflow-release"
@@ -171,9 +169,3 @@ class Registrar:
                     worst = status
             result[entry["Service"]["ID"]] = worst
         return result
-
-
-def require_port(port, container):
-    if not port:
-        raise FlowError("Instance %s publishes no port to register; add ports to the target." % container)
-    return port

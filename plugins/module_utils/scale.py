@@ -76,16 +76,3 @@ def parse_scale(value, parameter="scale"):
     if sign == "":
         return ScaleRequest(amount=amount, relative=False)
     return ScaleRequest(amount=amount if sign == "+" else -amount, relative=True)
-
-
-def check_max_instances(value, parameter="max_instances"):
-    """Validate the optional upper bound; None means unbounded."""
-    if value is None:
-        return None
-    try:
-        bound = int(value)
-    except (TypeError, ValueError):
-        raise FlowError("%s=%r is not valid: expected a whole number >= 1." % (parameter, value))
-    if bound < 1 or isinstance(value, bool):
-        raise FlowError("%s=%r is not valid: expected a whole number >= 1." % (parameter, value))
-    return bound

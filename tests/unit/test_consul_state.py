@@ -289,14 +289,6 @@ def test_nine_conflicts_still_succeed():
     assert stored(client)["live_color"] == after["live_color"] == "green"
 
 
-def test_delete():
-    client = FakeClient()
-    deleted = []
-    client.api.kv.delete = lambda key: deleted.append(key) or True
-    assert StateStore(client).delete("s") is True
-    assert deleted == ["dockerflow/services/s"]
-
-
 # --- ConsulClient: address checks and error translation (no agent contacted) ----------------
 
 

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""parse_scale / ScaleRequest.apply / check_max_instances."""
+"""parse_scale / ScaleRequest.apply."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import (
     ACCEPTED_FORMS,
     ScaleRequest,
-    check_max_instances,
     parse_scale,
 )
 
@@ -229,20 +228,3 @@ def test_a_count_above_max_instances_is_refused_never_cut_down(value, current, m
 
 def test_apply_custom_minimum():
     assert ScaleRequest(-10, True).apply(5, minimum=2) == 2
-
-
-@pytest.mark.parametrize("value, expected", [(None, None), (1, 1), ("3", 3), (" 4 ", 4), (20, 20)])
-def test_check_max_instances_valid(value, expected):
-    assert check_max_instances(value) == expected
-
-
-@pytest.mark.parametrize("value", [0, -1, "0", "x", "", "1.5", True, False, [], {}])
-def test_check_max_instances_invalid(value):
-    with pytest.raises(FlowError) as info:
-        check_max_instances(value)
-    assert str(info.value) == "max_instances=%r is not valid: expected a whole number >= 1." % (value,)
-
-
-def test_check_max_instances_names_parameter():
-    with pytest.raises(FlowError, match=r"^FLOW_MAX_INSTANCES='x'"):
-        check_max_instances("x", "FLOW_MAX_INSTANCES")
