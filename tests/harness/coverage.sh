@@ -43,6 +43,7 @@ measure() {
     cat >"$dir/modules.rc" <<EOF
 [run]
 parallel = True
+branch = True
 include = $PAYLOAD_PATTERN/*
 EOF
     hook="{\"config\": \"$dir/modules.rc\", \"output\": \"$dir/modules/data\"}"
@@ -60,13 +61,13 @@ EOF
     return "$rc"
 }
 
-combined_total() { # [--include=PATTERN]
-    (cd "$REPO_ROOT" && COVERAGE_FILE=$COVERAGE_DIR/combined "$PYTHON" -m coverage report \
-        --rcfile="$COVERAGE_DIR/combine.rc" --format=total --precision=1 "$@")
+combined_figures() { # [--include=PATTERN] -> "LINES BRANCHES" (branch coverage is on; the floor is on lines)
+    (cd "$REPO_ROOT" && COVERAGE_FILE=$COVERAGE_DIR/combined "$PYTHON" "$REPO_ROOT/tests/harness/coverage_figures.py" \
+        --rcfile="$COVERAGE_DIR/combine.rc" "$@")
 }
 
 report() {
-    local rc=0 total utils daemon stage stages=() files
+    local rc=0 total branches utils daemon stage stages=() files
     mkdir -p "$COVERAGE_DIR"
     for stage in "$COVERAGE_DIR"/*/exit-status; do
         [ -e "$stage" ] || continue
@@ -75,6 +76,8 @@ report() {
     done
     [ ${#stages[@]} -gt 0 ] || die "no stage measured: run \`make test\` (or coverage.sh measure STAGE CMD...)"
     cat >"$COVERAGE_DIR/combine.rc" <<EOF
+[run]
+branch = True
 [paths]
 source =
     $REPO_ROOT/plugins/module_utils
@@ -95,11 +98,11 @@ EOF
     COVERAGE_FILE=$COVERAGE_DIR/combined "$PYTHON" -m coverage combine --keep -q --rcfile="$COVERAGE_DIR/combine.rc" $files ||
         return 1
     (cd "$REPO_ROOT" && COVERAGE_FILE=$COVERAGE_DIR/combined "$PYTHON" -m coverage report --rcfile="$COVERAGE_DIR/combine.rc") || rc=$?
-    total=$(combined_total) || return 1
-    utils=$(combined_total --include="$REPO_ROOT/plugins/module_utils/*") || return 1
-    daemon=$(combined_total --include="$REPO_ROOT/$REGISTRATOR_DIR/*") || return 1
-    echo "summary: all stages (${stages[*]}) cover ${total} % of plugins/module_utils and the registrator daemon" \
-        "(module_utils ${utils} %, registrator ${daemon} %; floor ${FLOOR} %)"
+    read -r total branches < <(combined_figures) || return 1
+    utils=$(combined_figures --include="$REPO_ROOT/plugins/module_utils/*" | cut -d' ' -f1) || return 1
+    daemon=$(combined_figures --include="$REPO_ROOT/$REGISTRATOR_DIR/*" | cut -d' ' -f1) || return 1
+    echo "summary: all stages (${stages[*]}) cover ${total} % of the lines of plugins/module_utils and the registrator" \
+        "daemon, ${branches} % of their branches (lines: module_utils ${utils} %, registrator ${daemon} %; floor ${FLOOR} %)"
     [ "$rc" = 0 ] || return "$rc"
     awk -v total="$total" -v floor="$FLOOR" 'BEGIN { exit !(total + 0 >= floor + 0) }' || {
         echo "coverage ${total} % is below the floor of ${FLOOR} %"

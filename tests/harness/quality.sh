@@ -107,18 +107,19 @@ stage_ruff() {
 
 # Settings in .coveragerc; the data file stays in the cache. The floor is on the total; each part is
 # reported beside it.
-coverage_total() { # [--include=PATTERN]
-    COVERAGE_FILE=$QUALITY_CACHE/coverage.data python -m coverage report --format=total --precision=1 "$@"
+# Branch coverage is on: each figure is "LINES BRANCHES" (tests/harness/coverage_figures.py), the floor on lines.
+coverage_figures() { # [--include=PATTERN]
+    COVERAGE_FILE=$QUALITY_CACHE/coverage.data python tests/harness/coverage_figures.py "$@"
 }
 stage_coverage() {
-    local rc=0 total utils daemon
+    local rc=0 total branches utils daemon
     COVERAGE_FILE=$QUALITY_CACHE/coverage.data python -m pytest tests/unit -q -p no:cacheprovider \
         --cov --cov-report=term-missing || rc=$?
-    total=$(coverage_total) || return 1
-    utils=$(coverage_total --include='plugins/module_utils/*') || return 1
-    daemon=$(coverage_total --include='roles/registrator/files/dockerflow_registrator/*') || return 1
-    echo "summary: unit tests cover ${total} % of plugins/module_utils and the registrator daemon" \
-        "(module_utils ${utils} %, registrator ${daemon} %; floor ${COVERAGE_FLOOR} %)"
+    read -r total branches < <(coverage_figures) || return 1
+    utils=$(coverage_figures --include='plugins/module_utils/*' | cut -d' ' -f1) || return 1
+    daemon=$(coverage_figures --include='roles/registrator/files/dockerflow_registrator/*' | cut -d' ' -f1) || return 1
+    echo "summary: unit tests cover ${total} % of the lines of plugins/module_utils and the registrator daemon," \
+        "${branches} % of their branches (lines: module_utils ${utils} %, registrator ${daemon} %; floor ${COVERAGE_FLOOR} %)"
     [ "$rc" = 0 ] || return "$rc"
     awk -v total="$total" -v floor="$COVERAGE_FLOOR" 'BEGIN { exit !(total + 0 >= floor + 0) }' || {
         echo "coverage ${total} % is below the floor of ${COVERAGE_FLOOR} %"
