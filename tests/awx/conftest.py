@@ -22,6 +22,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import ansible_runner
@@ -37,8 +39,11 @@ from integration.conftest import (  # noqa: E402,F401  # pylint: disable=unused-
     ANSIBLE_PLAYBOOK,
     APP_V1,
     APP_V2,
+    CONSUL_DNS,
+    CONSUL_URL,
     PROXY_IMAGE,
     FlowProject,
+    TestProxy,
     consul_agent,
     docker_client,
     free_ports,
@@ -116,6 +121,7 @@ class Job:
 
     def __init__(self, runner, private_data_dir):
         self.private_data_dir = private_data_dir
+        self.ident = runner.config.ident
         self.status = runner.status
         self.rc = runner.rc
         self.events = list(runner.events)
@@ -161,10 +167,11 @@ class Job:
 class AwxJobs:
     """Jobs of one job template family: each gets a private data directory built the way AWX builds it."""
 
-    def __init__(self, project, root, inventory):
+    def __init__(self, project, root, inventory, container=None):
         self.project = project
         self.root = str(root)
         self.inventory = inventory
+        self.container = container  # runner's settings of a job in an execution environment (process isolation)
         self.count = 0
 
     def prepare(self, playbook, extravars, envvars=None):
@@ -177,10 +184,12 @@ class AwxJobs:
         with open(hosts, "w") as handle:  # an AWX inventory: a script that prints it
             handle.write("#! /usr/bin/env python3\n# -*- coding: utf-8 -*-\nprint(%r)\n" % json.dumps(self.inventory))
         os.chmod(hosts, 0o700)
-        env = {"ANSIBLE_COLLECTIONS_PATH": os.path.join(private, "requirements_collections"),
+        # In a container, runner mounts the private data directory on /runner (AWX's CONTAINER_ROOT).
+        env = {"ANSIBLE_COLLECTIONS_PATH": os.path.join("/runner" if self.container else private, "requirements_collections"),
                "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_FORCE_COLOR": "False", "PYTHONPATH": ""}
         env.update(envvars or {})
-        for name, content in (("extravars", extravars), ("settings", JOB_SETTINGS), ("envvars", env)):
+        settings = dict(JOB_SETTINGS, **(self.container or {}))
+        for name, content in (("extravars", extravars), ("settings", settings), ("envvars", env)):
             path = os.path.join(private, "env", name)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as handle:
@@ -190,20 +199,71 @@ class AwxJobs:
     def run(self, playbook, extravars, envvars=None, cancel_callback=None, event_handler=None):
         private = self.prepare(playbook, extravars, envvars)
         began = time.monotonic()
-        runner = ansible_runner.run(private_data_dir=private, playbook="%s.yml" % playbook, ident="1", quiet=True,
+        # The ident names the job's container (ansible_runner_<ident>) on the shared engine: unique.
+        ident = "dftest-awx-%s" % uuid.uuid4().hex[:8]
+        runner = ansible_runner.run(private_data_dir=private, playbook="%s.yml" % playbook, ident=ident, quiet=True,
                                     cancel_callback=cancel_callback, event_handler=event_handler)
         job = Job(runner, private)
         TIMINGS.append((os.path.basename(private), job.status, time.monotonic() - began))
         return job
 
 
-def local_inventory():
+def local_inventory(python=sys.executable):
     """This machine in both groups of setup.yml, as an AWX inventory would give it (local connection, the Python
-    with the modules' libraries)."""
+    with the modules' libraries: this one, or the execution environment's)."""
     local = {"hosts": ["localhost"]}
     return {"all": {"children": ["proxy", "docker_nodes", "ungrouped"]}, "proxy": local, "docker_nodes": local,
-            "_meta": {"hostvars": {"localhost": {"ansible_connection": "local",
-                                                 "ansible_python_interpreter": sys.executable}}}}
+            "_meta": {"hostvars": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": python}}}}
+
+
+def flow_vars(project, consul_url, consul_dns, proxy_options, **extra):
+    """A flow job template's extra vars: the seed's names where playbooks/flow.yml has them, flow_* otherwise;
+    the rest of the options from the project's docker-flow.yml. lock_ttl 10 (Consul's minimum) as in
+    tests/faults: the lock of a cancelled job is free again within 2 x 10 s + Consul's 5 s lock-delay."""
+    extravars = {"project_dir": project.dir, "consul_address": consul_url, "flow_consul_dns": consul_dns,
+                 "flow_publish_address": "127.0.0.1", "flow_health_timeout": 60, "flow_lock_ttl": 10,
+                 "flow_lock_timeout": 90}
+    extravars.update(("flow_" + name, value) for name, value in proxy_options.items())
+    extravars.update(extra)
+    return extravars
+
+
+def served(http_port, path):
+    """(color, version) a proxy answers with on ``path``; all of 5 answers agree."""
+    answers = set()
+    url = "http://127.0.0.1:%d%s" % (http_port, path)
+    for _request in range(5):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise AssertionError("%s answered %s" % (url, exc.code)) from exc
+        answers.add((body["color"], body["version"]))
+    assert len(answers) == 1, answers
+    return answers.pop()
+
+
+def running(project):
+    """{color: instances running}."""
+    return {color: len(project.running(color)) for color in ("blue", "green") if project.running(color)}
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+def app_project(tmp_path, client, consul_url):
+    """A Compose project (the app alone) routed at a path of its own by its docker-flow.yml."""
+    project = FlowProject(tmp_path, client, {"services": {"app": {"image": APP_V1, "ports": ["8080"]}}},
+                          consul_url=consul_url)
+    project.path = "/awx-%s" % uuid.uuid4().hex[:6]
+    project.write("docker-flow.yml", yaml.safe_dump({"target": "app", "service_path": [project.path],
+                                                     "health_path": "/health"}))
+    return project
 
 
 @pytest.fixture(scope="module")
@@ -224,12 +284,8 @@ def platform(tmp_path_factory, docker_client, awx_project):  # noqa: F811  (the 
 
 @pytest.fixture
 def awx_service(tmp_path, docker_client, platform):  # noqa: F811  (the fixture imported above)
-    """A Compose project (the app alone) whose flow jobs use the platform's Consul and proxy."""
-    project = FlowProject(tmp_path, docker_client, {"services": {"app": {"image": APP_V1, "ports": ["8080"]}}},
-                          consul_url=platform.consul_url)
-    project.path = "/awx-%s" % uuid.uuid4().hex[:6]
-    project.write("docker-flow.yml", yaml.safe_dump({"target": "app", "service_path": [project.path],
-                                                     "health_path": "/health"}))
+    """A project whose flow jobs use the platform's Consul and proxy."""
+    project = app_project(tmp_path, docker_client, platform.consul_url)
     yield project
     project.cleanup()
 

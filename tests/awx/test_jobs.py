@@ -5,14 +5,11 @@ its job events, task by task, then on what the engine, Consul and the proxy show
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
-import urllib.error
-import urllib.request
 
-from conftest import APP_V2, wait_for
+from conftest import APP_V2, alive, flow_vars, running, served, wait_for
 
 # Task names of the collection, as the job events carry them.
 CONSUL_STARTED = "Start the Consul container"
@@ -29,35 +26,12 @@ ROLLBACK_STOP = "Rollback: stop the release that was live"
 PAUSE_AT = "deploy:started"
 
 
-def flow_vars(platform, project, **extra):
-    """A flow job template's extra vars: the seed's names where playbooks/flow.yml has them, flow_* otherwise;
-    the rest of the options from the project's docker-flow.yml. lock_ttl 10 (Consul's minimum) as in
-    tests/faults: the lock of a cancelled job is free again within 2 x 10 s + Consul's 5 s lock-delay."""
-    extravars = {"project_dir": project.dir, "consul_address": platform.consul_url,
-                 "flow_consul_dns": platform.consul_dns, "flow_publish_address": "127.0.0.1",
-                 "flow_health_timeout": 60, "flow_lock_ttl": 10, "flow_lock_timeout": 90}
-    extravars.update(("flow_" + name, value) for name, value in platform.proxy.items())
-    extravars.update(extra)
-    return extravars
+def job_vars(platform, project, **extra):
+    return flow_vars(project, platform.consul_url, platform.consul_dns, platform.proxy, **extra)
 
 
-def served(platform, project):
-    """(color, version) the platform's proxy answers with on the project's path; all of 5 answers agree."""
-    answers = set()
-    for _request in range(5):
-        url = "http://127.0.0.1:%d%s" % (platform.proxy["proxy_http_port"], project.path)
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                body = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raise AssertionError("%s answered %s" % (url, exc.code))
-        answers.add((body["color"], body["version"]))
-    assert len(answers) == 1, answers
-    return answers.pop()
-
-
-def running(project):
-    return {color: len(project.running(color)) for color in ("blue", "green") if project.running(color)}
+def served_by(platform, project):
+    return served(platform.proxy["proxy_http_port"], project.path)
 
 
 def test_setup_job_brings_up_consul_and_the_proxy(platform):
@@ -76,28 +50,28 @@ def test_setup_job_brings_up_consul_and_the_proxy(platform):
 
 def test_flow_and_rollback_jobs_walk_a_release_through(platform, awx_service):
     project = awx_service
-    first = platform.jobs.run("flow", flow_vars(platform, project, flow="deploy,proxy"))
+    first = platform.jobs.run("flow", job_vars(platform, project, flow="deploy,proxy"))
     first.assert_successful()
     deployed = first.ok(DEPLOY)
     assert deployed["changed"] and deployed["color"] == "blue" and deployed["release"] == 1, deployed
     assert first.ok(SWITCH)["live_color"] == "blue"
     assert first.outcomes(STOP_OLD) == [], "stop-old is not a step of this job"
-    assert served(platform, project) == ("blue", "1")
+    assert served_by(platform, project) == ("blue", "1")
 
     project.set_image(APP_V2)
-    second = platform.jobs.run("flow", flow_vars(platform, project, flow=["deploy", "proxy", "stop-old"]))
+    second = platform.jobs.run("flow", job_vars(platform, project, flow=["deploy", "proxy", "stop-old"]))
     second.assert_successful()
     assert second.ok(DEPLOY)["color"] == "green"
     assert second.ok(SWITCH)["live_color"] == "green"
     assert second.ok(STOP_OLD)["changed"] is True
-    assert served(platform, project) == ("green", "2") and running(project) == {"green": 1}
+    assert served_by(platform, project) == ("green", "2") and running(project) == {"green": 1}
 
-    rolled = platform.jobs.run("rollback", flow_vars(platform, project))
+    rolled = platform.jobs.run("rollback", job_vars(platform, project))
     rolled.assert_successful()
     assert rolled.ok(ROLLBACK)["color"] == "blue"
     assert rolled.ok(ROLLBACK_SWITCH)["live_color"] == "blue"
     assert rolled.ok(ROLLBACK_STOP)["changed"] is True
-    assert served(platform, project) == ("blue", "1") and running(project) == {"blue": 1}
+    assert served_by(platform, project) == ("blue", "1") and running(project) == {"blue": 1}
     assert project.state()["live_color"] == "blue"
 
 
@@ -105,7 +79,7 @@ def test_a_failed_step_fails_the_job_on_that_task(platform, awx_service):
     """scale on a service never deployed: the scale task fails, the role's rescue fails the job with the step's
     message, the proxy step never starts; runner says failed, return code 2."""
     project = awx_service
-    job = platform.jobs.run("flow", flow_vars(platform, project, flow="scale,proxy", scale="+1"))
+    job = platform.jobs.run("flow", job_vars(platform, project, flow="scale,proxy", scale="+1"))
     assert (job.status, job.rc) == ("failed", 2), job.tail()
     scale = job.failed(SCALE)
     assert scale["msg"] and "\n" not in scale["msg"] and "Traceback" not in job.stdout, scale
@@ -118,14 +92,14 @@ def test_a_failed_step_fails_the_job_on_that_task(platform, awx_service):
 
 def test_a_job_cancelled_during_a_deploy_leaves_the_live_release_and_the_next_job_converges(platform, awx_service):
     project = awx_service
-    platform.jobs.run("flow", flow_vars(platform, project, flow="deploy,proxy")).assert_successful()
-    assert served(platform, project) == ("blue", "1")
+    platform.jobs.run("flow", job_vars(platform, project, flow="deploy,proxy")).assert_successful()
+    assert served_by(platform, project) == ("blue", "1")
 
     # Cancelled as AWX cancels a job: runner's cancel_callback says so, runner kills the job's process group.
     project.set_image(APP_V2)
     pause_file = os.path.join(project.dir, "paused")
     cancelled = platform.jobs.run(
-        "flow", flow_vars(platform, project, flow="deploy,proxy,stop-old"),
+        "flow", job_vars(platform, project, flow="deploy,proxy,stop-old"),
         envvars={"DOCKERFLOW_TEST_PAUSE_AT": PAUSE_AT, "DOCKERFLOW_TEST_PAUSE_FILE": pause_file},
         cancel_callback=lambda: os.path.exists(pause_file))
     assert (cancelled.status, cancelled.rc) == ("canceled", 254), cancelled.tail()
@@ -144,27 +118,20 @@ def test_a_job_cancelled_during_a_deploy_leaves_the_live_release_and_the_next_jo
     wait_for(lambda: not alive(module_pid), timeout=15, what="the deploy's module process to end")
     os.remove(pause_file)
     assert project.running("green"), "the cancelled deploy had started its containers"
-    assert served(platform, project) == ("blue", "1"), "the live release serves on"
+    assert served_by(platform, project) == ("blue", "1"), "the live release serves on"
     assert project.state()["live_color"] == "blue"
 
     began = time.monotonic()
-    rerun = platform.jobs.run("flow", flow_vars(platform, project, flow="deploy,proxy,stop-old"))
+    rerun = platform.jobs.run("flow", job_vars(platform, project, flow="deploy,proxy,stop-old"))
     rerun_seconds = time.monotonic() - began
     rerun.assert_successful()
     deployed = rerun.ok(DEPLOY)
     assert [w for w in deployed.get("warnings", []) if "without releasing it" in w], \
         "the next job reports the lock the cancelled one left: %s" % deployed.get("warnings")
     assert rerun.ok(SWITCH)["live_color"] == deployed["color"]
-    assert served(platform, project) == (deployed["color"], "2")
+    assert served_by(platform, project) == (deployed["color"], "2")
     assert running(project) == {deployed["color"]: 1}
     assert project.state()["live_color"] == deployed["color"]
     print("\nAWX cancelled deploy: the module outlived runner's cancel: %s; the next job converged in %.1fs"
           % (outlived, rerun_seconds))
 
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
-    except OSError:
-        return False
