@@ -57,6 +57,12 @@ PLAYBOOKS = ("setup", "flow", "rollback")
 # What AWX puts in env/settings for a job (awx/main/tasks/jobs.py), with a bound on this machine.
 JOB_SETTINGS = {"job_timeout": 900, "suppress_ansible_output": True, "pexpect_timeout": 1}
 # Variables of the environment that must not reach a job: its options come from the job, not from the caller.
+# A user's playbook on the flow role, its own variables passed on, the ones a job leaves out omitted: how
+# `flow_scale: "{{ release_scale | default(omit) }}"` failed under ansible-runner (`scale='<<Omit>>' is not valid`).
+RELEASE_PLAYBOOK = [{"name": "Release", "hosts": "localhost", "gather_facts": False, "roles": [{
+    "role": "dockerflow.flow.flow",
+    "vars": {"flow_project_dir": "{{ release_dir }}", "flow_consul_address": "{{ release_consul }}",
+             "flow_steps": "{{ release_steps | default(omit) }}", "flow_scale": "{{ release_scale | default(omit) }}"}}]}]
 TIMINGS = []  # (job, status, seconds) of every job of the run, printed at its end
 NOT_FOR_JOBS = ("DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN",
                 "ANSIBLE_COLLECTIONS_PATH", "PYTHONPATH")
@@ -87,6 +93,8 @@ class AwxProject:
         for name in PLAYBOOKS:  # the job template's playbook: a file of the project
             with open(os.path.join(self.source, "%s.yml" % name), "w") as handle:
                 yaml.safe_dump([{"ansible.builtin.import_playbook": "dockerflow.flow.%s" % name}], handle)
+        with open(os.path.join(self.source, "release.yml"), "w") as handle:
+            yaml.safe_dump(RELEASE_PLAYBOOK, handle, sort_keys=False)
 
     def sync(self):
         return run([ANSIBLE_GALAXY, "collection", "install", "-r", "collections/requirements.yml",
@@ -186,7 +194,7 @@ class AwxJobs:
         os.chmod(hosts, 0o700)
         # In a container, runner mounts the private data directory on /runner (AWX's CONTAINER_ROOT).
         env = {"ANSIBLE_COLLECTIONS_PATH": os.path.join("/runner" if self.container else private, "requirements_collections"),
-               "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_FORCE_COLOR": "False", "PYTHONPATH": ""}
+               "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_NOCOLOR": "1", "PYTHONPATH": ""}
         env.update(envvars or {})
         settings = dict(JOB_SETTINGS, **(self.container or {}))
         for name, content in (("extravars", extravars), ("settings", settings), ("envvars", env)):

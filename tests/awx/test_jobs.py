@@ -58,8 +58,13 @@ def test_flow_and_rollback_jobs_walk_a_release_through(platform, awx_service):
     assert first.outcomes(STOP_OLD) == [], "stop-old is not a step of this job"
     assert served_by(platform, project) == ("blue", "1")
 
+    # The next release through a user's playbook (release.yml) whose job leaves release_scale out: the role
+    # takes flow_scale as not set (the scale of the live release), as the AWX user expected.
     project.set_image(APP_V2)
-    second = platform.jobs.run("flow", job_vars(platform, project, flow=["deploy", "proxy", "stop-old"]))
+    release_vars = job_vars(platform, project, release_steps=["deploy", "proxy", "stop-old"],
+                            release_dir=project.dir, release_consul=platform.consul_url)
+    del release_vars["project_dir"], release_vars["consul_address"]
+    second = platform.jobs.run("release", release_vars)
     second.assert_successful()
     assert second.ok(DEPLOY)["color"] == "green"
     assert second.ok(SWITCH)["live_color"] == "green"
