@@ -139,4 +139,3 @@ def test_a_job_cancelled_during_a_deploy_leaves_the_live_release_and_the_next_jo
     assert project.state()["live_color"] == deployed["color"]
     print("\nAWX cancelled deploy: the module outlived runner's cancel: %s; the next job converged in %.1fs"
           % (outlived, rerun_seconds))
-
