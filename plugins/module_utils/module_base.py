@@ -289,6 +289,10 @@ class FlowModule:
         self.current_flow = Flow(backend, self.consul_client(), settings, check_mode=self.module.check_mode)
         return self.current_flow
 
+    def _reconciled(self):
+        """How the flow settled an interrupted proxy switch (switch_intent), for the result's ``reconciled``."""
+        return getattr(self.current_flow, "reconciled", None)
+
     def run(self, action):
         """Call ``action(self)`` and exit with its result; FlowError becomes a one-line failure."""
         try:
@@ -296,6 +300,8 @@ class FlowModule:
             result = action(self)
         except FlowError as error:
             details = dict(error.details)
+            if self._reconciled():
+                details.setdefault("reconciled", self._reconciled())
             self.module.fail_json(msg=error.msg, **details)
         except Exception as error:  # a bug: keep the traceback but still one line on top
             self.module.fail_json(
@@ -304,6 +310,8 @@ class FlowModule:
             )
         for warning in self.current_flow.warnings if self.current_flow else ():
             self.module.warn(warning)
+        if self._reconciled():
+            result.setdefault("reconciled", self._reconciled())
         if not self.module._diff:
             result.pop("diff", None)
         result.setdefault("option_sources", {k: v for k, v in self.sources.items() if v != "default"})
