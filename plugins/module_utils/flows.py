@@ -37,6 +37,14 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.health import Prob
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registrar, Registration, service_id_for
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import parse_scale
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import refuse_beyond_slots
+from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent import (
+    UNCHECKED,
+    PendingSwitch,
+    refuse_if_possibly_served,
+    refuse_while_unsettled,
+    settled_line,
+    unchecked_line,
+)
 
 
 @dataclass
@@ -91,6 +99,10 @@ class Flow:
         self.warnings = []
         # Set by flow_stop_old for a routed service: waits until the proxy finished requests to old colors.
         self.wait_for_drain = None
+        # Set by the modules that reach the proxy (flow_stop_old; flow_proxy settles through ProxyFlow itself):
+        # settles an interrupted switch, document -> document (switch_intent, proxy_flow.proxy_reconciler).
+        self.switch_reconciler = None
+        self.reconciled = {}  # service -> how an interrupted switch was settled (or not): the result's ``reconciled``
 
     # -- helpers -----------------------------------------------------------------
     def progress(self, line):
@@ -101,7 +113,8 @@ class Flow:
 
         Then the process writes its pid to DOCKERFLOW_TEST_PAUSE_FILE and waits while that file
         exists, so a fault test can kill it, or stop Consul, at a known step. Steps: deploy:started,
-        deploy:healthy, deploy:registered, proxy:switch, stop-old:deregistered.
+        deploy:healthy, deploy:registered, proxy:switch (the switch's intent recorded, nothing activated),
+        proxy:activated (the new configuration runs, the state not committed), stop-old:deregistered.
         """
         path = os.environ.get("DOCKERFLOW_TEST_PAUSE_FILE")
         if not path or os.environ.get("DOCKERFLOW_TEST_PAUSE_AT") != step:
@@ -111,6 +124,31 @@ class Flow:
         os.rename(path + ".tmp", path)
         while os.path.exists(path):
             time.sleep(0.1)
+
+    # -- an interrupted proxy switch (switch_intent) --------------------------------------------------
+    def _reconciled(self, state):
+        """``state`` with an interrupted proxy switch settled first, when this step can ask the proxy;
+        otherwise noted, and the step's guard (refuse_if_possibly_served) keeps both colors."""
+        if PendingSwitch.of(state) is None:
+            return state
+        if self.switch_reconciler is not None:
+            return self.switch_reconciler(state)
+        self.note_unchecked(state, "this module does not reach the proxy")
+        return state
+
+    def note_settled(self, service, intent, outcome, serving_generation, after):
+        line = settled_line(service, intent, outcome, serving_generation, after.get("live_color"), self.check_mode)
+        self.reconciled[service] = dict(intent.as_dict(), outcome=outcome, live_color=after.get("live_color"), msg=line)
+        self.progress(line)
+        self.warnings.append(line[0].upper() + line[1:] + ".")
+
+    def note_unchecked(self, state, reason):
+        intent = PendingSwitch.of(state)
+        line = unchecked_line(state["service"], intent, state.get("live_color"), reason)
+        self.reconciled[state["service"]] = dict(intent.as_dict(), outcome=UNCHECKED, live_color=state.get("live_color"),
+                                                 msg=line)
+        self.progress(line)
+        self.warnings.append(line)
 
     def _lock(self, operation, name=None):
         """The lock of this service, or of ``name`` (the proxy locks itself while it renders)."""
@@ -326,7 +364,7 @@ class Flow:
         config_hash = hashlib.sha256(("%s|%s" % (spec.config_hash(), image_id or spec.image)).encode()).hexdigest()[:16]
 
         with self._lock("deploy"):
-            state, _index = self.store.read(settings.service)
+            state = self._reconciled(self.store.read(settings.service)[0])
             instances = self.backend.list_instances(settings.service)
             live, deployed = state.get("live_color"), state.get("deployed_color")
             color = colors.next_color(live, deployed, settings.blue_green)
@@ -364,6 +402,7 @@ class Flow:
                     instances=[i.as_dict() for i in current],
                 )
 
+            refuse_if_possibly_served(state, [color] if color != colors.PLAIN else [], "deploy would replace")
             release = state.get("next_release", 1)
             if self.check_mode:
                 predicted = dict(state, deployed_color=color,
@@ -479,7 +518,7 @@ class Flow:
         if settings.color is not None and settings.color not in colors.ALL_COLORS:
             raise FlowError("color=%r is not valid: use one of %s." % (settings.color, ", ".join(colors.ALL_COLORS)))
         with self._lock("scale"):
-            state, _index = self.store.read(settings.service)
+            state = self._reconciled(self.store.read(settings.service)[0])
             instances = self.backend.list_instances(settings.service)
             color = settings.color or colors.serving_color(state.get("live_color"), state.get("deployed_color"))
             if not color:
@@ -498,6 +537,8 @@ class Flow:
                     False, "%s (%s) already runs %d instance(s)." % (settings.service, color, current),
                     state, state, instances, instances, color=color, instances_count=current,
                 )
+            if wanted < current:
+                refuse_if_possibly_served(state, [color], "scaling down would stop instances of")
             if self.check_mode:
                 predicted = _with_count(state, color, wanted)
                 return self._result(
@@ -556,7 +597,8 @@ class Flow:
         if settings.keep_releases is None or settings.keep_releases < 0:
             raise FlowError("keep_releases=%r is not valid: use 0 or more." % settings.keep_releases)
         with self._lock("stop-old"):
-            state, _index = self.store.read(settings.service)
+            state = self._reconciled(self.store.read(settings.service)[0])
+            refuse_while_unsettled(state, "stop-old cannot tell which color to keep")
             instances = self.backend.list_instances(settings.service)
             live, deployed = state.get("live_color"), state.get("deployed_color")
             promoted = False
@@ -645,7 +687,8 @@ class Flow:
         """
         settings = self.settings
         with self._lock("rollback"):
-            state, _index = self.store.read(settings.service)
+            state = self._reconciled(self.store.read(settings.service)[0])
+            refuse_while_unsettled(state, "a rollback cannot tell which release is the previous one")
             instances = self.backend.list_instances(settings.service)
             current = colors.serving_color(state.get("live_color"), state.get("deployed_color"))
             if current not in colors.BLUE_GREEN_COLORS:

@@ -300,6 +300,10 @@ class FlowModule:
         for warning in self.current_flow.warnings if self.current_flow else ():
             self.module.warn(warning)
 
+    def _reconciled(self):
+        """How the flow settled an interrupted proxy switch (switch_intent), for the result's ``reconciled``."""
+        return getattr(self.current_flow, "reconciled", None)
+
     def run(self, action):
         """Call ``action(self)`` and exit with its result; FlowError becomes a one-line failure."""
         try:
@@ -308,6 +312,8 @@ class FlowModule:
         except FlowError as error:
             details = dict(error.details)
             self._pass_on_warnings()  # a failure's warnings matter most: "undoing ... was incomplete"
+            if self._reconciled():
+                details.setdefault("reconciled", self._reconciled())
             self.module.fail_json(msg=error.msg, **details)
         except Exception as error:  # a bug: keep the traceback but still one line on top
             self._pass_on_warnings()
@@ -316,6 +322,8 @@ class FlowModule:
                 exception=traceback.format_exc(),
             )
         self._pass_on_warnings()
+        if self._reconciled():
+            result.setdefault("reconciled", self._reconciled())
         if not self.module._diff:
             result.pop("diff", None)
         result.setdefault("option_sources", {k: v for k, v in self.sources.items() if v != "default"})
