@@ -89,6 +89,13 @@ class Load:
         with result.lock:
             return sum(1 for failure in result.failures_timeline if start_wall <= failure["wall"] <= end_wall)
 
+    def failure_window(self):
+        """Seconds from the first failed request sent to the last (0 without failures)."""
+        result = self.result or self.generator.result
+        with result.lock:
+            walls = [failure["wall"] for failure in result.failures_timeline]
+        return round(max(walls) - min(walls), 1) if walls else 0
+
 
 @pytest.fixture
 def loads():

@@ -59,5 +59,10 @@ def test_a_killed_run_leaves_the_live_release_serving_and_a_rerun_converges(rout
     assert reported, "the rerun must report the lock the killed run left: %s" % [r.get("warnings") for r in results]
     waited = max(float(re.search(r"after waiting (\d+)s", w).group(1)) for w in reported)
     assert summary["failed"] == 0, summary
+    # A switch killed before its activation left its intent: the rerun's deploy (it cannot ask the proxy, and had
+    # nothing to replace) leaves it, its flow_proxy reverts it (the worker never ran it), then switches.
+    settled = {module: result["reconciled"][project.service]["outcome"]
+               for module, result in zip(FLOW, results, strict=True) if result.get("reconciled")}
+    assert settled == ({"flow_deploy": "unchecked", "flow_proxy": "reverted"} if step == "proxy:switch" else {}), settled
     report("killed at %s" % step, summary, True, live=facts["live"], count=COUNT, lock_waited_s=waited,
-           rerun_s=round(rerun_seconds, 1))
+           rerun_s=round(rerun_seconds, 1), **({"reconciled": "reverted"} if settled else {}))
