@@ -392,10 +392,3 @@ def config_generation(config):
     match = re.search(r"^backend %s([A-Za-z0-9_-]+)$" % GENERATION_BACKEND_PREFIX, config or "", re.MULTILINE)
     return match.group(1) if match else None
 
-
-def render_generation(config):
-    """The generation marker a rendered configuration carries (for re-activating it)."""
-    generation = config_generation(config)
-    if generation is None:
-        raise FlowError("The running proxy configuration was not rendered by this collection.")
-    return generation

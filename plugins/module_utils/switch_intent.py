@@ -157,6 +157,8 @@ def refuse_while_unsettled(document: dict, consequence: str) -> None:
 
 
 def unchecked_line(service: str, intent: PendingSwitch, live_color: str | None, reason: str) -> str:
+    """The line (and warning) of a run that could not ask the proxy about an interrupted switch (``reason``)."""
     served = " and ".join(sorted({color for color in (live_color, intent.color) if color}))
-    return "%s is not settled: %s. Until it is, %s count as served and no step replaces or stops them. %s" % (
-        intent.describe(service)[0].upper() + intent.describe(service)[1:], reason.rstrip("."), served, HOW_TO_SETTLE)
+    switch = intent.describe(service)
+    return "%s%s is not settled: %s. Until it is, %s count as served and no step replaces or stops them. %s" % (
+        switch[0].upper(), switch[1:], reason.rstrip("."), served, HOW_TO_SETTLE)
