@@ -244,7 +244,6 @@ class StateStore:
         return documents
 
 
-
 def _state_document(service, entry):
     """A KV entry as a complete state document (fields a document lacks get their empty value)."""
     try:

@@ -391,4 +391,3 @@ def config_generation(config):
     """The generation a rendered configuration carries, or None (no configuration, or not rendered here)."""
     match = re.search(r"^backend %s([A-Za-z0-9_-]+)$" % GENERATION_BACKEND_PREFIX, config or "", re.MULTILINE)
     return match.group(1) if match else None
-

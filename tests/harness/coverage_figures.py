@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Line and branch figures of a coverage data file, for the harness's summary lines.
 
 coverage's own ``--format=total`` mixes lines and branches into one number once branch coverage is

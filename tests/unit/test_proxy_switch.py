@@ -579,7 +579,11 @@ def test_a_commit_consul_does_not_take_leaves_the_intent_for_the_next_run(proxie
 
     def then_consul_fails(config, generation):
         activate(config, generation)
-        proxied.consul.before_put.append(lambda _kv: (_ for _ in ()).throw(requests.exceptions.ConnectionError()))
+
+        def refuse(_kv):
+            raise requests.exceptions.ConnectionError()
+
+        proxied.consul.before_put.append(refuse)
 
     proxied.node.activate = then_consul_fails
     with pytest.raises(FlowError, match=r"^Cannot reach Consul .* The proxy serves books-app from green; the next "
