@@ -22,11 +22,11 @@ INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 .PHONY: help venv collection-path engine images consul consul-stop clean-containers \
-        unit integration quality faults test-cluster coverage test demo benchmarks options clean
+        unit integration awx quality faults test-cluster coverage test demo benchmarks options clean
 
 help:
 	@echo "targets: test (everything, as CI), venv, collection-path, engine, images, consul,"
-	echo "         consul-stop, clean-containers, unit, integration, quality, faults, test-cluster,"
+	echo "         consul-stop, clean-containers, unit, integration, awx, quality, faults, test-cluster,"
 	echo "         coverage, demo, benchmarks, options, clean"
 
 venv: $(VENV_STAMP)
@@ -70,7 +70,17 @@ options: venv collection-path
 integration: venv collection-path
 	@$(INTEGRATION)
 
-# ansible-test sanity, ansible-lint (production), ruff, unit coverage of module_utils, changelog lint.
+# The playbooks as AWX job templates run them (tests/awx/README.md): ansible-runner with a private data
+# directory a job, the collection installed from its tarball by a project sync; then the execution
+# environment (tests/awx/build-ee.sh builds it once). Needs `make engine images consul` first.
+AWX := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) DOCKERFLOW_TEST_CONSUL_DNS=127.0.0.1:8600 \
+	$(VENV)/bin/python -m pytest tests/awx -q -p no:cacheprovider $(PYTEST_ARGS)
+awx: venv collection-path
+	@$(AWX)
+
+# ansible-test sanity, ansible-lint (production), ruff, unit coverage of module_utils and the
+# registrator daemon, changelog lint.
 quality: venv collection-path
 	@$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(HARNESS)/quality.sh
 
@@ -87,14 +97,15 @@ faults: venv collection-path
 test-cluster: venv collection-path engine images
 	@$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH tests/cluster/run.sh
 
-# module_utils covered by the stages the last `make test` measured (tests/harness/coverage.sh).
+# module_utils and the registrator daemon covered by the stages the last `make test` measured
+# (tests/harness/coverage.sh).
 coverage: venv
 	@$(HARNESS)/coverage.sh report
 
-# Set-up stages, then unit, integration, quality, faults and cluster tests (each runs even when
-# an earlier one fails), then coverage of module_utils over all of them (tests/harness/coverage.sh);
-# clean-containers and consul-stop always run. Fails with the first failing stage's status
-# (make itself then exits 2; the summary line shows the real status).
+# Set-up stages, then unit, integration, awx, quality, faults and cluster tests (each runs even when
+# an earlier one fails), then coverage of module_utils and the registrator daemon over all of them
+# (tests/harness/coverage.sh); clean-containers and consul-stop always run. Fails with the first
+# failing stage's status (make itself then exits 2; the summary line shows the real status).
 test:
 	@status=0
 	t_all=$$EPOCHREALTIME
@@ -122,10 +133,11 @@ test:
 	for s in venv collection-path engine images consul; do
 	    stage $$s $(MAKE) $$s || { status=$$?; finish; }
 	done
-	measured() { $(HARNESS)/coverage.sh measure "$$@"; } # module_utils coverage of the stage
+	measured() { $(HARNESS)/coverage.sh measure "$$@"; } # module_utils and registrator coverage of the stage
 	$(HARNESS)/coverage.sh reset
 	stage unit measured unit env $(UNIT) || status=$$?
-	for s in "integration measured integration env $(INTEGRATION)" "quality $(MAKE) quality" \
+	for s in "integration measured integration env $(INTEGRATION)" "awx measured awx env $(AWX)" \
+	         "quality $(MAKE) quality" \
 	         "faults measured faults $(MAKE) faults" \
 	         "test-cluster measured --local-runs-only cluster $(MAKE) test-cluster" \
 	         "coverage $(HARNESS)/coverage.sh report"; do

@@ -50,7 +50,8 @@ CONSUL_URL = os.environ.get("DOCKERFLOW_BENCH_CONSUL", "http://127.0.0.1:8500")
 CONSUL_DNS = os.environ.get("DOCKERFLOW_BENCH_CONSUL_DNS", "127.0.0.1:8600")
 APP_IMAGES = ("dockerflow-test/app:1", "dockerflow-test/app:2")
 PROXY_IMAGE = os.environ.get("DOCKERFLOW_BENCH_PROXY_IMAGE", "dockerflow-test/haproxy:3.0")
-PROXY_NAME = "dockerflow-test-bench-proxy"
+# Another name (and --proxy-ports) lets a second checkout benchmark beside this one.
+PROXY_NAME = os.environ.get("DOCKERFLOW_BENCH_PROXY_NAME", "dockerflow-test-bench-proxy")
 PREFIX = "dfbench"
 SERVICE_PATH = "/bench"
 BACKENDS = ("container", "swarm")

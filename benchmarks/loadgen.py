@@ -3,8 +3,10 @@
 
 Each worker keeps one HTTP/1.1 keep-alive connection open (reconnecting on
 errors), or opens a fresh connection per request (``fresh_connections``), and
-sends GETs until the request budget or the time limit runs out, optionally at
-a fixed total rate. It counts every answer by status and by the ``color`` and
+sends GETs (or POSTs, ``method="POST"``) until the request budget or the time
+limit runs out, optionally at a fixed total rate. Every POST carries a unique
+id (``X-Request-Id`` and the JSON body); the result keeps the ids sent, those
+answered 2xx and those that failed, for ``post_ledger.reconcile``. It counts every answer by status and by the ``color`` and
 ``version`` its JSON body names, so blue-green switches can be seen in the
 figures, records latencies, a per-second timeline and every failure with its
 time, kind and whether it happened on a reused keep-alive connection.
@@ -43,12 +45,19 @@ class LoadResult:
         self.versions = Counter()
         self.errors = Counter()
         self.latencies = []
-        # One entry a failure: {"t": seconds since start, "wall": epoch seconds, "reason": status or
-        # exception class, "detail": message, "reused": sent on a connection that had already served requests}.
+        # One entry a failure: {"t": seconds since start, "wall": epoch seconds, "ended": epoch seconds it failed at,
+        # "reason": status or exception class, "detail": message, "reused": sent on a connection that had already
+        # served requests}.
         self.failures_timeline = []
         self.by_second = defaultdict(Counter)  # int(seconds since start) -> {color or "failed": n}
         self.slow_timeline = []  # {"t", "wall", "ms"}: successful answers slower than the generator's slow_ms
         self.connections_opened = 0
+        # POST mode: every id sent, and those answered 2xx or failed (each id is in at most one of the two).
+        self.sent_ids = []
+        self.acknowledged_ids = []
+        self.failed_ids = []
+        self.sent_wall = {}  # id -> epoch seconds it was sent at
+        self.ended_wall = {}  # id -> epoch seconds its answer or failure came
         self.started = time.monotonic()
         self.started_wall = time.time()
         self.finished = None
@@ -113,8 +122,12 @@ class LoadGenerator:
     """
 
     def __init__(self, url, connections=32, max_requests=100000, max_seconds=300, host_header=None, timeout=5,
-                 fresh_connections=False, rate=None, slow_ms=500, allowed_hosts=()):
+                 fresh_connections=False, rate=None, slow_ms=500, allowed_hosts=(), method="GET", id_prefix="r"):
+        if method not in ("GET", "POST"):
+            raise ValueError("method must be GET or POST, not %r" % method)
         parsed = check_loopback(url, allowed_hosts)
+        self.method = method
+        self.id_prefix = id_prefix
         self.host, self.port = parsed.hostname, parsed.port or 80
         self.path = (parsed.path or "/") + ("?" + parsed.query if parsed.query else "")
         self.connections = connections
@@ -143,7 +156,8 @@ class LoadGenerator:
         result = self.result
         offset = started - result.started
         result.failures_timeline.append({
-            "t": round(offset, 3), "wall": round(result.started_wall + offset, 3), "reason": reason,
+            "t": round(offset, 3), "wall": round(result.started_wall + offset, 3),
+            "ended": round(result.started_wall + time.monotonic() - result.started, 3), "reason": reason,
             "detail": detail[:160], "reused": reused,
         })
         result.by_second[int(offset)]["failed"] += 1
@@ -151,6 +165,7 @@ class LoadGenerator:
     def _worker(self, index):
         connection = None
         served_on_connection = 0
+        sequence = 0
         headers = {"Host": self.host_header} if self.host_header else {}
         if self.fresh_connections:
             headers["Connection"] = "close"
@@ -162,6 +177,15 @@ class LoadGenerator:
                 if delay > 0 and self._stop.wait(delay):
                     break
                 next_send = max(next_send + interval, time.monotonic() - interval)
+            request_id, body = None, None
+            if self.method == "POST":
+                sequence += 1
+                request_id = "%s-%d-%d" % (self.id_prefix, index, sequence)
+                body = json.dumps({"id": request_id}).encode()
+                headers.update({"X-Request-Id": request_id, "Content-Type": "application/json"})
+                with self.result.lock:
+                    self.result.sent_ids.append(request_id)
+                    self.result.sent_wall[request_id] = time.time()
             started = time.monotonic()
             reused = served_on_connection > 0
             try:
@@ -170,15 +194,15 @@ class LoadGenerator:
                     served_on_connection = 0
                     with self.result.lock:
                         self.result.connections_opened += 1
-                connection.request("GET", self.path, headers=headers)
+                connection.request(self.method, self.path, body=body, headers=headers)
                 response = connection.getresponse()
-                body = response.read()
+                answer = response.read()
                 latency = time.monotonic() - started
                 served_on_connection += 1
                 color = version = None
                 if response.status == 200:
                     try:
-                        payload = json.loads(body)
+                        payload = json.loads(answer)
                         color, version = payload.get("color"), payload.get("version")
                     except (ValueError, AttributeError):
                         pass
@@ -191,8 +215,12 @@ class LoadGenerator:
                         second[color] += 1
                     if version:
                         self.result.versions[str(version)] += 1
+                    if request_id is not None:
+                        (self.result.acknowledged_ids if 200 <= response.status < 300
+                         else self.result.failed_ids).append(request_id)
+                        self.result.ended_wall[request_id] = time.time()
                     if not 200 <= response.status < 300:
-                        self._record_failure(started, response.status, body[:80].decode("utf-8", "replace"), reused)
+                        self._record_failure(started, response.status, answer[:80].decode("utf-8", "replace"), reused)
                     elif self.slow_ms is not None and latency * 1000 >= self.slow_ms:
                         offset = started - self.result.started
                         self.result.slow_timeline.append({
@@ -206,6 +234,9 @@ class LoadGenerator:
                     connection = None
             except (OSError, http.client.HTTPException) as exc:
                 with self.result.lock:
+                    if request_id is not None:
+                        self.result.failed_ids.append(request_id)
+                        self.result.ended_wall[request_id] = time.time()
                     self.result.errors[exc.__class__.__name__] += 1
                     self._record_failure(started, exc.__class__.__name__, str(exc) or exc.__class__.__name__, reused)
                 if connection is not None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import copy
 import http.client
-import inspect
 import json
 import os
 import statistics
@@ -168,10 +167,7 @@ def time_reconfiguration(bench, proxy, label, service, color):
     ).validated()
     node = proxy_node.ProxyNode(bench.docker, settings, name=proxy.name, image=proxy.image, master_port=proxy.master_port)
     documents = read_documents(empty_state)
-    if "proxy_name" in inspect.signature(proxy_flow.routes_from_documents).parameters:
-        routes = proxy_flow.routes_from_documents(documents, proxy.name)  # routes recorded for this proxy only
-    else:
-        routes = proxy_flow.routes_from_documents(documents)
+    routes = proxy_flow.routes_from_documents(documents, proxy.name)  # routes recorded for this proxy only
     config, generation = haproxy_config.render(routes, settings, generation="bench-%s" % label)
     timings = {"routes": len(routes), "backends": sum(len(set(r.colors) | {r.color}) for r in routes),
                "config_kb": round(len(config) / 1024.0, 1)}

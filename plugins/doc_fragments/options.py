@@ -164,6 +164,8 @@ options:
     description:
       - Upper bound for the instance count. Falls back to E(FLOW_MAX_INSTANCES), then C(max_instances) in
         C(docker-flow.yml).
+      - A O(scale) beyond it fails and changes nothing (it is never cut down to the bound); without O(scale),
+        M(dockerflow.flow.flow_deploy) caps the count taken from the live release to it, with a warning.
       - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_scale) only; the other modules ignore it.
     type: int
   health_path:
@@ -303,6 +305,15 @@ options:
     description:
       - Port of HAProxy's master CLI on O(proxy_admin_address). Falls back to E(FLOW_PROXY_MASTER_PORT), then
         C(proxy_master_port) in C(docker-flow.yml), then V(9998).
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+    type: int
+  proxy_max_servers:
+    description:
+      - Instances of one color the proxy sends requests to (the slots of its C(server-template)), 1 to 500. Falls back
+        to E(FLOW_PROXY_MAX_SERVERS), then C(proxy_max_servers) in C(docker-flow.yml), then V(32).
+      - An instance beyond them would run and get no request, so M(dockerflow.flow.flow_proxy) refuses to switch to a
+        color with more instances and warns about other routed services that have more. It records the value in the
+        service's route, and M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_scale) refuse to go beyond it.
       - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
     type: int
   consul_dns:

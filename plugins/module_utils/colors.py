@@ -45,3 +45,15 @@ def next_color(live_color, deployed_color, blue_green):
 def serving_color(live_color, deployed_color):
     """The color scale and stop-old act on when none is named: live, else newest."""
     return live_color or deployed_color
+
+
+def live_after_deploy(color, live_color, routed):
+    """The live color once a release of ``color`` is recorded.
+
+    A plain release is live at once (nothing switches to it), except on a service a proxy
+    routes to another color: there only a proxy switch changes what users are served, and
+    calling plain live early would let stop-old stop the color the proxy still routes to.
+    """
+    if color == PLAIN and not (routed and live_color not in (None, PLAIN)):
+        return PLAIN
+    return live_color

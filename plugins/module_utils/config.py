@@ -42,6 +42,29 @@ FALSE_WORDS = ("false", "no", "off", "0")
 # (the table in options.py: the seed's names come first in env and file_keys).
 OPTIONS = {name: option for name, option in options.OPTIONS.items() if option.resolved}
 
+# The original's options that have no effect here. They are still read, so an existing docker-flow.yml
+# loads, and the modules that act on the proxy say what they were and what to set instead.
+IGNORED_OPTIONS = {
+    "proxy_host": "the original sent docker-flow-proxy's reconfigure requests to that host; Flow runs and reconfigures "
+                  "HAProxy through the Docker engine of the proxy host: proxy_docker_host (else docker_host) names it",
+    "proxy_reconf_port": "it was the port of docker-flow-proxy's reconfigure API, which Flow does not use (it renders "
+                         "HAProxy's configuration and reloads it through proxy_docker_host): remove it",
+}
+
+
+def ignored_option_warnings(file_values, file_path, environ=None):
+    """One warning line per ignored option that is set, naming where it was set."""
+    environ = os.environ if environ is None else environ
+    warnings = []
+    for name, why in IGNORED_OPTIONS.items():
+        sources = [env for env in OPTIONS[name].env if environ.get(env) not in (None, "")]
+        if file_values.get(name) is not None:
+            sources.append(file_path)
+        if sources:
+            warnings.append("%s (set in %s) is ignored: %s." % (name, " and ".join(sources), why))
+    return warnings
+
+
 # Keys of docker-flow.yml that are read but belong to tools outside this module set.
 _FILE_KEYS = {key: name for name, option in OPTIONS.items() for key in option.file_keys}
 

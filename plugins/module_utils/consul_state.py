@@ -12,6 +12,7 @@ data, so a concurrent writer (a proxy recording routes, say) is never lost.
 
 from __future__ import annotations
 
+import base64
 import copy
 import getpass
 import json
@@ -20,6 +21,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -133,11 +135,35 @@ class ConsulClient:
         except consul.ConsulException as exc:
             raise FlowError("Consul at %s failed while %s: %s." % (self.address, what, _first_line(exc)))
 
+    def transaction(self, what: str, operations: list) -> list:
+        """Apply KV ``operations`` atomically (``/v1/txn``): [] when applied, else Consul's errors
+        (``{"OpIndex": i, "What": text}``) and nothing was applied.
+
+        The request is built here because py-consul's ``Txn.put`` sends no ACL token.
+        """
+        return self.call(what, self.api.http.put, _transaction_errors, "/v1/txn", data=json.dumps(operations),
+                         headers=self.api.prepare_headers())
+
     def ping(self):
         leader = self.call("asking for the cluster leader", self.api.status.leader)
         if not leader:
             raise FlowError("Consul at %s has no cluster leader; state cannot be written." % self.address)
         return leader
+
+
+def _transaction_errors(response) -> list:
+    """The errors of a ``/v1/txn`` answer: 200 applied, 409 rolled back; anything else raises for ``call``."""
+    if response.code == 200:
+        return []
+    if response.code == 409:
+        try:
+            errors = (json.loads(response.body or "null") or {}).get("Errors")
+        except ValueError:
+            errors = None
+        return errors or [{"OpIndex": None, "What": "transaction rolled back"}]
+    if response.code == 403:
+        raise consul.ACLPermissionDenied(response.body)
+    raise consul.ConsulException("%d %s" % (response.code, response.body))
 
 
 def _first_line(exc):
@@ -146,10 +172,16 @@ def _first_line(exc):
 
 
 class StateStore:
-    """Read and update service documents with check-and-set."""
+    """Read and update service documents with check-and-set.
 
-    def __init__(self, client):
+    ``fence`` (optional) gives the ServiceLocks the writer holds at the moment of a write; every
+    update then also checks, in the same Consul transaction, that their sessions still hold their
+    keys, so a run that lost its lock can never write.
+    """
+
+    def __init__(self, client, fence: Callable[[], list] | None = None):
         self.client = client
+        self.fence = fence
 
     def read(self, service):
         """Return (document, modify_index); a service never deployed gives an empty document and 0."""
@@ -171,16 +203,34 @@ class StateStore:
             if after == before:
                 return before, after
             after["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            written = self.client.call(
-                "writing state of %s" % service,
-                self.client.api.kv.put,
-                state_key(service),
-                json.dumps(after, sort_keys=True),
-                cas=index,
-            )
+            text = json.dumps(after, sort_keys=True)
+            locks = self.fence() if self.fence else []
+            if locks:
+                written = self._write_fenced(service, text, index, locks)
+            else:
+                written = self.client.call("writing state of %s" % service, self.client.api.kv.put, state_key(service),
+                                           text, cas=index)
             if written:
                 return before, after
         raise FlowError("State of %s kept changing under us (%d CAS conflicts); try again." % (service, CAS_ATTEMPTS))
+
+    def _write_fenced(self, service: str, text: str, index: int, locks: list) -> bool:
+        """One transaction: each lock's session still holds its key, and the CAS write. False on a CAS conflict;
+        LockLost when a session check failed (then nothing was written)."""
+        operations = [{"KV": {"Verb": "check-session", "Key": lock_key(lock.service), "Session": lock.session}}
+                      for lock in locks]
+        operations.append({"KV": {"Verb": "cas", "Key": state_key(service), "Index": index,
+                                  "Value": base64.b64encode(text.encode()).decode("ascii")}})
+        errors = self.client.transaction("writing state of %s" % service, operations)
+        for error in errors:
+            position = error.get("OpIndex")
+            if isinstance(position, int) and position < len(locks):
+                raise locks[position].lost("writing the state of %s" % service)
+        if any(error.get("OpIndex") == len(locks) for error in errors):
+            return False
+        if errors:
+            raise FlowError("Consul refused to write the state of %s: %s." % (service, errors[0].get("What")))
+        return True
 
     def read_all(self):
         """Every service document: {service: document}, for rendering the whole proxy."""
@@ -192,9 +242,6 @@ class StateStore:
             service = entry["Key"].rsplit("/", 1)[-1]
             documents[service] = _state_document(service, entry)
         return documents
-
-    def delete(self, service):
-        return self.client.call("deleting state of %s" % service, self.client.api.kv.delete, state_key(service))
 
 
 def _state_document(service, entry):
@@ -208,6 +255,10 @@ def _state_document(service, entry):
     return merged
 
 
+class LockLost(FlowError):
+    """This run no longer holds its lock: another run may hold it and change the same service."""
+
+
 class ServiceLock:
     """A Consul session lock on one service, so two flows on it never interleave.
 
@@ -217,6 +268,13 @@ class ServiceLock:
     empties the holder record; a run that never released its lock (killed, or cut
     off from Consul) leaves it behind, and the next run reports whose lock expired
     (``on_abandoned(holder, seconds waited)``).
+
+    A held lock can still be lost: Consul invalidates the session when it was not
+    renewed within its TTL (Consul out of reach for that long), or someone destroys
+    it. The renewal notices a session Consul no longer knows; ``confirm`` (one read
+    of the lock key) notices that and a key another session holds now. The holder
+    confirms before every change it makes, and its state writes check the session
+    in the same transaction (StateStore's ``fence``).
     """
 
     def __init__(self, client, service, timeout=300, ttl=30, lock_delay=5, operation="flow", on_wait=None,
@@ -230,7 +288,10 @@ class ServiceLock:
         self.on_wait = on_wait
         self.on_abandoned = on_abandoned
         self.session = None
+        self.held = False
         self.waited = 0.0
+        self.confirmed_at = None  # wall time the session was last known to hold the lock
+        self.lost_reason = None  # set by the renewal when Consul no longer knows the session
         self._stop = threading.Event()
         self._renewer = None
 
@@ -276,6 +337,8 @@ class ServiceLock:
                     "taking the lock of %s" % self.service, api.kv.put, lock_key(self.service), record, acquire=self.session
                 )
                 if acquired:
+                    self.held = True
+                    self.confirmed_at = time.time()
                     self.waited = time.monotonic() - started
                     # ``entry`` is the key as read just before this acquire: what the previous holder left.
                     if self.on_abandoned and entry and not entry.get("Session") and entry.get("Value"):
@@ -301,12 +364,52 @@ class ServiceLock:
     def _renew(self):
         while not self._stop.wait(max(1.0, self.ttl / 3.0)):
             try:
-                self.client.api.session.renew(self.session)
-            except Exception:  # the main thread notices a lost lock on its next Consul call
-                pass
+                renewed = self.client.api.session.renew(self.session)
+            except consul.NotFound:
+                renewed = None
+            except Exception:  # out of reach: the next confirm or fenced write decides
+                continue
+            if not renewed:
+                self.lost_reason = ("Consul no longer knows its session %s (renewal refused at %s: destroyed, or "
+                                    "expired while Consul was out of reach)" % (self.session, _utc(time.time())))
+                return
+            if self.held:
+                self.confirmed_at = time.time()
+
+    def confirm(self, doing: str) -> None:
+        """Raise LockLost unless this run still holds the lock (``doing``: what it was about to do).
+
+        Cheap: no call when the renewal already knows the session is gone, else one read of the lock key.
+        """
+        entry = None
+        if self.lost_reason is None:
+            _index, entry = self._read()
+            if entry and entry.get("Session") == self.session:
+                self.confirmed_at = time.time()
+                return
+        raise self.lost(doing, entry)
+
+    def lost(self, doing: str, entry=None) -> LockLost:
+        """The LockLost error to raise: which lock, since when it is unconfirmed, and who may hold it now."""
+        if entry is None:
+            try:
+                _index, entry = self._read()
+            except FlowError:  # the message can do without the holder
+                entry = None
+        holder = self.describe_holder(entry) if entry else None
+        reason = self.lost_reason or ("another session holds the key now" if holder else "no session holds the key now")
+        since = (" It was last confirmed at %s, %.0fs before."
+                 % (_utc(self.confirmed_at), time.time() - self.confirmed_at)) if self.confirmed_at else ""
+        return LockLost(
+            "Lost the lock of %s (Consul key %s, session %s) before %s: %s.%s Another run may hold it now%s; "
+            "this run stopped."
+            % (self.service, lock_key(self.service), self.session, doing, reason, since,
+               (": " + holder) if holder else "")
+        )
 
     def _release(self):
         self._stop.set()
+        self.held = False
         if self.session is None:
             return
         try:
@@ -334,6 +437,10 @@ def _describe_holder(entry):
     return "%s (%s, pid %s, since %s%s)" % (
         record.get("holder", "unknown"), record.get("operation", "?"), record.get("pid", "?"), record.get("since", "?"), session,
     )
+
+
+def _utc(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _lock_delay_holder(entry):

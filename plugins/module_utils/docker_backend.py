@@ -19,6 +19,20 @@ from urllib.parse import urlparse
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.labels import (
+    LABEL_COLOR,
+    LABEL_COMPOSE_SERVICE,
+    LABEL_CONFIG_HASH,
+    LABEL_CONTAINER_NUMBER,
+    LABEL_NETWORK,
+    LABEL_NUMBER,
+    LABEL_ONEOFF,
+    LABEL_PROJECT,
+    LABEL_RELEASE,
+    LABEL_SERVICE,
+    LABEL_SIDE_TARGET,
+    LABEL_VOLUME,
+)
 
 try:
     import docker
@@ -32,23 +46,6 @@ except ImportError as exc:  # pragma: no cover - reported by the module
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = str(exc)
 
-LABEL_SERVICE = "dockerflow.service"
-LABEL_COLOR = "dockerflow.color"
-LABEL_RELEASE = "dockerflow.release"
-LABEL_NUMBER = "dockerflow.instance"
-LABEL_CONFIG_HASH = "dockerflow.config-hash"
-LABEL_SIDE_TARGET = "dockerflow.side-target"
-LABEL_PROJECT = "com.docker.compose.project"
-LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
-LABEL_CONTAINER_NUMBER = "com.docker.compose.container-number"
-LABEL_ONEOFF = "com.docker.compose.oneoff"
-LABEL_NETWORK = "com.docker.compose.network"
-LABEL_VOLUME = "com.docker.compose.volume"
-# Set on instances whose Consul registration the node's registrator owns (Swarm tasks): the
-# container port to register, the HTTP check path and whether to add the legacy name too.
-LABEL_REGISTER_PORT = "dockerflow.register-port"
-LABEL_CHECK_HTTP = "dockerflow.check-http"
-LABEL_LEGACY_NAMES = "dockerflow.legacy-names"
 PULL_POLICIES = ("always", "missing", "never")
 # Docker's words for a host port another process or container holds.
 _BUSY_PORT_RE = re.compile(

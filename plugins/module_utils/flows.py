@@ -8,7 +8,11 @@ Rules every step keeps:
 - a step that fails undoes what it started and leaves state as it was;
 - state is written once, with check-and-set, after the engine work succeeded;
 - two steps on one service never interleave (ServiceLock); check mode takes
-  no lock and changes nothing.
+  no lock and changes nothing;
+- a step confirms it still holds its lock before every engine change
+  (``Flow.fence``), and its state writes check the lock's session in the same
+  Consul transaction: a run that lost its lock stops, undoes only its own new
+  instances and writes nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from functools import partial
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import (
+    LockLost,
     ServiceLock,
     StateStore,
     record_release,
@@ -33,6 +38,15 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.health import Prob
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import default
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registrar, Registration, service_id_for
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import parse_scale
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import refuse_beyond_slots
+from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent import (
+    UNCHECKED,
+    PendingSwitch,
+    refuse_if_possibly_served,
+    refuse_while_unsettled,
+    settled_line,
+    unchecked_line,
+)
 
 
 @dataclass
@@ -78,7 +92,8 @@ class Flow:
     def __init__(self, backend, consul_client, settings, check_mode=False):
         self.backend = backend
         self.client = consul_client
-        self.store = StateStore(consul_client)
+        self._locks = []  # the ServiceLocks this flow made; those it holds fence its changes and state writes
+        self.store = StateStore(consul_client, fence=self.held_locks)
         self.registrar = Registrar(consul_client, legacy_names=settings.legacy_names)
         self.settings = settings
         self.check_mode = check_mode
@@ -86,6 +101,10 @@ class Flow:
         self.warnings = []
         # Set by flow_stop_old for a routed service: waits until the proxy finished requests to old colors.
         self.wait_for_drain = None
+        # Set by the modules that reach the proxy (flow_stop_old; flow_proxy settles through ProxyFlow itself):
+        # settles an interrupted switch, document -> document (switch_intent, proxy_flow.proxy_reconciler).
+        self.switch_reconciler = None
+        self.reconciled = {}  # service -> how an interrupted switch was settled (or not): the result's ``reconciled``
 
     # -- helpers -----------------------------------------------------------------
     def progress(self, line):
@@ -96,7 +115,8 @@ class Flow:
 
         Then the process writes its pid to DOCKERFLOW_TEST_PAUSE_FILE and waits while that file
         exists, so a fault test can kill it, or stop Consul, at a known step. Steps: deploy:started,
-        deploy:healthy, deploy:registered, proxy:switch, stop-old:deregistered.
+        deploy:healthy, deploy:registered, proxy:switch (the switch's intent recorded, nothing activated),
+        proxy:activated (the new configuration runs, the state not committed), stop-old:deregistered.
         """
         path = os.environ.get("DOCKERFLOW_TEST_PAUSE_FILE")
         if not path or os.environ.get("DOCKERFLOW_TEST_PAUSE_AT") != step:
@@ -107,12 +127,37 @@ class Flow:
         while os.path.exists(path):
             time.sleep(0.1)
 
+    # -- an interrupted proxy switch (switch_intent) --------------------------------------------------
+    def _reconciled(self, state):
+        """``state`` with an interrupted proxy switch settled first, when this step can ask the proxy;
+        otherwise noted, and the step's guard (refuse_if_possibly_served) keeps both colors."""
+        if PendingSwitch.of(state) is None:
+            return state
+        if self.switch_reconciler is not None:
+            return self.switch_reconciler(state)
+        self.note_unchecked(state, "this module does not reach the proxy")
+        return state
+
+    def note_settled(self, service, intent, outcome, serving_generation, after):
+        line = settled_line(service, intent, outcome, serving_generation, after.get("live_color"), self.check_mode)
+        self.reconciled[service] = dict(intent.as_dict(), outcome=outcome, live_color=after.get("live_color"), msg=line)
+        self.progress(line)
+        self.warnings.append(line[0].upper() + line[1:] + ".")
+
+    def note_unchecked(self, state, reason):
+        intent = PendingSwitch.of(state)
+        line = unchecked_line(state["service"], intent, state.get("live_color"), reason)
+        self.reconciled[state["service"]] = dict(intent.as_dict(), outcome=UNCHECKED, live_color=state.get("live_color"),
+                                                 msg=line)
+        self.progress(line)
+        self.warnings.append(line)
+
     def _lock(self, operation, name=None):
         """The lock of this service, or of ``name`` (the proxy locks itself while it renders)."""
         if self.check_mode:
             return _NoLock()
         name = name or self.settings.service
-        return ServiceLock(
+        lock = ServiceLock(
             self.client,
             name,
             timeout=self.settings.lock_timeout,
@@ -121,6 +166,16 @@ class Flow:
             on_wait=lambda holder: self._note_wait(name, holder),
             on_abandoned=lambda holder, waited: self._note_abandoned(name, holder, waited),
         )
+        self._locks.append(lock)
+        return lock
+
+    def held_locks(self):
+        return [lock for lock in self._locks if lock.held]
+
+    def fence(self, doing):
+        """Before an engine change: LockLost unless this run still holds every lock it took (no-op in check mode)."""
+        for lock in self.held_locks():
+            lock.confirm(doing)
 
     def _note_wait(self, name, holder):
         line = "waiting for the lock of %s held by %s" % (name, holder or "a finished run (lock-delay)")
@@ -311,7 +366,7 @@ class Flow:
         config_hash = hashlib.sha256(("%s|%s" % (spec.config_hash(), image_id or spec.image)).encode()).hexdigest()[:16]
 
         with self._lock("deploy"):
-            state, _index = self.store.read(settings.service)
+            state = self._reconciled(self.store.read(settings.service)[0])
             instances = self.backend.list_instances(settings.service)
             live, deployed = state.get("live_color"), state.get("deployed_color")
             color = colors.next_color(live, deployed, settings.blue_green)
@@ -324,8 +379,13 @@ class Flow:
                 or 1
             )
             count = scale_request.apply(base_count, maximum=settings.max_instances) if scale_request else base_count
-            if settings.max_instances is not None:
-                count = min(count, settings.max_instances)
+            if settings.max_instances is not None and count > settings.max_instances:
+                # No scale asked: the inherited count is a default, which the bound may lower (and says so).
+                self.warnings.append("max_instances=%d caps release %s at %d instance(s) instead of %d."
+                                     % (settings.max_instances, state.get("next_release", 1), settings.max_instances, count))
+                count = settings.max_instances
+            refuse_beyond_slots(state, settings.service, color, count, 0,
+                                "scale=%s" % scale_request if scale_request else "release %s" % state.get("next_release", 1))
 
             current = self._current_release_instances(state, instances, deployed) if deployed else []
             if (
@@ -344,11 +404,11 @@ class Flow:
                     instances=[i.as_dict() for i in current],
                 )
 
+            refuse_if_possibly_served(state, [color] if color != colors.PLAIN else [], "deploy would replace")
             release = state.get("next_release", 1)
             if self.check_mode:
-                predicted = dict(state, deployed_color=color)
-                if color == colors.PLAIN:
-                    predicted["live_color"] = colors.PLAIN
+                predicted = dict(state, deployed_color=color,
+                                 live_color=colors.live_after_deploy(color, live, bool(state.get("routes"))))
                 after_instances = [i for i in instances if i.color != color or color == colors.PLAIN]
                 pulling = " after pulling" if will_pull else ""
                 self.progress("would run release %d as %s with %d instance(s)%s" % (release, color, count, pulling))
@@ -357,6 +417,8 @@ class Flow:
                     state, predicted, instances, after_instances, color=color, release=release, instances=[],
                 )
 
+            if side_specs:
+                self.fence("starting the side targets")
             for side in side_specs:
                 outcome = self.backend.ensure_side_target(
                     side, project, settings.project, settings.pull_side_targets, settings.publish_address
@@ -376,12 +438,14 @@ class Flow:
                 publish_address=settings.publish_address, register_port=port_key,
                 check_http_path=settings.health_path, legacy_names=settings.legacy_names,
             )
+            self.fence("starting release %d as %s" % (release, color))
             self.progress("starting release %d as %s: %d instance(s) of %s" % (release, color, count, spec.image))
             new = self.backend.run_instances(spec, context, color, release, numbers, config_hash, compose_project=project)
             try:
                 self.checkpoint("deploy:started")
                 new = wait_healthy(self.backend, new, probe, settings.health_timeout, self.progress)
                 self.checkpoint("deploy:healthy")
+                self.fence("registering the new instances")
                 self._register(new, port_key, settings.health_path)
                 self.checkpoint("deploy:registered")
                 record = {
@@ -399,8 +463,8 @@ class Flow:
                     document["project"] = settings.project
                     document["target"] = settings.target
                     document["deployed_color"] = color
-                    if color == colors.PLAIN:
-                        document["live_color"] = colors.PLAIN
+                    document["live_color"] = colors.live_after_deploy(
+                        color, document.get("live_color"), bool(document.get("routes")))
                     document["next_release"] = release + 1
                     document["colors"][color] = {
                         "release": release,
@@ -422,6 +486,11 @@ class Flow:
                     **error.details
                 )
             if replaced:
+                try:
+                    self.fence("removing the %d %s instance(s) this release replaces" % (len(replaced), color))
+                except LockLost as error:
+                    raise LockLost("Release %d of %s (%s) runs and is recorded, but it left the instances it replaces: %s"
+                                   % (release, settings.service, color, error.msg))
                 self._deregister(replaced)
                 self.backend.remove(replaced)
                 self.progress("removed %d older %s instance(s)" % (len(replaced), color))
@@ -451,7 +520,7 @@ class Flow:
         if settings.color is not None and settings.color not in colors.ALL_COLORS:
             raise FlowError("color=%r is not valid: use one of %s." % (settings.color, ", ".join(colors.ALL_COLORS)))
         with self._lock("scale"):
-            state, _index = self.store.read(settings.service)
+            state = self._reconciled(self.store.read(settings.service)[0])
             instances = self.backend.list_instances(settings.service)
             color = settings.color or colors.serving_color(state.get("live_color"), state.get("deployed_color"))
             if not color:
@@ -462,11 +531,16 @@ class Flow:
             running = [i for i in members if i.running]
             current = len(running)
             wanted = scale_request.apply(current, maximum=settings.max_instances)
+            beyond_slots = refuse_beyond_slots(state, settings.service, color, wanted, current, "scale=%s" % scale_request)
+            if beyond_slots:
+                self.warnings.append(beyond_slots)
             if wanted == current:
                 return self._result(
                     False, "%s (%s) already runs %d instance(s)." % (settings.service, color, current),
                     state, state, instances, instances, color=color, instances_count=current,
                 )
+            if wanted < current:
+                refuse_if_possibly_served(state, [color], "scaling down would stop instances of")
             if self.check_mode:
                 predicted = _with_count(state, color, wanted)
                 return self._result(
@@ -479,6 +553,7 @@ class Flow:
             if wanted > current:
                 template = running[0] if running else members[0]
                 numbers = self._free_numbers([i for i in instances if i.color == color], wanted - current)
+                self.fence("adding %d %s instance(s)" % (len(numbers), color))
                 self.progress("adding %d %s instance(s)" % (len(numbers), color))
                 new = self.backend.clone_instances(template, numbers)
                 try:
@@ -495,6 +570,7 @@ class Flow:
                     )
             else:
                 victims = sorted(running, key=lambda i: (i.created, i.number), reverse=True)[: current - wanted]
+                self.fence("removing %d %s instance(s)" % (len(victims), color))
                 self._deregister(victims)
                 self._quiesce(state)
                 gone = self.backend.retire(victims, timeout=settings.stop_timeout)
@@ -523,7 +599,8 @@ class Flow:
         if settings.keep_releases is None or settings.keep_releases < 0:
             raise FlowError("keep_releases=%r is not valid: use 0 or more." % settings.keep_releases)
         with self._lock("stop-old"):
-            state, _index = self.store.read(settings.service)
+            state = self._reconciled(self.store.read(settings.service)[0])
+            refuse_while_unsettled(state, "stop-old cannot tell which color to keep")
             instances = self.backend.list_instances(settings.service)
             live, deployed = state.get("live_color"), state.get("deployed_color")
             promoted = False
@@ -539,6 +616,13 @@ class Flow:
                 live, promoted = deployed, True
             if not live:
                 raise FlowError("Service %s has no release; nothing to stop." % settings.service)
+            routed = (state.get("routes") or {}).get("color")
+            if routed and routed != live:
+                # Left by an older version (plain deploys took live_color before a switch): never stop what is routed.
+                raise FlowError(
+                    "The proxy routes %s to %s, but its state calls %s live; nothing was stopped. Switch with "
+                    "flow_proxy first (color=%s to keep serving %s)." % (settings.service, routed, live, routed, routed)
+                )
             keep = {i.id for i in self._current_release_instances(state, instances, live)}
             old = [i for i in instances if i.id not in keep]
             releases = sorted({i.release for i in old}, reverse=True)
@@ -566,6 +650,7 @@ class Flow:
                     state, predicted, instances, after_instances,
                     stopped=[i.name for i in to_stop], removed=[i.name for i in to_remove],
                 )
+            self.fence("deregistering the old instances")
             self._deregister(to_stop + to_remove)
             if any(i.color == live for i in to_stop + to_remove):
                 self._quiesce(state)  # plain releases share the live backend
@@ -573,7 +658,11 @@ class Flow:
                 waited = self.wait_for_drain()
                 self.progress("the proxy drained requests to the old release in %.1fs" % waited)
             self.checkpoint("stop-old:deregistered")
+            if to_stop:
+                self.fence("stopping %s" % ", ".join(i.name for i in to_stop))
             self.backend.stop(to_stop, timeout=settings.stop_timeout)
+            if to_remove:
+                self.fence("removing %s" % ", ".join(i.name for i in to_remove))
             self.backend.remove(to_remove)
             before, after = self.store.update(settings.service, mutate)
             if promoted:
@@ -600,7 +689,8 @@ class Flow:
         """
         settings = self.settings
         with self._lock("rollback"):
-            state, _index = self.store.read(settings.service)
+            state = self._reconciled(self.store.read(settings.service)[0])
+            refuse_while_unsettled(state, "a rollback cannot tell which release is the previous one")
             instances = self.backend.list_instances(settings.service)
             current = colors.serving_color(state.get("live_color"), state.get("deployed_color"))
             if current not in colors.BLUE_GREEN_COLORS:
@@ -625,6 +715,8 @@ class Flow:
                     release=recorded.get("release"),
                 )
             stopped = [i for i in members if not i.running]
+            if stopped:
+                self.fence("starting release %s (%s) again" % (recorded.get("release"), target))
             started = self.backend.start(stopped)
             self.progress("started %s" % ", ".join(i.name for i in started) if started else "the %s release still runs" % target)
             try:
@@ -656,7 +748,12 @@ class Flow:
                 document["colors"][target] = dict(document["colors"].get(target) or {}, state="running", instances=len(members))
                 record_release(document, record)
 
-            before, after = self.store.update(settings.service, mutate)
+            try:
+                before, after = self.store.update(settings.service, mutate)
+            except LockLost as error:
+                # Stopping them again could take instances from the run that holds the lock now.
+                raise LockLost("Rollback of %s to %s left the instances it started running: %s"
+                               % (settings.service, target, error.msg))
             instances_after = self.backend.list_instances(settings.service)
             return self._result(
                 True, "Release %s (%s) of %s runs again beside %s; switch the proxy to it, then stop the old color."

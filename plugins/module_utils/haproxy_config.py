@@ -13,7 +13,12 @@ over 10 reloads):
   master-worker reload; the server state is saved first and loaded by the new
   worker (``init-addr last``), so it starts with the servers already resolved;
 - ``option idle-close-on-response`` lets the old worker answer the next request
-  on an idle keep-alive connection instead of closing it under the client.
+  on an idle keep-alive connection instead of closing it under the client;
+- a request whose server failed is retried on another server (``retry-on``,
+  ``option redispatch``), but only GET and HEAD once it was sent: a server that
+  dies after acting on a POST would otherwise have it acted on twice (measured:
+  benchmarks/README.md, POST mode). Other methods are retried only when the
+  connection failed, i.e. before the server saw anything.
 
 Every value that reaches the file passes ``config_word``, the one place that
 validates and quotes: nothing a user types can add a directive.
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import check_server_slots, dns_payload_size
 
 PATH_TYPES = OPTIONS["path_type"].choices  # prefix, exact, regex
 _DEFAULT_CONSUL_DNS = default("consul_dns").rpartition(":")  # (host, ":", port)
@@ -41,6 +47,7 @@ ADDRESS_RE = re.compile(r"^(\*|[0-9.]+|\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)$")
 _FORBIDDEN_IN_REGEX = ("'", "\n", "\r", "\0")
 MAX_PATH_LENGTH = 1024
 DNS_FAILURE_HOLD = "24h"
+GENERATION_BACKEND_PREFIX = "be_dockerflow_generation_"
 
 
 def config_word(value, kind, parameter):
@@ -176,8 +183,9 @@ class ProxySettings:
     consul_dns_address: str = _DEFAULT_CONSUL_DNS[0]
     consul_dns_port: int = int(_DEFAULT_CONSUL_DNS[2])
     consul_domain: str = "consul"
-    max_servers: int = 32
+    max_servers: int = default("proxy_max_servers")  # server-template slots of one color
     check_interval_ms: int = 1000
+    check_fall: int = 2  # failed checks in a row that mark a server DOWN
     server_state_file: str = "/var/lib/haproxy/server-state"
     run_as: str | None = "haproxy"
     extra_global: tuple = field(default_factory=tuple)
@@ -201,9 +209,13 @@ class ProxySettings:
         config_word(self.server_state_file, "path", "server_state_file")
         if self.run_as is not None:
             config_word(self.run_as, "name", "run_as")
-        if isinstance(self.max_servers, bool) or not isinstance(self.max_servers, int) or not 1 <= self.max_servers <= 1000:
-            raise FlowError("max_servers=%r is not valid: use 1 to 1000." % self.max_servers)
+        check_server_slots(self.max_servers)
         return self
+
+    def down_detection_seconds(self):
+        """How long a dead server can still count as UP: ``check_fall`` failed checks ``check_interval_ms``
+        apart, plus one interval, over which HAProxy spreads the first checks of a new worker."""
+        return (self.check_fall + 1) * self.check_interval_ms / 1000.0
 
 
 def exposure_warnings(settings):
@@ -279,8 +291,9 @@ def _backend_lines(route, color, settings):
         lines.append("    option httpchk GET %s" % config_word(route.health_path, "path", "health_path"))
     lines.append(
         "    server-template %s 1-%d _%s._%s.service.%s resolvers consul resolve-opts allow-dup-ip "
-        "resolve-prefer ipv4 check inter %dms fall 2 rise 1"
-        % (color[0], settings.max_servers, service, color, settings.consul_domain, settings.check_interval_ms)
+        "resolve-prefer ipv4 check inter %dms fall %d rise 1"
+        % (color[0], settings.max_servers, service, color, settings.consul_domain, settings.check_interval_ms,
+           settings.check_fall)
     )
     return lines
 
@@ -326,7 +339,7 @@ def render(routes, settings, generation=None, unrouted=()):
         "",
         "resolvers consul",
         "    nameserver consul %s:%d" % (settings.consul_dns_address, settings.consul_dns_port),
-        "    accepted_payload_size 8192",
+        "    accepted_payload_size %d" % dns_payload_size(settings.max_servers),
         "    resolve_retries 3",
         "    timeout resolve 1s",
         "    timeout retry 500ms",
@@ -348,6 +361,8 @@ def render(routes, settings, generation=None, unrouted=()):
         "",
         "frontend http",
         "    bind %s:%d" % (settings.http_address, settings.http_port),
+        # Retrying after the request was sent (empty-response, response-timeout) replays it: only for reads.
+        "    http-request disable-l7-retry if !METH_GET",
         "    default_backend be_dockerflow_none",
     ]
     for index, (route, path) in enumerate(_rules([route for route in routes if route.service not in unrouted])):
@@ -362,14 +377,17 @@ def render(routes, settings, generation=None, unrouted=()):
     else:
         digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:12]
     # The marker backend lets a flow see which generation the running worker loaded.
-    marker = ["", "backend be_dockerflow_generation_%s" % digest, "    http-request return status 204"]
+    marker = ["", "backend %s" % generation_backend(digest), "    http-request return status 204"]
     header = "# Generated by dockerflow.flow from the routes in Consul; edits are overwritten.\n"
     return header + body + "\n".join(marker) + "\n", digest
 
 
-def render_generation(config):
-    """The generation marker a rendered configuration carries (for re-activating it)."""
-    match = re.search(r"^backend be_dockerflow_generation_([A-Za-z0-9_-]+)$", config, re.MULTILINE)
-    if not match:
-        raise FlowError("The running proxy configuration was not rendered by this collection.")
-    return match.group(1)
+def generation_backend(generation):
+    """The marker backend through which a running worker reports the generation it loaded."""
+    return GENERATION_BACKEND_PREFIX + generation
+
+
+def config_generation(config):
+    """The generation a rendered configuration carries, or None (no configuration, or not rendered here)."""
+    match = re.search(r"^backend %s([A-Za-z0-9_-]+)$" % GENERATION_BACKEND_PREFIX, config or "", re.MULTILINE)
+    return match.group(1) if match else None

@@ -110,9 +110,12 @@ class FlowModule:
         if not os.path.isdir(project_dir):
             raise FlowError("project_dir %s is not a directory." % project_dir)
         flow_file = params.get("flow_file")
-        file_values = config.read_flow_file(
-            os.path.join(project_dir, flow_file or config.DEFAULT_FLOW_FILE), required=bool(flow_file)
-        )
+        flow_file_path = os.path.join(project_dir, flow_file or config.DEFAULT_FLOW_FILE)
+        file_values = config.read_flow_file(flow_file_path, required=bool(flow_file))
+        if "proxy_docker_host" in params and (self.uses is None or "proxy_docker_host" in self.uses):
+            # the modules that act on the proxy, where the original used these
+            for warning in config.ignored_option_warnings(file_values, flow_file_path):
+                self.module.warn(warning)
         names = [name for name in self.OPTION_NAMES if name in params and (self.uses is None or name in self.uses)]
         values, sources = config.resolve(params, names, file_values=file_values)
         if values.get("compose_path"):
@@ -199,6 +202,7 @@ class FlowModule:
             admin_port=self._value("proxy_admin_port"),
             consul_dns_address=dns_host or ProxySettings.consul_dns_address,
             consul_dns_port=dns_port,
+            max_servers=self._value_unless_none("proxy_max_servers"),
         ).validated()
         master_port = self._value("proxy_master_port")
         config_word(master_port, "port", "proxy_master_port")
@@ -255,6 +259,15 @@ class FlowModule:
         self.current_flow = Flow(backend, self.consul_client(), settings, check_mode=self.module.check_mode)
         return self.current_flow
 
+    def _pass_on_warnings(self):
+        """The warnings of the Flow the action built become the module's (exit_json and fail_json carry them)."""
+        for warning in self.current_flow.warnings if self.current_flow else ():
+            self.module.warn(warning)
+
+    def _reconciled(self):
+        """How the flow settled an interrupted proxy switch (switch_intent), for the result's ``reconciled``."""
+        return getattr(self.current_flow, "reconciled", None)
+
     def run(self, action):
         """Call ``action(self)`` and exit with its result; FlowError becomes a one-line failure."""
         try:
@@ -262,14 +275,19 @@ class FlowModule:
             result = action(self)
         except FlowError as error:
             details = dict(error.details)
+            self._pass_on_warnings()  # a failure's warnings matter most: "undoing ... was incomplete"
+            if self._reconciled():
+                details.setdefault("reconciled", self._reconciled())
             self.module.fail_json(msg=error.msg, **details)
         except Exception as error:  # a bug: keep the traceback but still one line on top
+            self._pass_on_warnings()
             self.module.fail_json(
                 msg="Unexpected %s: %s" % (error.__class__.__name__, str(error).splitlines()[0] if str(error) else ""),
                 exception=traceback.format_exc(),
             )
-        for warning in self.current_flow.warnings if self.current_flow else ():
-            self.module.warn(warning)
+        self._pass_on_warnings()
+        if self._reconciled():
+            result.setdefault("reconciled", self._reconciled())
         if not self.module._diff:
             result.pop("diff", None)
         result.setdefault("option_sources", {k: v for k, v in self.sources.items() if v != "default"})

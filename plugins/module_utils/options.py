@@ -22,6 +22,7 @@ import copy
 from dataclasses import dataclass
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.colors import ALL_COLORS
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
 
 DEPLOY, SCALE, PROXY, STOP_OLD, ROLLBACK, INFO = (
     "flow_deploy", "flow_scale", "flow_proxy", "flow_stop_old", "flow_rollback", "flow_info")
@@ -63,7 +64,7 @@ class Option:
     role_details: tuple = ()  # more lines for the flow role's docs
     role_var: str | None = ""  # the flow role's variable: "" for flow_<name>, None for none
     seed: bool = False  # one of the original's options: playbooks/flow.yml maps its name (file_keys[0])
-    as_written: bool = False  # FLOW_* and docker-flow.yml values stay as written (scale: '+2' must stay relative)
+    as_written: bool = False  # FLOW_* and docker-flow.yml values stay as written (scale: '+2' stays relative)
 
     @property
     def resolved(self) -> bool:
@@ -203,7 +204,10 @@ TABLE = (
                   " count, or 1). M(dockerflow.flow.flow_scale) sets the instance count of the color it scales to it;"
                   " the count never drops below 1.",
                   "Quote relative values in YAML (V(\"+2\")): YAML reads a bare V(+2) as the number 2.")),
-    _resolved("max_instances", "int", "release", "Upper bound for the instance count.", modules=(DEPLOY, SCALE)),
+    _resolved("max_instances", "int", "release", "Upper bound for the instance count.", modules=(DEPLOY, SCALE),
+              details=("A O(scale) beyond it fails and changes nothing (it is never cut down to the bound); without"
+                       " O(scale), M(dockerflow.flow.flow_deploy) caps the count taken from the live release to it,"
+                       " with a warning.",)),
     _resolved("health_path", "str", "release",
               "HTTP path that answers 2xx or 3xx when an instance is ready, probed on C(service_port) (or the first "
               "published port); also used as the Consul health check.", modules=(DEPLOY,), details=(
@@ -265,6 +269,15 @@ TABLE = (
               modules=_ROUTED, default=9999),
     _resolved("proxy_master_port", "int", "proxy", "Port of HAProxy's master CLI on O(proxy_admin_address).",
               modules=_ROUTED, default=9998),
+    _resolved("proxy_max_servers", "int", "proxy",
+              "Instances of one color the proxy sends requests to (the slots of its C(server-template)), 1 to 500.",
+              modules=_ROUTED, default=DEFAULT_SERVER_SLOTS, details=(
+                  "An instance beyond them would run and get no request, so M(dockerflow.flow.flow_proxy) refuses to"
+                  " switch to a color with more instances and warns about other routed services that have more. It"
+                  " records the value in the service's route, and M(dockerflow.flow.flow_deploy) and"
+                  " M(dockerflow.flow.flow_scale) refuse to go beyond it.",),
+              role_details=("Give the proxy role's C(proxy_max_servers) the same value; deploy and scale refuse to go"
+                            " beyond the value the last proxy step recorded.",)),
     _resolved("consul_dns", "str", "proxy", "Consul's DNS interface as the proxy host reaches it, C(HOST:PORT).",
               modules=_ROUTED, default="127.0.0.1:8600", details=(
                   "The proxy finds instances through it, so scaling and failing instances reach the proxy without a"
@@ -299,7 +312,7 @@ TABLE = (
     _o("proxy_host", "str", "seed", "The original's proxy host.", modules=(),
        env=("FLOW_PROXY_HOST",), file_keys=("proxy_host",)),
     _o("proxy_reconf_port", "int", "seed", "The original's proxy reconfiguration port.", modules=(),
-       env=("FLOW_PROXY_RECONF_PORT",), file_keys=("proxy_reconf_port",)),
+       env=("FLOW_PROXY_RECONF_PORT",), file_keys=("proxy_reconf_port",), as_written=True),
 )
 
 OPTIONS = {option.name: option for option in TABLE}

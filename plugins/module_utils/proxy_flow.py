@@ -4,16 +4,20 @@
 """The proxy step: route a service's paths to a color, and make that color live.
 
 Order of a switch, each step a precondition of the next:
-1. the target color has passing instances in Consul;
-2. the proxy runs (created with every route from Consul, or started);
-3. the running worker already resolved the target color's servers (its
-   backend exists from an earlier render; if not, a render that adds it
-   without changing any routing is activated first);
-4. the new configuration passes ``haproxy -c`` and is activated by a
-   hitless reload; the flow waits until the new worker runs it and sees
-   the target color's servers UP;
-5. only then the state records the route and the new live color.
-A failure at any step leaves the running configuration and the live color as they were.
+1. an interrupted switch of the service is settled first (switch_intent: finished if the running
+   worker serves it, else reverted);
+2. the target color has passing instances in Consul;
+3. the proxy runs (created with every route from Consul, or started);
+4. the running worker already resolved the target color's servers (its backend exists from an
+   earlier render; if not, a render that adds it without changing any routing is activated first);
+5. the intent (target color, configuration generation) is recorded in the state;
+6. the new configuration passes ``haproxy -c`` and is activated by a hitless reload (all or nothing:
+   ProxyNode.activate puts the previous one back when no new worker comes up with it);
+7. the running worker reports the new generation, and the target's servers come UP and stay UP for
+   as long as HAProxy's checks need to find a dead one; if not, the previous configuration goes back;
+8. only then one CAS write records the route and the new live color and clears the intent.
+A failure at any step leaves the running configuration and the live color as they were; a crash
+leaves the intent, which the next run settles.
 """
 
 from __future__ import annotations
@@ -26,8 +30,21 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     PATH_TYPES,
     Route,
     backend_name,
+    config_generation,
     render,
-    render_generation,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import (
+    DEFAULT_SERVER_SLOTS,
+    overfull_colors,
+    overfull_warning,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent import (
+    FINISHED,
+    REVERTED,
+    PendingSwitch,
+    commit,
+    record,
+    settle,
 )
 
 PROXY_STATES = ("present", "absent", "synced")
@@ -66,14 +83,34 @@ def conflicting_rule(route, others):
     return None
 
 
+def proxy_lock_name(proxy_name):
+    return "proxy-%s" % proxy_name
+
+
+def proxy_reconciler(flow, make_node):
+    """A Flow.switch_reconciler for steps that reach the proxy only now and then (flow_stop_old): it
+    connects (``make_node()``) only when a switch is pending, and settles it under the proxy's lock."""
+
+    def reconcile(document):
+        try:
+            node = make_node()
+        except FlowError as error:
+            flow.note_unchecked(document, "the proxy cannot be reached: %s" % error.msg)
+            return document
+        with flow._lock("reconcile", name=proxy_lock_name(node.name)):
+            return ProxyFlow(flow, node).reconcile(document)
+
+    return reconcile
+
+
 class ProxyFlow:
     def __init__(self, flow, node, switch_timeout=60):
         self.flow = flow  # the service's Flow: settings, store, registrar, lock, progress
         self.node = node
         self.switch_timeout = switch_timeout
 
-    def _render(self, routes):
-        return render(routes, self.node.settings)
+    def _render(self, routes, **options):
+        return render(routes, self.node.settings, **options)
 
     def _ensure_proxy(self, documents):
         routes = routes_from_documents(documents, self.node.name)
@@ -93,6 +130,10 @@ class ProxyFlow:
         self.node.activate(config, generation)
         self.flow.progress("proxy configuration %s checked and activated" % generation)
 
+    def _running_config(self):
+        """What the running worker runs (by the generation it reports, not by haproxy.cfg), or None."""
+        return self.node.running_config() if self.node.status() == "running" else None
+
     def run(self, state, service_path=None, service_domain=None, path_type="prefix", color=None):
         if state not in PROXY_STATES:
             raise FlowError("state=%r is not valid: use one of %s." % (state, ", ".join(PROXY_STATES)))
@@ -101,16 +142,71 @@ class ProxyFlow:
         flow = self.flow
         service = flow.settings.service
         # The proxy's own lock: a sync must not render what it read before another service's switch.
-        proxy_lock = flow._lock("proxy", name="proxy-%s" % self.node.name)
+        proxy_lock = flow._lock("proxy", name=proxy_lock_name(self.node.name))
         if state == "synced":
             with proxy_lock:
-                return self._sync(flow.store.read_all())
+                return self._sync(self._reconcile_all(flow.store.read_all()))
         with flow._lock("proxy"), proxy_lock:
             documents = flow.store.read_all()
+            document = self._settled(documents.get(service))
+            if document is not None:
+                documents[service] = document
             if state == "absent":
-                return self._remove(documents, documents.get(service))
-            return self._switch(documents, documents.get(service), list(service_path or []), service_domain, path_type, color)
+                return self._remove(documents, document)
+            return self._switch(documents, document, list(service_path or []), service_domain, path_type, color)
 
+    # -- an interrupted switch (switch_intent) ----------------------------------------------------------
+    def reconcile(self, document):
+        """``document`` once an interrupted switch through this proxy is finished or reverted, by the
+        generation the proxy serves. The caller holds the proxy's lock. Unsettled (noted) if the proxy
+        cannot be asked."""
+        intent = PendingSwitch.of(document)
+        if intent is None:
+            return document
+        if intent.proxy != self.node.name:
+            self.flow.note_unchecked(document, "it went through proxy %s, and this run reaches %s (proxy_name)"
+                                     % (intent.proxy, self.node.name))
+            return document
+        try:
+            serving = self.node.serving_generation()
+        except FlowError as error:
+            self.flow.note_unchecked(document, "proxy %s did not answer: %s" % (self.node.name, error.msg))
+            return document
+        outcome, after = settle(self.flow.store, document["service"], intent, serving, check_mode=self.flow.check_mode)
+        self.flow.note_settled(document["service"], intent, outcome, serving, after)
+        reverted_for_real = outcome == REVERTED and not self.flow.check_mode and self.node.status() == "running"
+        if reverted_for_real and self.node.restore_running_file():
+            self.flow.progress("haproxy.cfg held that switch's configuration, which never ran: the running one is back")
+        return after
+
+    def _settled(self, document):
+        """The reconciled document; a switch that stays unsettled refuses this run (it would record a new one)."""
+        document = self.reconcile(document)
+        if PendingSwitch.of(document) is not None:
+            raise FlowError(self.flow.reconciled[document["service"]]["msg"])
+        return document
+
+    def _reconcile_all(self, documents):
+        """state=synced: every interrupted switch through this proxy, settled before the proxy is re-rendered."""
+        for service, document in sorted(documents.items()):
+            intent = PendingSwitch.of(document)
+            if intent is not None and intent.proxy == self.node.name:
+                documents[service] = self.reconcile(document)
+        return documents
+
+    def _settle_after_failure(self, service, intent):
+        """After a failed switch: drop the intent if the proxy serves what it served before, commit it if the
+        proxy serves the target after all (restoring failed); if the proxy or Consul does not answer, the
+        intent stays for the next run."""
+        try:
+            outcome, _after = settle(self.flow.store, service, intent, self.node.serving_generation())
+        except FlowError:
+            return
+        if outcome == FINISHED:
+            self.flow.warnings.append("The proxy serves %s from %s after all, so the state records %s as live."
+                                      % (service, intent.color, intent.color))
+
+    # -- present / absent / synced ------------------------------------------------------------------------
     def _result(self, changed, msg, before_config, after_config, **extra):
         result = {"changed": changed, "msg": msg, "service": self.flow.settings.service, "steps": self.flow.steps,
                   "proxy": self.node.name}
@@ -126,9 +222,17 @@ class ProxyFlow:
             self._activate(config, generation)
         return True
 
+    def _warn_overfull(self, documents, skip=None):
+        """Instances beyond the proxy's slots run and get no request: say so for every service it routes."""
+        slots = self.node.settings.max_servers
+        for service, color, count in overfull_colors(documents, self.node.name, slots, DEFAULT_PROXY_NAME):
+            if service != skip:
+                self.flow.warnings.append(overfull_warning(service, color, count, slots))
+
     def _sync(self, documents):
+        self._warn_overfull(documents)
         outcome = self._ensure_proxy(documents)
-        running = self.node.current_config() if self.node.status() else None
+        running = self._running_config()
         routes = routes_from_documents(documents, self.node.name)
         config, generation = self._render(routes)
         changed = self._apply(config, generation, running) or bool(outcome)
@@ -140,7 +244,7 @@ class ProxyFlow:
         if not document or not document.get("routes"):
             return self._result(False, "%s has no route." % service, None, None)
         self._ensure_proxy(documents)
-        running = self.node.current_config() if self.node.status() else None
+        running = self._running_config()
         config, generation = self._render(routes_from_documents(documents, self.node.name, skip=service))
         changed = self._apply(config, generation, running)
         if not self.flow.check_mode:
@@ -148,26 +252,65 @@ class ProxyFlow:
             self.flow.progress("removed the routes of %s" % service)
         return self._result(True, "Removed the routes of %s." % service, running, config, routes={}, config_changed=changed)
 
-    def _servers_up_or_refuse(self, backend, document):
-        try:
-            return self.node.wait_servers_up(backend, self.switch_timeout)
-        except FlowError as error:
-            live = document.get("live_color")
-            raise FlowError(
-                "%s Not switching.%s" % (error.msg, (" Live color %s keeps serving." % live) if live else "")
-            )
-
-    def _wait_passing(self, service, color):
-        deadline = time.monotonic() + self.switch_timeout
-        while True:
-            passing = self.flow.registrar.passing(service, color)
-            if passing or self.flow.check_mode or time.monotonic() >= deadline:
-                return passing
-            time.sleep(0.5)
-
+    # -- the switch ------------------------------------------------------------------------------------------
     def _switch(self, documents, document, paths, domain, path_type, color):
-        flow = self.flow
-        service = flow.settings.service
+        route = self._route(document, paths, domain, path_type, color)
+        self._refuse_beyond_slots(document, route)
+        self._warn_overfull(documents, skip=route.service)
+        others = routes_from_documents(documents, self.node.name, skip=route.service)
+        self._refuse_a_taken_path(route, others)
+        self._refuse_a_color_not_passing(document, route.color)
+        # A proxy created or started just now already serves the recorded route, but that is a change.
+        proxy_outcome = self._ensure_proxy(documents)
+        running = self._running_config()
+        config, generation = self._render(others + [route])
+        facts = dict(color=route.color, live_color=route.color, routes=route.as_dict())
+        recorded_slots = (document.get("routes") or {}).get("max_servers") or DEFAULT_SERVER_SLOTS
+        if config == running and document.get("live_color") == route.color and recorded_slots == self.node.settings.max_servers:
+            return self._result(bool(proxy_outcome), "The proxy already routes %s to %s." % (route.service, route.color),
+                                running, config, **facts)
+        if self.flow.check_mode:
+            return self._result(True, "Would route %s to %s." % (route.service, route.color), running, config, **facts)
+        target = backend_name(route.service, route.color)
+        if config == running:  # the proxy serves it already; only the state lags behind
+            servers = self._servers_up_or_refuse(target, document)
+            self.flow.store.update(route.service, lambda doc: commit_served(doc, self._recorded_route(route)))
+        else:
+            servers = self._switch_through_intent(route, others, document, running, (config, generation))
+        self.flow.progress("proxy serves %s from %s (%d server(s) up)" % (route.service, route.color, servers))
+        previous_live = document.get("live_color")
+        was = (" (was %s)" % previous_live) if previous_live and previous_live != route.color else ""
+        return self._result(True, "The proxy routes %s to %s%s." % (route.service, route.color, was), running, config,
+                            previous_color=previous_live, servers_up=servers, **facts)
+
+    def _switch_through_intent(self, route, others, document, running, rendered):
+        """Record the intent, activate, confirm from the running worker, then commit it (one CAS write)."""
+        config, generation = rendered
+        target = backend_name(route.service, route.color)
+        previous = self._stage(route, others, document, running)
+        self._servers_up_or_refuse(target, document)
+        intent = PendingSwitch.new(route.color, generation, self.node.name, self._recorded_route(route),
+                                   document.get("live_color"))
+        self.flow.store.update(route.service, lambda doc: record(doc, intent))
+        self.flow.checkpoint("proxy:switch")
+        try:
+            self.flow.fence("activating the switch of %s to %s" % (route.service, route.color))
+            self._activate(config, generation)
+            self.flow.checkpoint("proxy:activated")
+            servers = self._confirm(target, generation, document, previous)
+        except FlowError:
+            self._settle_after_failure(route.service, intent)
+            raise
+        try:
+            self.flow.store.update(route.service, lambda doc: commit(doc, generation))
+        except FlowError as error:
+            raise FlowError("%s The proxy serves %s from %s; the next flow_proxy or flow_stop_old run records it (the "
+                            "switch is recorded as pending)." % (error.msg, route.service, route.color))
+        return servers
+
+    def _route(self, document, paths, domain, path_type, color):
+        """The route asked for, completed from the recorded one, validated."""
+        service = self.flow.settings.service
         if not document or not document.get("deployed_color"):
             raise FlowError("Service %s has no release to route; deploy it first." % service)
         previous = document.get("routes") or {}
@@ -180,68 +323,108 @@ class ProxyFlow:
         if color not in (document.get("colors") or {}):
             released = ", ".join(sorted(document.get("colors") or {})) or "none"
             raise FlowError("Service %s has no %s release (it has: %s)." % (service, color, released))
-        route = Route(
+        return Route(
             service=service, color=color, paths=tuple(paths), path_type=path_type, domain=domain,
             colors=route_colors(document), health_path=(document["colors"][color] or {}).get("health_path"),
         ).validated()
-        others = routes_from_documents(documents, self.node.name, skip=service)
+
+    def _recorded_route(self, route):
+        """The route as the state records it; deploy and scale read the slots there (they have no proxy options)."""
+        return dict(route.as_dict(), proxy=self.node.name, max_servers=self.node.settings.max_servers)
+
+    def _refuse_beyond_slots(self, document, route):
+        slots = self.node.settings.max_servers
+        wanted = (document["colors"][route.color] or {}).get("instances") or 0
+        if wanted > slots:
+            raise FlowError(
+                "%s (%s) runs %d instances, more than proxy_max_servers=%d (servers of one color the proxy routes "
+                "to): raise proxy_max_servers, or scale it down; not switching." % (route.service, route.color, wanted, slots)
+            )
+
+    def _refuse_a_taken_path(self, route, others):
         clash = conflicting_rule(route, others)
         if clash:
             raise FlowError(
                 "service_path %s%s is already routed to service %s by proxy %s; remove that route first."
                 % (route.domain or "", clash[1] or "", clash[0], self.node.name)
             )
-        passing = self._wait_passing(service, color)
-        if not passing:
-            live = document.get("live_color")
+
+    def _refuse_a_color_not_passing(self, document, color):
+        if not self._wait_passing(self.flow.settings.service, color):
             raise FlowError(
                 "No instance of %s (%s) passes its Consul health check; not switching.%s"
-                % (service, color, (" Live color %s keeps serving." % live) if live else "")
+                % (self.flow.settings.service, color, _sentence(_keeps_serving(document)))
             )
-        # A proxy created or started just now already serves the recorded route, but that is a change.
-        proxy_outcome = self._ensure_proxy(documents)
-        running = self.node.current_config() if self.node.status() == "running" else None
-        config, generation = render(others + [route], self.node.settings)
-        if config == running and document.get("live_color") == color:
-            return self._result(bool(proxy_outcome), "The proxy already routes %s to %s." % (service, color), running, config,
-                                color=color, live_color=color, routes=route.as_dict())
-        if flow.check_mode:
-            return self._result(True, "Would route %s to %s." % (service, color), running, config,
-                                color=color, live_color=color, routes=route.as_dict())
-        target = backend_name(service, color)
-        if config != running:
-            if target not in self.node.backends():
-                # Add the target's backend first, routing unchanged, so it is resolved before any request goes there.
-                if previous:
-                    staging = others + [Route.from_dict(service, dict(previous, colors=list(route.colors)))]
-                    staging_config, staging_generation = render(staging, self.node.settings)
-                else:
-                    staging_config, staging_generation = render(others + [route], self.node.settings, unrouted=(service,))
-                if staging_config != running:
-                    self._activate(staging_config, staging_generation)
-            self._servers_up_or_refuse(target, document)
-            flow.checkpoint("proxy:switch")
-            self._activate(config, generation)
-            try:
-                servers = self.node.wait_servers_up(target, self.switch_timeout)
-            except FlowError as error:
-                # The new worker does not see the servers the old one saw: go back to what served.
-                if running:
-                    self._activate(running, render_generation(running))
-                raise FlowError("%s The previous configuration was restored." % error.msg)
+
+    def _stage(self, route, others, document, running):
+        """Add the target's backend first, routing unchanged, so it is resolved before any request goes there.
+        Returns the configuration running afterwards."""
+        if backend_name(route.service, route.color) in self.node.backends():
+            return running
+        previous = document.get("routes") or {}
+        if previous:
+            staging = others + [Route.from_dict(route.service, dict(previous, colors=list(route.colors)))]
+            config, generation = self._render(staging)
         else:
-            servers = self._servers_up_or_refuse(target, document)
-        flow.progress("proxy serves %s from %s (%d server(s) up)" % (service, color, servers))
+            config, generation = self._render(others + [route], unrouted=(route.service,))
+        if config != running:
+            self._activate(config, generation)
+        return config
 
-        def mutate(doc):
-            doc["routes"] = dict(route.as_dict(), proxy=self.node.name)
-            doc["live_color"] = color
+    def _confirm(self, target, generation, document, previous):
+        """The running worker serves the switch: it reports ``generation``, and the target's servers come UP and
+        stay UP for as long as HAProxy's checks need to find a dead one. If not, ``previous`` goes back."""
+        settings = self.node.settings
+        seconds = settings.down_detection_seconds()
+        try:
+            if self.node.running_generation() != generation:
+                raise FlowError("The proxy's running worker does not report configuration %s" % generation)
+            servers = self.node.wait_servers_up(target, self.switch_timeout)
+            if not self.node.hold_servers_up(target, seconds):
+                raise FlowError(
+                    "The proxy marked every server of %s DOWN within %gs of the switch (its checks: %d failed, %d ms "
+                    "apart)" % (target, seconds, settings.check_fall, settings.check_interval_ms))
+        except FlowError as error:
+            outcome = ["not switching", _keeps_serving(document), self._restore(previous)]
+            raise FlowError("%s: %s." % (error.msg.rstrip(". "), "; ".join(part for part in outcome if part)))
+        return servers
 
-        flow.store.update(service, mutate)
-        previous_live = document.get("live_color")
-        was = (" (was %s)" % previous_live) if previous_live and previous_live != color else ""
-        return self._result(
-            True, "The proxy routes %s to %s%s." % (service, color, was),
-            running, config, color=color, live_color=color, previous_color=previous_live, routes=route.as_dict(),
-            servers_up=servers,
-        )
+    def _restore(self, previous):
+        """Activate ``previous`` again (after a switch its worker did not confirm); says how that went."""
+        if previous is None:
+            return "the configuration that ran before is not known, so it was not restored"
+        try:
+            self._activate(previous, config_generation(previous))
+        except FlowError as error:
+            return "restoring the previous configuration failed: %s" % error.msg.rstrip(".")
+        return "the previous configuration was restored"
+
+    def _servers_up_or_refuse(self, backend, document):
+        try:
+            return self.node.wait_servers_up(backend, self.switch_timeout)
+        except FlowError as error:
+            raise FlowError("%s Not switching.%s" % (error.msg, _sentence(_keeps_serving(document))))
+
+    def _wait_passing(self, service, color):
+        deadline = time.monotonic() + self.switch_timeout
+        while True:
+            passing = self.flow.registrar.passing(service, color)
+            if passing or self.flow.check_mode or time.monotonic() >= deadline:
+                return passing
+            time.sleep(0.5)
+
+
+def commit_served(document, recorded_route):
+    """The state catches up with a proxy that already serves ``recorded_route``."""
+    document["routes"] = dict(recorded_route)
+    document["live_color"] = recorded_route["color"]
+
+
+def _keeps_serving(document):
+    live = document.get("live_color")
+    return ("live color %s keeps serving" % live) if live else ""
+
+
+def _sentence(clause):
+    """`` Clause.`` to append to a message, or nothing."""
+    return (" %s%s." % (clause[0].upper(), clause[1:])) if clause else ""

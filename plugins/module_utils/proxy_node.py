@@ -14,12 +14,17 @@ so nothing but the Docker API has to reach the proxy host.
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import time
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import local_address
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import socket_address
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
+    GENERATION_BACKEND_PREFIX,
+    config_generation,
+    socket_address,
+)
 
 try:
     import docker.errors
@@ -31,6 +36,7 @@ except ImportError:  # pragma: no cover - reported by docker_backend.connect
 CONFIG_DIR = "/usr/local/etc/haproxy"
 CONFIG_FILE = CONFIG_DIR + "/haproxy.cfg"
 CANDIDATE_FILE = CONFIG_DIR + "/haproxy.cfg.new"
+PREVIOUS_FILE = CONFIG_DIR + "/haproxy.cfg.previous"  # what ran before the last activation, to restore it
 CLI_SCRIPT = CONFIG_DIR + "/dockerflow-cli.sh"
 RELOAD_SCRIPT = CONFIG_DIR + "/dockerflow-reload.sh"
 LABEL_PROXY = "dockerflow.proxy"
@@ -249,8 +255,39 @@ class ProxyNode:
         return output
 
     # -- configuration -----------------------------------------------------------------
+    # What runs is what the running worker reports (its generation marker backend), never haproxy.cfg alone:
+    # a run killed between installing a file and the reload leaves a file that never served.
     def current_config(self):
         return self.read_file(CONFIG_FILE)
+
+    def running_generation(self):
+        """The generation the running worker reports, or None when it runs a configuration rendered elsewhere."""
+        for name in self.backends():
+            if name.startswith(GENERATION_BACKEND_PREFIX):
+                return name[len(GENERATION_BACKEND_PREFIX):]
+        return None
+
+    def serving_generation(self):
+        """The generation this proxy serves: its running worker's; a stopped container's is the file it starts
+        with; None without a container."""
+        status = self.status()
+        if status is None:
+            return None
+        if status == "running":
+            return self.running_generation()
+        return config_generation(self.current_config())
+
+    def running_config(self):
+        """The text of the configuration the running worker reports: haproxy.cfg or the copy the last
+        activation kept. None when neither holds it: then the file is not the truth."""
+        generation = self.running_generation()
+        if generation is None:
+            return None
+        for path in (CONFIG_FILE, PREVIOUS_FILE):
+            text = self.read_file(path)
+            if config_generation(text) == generation:
+                return text
+        return None
 
     def check(self, config):
         """``haproxy -c`` on ``config`` inside the proxy; FlowError with HAProxy's own words if invalid."""
@@ -268,26 +305,88 @@ class ProxyNode:
         return {line.strip() for line in self.runtime("show backend").splitlines() if line.strip() and not line.startswith("#")}
 
     def activate(self, config, generation, timeout=30):
-        """Check ``config``, install it and reload; returns once the new worker runs it."""
+        """Check ``config``, install it and reload; returns once the running worker reports ``generation``.
+
+        All or nothing: when no new worker comes up with it, the configuration that ran before goes back
+        into haproxy.cfg (and is loaded again if the worker no longer runs it), and FlowError says so."""
+        previous = self.running_config()
         self.check(config)
+        failed_before = self.failed_reloads()
+        if previous is not None:
+            self.put_files({"haproxy.cfg.previous": previous})
+        self._install()
+        try:
+            self._reload()
+            self._wait_for_generation(generation, timeout, failed_before)
+        except FlowError as error:
+            raise FlowError("%s %s" % (error.msg, self._put_back(previous, timeout)))
+
+    def _install(self, config=None):
+        """Move the candidate (``config``, else the one check() left) over haproxy.cfg: one rename."""
+        if config is not None:
+            self.put_files({"haproxy.cfg.new": config})
         code, output = self.exec(["mv", CANDIDATE_FILE, CONFIG_FILE])
         if code != 0:
             raise FlowError("Installing the new HAProxy configuration failed: %s" % output.strip())
+
+    def _reload(self):
         code, output = self.exec(
             ["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file, self.admin_host]
         )
         if code != 0:
             raise FlowError("Reloading HAProxy failed: %s" % output.strip()[:300])
-        marker = "be_dockerflow_generation_%s" % generation
+
+    def _wait_for_generation(self, generation, timeout, failed_before=None):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                if marker in self.backends():
-                    return
-            except FlowError:
-                pass  # the new worker may not listen yet
+            if self._running_generation_or_none() == generation:  # None: the new worker may not listen yet
+                return
+            failed = self.failed_reloads()
+            if failed is not None and failed_before is not None and failed > failed_before:
+                alerts = [line.strip() for line in self.logs(tail=30).splitlines() if "ALERT" in line]
+                raise FlowError("HAProxy could not start a worker with the new configuration: %s"
+                                % (" | ".join(alerts[-2:]) or "see the proxy's log"))
             time.sleep(0.2)
         raise FlowError("HAProxy did not load the new configuration within %ds: %s" % (timeout, self.logs()[-300:]))
+
+    def _put_back(self, previous, timeout):
+        """After a failed activation: haproxy.cfg holds ``previous`` again, and the worker runs it."""
+        if previous is None:
+            return "The configuration that ran before is not known (the file was not the running one), so it was not restored."
+        generation = config_generation(previous)
+        try:
+            self._install(previous)
+            if self._running_generation_or_none() != generation:
+                self._reload()
+                self._wait_for_generation(generation, timeout)
+        except FlowError as error:
+            return "Restoring the previous configuration failed too: %s" % error.msg
+        return "The previous configuration was restored."
+
+    def _running_generation_or_none(self):
+        try:
+            return self.running_generation()
+        except FlowError:
+            return None
+
+    def restore_running_file(self):
+        """haproxy.cfg back to the running worker's configuration when it holds another (a run killed between
+        installing a file and its reload): a restart of the proxy would load what never served. True if it did."""
+        if config_generation(self.current_config()) == self.running_generation():
+            return False
+        previous = self.running_config()
+        if previous is None:
+            return False
+        self._install(previous)
+        return True
+
+    def failed_reloads(self):
+        """The master's count of failed reloads since the last good one (``show proc``), or None if unknown."""
+        try:
+            match = re.search(r"\[failed: (\d+)\]", self.master("show proc"))
+        except FlowError:
+            return None
+        return int(match.group(1)) if match else None
 
     def servers_up(self, backend):
         """Number of servers UP in ``backend`` of the current worker (0 if it does not exist)."""
@@ -299,6 +398,15 @@ class ProxyNode:
             if is_server and fields[17].startswith("UP"):
                 count += 1
         return count
+
+    def hold_servers_up(self, backend, seconds):
+        """Watch ``backend`` in the running worker for ``seconds``: the fewest servers seen UP (0 ends the watch)."""
+        deadline = time.monotonic() + seconds
+        fewest = self.servers_up(backend)
+        while fewest and time.monotonic() < deadline:
+            time.sleep(0.25)
+            fewest = min(fewest, self.servers_up(backend))
+        return fewest
 
     def wait_servers_up(self, backend, timeout):
         deadline = time.monotonic() + timeout

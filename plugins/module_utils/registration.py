@@ -10,15 +10,15 @@ Flow and Registrator used.
 
 Every instance has one owner of its registration: the flow (``Registrar``, for
 plain containers) or the registrator of the node it runs on (Swarm tasks, see
-registrator.py). Both build the entry from ``Registration``, so an instance
-looks the same in Consul whoever registered it.
+``roles/registrator/files/dockerflow_registrator``). Both build the entry from
+``Registration``, so an instance looks the same in Consul whoever registered it.
+This file is the contract between them: the registrator's image carries it (with
+``labels.py`` and ``errors.py``), so it imports nothing but the standard library.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
 META_SERVICE = "dockerflow-service"
 META_COLOR = "dockerflow-color"
@@ -53,9 +53,8 @@ class Registration:
         if self.initial_status:
             common["Status"] = self.initial_status
         if self.check_http_path:
-            url = "http://%s:%d%s" % (url_host(self.address), self.port, self.check_http_path)
-            return dict(common, HTTP=url)
-        return dict(common, TCP="%s:%d" % (url_host(self.address), self.port))
+            return dict(common, HTTP=http_check_url(self.address, self.port, self.check_http_path))
+        return dict(common, TCP=tcp_check_address(self.address, self.port))
 
     def meta(self):
         meta = {
@@ -92,6 +91,15 @@ class Registration:
 def url_host(address):
     """``address`` as the host part of a URL: IPv6 in brackets."""
     return "[%s]" % address if ":" in address else address
+
+
+# The targets of the checks every registration gets, the flow's and the registrator's alike.
+def http_check_url(address: str, port: int, path: str, scheme: str = "http") -> str:
+    return "%s://%s:%d%s" % (scheme, url_host(address), port, path)
+
+
+def tcp_check_address(address: str, port: int) -> str:
+    return "%s:%d" % (url_host(address), port)
 
 
 def service_id_for(container_name):
@@ -161,9 +169,3 @@ class Registrar:
                     worst = status
             result[entry["Service"]["ID"]] = worst
         return result
-
-
-def require_port(port, container):
-    if not port:
-        raise FlowError("Instance %s publishes no port to register; add ports to the target." % container)
-    return port

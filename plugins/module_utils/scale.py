@@ -21,16 +21,25 @@ class ScaleRequest:
     amount: int
     relative: bool
 
-    def apply(self, current, minimum=1, maximum=None):
+    def apply(self, current: int, minimum: int = 1, maximum: int | None = None) -> int:
         """Return the new instance count for ``current`` instances.
 
-        The result never drops below ``minimum`` (a release with no instance
-        serves nothing); with ``maximum`` set, it never exceeds it.
+        A relative request moves the count only its own way: ``-N`` stops at ``minimum`` (a
+        release with no instance serves nothing) and never adds; ``+N`` never removes. A count
+        above ``maximum`` is refused (FlowError naming scale, max_instances and the counts),
+        never cut down to it: ``+1`` of 5 with ``maximum=3`` would otherwise remove two.
         """
-        wanted = current + self.amount if self.relative else self.amount
-        wanted = max(minimum, wanted)
-        if maximum is not None:
-            wanted = min(maximum, wanted)
+        if self.relative:
+            wanted = current + self.amount
+            if self.amount < 0:
+                wanted = max(min(minimum, current), wanted)
+        else:
+            wanted = max(minimum, self.amount)
+        if maximum is not None and wanted > maximum:
+            raise FlowError(
+                "scale=%s would run %d instance(s) (%d run now), more than max_instances=%d."
+                % (self, wanted, current, maximum)
+            )
         return wanted
 
     def __str__(self):
@@ -67,16 +76,3 @@ def parse_scale(value, parameter="scale"):
     if sign == "":
         return ScaleRequest(amount=amount, relative=False)
     return ScaleRequest(amount=amount if sign == "+" else -amount, relative=True)
-
-
-def check_max_instances(value, parameter="max_instances"):
-    """Validate the optional upper bound; None means unbounded."""
-    if value is None:
-        return None
-    try:
-        bound = int(value)
-    except (TypeError, ValueError):
-        raise FlowError("%s=%r is not valid: expected a whole number >= 1." % (parameter, value))
-    if bound < 1 or isinstance(value, bool):
-        raise FlowError("%s=%r is not valid: expected a whole number >= 1." % (parameter, value))
-    return bound

@@ -31,6 +31,12 @@ import types
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+    ContainerBackend,
+    EngineBackend,
+    Instance,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.labels import (
     LABEL_CHECK_HTTP,
     LABEL_COLOR,
     LABEL_COMPOSE_SERVICE,
@@ -41,11 +47,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
     LABEL_RELEASE,
     LABEL_SERVICE,
     LABEL_SIDE_TARGET,
-    ContainerBackend,
-    EngineBackend,
-    Instance,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS
 
 try:

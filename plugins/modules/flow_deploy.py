@@ -19,6 +19,10 @@ description:
     and the task fails with the instance's last log lines. The live color is never stopped or replaced.
   - Deploying again before a proxy switch replaces the previous non-live release, never the live one.
   - Running it again with an unchanged configuration changes nothing (see O(force)).
+  - This module does not reach the proxy. While a proxy switch of the service is interrupted (its intent
+    C(pending_switch) is in the state, see M(dockerflow.flow.flow_proxy)), both the live and the pending color count
+    as served - it refuses to replace either, with one line saying to run M(dockerflow.flow.flow_proxy)
+    (or O(dockerflow.flow.flow_proxy#module:state=synced)), which settles it.
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -109,6 +113,11 @@ failed_instance:
 option_sources:
   description: Where options that are not defaults came from (V(parameter), V(env:NAME) or V(file)).
   returned: success
+  type: dict
+reconciled:
+  description: The service's interrupted proxy switch, by service, with outcome V(unchecked) - this module does not reach
+    the proxy, so it does not settle it (see RV(dockerflow.flow.flow_proxy#module:reconciled)).
+  returned: when a switch was pending
   type: dict
 """
 

@@ -17,7 +17,20 @@ description:
     and a restarted proxy follow Consul without another call of this module.
   - A new configuration is checked with C(haproxy -c) before it is activated by a hitless master-worker reload;
     a rejected one is never activated and the task fails with HAProxy's message.
-  - The service's live color changes only after the proxy serves the new color.
+  - The service's live color changes only after the proxy serves the new color. A switch records its intent
+    (C(pending_switch) in the service's state in Consul) before it activates anything, confirms from the running
+    HAProxy worker (the configuration generation it reports, and the target's servers UP), then records the live
+    color and clears the intent in one check-and-set write.
+  - A run interrupted in between (killed, an AWX job cancel) leaves the intent. Every run first settles it, under
+    the proxy's lock - finished if the running worker reports the switch's configuration, reverted otherwise -
+    and says so in RV(reconciled) and a warning; O(state=synced) settles every interrupted switch through the proxy.
+  - Activation is all or nothing - when no new worker comes up with the new configuration, the previous one goes
+    back into C(haproxy.cfg) (and is reloaded if needed), and the task fails. What runs is told by the generation
+    the worker reports, not by reading C(haproxy.cfg).
+  - After the activation the target's servers must stay UP in the new worker for as long as HAProxy's checks need
+    to find a dead one (3 seconds - 2 failed checks 1 second apart, plus one interval). If they go DOWN, the previous
+    configuration is restored and the task fails - C(... not switching; live color X keeps serving; the previous
+    configuration was restored.)
   - O(state=absent) removes the service's routes and nothing else; O(state=synced) only makes the proxy serve
     every route recorded in Consul (after the proxy host was rebuilt, say).
 author:
@@ -100,6 +113,17 @@ haproxy_output:
   returned: failure
   type: list
   elements: str
+reconciled:
+  description:
+    - How an interrupted proxy switch (a run killed between activating a configuration and recording it, whose
+      intent C(pending_switch) stayed in the state) was settled before this task acted, by service.
+    - V(finished) (the proxy's running worker serves it, so it is now recorded as live), V(reverted) (it does not,
+      so the intent was dropped) or V(unchecked) (this task could not ask the proxy; both colors count as served).
+  returned: when a switch was pending
+  type: dict
+  sample: {"books-ms-app": {"outcome": "finished", "color": "green", "previous_color": "blue", "live_color": "green",
+           "generation": "3f2a9c0b1d7e", "proxy": "dockerflow-proxy", "since": "2024-05-01T10:00:00Z",
+           "msg": "finished the interrupted switch of books-ms-app to green ..."}}
 """
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule

@@ -16,6 +16,10 @@ description:
   - Follow it with M(dockerflow.flow.flow_proxy) (switch) and M(dockerflow.flow.flow_stop_old) (stop the
     bad release), as after a deploy; the C(rollback) step of the C(flow) role does all three.
   - If the old instances do not become healthy, they are stopped again and the live release keeps serving.
+  - This module does not reach the proxy. While a proxy switch of the service is interrupted (its intent
+    C(pending_switch) is in the state, see M(dockerflow.flow.flow_proxy)), both the live and the pending color count
+    as served - which release is the previous one is not known, so it refuses, with one line saying to run
+    M(dockerflow.flow.flow_proxy) (or O(dockerflow.flow.flow_proxy#module:state=synced)), which settles it.
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -67,6 +71,11 @@ steps:
   returned: always
   type: list
   elements: str
+reconciled:
+  description: The service's interrupted proxy switch, by service, with outcome V(unchecked) - this module does not reach
+    the proxy, so it does not settle it (see RV(dockerflow.flow.flow_proxy#module:reconciled)).
+  returned: when a switch was pending
+  type: dict
 """
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule

@@ -16,6 +16,13 @@ description:
     Compose file is not read. They are waited on until healthy and registered in Consul; if one fails,
     the new ones are removed and the task fails.
   - Scaling down deregisters and removes the newest instances first.
+  - For a service a proxy routes, the count of one color cannot go beyond the proxy's server slots
+    (C(proxy_max_servers) of M(dockerflow.flow.flow_proxy), recorded in the route), as instances beyond them would get
+    no request.
+  - This module does not reach the proxy. While a proxy switch of the service is interrupted (its intent
+    C(pending_switch) is in the state, see M(dockerflow.flow.flow_proxy)), both the live and the pending color count
+    as served - it refuses to scale either of them down (adding instances is fine), with one line saying to run
+    M(dockerflow.flow.flow_proxy) (or O(dockerflow.flow.flow_proxy#module:state=synced)), which settles it.
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -64,6 +71,11 @@ steps:
   returned: always
   type: list
   elements: str
+reconciled:
+  description: The service's interrupted proxy switch, by service, with outcome V(unchecked) - this module does not reach
+    the proxy, so it does not settle it (see RV(dockerflow.flow.flow_proxy#module:reconciled)).
+  returned: when a switch was pending
+  type: dict
 """
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule

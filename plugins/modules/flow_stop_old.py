@@ -16,6 +16,9 @@ description:
   - For a service that no proxy routes, the newest release becomes the live one first (as the original
     Docker Flow's stop-old did). For a routed service only a proxy switch changes the live color, so
     stop-old never stops what the proxy serves.
+  - An interrupted proxy switch (see M(dockerflow.flow.flow_proxy)) is settled first, under the proxy's lock, by
+    asking the proxy which configuration its running worker runs; when the proxy cannot be reached, stop-old stops
+    nothing and fails saying to run M(dockerflow.flow.flow_proxy). The result's RV(reconciled) says what happened.
 author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -64,15 +67,22 @@ steps:
   returned: always
   type: list
   elements: str
+reconciled:
+  description: How an interrupted proxy switch of the service was settled before this task, by service - V(finished),
+    V(reverted) or V(unchecked) (the proxy could not be reached; see RV(dockerflow.flow.flow_proxy#module:reconciled)).
+  returned: when a switch was pending
+  type: dict
 """
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import module_spec
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import proxy_reconciler
 
 
 def stop_old(runner):
     flow = runner.flow(stop_timeout=runner.params["stop_timeout"])
     flow.wait_for_drain = lambda: runner.proxy_node().wait_drained(runner.values["drain_timeout"])
+    flow.switch_reconciler = proxy_reconciler(flow, runner.proxy_node)
     return flow.stop_old()
 
 

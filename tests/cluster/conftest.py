@@ -200,8 +200,9 @@ class Provisioned:
 def provisioned_cluster(cluster):
     """setup.yml over SSH, once a session: a swarm of node1-3, a Consul server on the proxy host and
     client agents on the nodes, a registrator on every node, the proxy on the proxy host. It runs a
-    second time right away (test_walkthrough checks that nothing changed): later, an edit under
-    plugins/module_utils during the session would rightly make the registrator role rebuild."""
+    second time right away (test_walkthrough checks that nothing changed): later, an edit of the
+    registrator daemon or of the module_utils it imports during the session would rightly make
+    the registrator role rebuild."""
     swarm_before = cluster.manager.info()["Swarm"]["LocalNodeState"]
     runs = []
     for run in ("setup.yml over SSH", "setup.yml again"):

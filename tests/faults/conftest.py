@@ -89,6 +89,13 @@ class Load:
         with result.lock:
             return sum(1 for failure in result.failures_timeline if start_wall <= failure["wall"] <= end_wall)
 
+    def failure_window(self):
+        """Seconds from the first failed request sent to the last (0 without failures)."""
+        result = self.result or self.generator.result
+        with result.lock:
+            walls = [failure["wall"] for failure in result.failures_timeline]
+        return round(max(walls) - min(walls), 1) if walls else 0
+
 
 @pytest.fixture
 def loads():
@@ -119,6 +126,7 @@ class BackgroundRun:
         self.process = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, start_new_session=True)
         self.module_pid = None
+        self.module_outlived = None
         self.output = ""
         BACKGROUND_RUNS.append(self)
 
@@ -142,17 +150,41 @@ class BackgroundRun:
     def resume(self):
         os.remove(self.pause_file)
 
-    def kill(self):
-        """SIGKILL to the module process and to ansible-playbook's whole process group: nothing cleans up."""
-        for kill in (lambda: os.kill(self.module_pid, signal.SIGKILL) if self.module_pid else None,
-                     lambda: os.killpg(self.process.pid, signal.SIGKILL)):
-            try:
-                kill()
-            except ProcessLookupError:
-                pass
-        self.output, _stderr = self.process.communicate(timeout=30)
+    def kill(self, signal_number=signal.SIGKILL):
+        """SIGKILL to the module process and to ansible-playbook's whole process group: nothing cleans up.
+
+        SIGTERM, what an AWX job cancel sends, goes to ansible-playbook's process group only: ansible passes it
+        on to its workers' process groups, the module among them. A run still alive 30 s later gets SIGKILL."""
+        if signal_number == signal.SIGKILL:
+            self._send(lambda: os.kill(self.module_pid, signal.SIGKILL) if self.module_pid else None)
+        self._send(lambda: os.killpg(self.process.pid, signal_number))
+        try:
+            self.output, _stderr = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self.module_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.module_outlived = self.module_alive()  # a module that ignored the signal would go on without the pause
+        if self.module_outlived:
+            self._send(lambda: os.kill(self.module_pid, signal.SIGKILL))
         if os.path.exists(self.pause_file):
             os.remove(self.pause_file)
+
+    @staticmethod
+    def _send(send):
+        try:
+            send()
+        except ProcessLookupError:
+            pass
+
+    def module_alive(self):
+        """Whether the module process exists and is not a zombie."""
+        try:
+            with open("/proc/%d/stat" % self.module_pid) as handle:
+                return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except (OSError, TypeError):
+            return False
 
     def running(self):
         return self.process.poll() is None
@@ -172,6 +204,46 @@ def no_run_left_behind():
         run = BACKGROUND_RUNS.pop()
         if run.running():
             run.kill()
+
+
+# -- a routed service walked through the whole flow ----------------------------------------------------------------
+FLOW = ("flow_deploy", "flow_proxy", "flow_stop_old")
+
+
+def flow_params(path, count):
+    """Parameters of each module of the whole flow for a service of ``count`` instances routed on ``path``."""
+    return {
+        "flow_deploy": dict(FAST, health_path="/health", scale=str(count)),
+        "flow_proxy": dict(FAST, service_path=[path]),
+        "flow_stop_old": dict(FAST),
+    }
+
+
+def run_flow(project, params):
+    """deploy, proxy, stop-old in order; their results."""
+    return [project.run(module, params[module]) for module in FLOW]
+
+
+def routed_service(tmp_path_factory, client, name, params):
+    """(generator for a module-scoped fixture) a service behind a proxy of its own, through the whole flow once."""
+    own_proxy = TestProxy(client)
+    project = FlowProject(tmp_path_factory.mktemp(name), client, APP_ONLY)
+    project.proxy = own_proxy
+    try:
+        run_flow(project, params)
+        yield project
+    finally:
+        project.cleanup()
+        own_proxy.cleanup()
+
+
+def rerun(project, params, load):
+    """The whole flow again, and the load stopped a second later: (results, seconds the rerun took, load summary)."""
+    started = time.monotonic()
+    results = run_flow(project, params)
+    seconds = time.monotonic() - started
+    time.sleep(1)
+    return results, seconds, load.stop()
 
 
 # -- a Consul of the test's own ------------------------------------------------------------------------
@@ -224,6 +296,15 @@ def own_consul(docker_client):  # noqa: F811  (the fixture imported above)
     consul = OwnConsul(docker_client).start()
     yield consul
     consul.remove()
+
+
+def routed(project, test_proxy, path, deploy):
+    """``project`` deployed (``deploy``: flow_deploy's parameters), routed at ``path`` through ``test_proxy``, its old
+    color stopped: the usual start of a fault."""
+    project.proxy = test_proxy
+    for module, params in (("flow_deploy", deploy), ("flow_proxy", dict(FAST, service_path=[path])), ("flow_stop_old", FAST)):
+        project.run(module, params)
+    return project
 
 
 # -- what must hold after every fault ------------------------------------------------------------------------

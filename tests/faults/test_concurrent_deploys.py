@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import APP_ONLY, APP_V2, FAST, BackgroundRun, assert_consistent, consul_get, report, wait_for
+from conftest import APP_ONLY, APP_V2, FAST, BackgroundRun, assert_consistent, consul_get, report, routed, wait_for
 
 PATH = "/twice"
 DEPLOY = dict(FAST, health_path="/health", force=True)
@@ -23,10 +23,7 @@ def lock_sessions(project):
 
 
 def test_deploys_at_once_wait_or_fail_naming_the_holder(make_project, proxy, loads):
-    project = make_project(APP_ONLY)
-    project.proxy = proxy
-    for module, params in (("flow_deploy", DEPLOY), ("flow_proxy", dict(FAST, service_path=[PATH])), ("flow_stop_old", FAST)):
-        project.run(module, params)
+    project = routed(make_project(APP_ONLY), proxy, PATH, DEPLOY)
     load = loads(proxy, PATH)
     project.set_image(APP_V2)
 

@@ -10,20 +10,14 @@ color with the right count, reporting the lock the killed run left.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
-from conftest import APP_ONLY, APP_V1, APP_V2, FAST, BackgroundRun, FlowProject, TestProxy, assert_consistent, report
+from conftest import APP_V1, APP_V2, FLOW, BackgroundRun, assert_consistent, flow_params, report, rerun, routed_service
 
 PATH = "/killed"
 COUNT = 2
-FLOW = ("flow_deploy", "flow_proxy", "flow_stop_old")
-PARAMS = {
-    "flow_deploy": dict(FAST, health_path="/health", scale=str(COUNT)),
-    "flow_proxy": dict(FAST, service_path=[PATH]),
-    "flow_stop_old": dict(FAST),
-}
+PARAMS = flow_params(PATH, COUNT)
 KILL_POINTS = [
     ("flow_deploy", "deploy:started"),  # the new containers run, nothing else happened
     ("flow_deploy", "deploy:healthy"),  # healthy, not registered in Consul, no state written
@@ -32,21 +26,9 @@ KILL_POINTS = [
 ]
 
 
-def run_flow(project):
-    return [project.run(module, PARAMS[module]) for module in FLOW]
-
-
-@pytest.fixture(scope="module")
-def routed_service(tmp_path_factory, docker_client, consul_agent):
-    proxy = TestProxy(docker_client)
-    project = FlowProject(tmp_path_factory.mktemp("killed"), docker_client, APP_ONLY)
-    project.proxy = proxy
-    try:
-        run_flow(project)
-        yield project
-    finally:
-        project.cleanup()
-        proxy.cleanup()
+@pytest.fixture(scope="module", name="routed_service")
+def killed_service(tmp_path_factory, docker_client, consul_agent):
+    yield from routed_service(tmp_path_factory, docker_client, "killed", PARAMS)
 
 
 @pytest.mark.parametrize(("module", "step"), KILL_POINTS, ids=[step for _module, step in KILL_POINTS])
@@ -65,11 +47,7 @@ def test_a_killed_run_leaves_the_live_release_serving_and_a_rerun_converges(rout
     if module != "flow_stop_old":
         assert after_kill["live_color"] == live, "a killed %s must not change the live color" % module
 
-    started = time.monotonic()
-    results = run_flow(project)
-    rerun_seconds = time.monotonic() - started
-    time.sleep(1)
-    summary = load.stop()
+    results, rerun_seconds, summary = rerun(project, PARAMS, load)
 
     # One live color with the right count, serving the new release. Which color: the other one, except when the
     # rerun found the live release unhealthy (Docker health checks time out on a starved machine) and
@@ -81,5 +59,10 @@ def test_a_killed_run_leaves_the_live_release_serving_and_a_rerun_converges(rout
     assert reported, "the rerun must report the lock the killed run left: %s" % [r.get("warnings") for r in results]
     waited = max(float(re.search(r"after waiting (\d+)s", w).group(1)) for w in reported)
     assert summary["failed"] == 0, summary
+    # A switch killed before its activation left its intent: the rerun's deploy (it cannot ask the proxy, and had
+    # nothing to replace) leaves it, its flow_proxy reverts it (the worker never ran it), then switches.
+    settled = {module: result["reconciled"][project.service]["outcome"]
+               for module, result in zip(FLOW, results, strict=True) if result.get("reconciled")}
+    assert settled == ({"flow_deploy": "unchecked", "flow_proxy": "reverted"} if step == "proxy:switch" else {}), settled
     report("killed at %s" % step, summary, True, live=facts["live"], count=COUNT, lock_waited_s=waited,
-           rerun_s=round(rerun_seconds, 1))
+           rerun_s=round(rerun_seconds, 1), **({"reconciled": "reverted"} if settled else {}))

@@ -4,8 +4,10 @@
 #   dockerflow-test/consul:1.8.7       tests/images/consul
 #   dockerflow-test/haproxy:3.0        tests/images/haproxy
 #   dockerflow-test/app:{1,2,unhealthy,nohealthcheck}   tests/images/app
+#   dockerflow-test/app-record:{1,2}   tests/images/app-record, FROM app:1/:2 (the POST benchmark)
 # An image is out of date when its label dockerflow.test.context-hash differs from a sha256
-# over its build context files, build target/args and the base image's hash.
+# over its build context files, build target/args and the base image's hash (and, for an image
+# built FROM another of these, that image's hash: app-record follows app's changes).
 # Usage: build-images.sh [--force]      (VERBOSE=1 streams build output)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -18,7 +20,7 @@ LOG_DIR=$CACHE_DIR/logs
 FORCE=0
 [ "${1:-}" = --force ] && FORCE=1
 
-# name | context dir (under tests/images) | --target | build args
+# name | context dir (under tests/images) | --target | build args | FROM image of this list, if any
 IMAGES=(
     "dockerflow-test/consul:1.8.7|consul||"
     "dockerflow-test/haproxy:3.0|haproxy||"
@@ -27,6 +29,8 @@ IMAGES=(
     "dockerflow-test/app:unhealthy|app|healthcheck|VERSION=unhealthy HEALTH=fail"
     "dockerflow-test/app:nohealthcheck|app|nohealthcheck|VERSION=nohc HEALTH=ok"
     "dockerflow-test/python:3|python||"
+    "dockerflow-test/app-record:1|app-record||VERSION=1|dockerflow-test/app:1"
+    "dockerflow-test/app-record:2|app-record||VERSION=2|dockerflow-test/app:2"
 )
 
 # Image config given to `docker import` (part of the base image's hash).
@@ -115,7 +119,7 @@ build_image() { # NAME CONTEXT TARGET "ARGS" HASH
 }
 
 main() {
-    local total_start entry name ctx target args hash rootfs_hash base_hash built=0
+    local total_start entry name ctx target args parent hash rootfs_hash base_hash built=0
     total_start=$(now)
     "$HARNESS_DIR/ensure-docker.sh"
     mkdir -p "$LOG_DIR"
@@ -132,8 +136,9 @@ main() {
     fi
 
     for entry in "${IMAGES[@]}"; do
-        IFS='|' read -r name ctx target args <<<"$entry"
-        hash=$(context_hash "$IMAGES_DIR/$ctx" "parent=$base_hash" "target=$target" "args=$args")
+        IFS='|' read -r name ctx target args parent <<<"$entry"
+        hash=$(context_hash "$IMAGES_DIR/$ctx" "parent=$base_hash" "target=$target" "args=$args" \
+            ${parent:+"from=$(image_hash "$parent")"})
         if up_to_date "$name" "$hash"; then
             log "$name is up to date"
         else

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Coverage of plugins/module_utils over every stage of `make test`, not only the unit tests: the
-# Docker backends and the proxy node are tested against the real engine (integration, faults,
-# cluster), not against fakes, so a unit-only figure leaves them out (quality.sh reports that one).
+# Coverage of plugins/module_utils and of the registrator daemon
+# (roles/registrator/files/dockerflow_registrator) over every stage of `make test`, not only the
+# unit tests: the Docker backends and the proxy node are tested against the real engine
+# (integration, faults, cluster), not against fakes, so a unit-only figure leaves them out
+# (quality.sh reports that one). The daemon is measured where pytest imports it (the unit tests);
+# in its image, under the integration tests, it runs unmeasured.
 #
 #   coverage.sh measure [--local-runs-only] STAGE CMD...
 #       runs CMD with coverage on: pytest's own process (PYTEST_ADDOPTS=--cov) and every module
@@ -12,7 +15,7 @@
 #       where the hook would fail the modules (no `coverage` there, no path to write to).
 #   coverage.sh report
 #       combines the data of every stage measured since `coverage.sh reset`, prints it per file,
-#       and fails below DOCKERFLOW_COVERAGE_FLOOR_ALL (percent, default 90).
+#       and fails when the total is below DOCKERFLOW_COVERAGE_FLOOR_ALL (percent, default 90).
 #   coverage.sh reset
 # shellcheck source=tests/harness/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -23,6 +26,7 @@ PYTHON=${PYTHON:-$REPO_ROOT/.venv/bin/python}
 FLOOR=${DOCKERFLOW_COVERAGE_FLOOR_ALL:-90}
 # The payloads carry their own copy of module_utils; [paths] maps it back to this tree.
 PAYLOAD_PATTERN='*/ansible_collections/dockerflow/flow/plugins/module_utils'
+REGISTRATOR_DIR=roles/registrator/files/dockerflow_registrator
 
 measure() {
     local local_only=0 stage dir hook rc=0 file
@@ -39,6 +43,7 @@ measure() {
     cat >"$dir/modules.rc" <<EOF
 [run]
 parallel = True
+branch = True
 include = $PAYLOAD_PATTERN/*
 EOF
     hook="{\"config\": \"$dir/modules.rc\", \"output\": \"$dir/modules/data\"}"
@@ -56,8 +61,13 @@ EOF
     return "$rc"
 }
 
+combined_figures() { # [--include=PATTERN] -> "LINES BRANCHES" (branch coverage is on; the floor is on lines)
+    (cd "$REPO_ROOT" && COVERAGE_FILE=$COVERAGE_DIR/combined "$PYTHON" "$REPO_ROOT/tests/harness/coverage_figures.py" \
+        --rcfile="$COVERAGE_DIR/combine.rc" "$@")
+}
+
 report() {
-    local rc=0 total stage stages=() files
+    local rc=0 total branches utils daemon stage stages=() files
     mkdir -p "$COVERAGE_DIR"
     for stage in "$COVERAGE_DIR"/*/exit-status; do
         [ -e "$stage" ] || continue
@@ -66,12 +76,16 @@ report() {
     done
     [ ${#stages[@]} -gt 0 ] || die "no stage measured: run \`make test\` (or coverage.sh measure STAGE CMD...)"
     cat >"$COVERAGE_DIR/combine.rc" <<EOF
+[run]
+branch = True
 [paths]
 source =
     $REPO_ROOT/plugins/module_utils
     $PAYLOAD_PATTERN
 [report]
-include = $REPO_ROOT/plugins/module_utils/*
+include =
+    $REPO_ROOT/plugins/module_utils/*
+    $REPO_ROOT/$REGISTRATOR_DIR/*
 show_missing = true
 skip_empty = true
 exclude_also =
@@ -84,9 +98,11 @@ EOF
     COVERAGE_FILE=$COVERAGE_DIR/combined "$PYTHON" -m coverage combine --keep -q --rcfile="$COVERAGE_DIR/combine.rc" $files ||
         return 1
     (cd "$REPO_ROOT" && COVERAGE_FILE=$COVERAGE_DIR/combined "$PYTHON" -m coverage report --rcfile="$COVERAGE_DIR/combine.rc") || rc=$?
-    total=$(cd "$REPO_ROOT" && COVERAGE_FILE=$COVERAGE_DIR/combined "$PYTHON" -m coverage report \
-        --rcfile="$COVERAGE_DIR/combine.rc" --format=total --precision=1) || return 1
-    echo "summary: all stages (${stages[*]}) cover ${total} % of plugins/module_utils (floor ${FLOOR} %)"
+    read -r total branches < <(combined_figures) || return 1
+    utils=$(combined_figures --include="$REPO_ROOT/plugins/module_utils/*" | cut -d' ' -f1) || return 1
+    daemon=$(combined_figures --include="$REPO_ROOT/$REGISTRATOR_DIR/*" | cut -d' ' -f1) || return 1
+    echo "summary: all stages (${stages[*]}) cover ${total} % of the lines of plugins/module_utils and the registrator" \
+        "daemon, ${branches} % of their branches (lines: module_utils ${utils} %, registrator ${daemon} %; floor ${FLOOR} %)"
     [ "$rc" = 0 ] || return "$rc"
     awk -v total="$total" -v floor="$FLOOR" 'BEGIN { exit !(total + 0 >= floor + 0) }' || {
         echo "coverage ${total} % is below the floor of ${FLOOR} %"

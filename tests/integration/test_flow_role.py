@@ -47,20 +47,21 @@ class PlaybookRun:
 
 
 def run_playbook(project, proxy, *args, playbook=FLOW_PLAYBOOK, env=None, project_dir=True, results=False,
-                 expect_failure=False):
+                 expect_failure=False, common=True):
     """ansible-playbook PLAYBOOK -e <common options> ARGS, from the project directory, without inventory.
 
     ``results`` runs the playbook through a wrapper that imports it and then saves the ``flow_results``
-    fact, so a test can read what the role exposes.
+    fact, so a test can read what the role exposes. ``common=False`` gives no extra variable but ARGS.
     """
     common = {
         "consul_address": CONSUL_URL,
         "flow_publish_address": "127.0.0.1",
         "flow_health_timeout": 30,
         "flow_lock_timeout": 60,
-    }
-    common.update(("flow_" + name, value) for name, value in proxy.options.items())
-    if project_dir:
+    } if common else {}
+    if common:
+        common.update(("flow_" + name, value) for name, value in proxy.options.items())
+    if project_dir and common:
         common["project_dir"] = project.dir
     results_path = None
     if results:
@@ -201,7 +202,7 @@ def test_unknown_step_or_bad_variable_fails_before_anything_runs(flow_project, p
     assert 'Unknown flow step "stop_old" in FLOW' in from_env.output, from_env.output
 
     bad_variable = run_playbook(project, proxy, "-e", "flow=deploy", "-e", "flow_pull=sometimes", expect_failure=True)
-    assert "flow_pull must be one of: always, missing, never, got: sometimes" in bad_variable.output, bad_variable.output
+    assert "flow_pull must be one of: always, missing, never, None, got: sometimes" in bad_variable.output, bad_variable.output
 
     assert project.containers() == [] and project.state() is None
     assert not docker_client.containers.list(all=True, filters={"name": proxy.name}), "no proxy was started"
@@ -243,6 +244,44 @@ def test_role_variable_over_flow_env_over_docker_flow_yml(flow_project, proxy):
     assert file_run.results[0]["result"]["option_sources"]["service_path"] == "file"
     assert proxy.get("/from-file")[0] == 200 and proxy.get("/from-env")[0] == 503
     assert served(proxy, "/from-file") == ("blue", "1")
+
+
+def role_variables():
+    """Every variable of the flow role, from its argument specs: a variable added there is covered too."""
+    with open(os.path.join(ROOT, "roles", "flow", "meta", "argument_specs.yml")) as handle:
+        return sorted(yaml.safe_load(handle)["argument_specs"]["main"]["options"])
+
+
+def test_role_variables_set_to_omit_are_not_set_like_null(flow_project, proxy):
+    """A user's playbook passes its own variables on with ``flow_scale: "{{ release_scale | default(omit) }}"``
+    (it failed with ``scale='<<Omit>>' is not valid``). Every role variable set that way is not set, exactly
+    like null: the steps, the project directory and every option then come from FLOW_* and docker-flow.yml."""
+    project = flow_project
+    names = role_variables()
+    assert {"flow_steps", "flow", "flow_project_dir", "flow_scale", "flow_consul_token"} <= set(names), names
+    options = dict(SEED_FLOW_FILE, flow=["deploy", "proxy"], scale="2", consul_address=CONSUL_URL,
+                   publish_address="127.0.0.1", health_timeout=30, lock_timeout=60, **proxy.options)
+    write_flow_file(project, options)
+    flow_file = os.path.join(project.dir, "docker-flow.yml")
+    runs = {}
+    for unset in ("omit", "none"):
+        playbook = os.path.join(project.dir, "release-%s.yml" % unset)
+        with open(playbook, "w") as handle:
+            yaml.safe_dump([{"name": "A user's release playbook", "hosts": "localhost", "gather_facts": False, "roles": [
+                {"role": "dockerflow.flow.flow",
+                 "vars": {name: "{{ release_%s | default(%s) }}" % (name, unset) for name in names}}]}], handle)
+        runs[unset] = run = run_playbook(project, proxy, playbook=playbook, common=False, project_dir=False,
+                                         results=True, env={"FLOW_PROJECT_DIR": project.dir})
+        assert "Flow steps (from %s): deploy, proxy" % flow_file in run.output, run.output
+        assert [entry["step"] for entry in run.results] == ["deploy", "proxy"], run.results
+        for entry in run.results:
+            passed = sorted(key for key, source in entry["result"]["option_sources"].items() if source == "parameter")
+            assert not passed, "%s: set to %s, yet passed to the module: %s" % (entry["step"], unset, passed)
+        assert run.results[0]["result"]["option_sources"]["scale"] == "file", run.results[0]["result"]["option_sources"]
+    assert statuses(project, "blue") == ["running", "running"], "scale 2 from docker-flow.yml"
+    assert served(proxy) == ("blue", "1")
+    assert [entry["result"]["option_sources"] for entry in runs["omit"].results] == \
+        [entry["result"]["option_sources"] for entry in runs["none"].results], "omit and null resolve alike"
 
 
 def test_molecule_scenario_of_the_flow_role(tmp_path, docker_client):

@@ -151,7 +151,7 @@ def test_no_route_passes_haproxy_check(haproxy):
         ProxySettings(run_as=None, max_servers=1, check_interval_ms=100, server_state_file="/tmp/state"),
         ProxySettings(http_address="0.0.0.0", http_port=8080, stats_address="[::1]", stats_port=1, admin_address="*",
                       admin_port=65535, consul_dns_address="localhost", consul_dns_port=53,
-                      consul_domain="dc1.consul", max_servers=1000),
+                      consul_domain="dc1.consul", max_servers=500),
         ProxySettings(http_address="[::]", consul_dns_address="[::1]", extra_global=("maxconn 1000", "nbthread 2")),
     ],
     ids=["defaults", "small", "addresses", "ipv6"],
@@ -202,7 +202,7 @@ proxy_settings = st.builds(
     admin_address=st.sampled_from(["127.0.0.1", "*", "0.0.0.0", "[::1]", "[::]", "localhost"]),
     consul_dns_address=st.sampled_from(["127.0.0.1", "[::1]", "localhost"]),
     consul_domain=st.sampled_from(["consul", "dc1.consul", "Service.Internal"]),
-    max_servers=st.integers(1, 1000),
+    max_servers=st.integers(1, 500),
     check_interval_ms=st.integers(1, 60000),
     run_as=st.sampled_from([None, "haproxy"]),
 )
@@ -321,3 +321,76 @@ def test_rendered_routes_route_requests(haproxy):
             routed[int(match.group(2))] = match.group(1)
     expected = {number: backend for number, (_host, _path, backend) in enumerate(LIVE_REQUESTS)}
     assert routed == expected, "HAProxy log:\n%s" % log
+
+
+# --------------------------------------------------------------------------- replays
+
+# Two servers that act on a request (log its id) and then close without answering, as a server
+# killed while it handles the request does. HAProxy sees an empty response on each attempt.
+DYING_SERVER = r"""
+use strict;
+use IO::Socket::INET;
+my ($port, $log) = @ARGV;
+my $server = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $port, Listen => 16, ReuseAddr => 1)
+    or die "listen $port: $!";
+while (my $client = $server->accept) {
+    my ($id, $length) = ("-", 0);
+    while (my $line = <$client>) {
+        $id = $1 if $line =~ /^X-Request-Id:\s*(\S+)/i;
+        $length = $1 if $line =~ /^Content-Length:\s*(\d+)/i;
+        last if $line eq "\r\n";
+    }
+    read($client, my $body, $length) if $length;
+    open(my $ledger, ">>", $log) or die "$log: $!";
+    print $ledger "$id\n";
+    close $ledger;
+    close $client;
+}
+"""
+
+REPLAY_SCRIPT = r"""
+perl "$2" 18201 /tmp/replay-seen & s1=$!
+perl "$2" 18202 /tmp/replay-seen & s2=$!
+haproxy -db -f "$1" > /tmp/replay.log 2>&1 &
+pid=$!
+for port in 18201 18202 %(port)d; do
+    for i in $(seq 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+        sleep 0.05
+    done
+done
+: > /tmp/replay-seen  # the connection probes above logged "-"
+exec 3<>/dev/tcp/127.0.0.1/%(port)d
+printf 'GET /svc HTTP/1.0\r\nHost: x\r\nX-Request-Id: GET-1\r\n\r\n' >&3
+echo "answer GET $(head -n 1 <&3 | tr -d '\r')"
+exec 3<&-
+exec 3<>/dev/tcp/127.0.0.1/%(port)d
+printf 'POST /svc HTTP/1.0\r\nHost: x\r\nX-Request-Id: POST-1\r\nContent-Length: 1\r\n\r\nx' >&3
+echo "answer POST $(head -n 1 <&3 | tr -d '\r')"
+exec 3<&-
+kill "$pid" "$s1" "$s2"
+wait "$pid"
+cat /tmp/replay-seen
+""" % {"port": LIVE_PORT}
+
+
+def test_a_post_the_server_saw_is_not_replayed_but_a_get_is(haproxy):
+    """HAProxy's L7 retries (empty-response, response-timeout) resend a request the server already
+    received: a POST a dying server acted on would be acted on again by the next one. Reads are
+    still retried; a POST gets the proxy's 502 and reaches one server once."""
+    live_settings = ProxySettings(http_address="127.0.0.1", http_port=LIVE_PORT, server_state_file="/tmp/replay-state")
+    text, _generation = render([Route("svc", "blue", paths=("/svc",))], live_settings)
+    # Two static servers instead of the Consul DNS template (no Consul in this container).
+    text, count = re.subn(r"(?m)^    server-template .*$",
+                          "    server s1 127.0.0.1:18201\n    server s2 127.0.0.1:18202", text)
+    assert count == 1
+    haproxy.assert_valid(text)
+    config = haproxy.put(text, "replay.cfg")
+    server = haproxy.put(DYING_SERVER, "dying.pl")
+    _exit_code, output = haproxy.run(["bash", haproxy.put(REPLAY_SCRIPT, "replay.sh"), config, server])
+
+    answers = dict(re.findall(r"(?m)^answer (GET|POST) (.*)$", output))
+    seen = [line for line in output.splitlines() if line in ("GET-1", "POST-1")]
+    assert answers == {"GET": "HTTP/1.1 502 Bad Gateway", "POST": "HTTP/1.1 502 Bad Gateway"}, output
+    assert seen.count("GET-1") > 1, "a GET is retried on an empty response:\n%s" % output
+    assert seen.count("POST-1") == 1, "the POST reached a server %d times:\n%s" % (seen.count("POST-1"), output)

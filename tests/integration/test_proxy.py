@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import datetime
+import io
 import os
+import socket
+import subprocess
 import sys
+import tarfile
 import threading
 import time
 
 import docker
 import pytest
 
-from conftest import APP_V2, PROXY_IMAGE, consul_get, wait_for
+from conftest import APP_V2, PROXY_IMAGE, FlowProject, consul_get, free_ports, http_json, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 from loadgen import LoadGenerator  # noqa: E402  (the benchmarks' bounded loopback load generator)
@@ -231,6 +235,90 @@ def test_switch_refused_when_the_new_color_is_not_passing(routed_project, proxy)
     assert "not switching" in failed["msg"].lower() and "blue keeps serving" in failed["msg"], failed["msg"]
     assert proxy.get("/demo")[1]["color"] == "blue"
     assert routed_project.state()["live_color"] == "blue"
+
+
+def put_config_file(proxy, text):
+    """Write haproxy.cfg into the proxy container behind HAProxy's back (as a run killed between installing
+    a file and the reload leaves it)."""
+    data = text.encode()
+    stream = io.BytesIO()
+    with tarfile.open(fileobj=stream, mode="w") as archive:
+        info = tarfile.TarInfo("haproxy.cfg")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    assert proxy.container().put_archive("/usr/local/etc/haproxy", stream.getvalue())
+
+
+def run_paused_at(project, module, params, step, while_paused, expect_failure=False):
+    """Run ``module`` until it waits at ``step`` (Flow.checkpoint, the fault tests' hook), call
+    ``while_paused()``, then let it go on; returns its result."""
+    pause_file = os.path.join(project.dir, "pause-%s" % step.replace(":", "-"))
+    command, env = project.playbook(module, params, env={"DOCKERFLOW_TEST_PAUSE_AT": step,
+                                                         "DOCKERFLOW_TEST_PAUSE_FILE": pause_file})
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: os.path.exists(pause_file) or process.poll() is not None, timeout=120, what="%s" % step)
+        assert process.poll() is None, "the run ended before %s: %s" % (step, process.communicate()[0][-2000:])
+        while_paused()
+    finally:
+        if os.path.exists(pause_file):
+            os.remove(pause_file)
+    stdout, stderr = process.communicate(timeout=300)
+    completed = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    completed.env_result_path = env["DOCKERFLOW_RESULT_PATH"]
+    return FlowProject.parse(completed, expect_failure)
+
+
+def test_a_new_worker_that_does_not_start_gets_the_previous_file_back(routed_project, proxy):
+    deploy_and_route(routed_project)
+    before = proxy.config()
+    (port,) = free_ports(1)
+    with socket.socket() as taken:  # the new worker cannot bind its port; haproxy -c does not notice
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        failed = routed_project.run("flow_proxy", {"proxy_http_port": port}, expect_failure=True)
+        assert proxy.config() == before, "haproxy.cfg must be what the worker runs: %s" % failed["msg"]
+        assert "could not start a worker with the new configuration" in failed["msg"], failed["msg"]
+        assert "Address already in use" in failed["msg"], failed["msg"]
+        assert failed["msg"].endswith("The previous configuration was restored."), failed["msg"]
+        assert proxy.get("/demo")[1]["color"] == "blue"
+        state = routed_project.state()
+        assert state["live_color"] == "blue" and "pending_switch" not in state
+        again = routed_project.run("flow_proxy", {"proxy_http_port": port}, expect_failure=True)
+        assert "could not start a worker" in again["msg"], "not taken for running: %s" % again["msg"]
+    moved = routed_project.run("flow_proxy", {"proxy_http_port": port})
+    assert moved["changed"] and http_json(port, "/demo")[1]["color"] == "blue"
+
+
+def test_a_file_the_worker_does_not_run_is_not_taken_for_the_running_configuration(routed_project, proxy):
+    deploy_and_route(routed_project)
+    (port,) = free_ports(1)
+    wanted = routed_project.run("flow_proxy", {"proxy_http_port": port}, check=True, diff=True)["diff"]["after"]
+    put_config_file(proxy, wanted)  # what the next run renders, in the file; the worker still runs the old one
+    moved = routed_project.run("flow_proxy", {"proxy_http_port": port})
+    assert moved["changed"] and "already" not in moved["msg"], moved["msg"]
+    assert http_json(port, "/demo")[1]["color"] == "blue"
+
+
+def test_a_target_that_dies_right_before_the_switch_is_refused_and_the_live_color_keeps_serving(routed_project, proxy):
+    deploy_and_route(routed_project)
+    routed_project.set_image(APP_V2)
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    before = proxy.config()
+
+    def stop_green():  # after every check before the activation (Consul and the running worker call green UP)
+        for container in routed_project.running("green"):
+            container.stop(timeout=1)
+
+    failed = run_paused_at(routed_project, "flow_proxy", {}, "proxy:switch", stop_green, expect_failure=True)
+    assert failed["msg"].startswith("The proxy marked every server of be_%s_green DOWN within 3s of the switch"
+                                    % routed_project.service) or "no healthy server" in failed["msg"], failed["msg"]
+    assert failed["msg"].endswith(
+        "not switching; live color blue keeps serving; the previous configuration was restored."), failed["msg"]
+    state = routed_project.state()
+    assert state["live_color"] == "blue" and state["routes"]["color"] == "blue" and "pending_switch" not in state
+    assert {proxy.get("/demo")[1]["color"] for _request in range(10)} == {"blue"}
+    assert proxy.config() == before
 
 
 def test_stop_old_waits_for_in_flight_requests_to_drain(routed_project, proxy):

@@ -33,8 +33,45 @@ def test_relative_and_absolute_scaling(flow_project):
 
     floor = flow_project.run("flow_scale", {"scale": "-10"})
     assert floor["instances_count"] == 1, "the count never drops below one"
-    capped = flow_project.run("flow_scale", {"scale": "+10", "max_instances": 2})
-    assert capped["instances_count"] == 2
+    before = flow_project.snapshot()
+    refused = flow_project.run("flow_scale", {"scale": "+10", "max_instances": 2}, expect_failure=True)
+    assert refused["msg"] == "scale=+10 would run 11 instance(s) (1 run now), more than max_instances=2."
+    assert flow_project.snapshot() == before
+
+
+def test_a_scale_up_above_max_instances_fails_and_never_scales_down(flow_project):
+    # Issue 10, hole 5: +1 of 3 with max_instances=2 gave 2, and flow_scale removed an instance.
+    flow_project.run("flow_deploy", {"scale": "3"})
+    before = flow_project.snapshot()
+    refused = flow_project.run("flow_scale", {"scale": "+1", "max_instances": 2}, expect_failure=True)
+    assert refused["msg"] == "scale=+1 would run 4 instance(s) (3 run now), more than max_instances=2."
+    assert flow_project.snapshot() == before and len(flow_project.running("blue")) == 3
+    refused = flow_project.run("flow_deploy", {"scale": "4", "max_instances": 2, "force": True}, expect_failure=True)
+    assert refused["msg"] == "scale=4 would run 4 instance(s) (3 run now), more than max_instances=2."
+    assert flow_project.snapshot() == before
+
+
+def test_a_plain_deploy_of_a_routed_service_leaves_the_routed_color_serving(routed_project, proxy):
+    # Issue 10, hole 6: blue_green=false recorded plain as live at deploy time while the proxy routed
+    # blue, so stop-old (before any switch) stopped blue and the route had no server left.
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    routed_project.run("flow_proxy", {"service_path": ["/demo"]})
+    routed_project.set_image(APP_V2)
+    plain = routed_project.run("flow_deploy", {"health_path": "/health", "blue_green": False})
+    assert (plain["color"], plain["live_color"]) == ("plain", "blue")
+    stopped = routed_project.run("flow_stop_old")
+    assert stopped["live_color"] == "blue" and stopped["stopped"] == ["%s-app-1" % routed_project.name]
+    assert [c.name for c in routed_project.running("blue")] == ["%s-app-blue-1" % routed_project.name]
+    status, body = proxy.get("/demo")
+    assert status == 200 and (body["color"], body["version"]) == ("blue", "1")
+    state = routed_project.state()
+    assert (state["live_color"], state["routes"]["color"]) == ("blue", "blue")
+    # The switch to the plain release goes through the proxy, like any other: then stop-old stops blue.
+    routed_project.run("flow_deploy", {"health_path": "/health", "blue_green": False})
+    routed_project.run("flow_proxy")
+    assert proxy.get("/demo")[1]["color"] == "plain"
+    routed_project.run("flow_stop_old")
+    assert routed_project.running("blue") == [] and proxy.get("/demo")[1]["version"] == "2"
 
 
 def test_scaled_instances_copy_the_release_not_the_current_compose_file(flow_project):

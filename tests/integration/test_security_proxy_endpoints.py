@@ -11,6 +11,7 @@ import socket
 import struct
 
 from conftest import wait_for
+from support.networks import bridge_host_address
 
 
 def listening(port):
@@ -45,9 +46,9 @@ def test_endpoints_bind_to_loopback_by_default(routed_project, proxy):
 
 
 def test_addresses_move_with_the_options_and_warn_beyond_loopback(routed_project, proxy, docker_client):
-    # Beyond loopback but not on the network: the gateway of the engine's default bridge, which only
-    # this host's containers reach.
-    bridge = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    # Beyond loopback but not on the network: the host's address on the engine's default bridge
+    # (docker0), which only this host's containers reach.
+    bridge = bridge_host_address(docker_client.networks.get("bridge").attrs)
     assert not ipaddress.ip_address(bridge).is_loopback
     routed_project.proxy.options.update(proxy_stats_address=bridge, proxy_admin_address="127.0.0.2")
     routed_project.run("flow_deploy", {"health_path": "/health"})

@@ -116,7 +116,8 @@ def role_doc(option: Option) -> dict:
     if option.type == "list":
         doc["elements"] = "str"
     if option.choices:
-        doc["choices"] = list(option.choices)
+        # null among the choices: a variable set to null (or to omit) means not set, and must pass the argument check.
+        doc["choices"] = list(option.choices) + [None]
     if option.no_log:
         doc["no_log"] = True
     return doc
@@ -138,6 +139,8 @@ def _loads_back(lines: list[str], value) -> bool:
 
 def scalar(value) -> str:
     """A one-line YAML scalar: plain when it reads back the same, else JSON's double quotes."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):

@@ -11,9 +11,11 @@ shapes as py-consul and the ``Backend`` interface.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import uuid
+from types import SimpleNamespace
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import ConsulClient
 from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import Backend, Instance
@@ -59,6 +61,41 @@ class _KV:
     def delete(self, key):
         self.entries.pop(key, None)
         return True
+
+
+class _Http:
+    """The one raw request the collection makes: ``PUT /v1/txn`` with the ``check-session`` and ``cas`` verbs,
+    all or nothing, answered 200 or 409 with Consul's ``Errors`` as the real agent does."""
+
+    def __init__(self, consul):
+        self.consul = consul
+
+    def put(self, callback, path, params=None, data="", headers=None):
+        assert path == "/v1/txn", path
+        operations = [operation["KV"] for operation in json.loads(data)]
+        self.consul.calls.append(("txn", tuple(operation["Key"] for operation in operations)))
+        hook = self.consul.before_put.pop(0) if self.consul.before_put else None
+        if hook:
+            hook(self.consul.kv)
+        entries = self.consul.kv.entries
+        errors = []
+        for position, operation in enumerate(operations):
+            entry = entries.get(operation["Key"])
+            if operation["Verb"] == "check-session":
+                if not entry or entry.get("Session") != operation["Session"]:
+                    errors.append({"OpIndex": position, "What": "failed session check for key %r" % operation["Key"]})
+            elif operation["Verb"] == "cas":
+                if (entry["ModifyIndex"] if entry else 0) != operation["Index"]:
+                    errors.append({"OpIndex": position, "What": "failed to set key %r, index is stale" % operation["Key"]})
+            else:
+                raise NotImplementedError(operation["Verb"])
+        if not errors:
+            for operation in operations:
+                if operation["Verb"] == "cas":
+                    session = (entries.get(operation["Key"]) or {}).get("Session")
+                    self.consul.kv.write(operation["Key"], base64.b64decode(operation["Value"]), session=session)
+        return callback(SimpleNamespace(code=409 if errors else 200, headers={},
+                                        body=json.dumps({"Errors": errors or None})))
 
 
 class _Session:
@@ -147,6 +184,7 @@ class FakeConsulAPI:
         self.leader = "127.0.0.1:8300"
         self.before_put = []  # callables run before a kv.put, one per put: a concurrent writer
         self.kv = _KV(self)
+        self.http = _Http(self)
         self.session = _Session(self)
         self.agent = _Agent(self)
         self.health = _Health(self)
@@ -155,6 +193,9 @@ class FakeConsulAPI:
     def bump(self):
         self.index += 1
         return self.index
+
+    def prepare_headers(self, token=None):
+        return {}
 
     def document(self, service):
         entry = self.kv.entries.get("dockerflow/services/%s" % service)

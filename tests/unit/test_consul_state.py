@@ -1,15 +1,21 @@
 # -*- coding: utf-8 -*-
-"""Service state documents: release history, empty state, and the CAS retry loop.
+"""Service state documents: release history, empty state, the CAS retry loop, and the fenced lock.
 
 StateStore is driven here by a small in-memory fake of the ConsulClient (the
 ``call`` wrapper plus ``api.kv.get``/``api.kv.put``). That is deliberate: these
 unit tests target the check-and-set retry logic, which needs conflicts on
-demand. A real Consul agent is used in tests/integration.
+demand. The fenced lock (a lost session noticed, a write of a run that lost its
+lock refused) is tested against a real Consul agent, whose sessions and
+transactions are what it relies on (section at the end).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
+import uuid
+from types import SimpleNamespace
 
 import consul
 import pytest
@@ -20,11 +26,14 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state impor
     CAS_ATTEMPTS,
     RELEASE_HISTORY_LIMIT,
     ConsulClient,
+    LockLost,
+    ServiceLock,
     StateStore,
     empty_state,
     lock_key,
     record_release,
     state_key,
+    who_am_i,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
@@ -280,14 +289,6 @@ def test_nine_conflicts_still_succeed():
     assert stored(client)["live_color"] == after["live_color"] == "green"
 
 
-def test_delete():
-    client = FakeClient()
-    deleted = []
-    client.api.kv.delete = lambda key: deleted.append(key) or True
-    assert StateStore(client).delete("s") is True
-    assert deleted == ["dockerflow/services/s"]
-
-
 # --- ConsulClient: address checks and error translation (no agent contacted) ----------------
 
 
@@ -393,3 +394,156 @@ def test_tls_files_that_do_not_exist_are_named(tmp_path, parameter):
     with pytest.raises(FlowError) as info:
         ConsulClient("https://127.0.0.1:8501", **files)
     assert str(info.value) == "consul_%s %s is not a file." % (parameter, tmp_path / "missing")
+
+
+# --- the transaction request (no agent contacted) -----------------------------------------------
+
+
+def test_a_transaction_carries_the_acl_token_and_reads_consuls_answer():
+    """py-consul's Txn.put sends no token: with ACLs a fenced write would be denied."""
+    client = ConsulClient("http://c:8500", token="s3cret")
+    sent = {}
+
+    def put(callback, path, params=None, data="", headers=None):
+        sent.update(path=path, data=json.loads(data), headers=headers)
+        return callback(SimpleNamespace(code=409, headers={}, body=json.dumps({"Errors": [{"OpIndex": 1, "What": "stale"}]})))
+
+    client.api.http.put = put
+    assert client.transaction("writing x", [{"KV": {"Verb": "get", "Key": "k"}}]) == [{"OpIndex": 1, "What": "stale"}]
+    assert sent == {"path": "/v1/txn", "data": [{"KV": {"Verb": "get", "Key": "k"}}], "headers": {"X-Consul-Token": "s3cret"}}
+    client.api.http.put = lambda callback, *args, **kwargs: callback(SimpleNamespace(code=200, headers={}, body="{}"))
+    assert client.transaction("writing x", []) == []
+    client.api.http.put = lambda callback, *args, **kwargs: callback(
+        SimpleNamespace(code=403, headers={}, body="Permission denied"))
+    with pytest.raises(FlowError, match=r"^Consul at http://c:8500 denied writing x \(permission denied\)"):
+        client.transaction("writing x", [])
+
+
+# --- the fenced lock, against a real Consul ---------------------------------------------------------
+# Sessions, their invalidation and /v1/txn's check-session are Consul's semantics, so these use an agent:
+# the harness's (`make consul`, DOCKERFLOW_TEST_CONSUL, http://127.0.0.1:8500 by default), as the
+# integration tests do. Without one they are skipped, saying so.
+
+CONSUL_URL = os.environ.get("DOCKERFLOW_TEST_CONSUL", "http://127.0.0.1:8500")
+
+
+@pytest.fixture
+def agent():
+    """A client of the real agent and a service name of this test's own; its keys and sessions go afterwards."""
+    client = ConsulClient(CONSUL_URL, timeout=5)
+    try:
+        client.ping()
+    except FlowError as error:
+        pytest.skip("needs a Consul agent (`make consul`): %s" % error)
+    service = "dftest-lock-%s" % uuid.uuid4().hex[:8]
+    sessions = []
+    yield SimpleNamespace(client=client, service=service, sessions=sessions)
+    for session in sessions:
+        client.api.session.destroy(session)
+    for key in (state_key(service), lock_key(service), lock_key("proxy-" + service)):
+        client.api.kv.delete(key)
+
+
+def take(agent, name=None, operation="deploy"):
+    """A held ServiceLock (no lock-delay, so another run can take it at once once it is lost)."""
+    lock = ServiceLock(agent.client, name or agent.service, ttl=10, lock_delay=0, operation=operation).__enter__()
+    agent.sessions.append(lock.session)
+    return lock
+
+
+def test_a_fenced_write_lands_while_the_lock_is_held(agent):
+    lock = take(agent)
+    store = StateStore(agent.client, fence=lambda: [lock])
+    store.update(agent.service, lambda doc: doc.update(live_color="blue"))
+    assert store.read(agent.service)[0]["live_color"] == "blue"
+    lock.confirm("changing something")  # still ours: no error
+    lock.__exit__(None, None, None)
+    assert not lock.held
+
+
+def test_a_run_whose_session_was_destroyed_writes_nothing_and_names_who_holds_the_lock_now(agent):
+    lock = take(agent)
+    store = StateStore(agent.client, fence=lambda: [lock])
+    store.update(agent.service, lambda doc: doc.update(deployed_color="blue"))
+    document, index = store.read(agent.service)
+    agent.client.api.session.destroy(lock.session)  # what `PUT /v1/session/destroy/<id>` does
+    other = take(agent)
+    with pytest.raises(LockLost) as info:
+        store.update(agent.service, lambda doc: doc.update(deployed_color="green"))
+    message = str(info.value)
+    assert message.startswith(
+        "Lost the lock of %s (Consul key dockerflow/locks/%s, session %s) before writing the state of %s: "
+        "another session holds the key now. It was last confirmed at "
+        % (agent.service, agent.service, lock.session, agent.service)), message
+    assert message.endswith(
+        "Another run may hold it now: %s (deploy, pid %d, since %s, session %s); this run stopped."
+        % (who_am_i(), os.getpid(), json.loads(agent.client.api.kv.get(lock_key(agent.service))[1]["Value"])["since"],
+           other.session)), message
+    assert "\n" not in message
+    assert store.read(agent.service) == (document, index), "nothing of the run that lost its lock landed"
+    # The holder now writes as usual; the run that lost its lock releases nothing of the other's.
+    StateStore(agent.client, fence=lambda: [other]).update(agent.service, lambda doc: doc.update(deployed_color="green"))
+    lock.__exit__(None, None, None)
+    assert agent.client.api.kv.get(lock_key(agent.service))[1]["Session"] == other.session
+    other.__exit__(None, None, None)
+
+
+def test_confirm_notices_a_lost_lock_before_anyone_took_it(agent):
+    lock = take(agent)
+    lock.confirm("starting instances")
+    agent.client.api.session.destroy(lock.session)
+    with pytest.raises(LockLost, match=r"^Lost the lock of %s \(Consul key dockerflow/locks/%s, session %s\) before "
+                                       r"removing x: no session holds the key now\. It was last confirmed at "
+                                       r"\S+Z, \d+s before\. Another run may hold it now; this run stopped\.$"
+                       % (agent.service, agent.service, lock.session)):
+        lock.confirm("removing x")
+    lock.__exit__(None, None, None)
+
+
+def test_the_renewal_notices_a_session_consul_no_longer_knows(agent):
+    lock = take(agent)
+    agent.client.api.session.destroy(lock.session)
+    deadline = time.monotonic() + lock.ttl  # renewed every ttl/3
+    while lock.lost_reason is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lock.lost_reason and lock.lost_reason.startswith("Consul no longer knows its session %s (renewal refused at "
+                                                            % lock.session)
+    reads = []
+    agent.client.api.kv.get = lambda *args, **kwargs: reads.append(args) or (0, None)
+    with pytest.raises(LockLost, match=r"before stopping y: Consul no longer knows its session"):
+        lock.confirm("stopping y")
+    assert len(reads) == 1, "no read to decide, one for naming the holder"
+    lock.__exit__(None, None, None)
+
+
+def test_a_fenced_write_retries_a_cas_conflict_and_keeps_the_other_write(agent):
+    lock = take(agent)
+    store = StateStore(agent.client, fence=lambda: [lock])
+    store.update(agent.service, lambda doc: doc.update(next_release=1))
+    transaction = agent.client.transaction
+    conflicts = []
+
+    def proxy_writes_first(what, operations):
+        if not conflicts:  # between our read and our write, a proxy records a route
+            conflicts.append(1)
+            StateStore(agent.client).update(agent.service, lambda doc: doc.update(routes={"paths": ["/a"]}))
+        return transaction(what, operations)
+
+    agent.client.transaction = proxy_writes_first
+    _before, after = store.update(agent.service, lambda doc: doc.update(next_release=doc["next_release"] + 1))
+    assert conflicts and after["next_release"] == 2 and after["routes"] == {"paths": ["/a"]}
+    assert store.read(agent.service)[0] == after
+
+
+def test_a_write_checks_every_lock_the_run_holds(agent):
+    """The proxy holds its own lock beside the service's: losing either stops its write."""
+    service_lock, proxy_lock = take(agent), take(agent, name="proxy-" + agent.service, operation="proxy")
+    store = StateStore(agent.client, fence=lambda: [service_lock, proxy_lock])
+    store.update(agent.service, lambda doc: doc.update(live_color="blue"))
+    agent.client.api.session.destroy(proxy_lock.session)
+    with pytest.raises(LockLost, match=r"^Lost the lock of proxy-%s .* before writing the state of %s: no session holds"
+                       % (agent.service, agent.service)):
+        store.update(agent.service, lambda doc: doc.update(live_color="green"))
+    assert store.read(agent.service)[0]["live_color"] == "blue"
+    for lock in (service_lock, proxy_lock):
+        lock.__exit__(None, None, None)

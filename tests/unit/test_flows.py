@@ -145,8 +145,29 @@ def test_deploying_twice_before_a_switch_replaces_the_unswitched_color_only(worl
 
 
 def test_scale_and_max_instances_bound_a_deploy(world):
-    result = world.run("deploy", scale="+4", max_instances=3)
+    result = world.run("deploy", scale="+2", max_instances=3)
     assert len(result["instances"]) == 3 and world.state["colors"]["blue"]["instances"] == 3
+
+
+def test_a_deploy_scale_above_max_instances_is_refused_before_anything_runs(world):
+    world.run("deploy", scale="3")
+    world.go_live("blue")
+    before = world.state
+    with pytest.raises(FlowError) as caught:
+        world.run("deploy", scale="+1", max_instances=3, force=True)
+    assert caught.value.msg == "scale=+1 would run 4 instance(s) (3 run now), more than max_instances=3."
+    with pytest.raises(FlowError, match=r"^scale=5 would run 5 instance\(s\) \(3 run now\), more than max_instances=3\.$"):
+        world.run("deploy", scale="5", max_instances=3, force=True)
+    assert world.state == before and world.running("green") == []
+
+
+def test_an_inherited_count_above_max_instances_is_capped_with_a_warning(world):
+    world.run("deploy", scale="3")
+    world.go_live("blue")
+    world.set_image("dockerflow-test/app:2")
+    result = world.run("deploy", max_instances=2)
+    assert len(result["instances"]) == 2
+    assert result["warnings"] == ["max_instances=2 caps release 2 at 2 instance(s) instead of 3."]
 
 
 def test_an_unhealthy_release_is_removed_and_the_live_one_keeps_serving(world):
@@ -354,6 +375,97 @@ def test_stop_old_refuses_to_promote_a_release_that_does_not_run(world):
     assert world.running("blue") == ["books-app-blue-1"]
 
 
+def route(world, color, max_servers=None):
+    """What flow_proxy records when it routes the service to ``color`` (slots as it records them)."""
+    routes = {"paths": ["/books"], "color": color, "proxy": "dockerflow-proxy"}
+    if max_servers is not None:
+        routes["max_servers"] = max_servers
+    world.flow().store.update(SERVICE, lambda doc: doc.update(live_color=color, routes=routes))
+
+
+def test_a_plain_deploy_on_a_routed_service_leaves_live_to_the_switch(world):
+    # Hole 6 of issue 10: blue_green=false took live_color=plain at deploy time while the proxy
+    # still routed blue, and a stop-old before flow_proxy then stopped blue: no server left.
+    world.run("deploy")
+    route(world, "blue")
+    world.set_image("dockerflow-test/app:2")
+    predicted = world.run("deploy", blue_green=False, check_mode=True)
+    assert predicted["live_color"] == "blue" and predicted["deployed_color"] == "plain"
+    deployed = world.run("deploy", blue_green=False)
+    assert (deployed["color"], deployed["live_color"]) == ("plain", "blue")
+    assert (world.state["live_color"], world.state["deployed_color"]) == ("blue", "plain")
+    stopped = world.run("stop_old")
+    assert stopped["stopped"] == ["books-app-plain-1"] and world.running("blue") == ["books-app-blue-1"]
+    assert world.registered() == [service_id_for("books-app-blue-1")]
+
+
+def test_stop_old_refuses_when_the_state_calls_live_another_color_than_the_route(world):
+    # What the old plain deploy left behind: live_color=plain while the route records blue.
+    world.run("deploy")
+    route(world, "blue")
+    world.set_image("dockerflow-test/app:2")
+    world.run("deploy", blue_green=False)
+    world.flow().store.update(SERVICE, lambda doc: doc.update(live_color="plain"))
+    with pytest.raises(FlowError) as caught:
+        world.run("stop_old")
+    assert caught.value.msg == ("The proxy routes books-app to blue, but its state calls plain live; nothing was "
+                                "stopped. Switch with flow_proxy first (color=blue to keep serving blue).")
+    assert world.running("blue") == ["books-app-blue-1"] and world.running("plain") == ["books-app-plain-1"]
+
+
+def test_scale_up_above_max_instances_is_refused_and_removes_nothing(world):
+    # Hole 5 of issue 10: +1 of 5 with max_instances=3 scaled down to 3.
+    world.run("deploy", scale="5")
+    with pytest.raises(FlowError) as caught:
+        world.run("scale", scale="+1", max_instances=3)
+    assert caught.value.msg == "scale=+1 would run 6 instance(s) (5 run now), more than max_instances=3."
+    assert len(world.running("blue")) == 5 and world.state["colors"]["blue"]["instances"] == 5
+    with pytest.raises(FlowError, match=r"^scale=4 would run 4 instance\(s\) \(5 run now\), more than max_instances=3\.$"):
+        world.run("scale", scale="4", max_instances=3)
+    assert world.run("scale", scale="3", max_instances=3)["instances_count"] == 3
+
+
+def test_a_routed_service_does_not_outgrow_the_slots_the_proxy_recorded(world):
+    # Hole 7 of issue 10: instances beyond the proxy's server-template slots ran and got no request.
+    world.run("deploy", scale="3")
+    route(world, "blue", max_servers=4)
+    before = world.state
+    with pytest.raises(FlowError) as caught:
+        world.run("scale", scale="+2")
+    assert caught.value.msg == (
+        "scale=+2 would run 5 blue instance(s) of books-app, but proxy dockerflow-proxy routes to at most 4 of one color "
+        "(proxy_max_servers, recorded when flow_proxy last routed books-app); route it again with a larger "
+        "proxy_max_servers first.")
+    with pytest.raises(FlowError, match=r"^scale=5 would run 5 blue instance"):
+        world.run("scale", scale="5", check_mode=True)
+    world.set_image("dockerflow-test/app:2")
+    with pytest.raises(FlowError, match=r"^scale=6 would run 6 green instance"):
+        world.run("deploy", scale="6")
+    assert world.state == before and world.running("green") == [] and len(world.running("blue")) == 3
+    assert world.run("scale", scale="+1")["instances_count"] == 4
+
+
+def test_a_route_without_recorded_slots_has_the_32_of_older_versions(world):
+    world.run("deploy", scale="3")
+    route(world, "blue")  # recorded before proxy_max_servers existed: those versions rendered 32
+    with pytest.raises(FlowError, match=r"^scale=33 would run 33 blue instance\(s\) of books-app, but proxy "
+                                        r"dockerflow-proxy routes to at most 32 of one color"):
+        world.run("scale", scale="33")
+    world.set_image("dockerflow-test/app:2")
+    with pytest.raises(FlowError, match=r"^scale=\+30 would run 33 green instance"):
+        world.run("deploy", scale="+30")
+    assert len(world.running("blue")) == 3 and world.running("green") == []
+
+
+def test_scaling_down_but_still_beyond_the_slots_warns(world):
+    world.run("deploy", scale="6")
+    route(world, "blue", max_servers=4)
+    result = world.run("scale", scale="-1")
+    assert result["instances_count"] == 5
+    assert result["warnings"] == ["scale=-1 leaves 5 blue instance(s) of books-app, more than the 4 proxy "
+                                  "dockerflow-proxy routes to (proxy_max_servers): 1 get no request."]
+
+
 # -- rollback -------------------------------------------------------------------------------
 
 
@@ -524,3 +636,91 @@ def test_the_probe_of_copies_follows_what_the_release_recorded():
     template.health = None
     assert flow._clone_probe(template, "8080/tcp", None) == Probe("tcp", "10.0.0.5", None, "8080/tcp")
     assert flow._clone_probe(template, None, None).kind == "running"
+
+
+# -- a lock lost in the middle of a step ----------------------------------------------------------
+
+
+def steal_the_lock(world):
+    """What a Consul outage longer than the TTL does (or `PUT /v1/session/destroy`): the run's session goes, and
+    another run takes the lock. Returns the other run's session."""
+    world.consul.session.destroy(world.consul.kv.entries[lock_key(SERVICE)]["Session"])
+    other = world.consul.session.create()
+    assert world.consul.kv.put(lock_key(SERVICE), json.dumps({"holder": "bob@ci", "operation": "deploy", "pid": 7}),
+                               acquire=other)
+    return other
+
+
+def lose_the_lock_at(monkeypatch, world, step):
+    stolen = []
+    monkeypatch.setattr(Flow, "checkpoint", lambda self, name: stolen.append(steal_the_lock(world)) if name == step else None)
+    return stolen
+
+
+def test_a_deploy_that_lost_its_lock_removes_only_its_own_instances_and_writes_nothing(world, monkeypatch):
+    world.run("deploy", scale="2")
+    world.go_live("blue")
+    world.set_image("dockerflow-test/app:2")
+    state, registered = world.state, world.registered()
+    stolen = lose_the_lock_at(monkeypatch, world, "deploy:healthy")
+    with pytest.raises(FlowError) as info:
+        world.run("deploy")
+    assert re.match(
+        r"Release 2 of books-app \(green\) failed: Lost the lock of books-app \(Consul key dockerflow/locks/books-app, "
+        r"session \S+\) before registering the new instances: another session holds the key now\. It was last confirmed "
+        r"at \S+Z, \d+s before\. Another run may hold it now: bob@ci \(deploy, pid 7, since \?, session %s\); "
+        r"this run stopped\. Its new instances were removed\. Live color blue keeps serving\.$" % stolen[0],
+        str(info.value)), str(info.value)
+    assert world.running("green") == [] and world.running("blue") == ["books-app-blue-1", "books-app-blue-2"]
+    assert sorted(world.backend.removed) == ["books-app-green-1", "books-app-green-2"]
+    assert world.state == state and world.registered() == registered
+    assert world.consul.kv.entries[lock_key(SERVICE)]["Session"] == stolen[0], "the other run's lock is left alone"
+
+
+def test_a_scale_whose_lock_went_during_the_health_wait_writes_no_count(world, monkeypatch):
+    """Lost after the last confirmation: the state write itself (one transaction with the session check) refuses."""
+    world.run("deploy", scale="1")
+    wait_healthy = flows_module.wait_healthy
+
+    def slow_health_wait(*args, **kwargs):
+        steal_the_lock(world)
+        return wait_healthy(*args, **kwargs)
+
+    monkeypatch.setattr(flows_module, "wait_healthy", slow_health_wait)
+    state = world.state
+    with pytest.raises(FlowError, match=r"^Scaling books-app \(blue\) to 3 failed: Lost the lock of books-app .* before "
+                                        r"writing the state of books-app: .* The new instances were removed; 1 keep serving\.$"):
+        world.run("scale", scale="3")
+    assert world.running("blue") == ["books-app-blue-1"] and world.state == state
+    assert world.registered() == [service_id_for("books-app-blue-1")]
+    assert ("txn", (lock_key(SERVICE), "dockerflow/services/books-app")) in world.consul.calls
+
+
+def test_stop_old_that_lost_its_lock_stops_nothing(world, monkeypatch):
+    world.run("deploy")
+    world.go_live("blue")
+    world.set_image("dockerflow-test/app:2")
+    world.run("deploy")
+    world.go_live("green")
+    state = world.state
+    lose_the_lock_at(monkeypatch, world, "stop-old:deregistered")
+    with pytest.raises(FlowError, match=r"^Lost the lock of books-app .* before stopping books-app-blue-1: another session"):
+        world.run("stop_old")
+    assert world.running("blue") == ["books-app-blue-1"] and world.backend.stopped == [] and world.state == state
+
+
+def test_a_rollback_that_lost_its_lock_writes_nothing_and_stops_nothing_again(world, monkeypatch):
+    world.run("deploy")
+    world.go_live("blue")
+    world.set_image("dockerflow-test/app:2")
+    world.run("deploy")
+    world.go_live("green")
+    world.run("stop_old")
+    state = world.state
+    wait_healthy = flows_module.wait_healthy
+    monkeypatch.setattr(flows_module, "wait_healthy",
+                        lambda *args, **kwargs: steal_the_lock(world) and wait_healthy(*args, **kwargs))
+    with pytest.raises(FlowError, match=r"^Rollback of books-app to blue left the instances it started running: Lost the "
+                                        r"lock of books-app .* before writing the state of books-app"):
+        world.run("rollback")
+    assert world.running("blue") == ["books-app-blue-1"] and world.state == state

@@ -73,7 +73,8 @@ def frontend_rules(text):
                     host = acls.pop(condition)
             rules.append((words[1], path, host))
         else:
-            assert words in (["bind", "*:80"], ["default_backend", "be_dockerflow_none"]), line
+            assert words in (["bind", "*:80"], ["default_backend", "be_dockerflow_none"],
+                             ["http-request", "disable-l7-retry", "if", "!METH_GET"]), line
     assert acls == {}
     return rules
 
@@ -622,6 +623,7 @@ def test_render_acl_lines():
     frontend = text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert frontend == [
         "    bind *:80",
+        "    http-request disable-l7-retry if !METH_GET",
         "    default_backend be_dockerflow_none",
         # admin: two exact paths on an exact host, one rule each
         "    acl r0_path path /admin",
@@ -692,6 +694,18 @@ def test_servers_outlive_a_consul_outage_but_not_a_missing_instance():
         assert "    hold %s 24h" % status in resolvers, "a failing Consul DNS must not empty the backends after 30 s"
 
 
+def test_only_reads_are_replayed_once_a_server_saw_them():
+    """A server that dies after acting on a POST must not get it acted on twice: L7 retries
+    (empty-response, response-timeout) are for GET and HEAD; every method is retried when the
+    connection failed, before the server saw anything (benchmarks/README.md, POST mode)."""
+    text, _generation = render([Route(service="web", color="blue", paths=("/web",))], SETTINGS)
+    defaults = text.split("\ndefaults\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert "    retry-on conn-failure empty-response response-timeout" in defaults
+    frontend = text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    rule = frontend.index("    http-request disable-l7-retry if !METH_GET")
+    assert rule < frontend.index("    default_backend be_dockerflow_none")
+
+
 def test_render_settings():
     settings = ProxySettings(
         http_address="0.0.0.0", http_port=8080, stats_address="[::1]", stats_port=8405, admin_address="127.0.0.2",
@@ -711,9 +725,18 @@ def test_render_settings():
     ):
         assert expected in lines
     assert "server-template b 1-5 _web._blue.service.dc1.consul" in text and "inter 250ms" in text
+    assert "    accepted_payload_size 8192" in lines
     assert "    user " not in text and "    group " not in text
     text, _generation = render([], ProxySettings())
     assert "    user haproxy" in text.splitlines() and "    group haproxy" in text.splitlines()
+
+
+@pytest.mark.parametrize("slots, payload", [(1, 8192), (32, 8192), (56, 8192), (64, 9216), (200, 26624), (500, 65024)])
+def test_the_dns_payload_grows_with_the_slots_so_consul_answers_every_instance(slots, payload):
+    # Consul 1.8 answers at most 135 SRV records in 8192 bytes and drops the rest without a truncation flag.
+    text, _generation = render([Route("web", "blue", paths=("/",))], ProxySettings(max_servers=slots))
+    assert "    accepted_payload_size %d" % payload in text.splitlines()
+    assert "server-template b 1-%d _web._blue.service.consul" % slots in text
 
 
 @pytest.mark.parametrize(
@@ -730,10 +753,10 @@ def test_render_settings():
         (dict(consul_dns_port=70000), "consul_dns"),
         (dict(consul_domain="consul\n"), "consul_domain"),
         (dict(consul_domain="con sul"), "consul_domain"),
-        (dict(max_servers=0), "max_servers"),
-        (dict(max_servers=1001), "max_servers"),
-        (dict(max_servers=True), "max_servers"),
-        (dict(max_servers="5"), "max_servers"),
+        (dict(max_servers=0), "proxy_max_servers"),
+        (dict(max_servers=501), "proxy_max_servers"),
+        (dict(max_servers=True), "proxy_max_servers"),
+        (dict(max_servers="5"), "proxy_max_servers"),
         (dict(server_state_file="/var/lib/haproxy/state\nuser root"), "server_state_file"),
         (dict(server_state_file="/tmp/a b"), "server_state_file"),
         (dict(run_as="haproxy\ngroup root"), "run_as"),

@@ -182,6 +182,59 @@ def test_the_flows_warnings_become_module_warnings(project, capsys, module):
     assert code == 0 and result["warnings"] == ["Undoing the new instances was incomplete."]
 
 
+@pytest.mark.parametrize("error, message", [
+    (FlowError("Release 2 of books-app (green) failed."), "Release 2 of books-app (green) failed."),
+    (KeyError("colors"), "Unexpected KeyError: 'colors'"),
+])
+def test_the_flows_warnings_reach_the_user_when_the_step_fails_too(project, capsys, module, error, message):
+    # Hole 8 of issue 10: fail_json came before the warnings, so "undoing ... was incomplete" was lost.
+    def failing(runner):
+        runner.current_flow = types.SimpleNamespace(warnings=["Undoing the new instances was incomplete: refused."])
+        raise error
+
+    code, result = exit_result(capsys, module({"project_dir": str(project)}), failing)
+    assert code == 1 and result["msg"] == message
+    assert result["warnings"] == ["Undoing the new instances was incomplete: refused."]
+
+
+def test_the_originals_proxy_host_and_reconf_port_are_reported_as_ignored(project, monkeypatch, capsys, module):
+    # Hole 9 of issue 10: the README said they worked; they were read and ignored without a word.
+    (project / "docker-flow.yml").write_text("proxy_host: 10.100.198.200\nproxy_reconf_port: 8081\n", encoding="utf-8")
+    monkeypatch.setenv("FLOW_PROXY_HOST", "10.100.198.200")
+    code, result = exit_result(capsys, module({"project_dir": str(project)}), lambda r: {"changed": False})
+    flow_file = str(project / "docker-flow.yml")
+    assert code == 0 and result["warnings"] == [
+        "proxy_host (set in FLOW_PROXY_HOST and %s) is ignored: the original sent docker-flow-proxy's reconfigure "
+        "requests to that host; Flow runs and reconfigures HAProxy through the Docker engine of the proxy host: "
+        "proxy_docker_host (else docker_host) names it." % flow_file,
+        "proxy_reconf_port (set in %s) is ignored: it was the port of docker-flow-proxy's reconfigure API, which Flow "
+        "does not use (it renders HAProxy's configuration and reloads it through proxy_docker_host): remove it." % flow_file,
+    ]
+
+
+def test_modules_without_proxy_options_say_nothing_of_the_ignored_proxy_options(project, monkeypatch, capsys):
+    monkeypatch.setenv("FLOW_PROXY_RECONF_PORT", "8081")
+    spec = argument_spec(DOCKER_ARGS, CONSUL_ARGS, SERVICE_ARGS, scale=dict(type="raw"))
+    with patch_module_args({"project_dir": str(project)}):
+        code, result = exit_result(capsys, FlowModule(spec), lambda r: {"changed": False})
+    assert code == 0 and result["warnings"] == []
+
+
+def test_proxy_max_servers_reaches_the_proxy_settings_and_is_checked(project, monkeypatch, module):
+    monkeypatch.setattr(module_base, "connect", Connections())
+    runner = module({"project_dir": str(project)})
+    runner.resolve()
+    assert runner.proxy_node().settings.max_servers == 32
+    monkeypatch.setenv("FLOW_PROXY_MAX_SERVERS", "64")
+    runner = module({"project_dir": str(project)})
+    runner.resolve()
+    assert runner.proxy_node().settings.max_servers == 64 and runner.sources["proxy_max_servers"] == "env:FLOW_PROXY_MAX_SERVERS"
+    runner = module({"project_dir": str(project), "proxy_max_servers": 0})
+    runner.resolve()
+    with pytest.raises(FlowError, match=r"^proxy_max_servers=0 is not valid: use 1 to 500 \(servers of one color"):
+        runner.proxy_node()
+
+
 class Connections:
     """Records what the module asked to connect to, instead of connecting."""
 

@@ -79,7 +79,8 @@ def test_the_settings_defaults_are_the_tables():
     proxy_defaults = _defaults(ProxySettings)
     for field, name in (("http_address", "proxy_listen_address"), ("http_port", "proxy_http_port"),
                         ("stats_address", "proxy_stats_address"), ("stats_port", "proxy_stats_port"),
-                        ("admin_address", "proxy_admin_address"), ("admin_port", "proxy_admin_port")):
+                        ("admin_address", "proxy_admin_address"), ("admin_port", "proxy_admin_port"),
+                        ("max_servers", "proxy_max_servers")):
         assert proxy_defaults[field] == OPTIONS[name].default, name
     assert "%s:%s" % (proxy_defaults["consul_dns_address"], proxy_defaults["consul_dns_port"]) == OPTIONS["consul_dns"].default
     assert options.default("side_targets") is not options.default("side_targets"), "a list default is a copy"
@@ -102,6 +103,8 @@ DRIFTS = [
     (option_docs.FRAGMENT, "    default: 60\n", "    default: 30\n"),
     (option_docs.ROLE_SPECS, "      flow_lock_ttl:\n", "      flow_lock_tll:\n"),
     (option_docs.ROLE_SPECS, "        type: int\n", "        type: str\n"),
+    # null among a role variable's choices: without it, a variable set to null or omit fails the argument check
+    (option_docs.ROLE_SPECS, "        choices: [blue, green, plain, null]\n", "        choices: [blue, green, plain]\n"),
     (option_docs.ROLE_VARS, "  docker_host: flow_host\n", ""),
     (option_docs.ROLE_VARS, "    - side_targets\n", ""),
     (option_docs.ROLE_DEFAULTS, "# flow_scale:\n", ""),

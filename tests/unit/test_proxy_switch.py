@@ -9,19 +9,44 @@ switching real traffic is tests/integration/test_proxy.py and the benchmarks.
 
 from __future__ import annotations
 
+import json
 import re
+import types
 
 import pytest
+import requests
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import flows as flows_module
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.flows import Flow, FlowSettings
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, Route
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
+    ProxySettings,
+    Route,
+    config_generation,
+    render,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import (
     ProxyFlow,
     conflicting_rule,
+    proxy_reconciler,
     route_colors,
     routes_from_documents,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import (
+    CONFIG_DIR,
+    CONFIG_FILE,
+    PREVIOUS_FILE,
+    RELOAD_SCRIPT,
+    ProxyNode,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent import (
+    PendingSwitch,
+    commit,
+    drop,
+    outcome_for,
+    possibly_served,
+    record,
+    refuse_if_possibly_served,
 )
 from fakes import FakeBackend, FakeConsulAPI, FakeConsulClient
 
@@ -29,17 +54,28 @@ COMPOSE = "services:\n  app:\n    image: %s\n    ports: ['8080']\n"
 
 
 class FakeProxyNode:
-    """The proxy container as the switch sees it: a running configuration, its backends, and how many
-    servers the worker sees UP in each (``up``, by backend; missing means the color's instance count)."""
+    """The proxy container as the switch sees it: the configuration its running worker runs (``running``),
+    haproxy.cfg (``file``), its backends, and how many servers the worker sees UP in each (``up``, by backend;
+    missing means 1).
+
+    ``fail_activation``: no new worker comes up (the real activate restores the file and says so);
+    ``dead_after_switch``: backends whose servers the new worker marks DOWN while the switch watches them.
+    How the real ProxyNode finds the running configuration by its generation is tested below
+    (ContainerStub) and in tests/integration/test_proxy.py."""
 
     def __init__(self, consul, name="dockerflow-proxy"):
         self.consul = consul
         self.name = name
         self.settings = ProxySettings()
-        self.running = None  # the running haproxy.cfg, None while the container does not exist
+        self.running = None  # the running worker's configuration, None while the container does not exist
+        self.file = None
         self.activated = []  # generations, in order
         self.up = {}
         self.lose_servers_after = None  # a number of activations: any later worker sees no server
+        self.fail_activation = False
+        self.dead_after_switch = set()
+        self.held = []  # (backend, seconds) the switch watched
+        self.unreachable = None  # a FlowError message: the proxy does not answer
         self.drifted = []  # what drift() reports of the running container
 
     def status(self):
@@ -49,11 +85,26 @@ class FakeProxyNode:
         if self.running is not None:
             return None
         if not check_mode:
-            self.running = initial_config
+            self.running = self.file = initial_config
         return "created"
 
     def current_config(self):
+        return self.file
+
+    def running_config(self):
         return self.running
+
+    def running_generation(self):
+        if self.unreachable:
+            raise FlowError(self.unreachable)
+        return config_generation(self.running)
+
+    def serving_generation(self):
+        return self.running_generation() if self.running is not None else None
+
+    def restore_running_file(self):
+        restored, self.file = self.file != self.running, self.running
+        return restored
 
     def drift(self):
         return list(self.drifted) if self.running is not None else []
@@ -62,7 +113,10 @@ class FakeProxyNode:
         return set(re.findall(r"^backend (\S+)$", self.running or "", re.MULTILINE))
 
     def activate(self, config, generation):
-        self.running = config
+        if self.fail_activation:
+            raise FlowError("HAProxy could not start a worker with the new configuration: cannot bind socket. "
+                            "The previous configuration was restored.")
+        self.running = self.file = config
         self.activated.append(generation)
 
     def wait_servers_up(self, backend, timeout):
@@ -72,6 +126,10 @@ class FakeProxyNode:
         if not count:
             raise FlowError("The proxy sees no server of %s UP after %ds." % (backend, timeout))
         return count
+
+    def hold_servers_up(self, backend, seconds):
+        self.held.append((backend, seconds))
+        return 0 if backend in self.dead_after_switch else self.up.get(backend, 1)
 
 
 @pytest.fixture(autouse=True)
@@ -93,8 +151,10 @@ class Proxied:
         settings = FlowSettings(service=service, project="books", target="app", compose_path=str(path), health_timeout=5)
         return Flow(self.backend, self.client, settings, check_mode=check_mode)
 
-    def deploy(self, service="books-app", image="dockerflow-test/app:1"):
-        return self.flow(service, image).deploy()
+    def deploy(self, service="books-app", image="dockerflow-test/app:1", scale=None):
+        flow = self.flow(service, image)
+        flow.settings.scale = scale
+        return flow.deploy()
 
     def proxy(self, state="present", service="books-app", check_mode=False, switch_timeout=0, **options):
         flow = self.flow(service, check_mode=check_mode)
@@ -122,7 +182,7 @@ def test_a_first_switch_creates_the_proxy_stages_the_backend_then_routes_and_rec
     assert "use_backend be_books-app_blue" in proxied.node.running and "/api/books" in proxied.node.running
     document = proxied.document()
     assert document["live_color"] == "blue"
-    assert document["routes"] == dict(result["routes"], proxy="dockerflow-proxy")
+    assert document["routes"] == dict(result["routes"], proxy="dockerflow-proxy", max_servers=32)
     assert result["diff"]["before"] and result["diff"]["after"] == proxied.node.running
 
 
@@ -202,7 +262,8 @@ def test_a_new_worker_that_loses_the_servers_gets_the_previous_configuration_bac
     before = proxied.node.running
     proxied.deploy(image="dockerflow-test/app:2")
     proxied.node.lose_servers_after = len(proxied.node.activated)
-    with pytest.raises(FlowError, match=r"The previous configuration was restored\.$"):
+    with pytest.raises(FlowError, match=r"UP: not switching; live color blue keeps serving; the previous configuration "
+                                        r"was restored\.$"):
         proxied.proxy()
     assert proxied.node.running == before and proxied.document()["live_color"] == "blue"
 
@@ -258,6 +319,47 @@ def test_synced_recreates_a_missing_proxy_with_every_recorded_route(proxied):
     assert not proxied.proxy(state="synced")["changed"]
 
 
+def test_a_color_with_more_instances_than_slots_is_not_switched_to_and_the_slots_are_recorded(proxied):
+    # Hole 7 of issue 10: 32 slots per color, silently; now proxy_max_servers, recorded in the route.
+    flow = proxied.flow()
+    flow.settings.scale = "3"
+    flow.deploy()
+    proxied.node.settings = ProxySettings(max_servers=2)
+    with pytest.raises(FlowError) as caught:
+        proxied.proxy(service_path=["/api/books"])
+    assert caught.value.msg == ("books-app (blue) runs 3 instances, more than proxy_max_servers=2 (servers of one color "
+                                "the proxy routes to): raise proxy_max_servers, or scale it down; not switching.")
+    assert proxied.node.activated == [] and proxied.document()["routes"] == {}
+    proxied.node.settings = ProxySettings(max_servers=4)
+    routed = proxied.proxy(service_path=["/api/books"])
+    assert routed["live_color"] == "blue" and proxied.document()["routes"]["max_servers"] == 4
+    assert "server-template b 1-4 _books-app._blue.service.consul" in proxied.node.running
+
+
+def test_another_service_routed_with_other_slots_warns_and_routing_again_records_them(proxied):
+    flow = proxied.flow()
+    flow.settings.scale = "3"
+    flow.deploy()
+    proxied.deploy(service="shop-app")
+    proxied.node.settings = ProxySettings(max_servers=4)
+    proxied.proxy(service_path=["/books"])
+    proxied.node.settings = ProxySettings(max_servers=2)
+    shop = proxied.flow("shop-app")
+    ProxyFlow(shop, proxied.node, switch_timeout=0).run("present", service_path=["/shop"])
+    assert shop.warnings == ["books-app (blue) runs 3 instances, more than the 2 the proxy routes to of one color "
+                             "(proxy_max_servers): 1 get no request."]
+    synced = proxied.flow()
+    ProxyFlow(synced, proxied.node, switch_timeout=0).run("synced")
+    assert synced.warnings == shop.warnings
+    # The proxy renders 8 slots for every service since shop-app's switch; books-app recorded 4: routing
+    # it again changes no configuration but records the 8 its deploys and scales may use.
+    proxied.node.settings = ProxySettings(max_servers=8)
+    proxied.proxy(service="shop-app")
+    again = proxied.proxy()
+    assert again["changed"] and proxied.document()["routes"]["max_servers"] == 8
+    assert not proxied.proxy()["changed"]
+
+
 def test_routes_belong_to_their_proxy_and_both_colors_get_backends():
     documents = {
         "a": {"routes": {"paths": ["/a"], "color": "blue", "proxy": "internal"}, "colors": {"blue": {}}},
@@ -277,3 +379,346 @@ def test_conflicts_are_the_same_host_path_and_match_type():
     assert conflicting_rule(route, [Route("old", "blue", paths=("/y",), domain="shop.example")]) is None
     assert conflicting_rule(Route("new", "blue", domain="d.example"), [Route("old", "blue", domain="d.example")]) == (
         "old", None)
+
+
+# -- a switch that survives a crash: the intent, its commit, and how later runs settle it ----------------------
+class Killed(BaseException):
+    """The module process killed at a checkpoint: nothing after it runs, no FlowError handling."""
+
+
+@pytest.fixture
+def kill_at(monkeypatch):
+    """``kill_at(step)``: the next run that reaches ``step`` dies there (Flow.checkpoint, the fault tests' hook)."""
+    armed = []
+
+    def checkpoint(_flow, name):
+        if armed and armed[0] == name:
+            armed.clear()
+            raise Killed(name)
+
+    monkeypatch.setattr(Flow, "checkpoint", checkpoint)
+    return armed.append
+
+
+def served(node, service="books-app"):
+    """The color the fake proxy's running worker routes ``service`` to."""
+    found = re.findall(r"use_backend be_%s_(\w+)" % service, node.running or "")
+    return found[0] if found else None
+
+
+def switched_twice(proxied, kill_at, step, scale="1"):
+    """books-app live on blue, green deployed, and the switch to green killed at ``step``."""
+    proxied.deploy(scale=scale)
+    proxied.proxy(service_path=["/api/books"])
+    proxied.deploy(image="dockerflow-test/app:2", scale=scale)
+    kill_at(step)
+    with pytest.raises(Killed):
+        proxied.proxy()
+
+
+def stop_old(proxied, make_node=None):
+    flow = proxied.flow()
+    flow.switch_reconciler = proxy_reconciler(flow, make_node or (lambda: proxied.node))
+    return flow, flow.stop_old()
+
+
+def test_the_intent_is_recorded_before_activating_and_committed_with_the_live_color_in_one_write(proxied):
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    proxied.deploy(image="dockerflow-test/app:2")
+    seen = []
+    activate = proxied.node.activate
+
+    def watching(config, generation):
+        seen.append((generation, proxied.document()))
+        activate(config, generation)
+        proxied.consul.calls.append(("activated", generation))
+
+    proxied.node.activate = watching
+    proxied.proxy()
+    generation, during = seen[-1]
+    assert during["pending_switch"]["color"] == "green" and during["pending_switch"]["generation"] == generation
+    assert during["pending_switch"]["proxy"] == "dockerflow-proxy" and during["pending_switch"]["previous_color"] == "blue"
+    assert during["live_color"] == "blue" and during["routes"]["color"] == "blue", "nothing committed before it serves"
+    after = proxied.document()
+    assert "pending_switch" not in after and after["live_color"] == "green" and after["routes"]["color"] == "green"
+    calls = proxied.consul.calls
+    # A write of the state: a plain CAS put, or the fenced one (a transaction naming the state key).
+    writes_after = [c for c in calls[calls.index(("activated", generation)):]
+                    if c == ("kv.put", "dockerflow/services/books-app")
+                    or (c[0] == "txn" and "dockerflow/services/books-app" in c[1])]
+    assert len(writes_after) == 1, "live color, routes and the intent's removal are one CAS write"
+
+
+def test_killed_after_activating_the_next_switch_finishes_it(proxied, kill_at):
+    switched_twice(proxied, kill_at, "proxy:activated")
+    document = proxied.document()
+    assert (document["live_color"], document["pending_switch"]["color"], served(proxied.node)) == ("blue", "green", "green")
+    activations = len(proxied.node.activated)
+    flow = proxied.flow()
+    result = ProxyFlow(flow, proxied.node, switch_timeout=0).run("present")
+    assert flow.reconciled["books-app"]["outcome"] == "finished" and flow.reconciled["books-app"]["live_color"] == "green"
+    assert result["msg"] == "The proxy already routes books-app to green." and not result["changed"]
+    assert len(proxied.node.activated) == activations
+    assert proxied.document()["live_color"] == "green" and "pending_switch" not in proxied.document()
+    assert flow.warnings[0].startswith("Finished the interrupted switch of books-app to green (proxy dockerflow-proxy, since ")
+    assert "running worker reports its configuration" in flow.steps[0]
+
+
+def test_killed_before_activating_stop_old_reverts_it_and_stops_only_what_is_not_served(proxied, kill_at):
+    switched_twice(proxied, kill_at, "proxy:switch")
+    assert served(proxied.node) == "blue" and proxied.document()["pending_switch"]["color"] == "green"
+    flow, result = stop_old(proxied)
+    assert flow.reconciled["books-app"]["outcome"] == "reverted"
+    assert "the proxy serves generation" in flow.steps[0] and "live color blue keeps serving" in flow.steps[0]
+    assert result["stopped"] == ["books-app-green-1"] and result["live_color"] == "blue"
+    assert "pending_switch" not in proxied.document() and served(proxied.node) == "blue"
+
+
+def test_killed_after_activating_stop_old_finishes_it_and_keeps_what_is_served(proxied, kill_at):
+    switched_twice(proxied, kill_at, "proxy:activated")
+    flow, result = stop_old(proxied)
+    assert flow.reconciled["books-app"]["outcome"] == "finished"
+    assert result["stopped"] == ["books-app-blue-1"] and result["live_color"] == "green"
+    assert served(proxied.node) == "green"
+
+
+def test_a_revert_puts_the_running_configuration_back_into_the_file(proxied, kill_at):
+    switched_twice(proxied, kill_at, "proxy:switch")
+    proxied.node.file = proxied.node.running.replace("be_books-app_blue if", "be_books-app_green if")  # killed after mv
+    flow, _result = stop_old(proxied)
+    assert proxied.node.file == proxied.node.running
+    assert "haproxy.cfg held that switch's configuration, which never ran: the running one is back" in flow.steps
+
+
+@pytest.mark.parametrize("step", ["proxy:switch", "proxy:activated"])
+def test_steps_that_cannot_ask_the_proxy_replace_and_stop_neither_color(proxied, kill_at, step):
+    switched_twice(proxied, kill_at, step, scale="2")
+    instances = sorted(i.name for i in proxied.backend.instances.values())
+    how = r"Run flow_proxy \(or flow_proxy state=synced\) to finish the interrupted switch\.$"
+    intro = (r"^Service books-app has an interrupted proxy switch to green \(proxy dockerflow-proxy, since [0-9TZ:-]+\), "
+             r"so the proxy may serve blue or green: ")
+    flow = proxied.flow(image="dockerflow-test/app:3")
+    with pytest.raises(FlowError, match=intro + "deploy would replace green, refused. " + how):
+        flow.deploy()
+    assert flow.reconciled["books-app"]["outcome"] == "unchecked"
+    assert "this module does not reach the proxy" in flow.warnings[0]
+    for color in ("blue", "green"):
+        scaling = proxied.flow()
+        scaling.settings.scale, scaling.settings.color = "1", color
+        with pytest.raises(FlowError, match=intro + "scaling down would stop instances of %s, refused. " % color + how):
+            scaling.scale()
+    with pytest.raises(FlowError, match=intro + "a rollback cannot tell which release is the previous one, refused. " + how):
+        proxied.flow().rollback()
+
+    def unreachable():
+        raise FlowError("Cannot reach the proxy's Docker engine: connection refused.")
+
+    with pytest.raises(FlowError, match=intro + "stop-old cannot tell which color to keep, refused. " + how):
+        stop_old(proxied, unreachable)
+    proxied.node.unreachable = "HAProxy's runtime API in dockerflow-proxy did not answer"
+    with pytest.raises(FlowError, match=intro + "stop-old cannot tell which color to keep"):
+        stop_old(proxied)
+    assert sorted(i.name for i in proxied.backend.instances.values()) == instances
+    assert not proxied.backend.stopped and not proxied.backend.removed
+    growing = proxied.flow()
+    growing.settings.scale = "+1"
+    assert growing.scale()["instances_count"] == 3, "adding instances replaces nothing"
+    assert "pending_switch" in proxied.document()
+
+
+def test_a_proxy_run_that_cannot_settle_the_switch_refuses_to_record_another(proxied, kill_at):
+    switched_twice(proxied, kill_at, "proxy:activated")
+    proxied.node.unreachable = "HAProxy's runtime API in dockerflow-proxy did not answer 'show backend'"
+    with pytest.raises(FlowError, match=r"^The interrupted switch of books-app to green .* is not settled: proxy "
+                                        r"dockerflow-proxy did not answer: .*Run flow_proxy"):
+        proxied.proxy()
+    assert proxied.document()["pending_switch"]["color"] == "green"
+
+
+def test_an_activation_no_new_worker_takes_drops_the_intent(proxied):
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    proxied.deploy(image="dockerflow-test/app:2")
+    before = proxied.node.running
+    proxied.node.fail_activation = True
+    with pytest.raises(FlowError, match=r"cannot bind socket\. The previous configuration was restored\.$"):
+        proxied.proxy()
+    document = proxied.document()
+    assert document["live_color"] == "blue" and "pending_switch" not in document and proxied.node.running == before
+
+
+def test_a_target_that_dies_during_the_switch_is_refused_and_the_previous_configuration_restored(proxied):
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    proxied.deploy(image="dockerflow-test/app:2")
+    before = proxied.node.running
+    proxied.node.dead_after_switch = {"be_books-app_green"}
+    with pytest.raises(FlowError, match=r"^The proxy marked every server of be_books-app_green DOWN within 3s of the "
+                                        r"switch \(its checks: 2 failed, 1000 ms apart\): not switching; live color blue "
+                                        r"keeps serving; the previous configuration was restored\.$"):
+        proxied.proxy()
+    document = proxied.document()
+    assert document["live_color"] == "blue" and "pending_switch" not in document
+    assert proxied.node.running == before and served(proxied.node) == "blue"
+
+
+def test_the_watch_after_a_switch_lasts_as_long_as_the_checks_need_to_find_a_dead_server(proxied):
+    proxied.node.settings = ProxySettings(check_interval_ms=250, check_fall=3)
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    assert proxied.node.held == [("be_books-app_blue", 1.0)]
+    assert "check inter 250ms fall 3 rise 1" in proxied.node.running
+
+
+def test_a_commit_consul_does_not_take_leaves_the_intent_for_the_next_run(proxied):
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    proxied.deploy(image="dockerflow-test/app:2")
+    activate = proxied.node.activate
+
+    def then_consul_fails(config, generation):
+        activate(config, generation)
+
+        def refuse(_kv):
+            raise requests.exceptions.ConnectionError()
+
+        proxied.consul.before_put.append(refuse)
+
+    proxied.node.activate = then_consul_fails
+    with pytest.raises(FlowError, match=r"^Cannot reach Consul .* The proxy serves books-app from green; the next "
+                                        r"flow_proxy or flow_stop_old run records it \(the switch is recorded as pending\)\.$"):
+        proxied.proxy()
+    assert proxied.document()["pending_switch"]["color"] == "green" and served(proxied.node) == "green"
+    proxied.node.activate = activate
+    flow = proxied.flow()
+    ProxyFlow(flow, proxied.node, switch_timeout=0).run("present")
+    assert flow.reconciled["books-app"]["outcome"] == "finished" and proxied.document()["live_color"] == "green"
+
+
+def test_synced_settles_every_interrupted_switch_of_its_proxy(proxied, kill_at):
+    proxied.deploy(service="shop-app")
+    proxied.proxy(service="shop-app", service_path=["/shop"])
+    proxied.deploy(service="shop-app", image="dockerflow-test/app:2")
+    switched_twice(proxied, kill_at, "proxy:activated")
+    kill_at("proxy:switch")
+    with pytest.raises(Killed):
+        proxied.proxy(service="shop-app")
+    assert (served(proxied.node), served(proxied.node, "shop-app")) == ("green", "blue")
+    flow = proxied.flow()
+    ProxyFlow(flow, proxied.node, switch_timeout=0).run("synced")
+    assert {service: entry["outcome"] for service, entry in flow.reconciled.items()} == {
+        "books-app": "finished", "shop-app": "reverted"}
+    assert proxied.document()["live_color"] == "green" and proxied.document("shop-app")["live_color"] == "blue"
+    assert (served(proxied.node), served(proxied.node, "shop-app")) == ("green", "blue")
+
+
+def test_another_services_switch_renders_the_recorded_route_so_the_interrupted_one_is_reverted(proxied, kill_at):
+    switched_twice(proxied, kill_at, "proxy:activated")
+    proxied.deploy(service="shop-app")
+    proxied.proxy(service="shop-app", service_path=["/shop"])  # renders books-app from its recorded route: blue
+    assert served(proxied.node) == "blue"
+    flow, result = stop_old(proxied)
+    assert flow.reconciled["books-app"]["outcome"] == "reverted" and result["stopped"] == ["books-app-green-1"]
+
+
+def test_check_mode_says_how_it_would_settle_and_writes_nothing(proxied, kill_at):
+    switched_twice(proxied, kill_at, "proxy:activated")
+    flow = proxied.flow(check_mode=True)
+    result = ProxyFlow(flow, proxied.node, switch_timeout=0).run("present")
+    assert flow.steps[0].startswith("would have finished the interrupted switch of books-app to green")
+    assert result["live_color"] == "green"
+    assert proxied.document()["pending_switch"]["color"] == "green" and proxied.document()["live_color"] == "blue"
+
+
+def test_the_intent_mutations_touch_only_their_own_generation():
+    intent = PendingSwitch.new("green", "abc", "p", {"color": "green", "paths": ["/x"], "proxy": "p"}, "blue")
+    document = {"service": "s", "live_color": "blue", "routes": {"color": "blue"}}
+    record(document, intent)
+    assert possibly_served(document) == {"blue", "green"}
+    for mutate in (commit, drop):
+        untouched = json.loads(json.dumps(document))
+        mutate(untouched, "another")
+        assert untouched == document
+    committed = json.loads(json.dumps(document))
+    commit(committed, "abc")
+    assert committed == {"service": "s", "live_color": "green", "routes": {"color": "green", "paths": ["/x"], "proxy": "p"}}
+    drop(document, "abc")
+    assert document == {"service": "s", "live_color": "blue", "routes": {"color": "blue"}}
+    assert possibly_served(document) == {"blue"}
+    refuse_if_possibly_served(document, ["blue"], "deploy would replace")  # no intent: the steps' own rules apply
+    assert outcome_for(intent, "abc") == "finished" and outcome_for(intent, "def") == "reverted"
+    assert outcome_for(intent, None) == "reverted"
+
+
+# -- the real ProxyNode: what runs is what the worker reports, and an activation is all or nothing ---------------
+class ContainerStub(ProxyNode):
+    """The real ProxyNode over an in-memory container (its Docker calls replaced): files, a worker that
+    loads haproxy.cfg on a reload, or fails to (``new_workers_fail``, as when it cannot bind its port),
+    and the CLI answers ProxyNode reads. The real container: tests/integration/test_proxy.py."""
+
+    def __init__(self, config):
+        super().__init__(types.SimpleNamespace(api=None), ProxySettings())
+        self.files = {CONFIG_FILE: config}
+        self.worker = config
+        self.failed = 0
+        self.reloads = 0
+        self.new_workers_fail = False
+
+    def status(self):
+        return "running"
+
+    def read_file(self, path):
+        return self.files.get(path)
+
+    def put_files(self, files):
+        self.files.update({"%s/%s" % (CONFIG_DIR, name): text for name, text in files.items()})
+
+    def logs(self, tail=20):
+        return "[ALERT]    (1) : Binding for frontend http: cannot bind socket (Address already in use)\n"
+
+    def exec(self, command):
+        if command[0] == "mv":
+            self.files[command[2]] = self.files.pop(command[1])
+        elif command[0] == "haproxy":
+            return 0, "Configuration file is valid\n"
+        elif command[1] == RELOAD_SCRIPT:
+            self.reloads += 1
+            if self.new_workers_fail:
+                self.failed += 1
+            else:
+                self.worker, self.failed = self.files[CONFIG_FILE], 0
+        elif command[3] == "show backend":
+            return 0, "# name\n" + "\n".join(re.findall(r"^backend (\S+)$", self.worker, re.MULTILINE)) + "\n"
+        elif command[3] == "show proc":
+            return 0, "1  master  %d [failed: %d]  0d00h01m10s  3.0.11\n# workers\n" % (self.reloads, self.failed)
+        return 0, ""
+
+
+def rendered(path):
+    return render([Route("books", "blue", paths=(path,), colors=("blue",))], ProxySettings())
+
+
+def test_an_activation_no_new_worker_takes_puts_the_previous_file_back_at_once():
+    (first, _gen1), (second, gen2) = rendered("/a"), rendered("/b")
+    node = ContainerStub(first)
+    node.new_workers_fail = True
+    with pytest.raises(FlowError, match=r"^HAProxy could not start a worker with the new configuration: \[ALERT\].*cannot "
+                                        r"bind socket \(Address already in use\) The previous configuration was restored\.$"):
+        node.activate(second, gen2)
+    assert node.files[CONFIG_FILE] == first and node.worker == first and node.reloads == 1, "no reload back needed"
+    node.new_workers_fail = False
+    node.activate(second, gen2)
+    assert node.files[CONFIG_FILE] == second == node.worker and node.files[PREVIOUS_FILE] == first
+
+
+def test_the_running_configuration_is_what_the_worker_reports_not_the_file():
+    (first, gen1), (second, gen2) = rendered("/a"), rendered("/b")
+    node = ContainerStub(first)
+    node.activate(second, gen2)
+    node.worker = first  # as if killed between installing the file and the reload
+    assert node.running_generation() == gen1 and node.current_config() == second
+    assert node.running_config() == first, "found in the copy the activation kept"
+    assert node.restore_running_file() and node.current_config() == first
+    node.files[CONFIG_FILE] = node.files.pop(PREVIOUS_FILE).replace(gen1, "edited")
+    assert node.running_config() is None, "neither file holds what runs: the file is not the truth"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import (
     CHECK_INTERVAL,
     CHECK_TIMEOUT,
@@ -22,7 +21,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.registration impor
     META_SERVICE,
     Registrar,
     Registration,
-    require_port,
     service_id_for,
 )
 
@@ -69,13 +67,6 @@ def test_check_values_are_go_durations():
 
 def test_service_id_for():
     assert service_id_for("books-app-blue-1") == "dockerflow-books-app-blue-1"
-
-
-def test_require_port():
-    assert require_port(32768, "c") == 32768
-    for port in (None, 0):
-        with pytest.raises(FlowError, match=r"^Instance c publishes no port to register; add ports to the target\.$"):
-            require_port(port, "c")
 
 
 # --- Registrar with a recording client -------------------------------------------------------

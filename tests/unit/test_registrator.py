@@ -16,8 +16,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import registrator as reg
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+import dockerflow_registrator as reg
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.labels import (
     LABEL_CHECK_HTTP,
     LABEL_COLOR,
     LABEL_LEGACY_NAMES,
@@ -25,7 +26,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
     LABEL_RELEASE,
     LABEL_SERVICE,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import (
     META_CHECK_HTTP,
     META_COLOR,
@@ -538,7 +538,12 @@ def collection_imports(path):
 
 def test_the_role_copies_every_module_util_the_daemon_imports():
     utils = os.path.join(ROOT, "plugins", "module_utils")
-    needed, todo = set(), ["registrator.py"]
+    program = os.path.dirname(os.path.abspath(reg.__file__))
+    needed, todo = set(), []
+    for name in os.listdir(program):
+        if name.endswith(".py"):
+            todo.extend(collection_imports(os.path.join(program, name)))
+    assert todo, "the daemon shares no module_utils with the flow any more: is the role's copy still needed?"
     while todo:
         name = todo.pop()
         if name not in needed:
@@ -547,6 +552,7 @@ def test_the_role_copies_every_module_util_the_daemon_imports():
     with open(os.path.join(ROOT, "roles", "registrator", "vars", "main.yml")) as handle:
         shipped = set(yaml.safe_load(handle)["__registrator_module_utils"])
     assert shipped == needed
+    assert program == os.path.join(ROOT, "roles", "registrator", "files", "dockerflow_registrator")
 
 
 def test_events_of_containers_that_cannot_be_ours_cost_no_lookup():

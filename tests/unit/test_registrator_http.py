@@ -20,8 +20,9 @@ import urllib.parse
 
 import pytest
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import registrator as reg
+import dockerflow_registrator as reg
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from dockerflow_registrator.docker_engine import _message
 from test_registrator import container
 
 RUNNING = container(name="web", cid="a" * 64)
@@ -184,8 +185,8 @@ def test_engine_addresses_the_registrator_cannot_use_are_refused(url):
 
 
 def test_error_bodies_become_their_message_or_their_text():
-    assert reg._message(b'{"message": "no such image"}') == "no such image"
-    assert reg._message(b"plain failure\n") == "plain failure"
+    assert _message(b'{"message": "no such image"}') == "no such image"
+    assert _message(b"plain failure\n") == "plain failure"
 
 
 # -- the Consul agent -----------------------------------------------------------------------

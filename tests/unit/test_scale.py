@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""parse_scale / ScaleRequest.apply / check_max_instances."""
+"""parse_scale / ScaleRequest.apply."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import (
     ACCEPTED_FORMS,
     ScaleRequest,
-    check_max_instances,
     parse_scale,
 )
 
@@ -82,11 +81,23 @@ def test_numeric_text_is_accepted_exactly_when_at_least_one(text, parameter):
             parse_scale(text, parameter)
 
 
+def _refusal(request, current, maximum):
+    """The one-line refusal of a count above ``maximum``, or None when apply returns a count."""
+    try:
+        request.apply(current, maximum=maximum)
+    except FlowError as error:
+        return str(error)
+    return None
+
+
 @given(amount=amounts, current=st.integers(min_value=0, max_value=10**6), maximum=st.none() | st.integers(1, 10**6))
-def test_absolute_ignores_current(amount, current, maximum):
+def test_absolute_ignores_current_and_is_refused_above_the_maximum(amount, current, maximum):
     request = ScaleRequest(amount=amount, relative=False)
-    expected = amount if maximum is None else min(amount, maximum)
-    assert request.apply(current, maximum=maximum) == expected
+    if maximum is not None and amount > maximum:
+        assert _refusal(request, current, maximum) == (
+            "scale=%d would run %d instance(s) (%d run now), more than max_instances=%d." % (amount, amount, current, maximum))
+    else:
+        assert request.apply(current, maximum=maximum) == amount
 
 
 @given(
@@ -95,15 +106,18 @@ def test_absolute_ignores_current(amount, current, maximum):
     current=st.integers(min_value=0, max_value=10**6),
     maximum=st.none() | st.integers(1, 10**6),
 )
-def test_relative_adds_and_is_clamped(sign, amount, current, maximum):
+def test_a_relative_request_moves_the_count_its_own_way_or_is_refused(sign, amount, current, maximum):
+    # +1 of 5 with max_instances=3 used to give 3: a scale-up that removed two instances.
     request = ScaleRequest(amount=sign * amount, relative=True)
+    expected = current + amount if sign > 0 else max(min(1, current), current - amount)
+    if maximum is not None and expected > maximum:
+        message = _refusal(request, current, maximum)
+        assert message == "scale=%+d would run %d instance(s) (%d run now), more than max_instances=%d." % (
+            sign * amount, expected, current, maximum)
+        return
     result = request.apply(current, maximum=maximum)
-    assert result >= 1
-    if maximum is not None:
-        assert result <= maximum
-    unclamped = current + sign * amount
-    if unclamped >= 1 and (maximum is None or unclamped <= maximum):
-        assert result == unclamped
+    assert result == expected
+    assert result >= current if sign > 0 else result <= current
 
 
 @given(
@@ -113,8 +127,11 @@ def test_relative_adds_and_is_clamped(sign, amount, current, maximum):
     maximum=st.none() | st.integers(1, 10**6),
 )
 def test_apply_never_leaves_bounds(sign, amount, current, maximum):
-    result = parse_scale(sign + str(amount)).apply(current, maximum=maximum)
-    assert result >= 1
+    request = parse_scale(sign + str(amount))
+    if _refusal(request, current, maximum) is not None:
+        return
+    result = request.apply(current, maximum=maximum)
+    assert result >= 1 or (sign == "-" and result == current == 0), "only -N of nothing stays at nothing"
     if maximum is not None:
         assert result <= maximum
 
@@ -179,35 +196,35 @@ def test_str_of_requests():
     "value, current, maximum, expected",
     [
         ("3", 10, None, 3),
-        ("3", 0, 2, 2),
+        ("3", 0, 3, 3),
         ("+2", 1, None, 3),
-        ("+2", 1, 2, 2),
+        ("+2", 1, 3, 3),
         ("-1", 3, None, 2),
         ("-5", 3, None, 1),  # never below one instance
         ("-1", 1, None, 1),
         ("+1", 0, None, 1),
+        ("-1", 0, None, 0),  # nothing runs: -1 does not start one
+        ("-2", 5, 3, 3),
     ],
 )
 def test_apply_examples(value, current, maximum, expected):
     assert parse_scale(value).apply(current, maximum=maximum) == expected
 
 
+@pytest.mark.parametrize(
+    "value, current, maximum, message",
+    [
+        ("+1", 5, 3, "scale=+1 would run 6 instance(s) (5 run now), more than max_instances=3."),
+        ("-1", 5, 3, "scale=-1 would run 4 instance(s) (5 run now), more than max_instances=3."),
+        ("+2", 1, 2, "scale=+2 would run 3 instance(s) (1 run now), more than max_instances=2."),
+        ("3", 0, 2, "scale=3 would run 3 instance(s) (0 run now), more than max_instances=2."),
+    ],
+)
+def test_a_count_above_max_instances_is_refused_never_cut_down(value, current, maximum, message):
+    with pytest.raises(FlowError) as caught:
+        parse_scale(value).apply(current, maximum=maximum)
+    assert str(caught.value) == message
+
+
 def test_apply_custom_minimum():
     assert ScaleRequest(-10, True).apply(5, minimum=2) == 2
-
-
-@pytest.mark.parametrize("value, expected", [(None, None), (1, 1), ("3", 3), (" 4 ", 4), (20, 20)])
-def test_check_max_instances_valid(value, expected):
-    assert check_max_instances(value) == expected
-
-
-@pytest.mark.parametrize("value", [0, -1, "0", "x", "", "1.5", True, False, [], {}])
-def test_check_max_instances_invalid(value):
-    with pytest.raises(FlowError) as info:
-        check_max_instances(value)
-    assert str(info.value) == "max_instances=%r is not valid: expected a whole number >= 1." % (value,)
-
-
-def test_check_max_instances_names_parameter():
-    with pytest.raises(FlowError, match=r"^FLOW_MAX_INSTANCES='x'"):
-        check_max_instances("x", "FLOW_MAX_INSTANCES")
