@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -182,13 +182,12 @@ class ProxySettings:
     admin_port: int = default("proxy_admin_port")
     consul_dns_address: str = _DEFAULT_CONSUL_DNS[0]
     consul_dns_port: int = int(_DEFAULT_CONSUL_DNS[2])
-    consul_domain: str = "consul"
     max_servers: int = default("proxy_max_servers")  # server-template slots of one color
+    # No option sets the checks; they are fields so that the post-switch watch (down_detection_seconds)
+    # is tested to follow whatever the configuration renders (tests/unit/test_proxy_switch.py).
     check_interval_ms: int = 1000
     check_fall: int = 2  # failed checks in a row that mark a server DOWN
     server_state_file: str = "/var/lib/haproxy/server-state"
-    run_as: str | None = "haproxy"
-    extra_global: tuple = field(default_factory=tuple)
 
     def validated(self):
         for address, parameter in (
@@ -205,10 +204,7 @@ class ProxySettings:
             (self.consul_dns_port, "consul_dns"),
         ):
             config_word(port, "port", parameter)
-        config_word(self.consul_domain, "domain", "consul_domain")
         config_word(self.server_state_file, "path", "server_state_file")
-        if self.run_as is not None:
-            config_word(self.run_as, "name", "run_as")
         check_server_slots(self.max_servers)
         return self
 
@@ -290,10 +286,9 @@ def _backend_lines(route, color, settings):
     if route.health_path:
         lines.append("    option httpchk GET %s" % config_word(route.health_path, "path", "health_path"))
     lines.append(
-        "    server-template %s 1-%d _%s._%s.service.%s resolvers consul resolve-opts allow-dup-ip "
+        "    server-template %s 1-%d _%s._%s.service.consul resolvers consul resolve-opts allow-dup-ip "
         "resolve-prefer ipv4 check inter %dms fall %d rise 1"
-        % (color[0], settings.max_servers, service, color, settings.consul_domain, settings.check_interval_ms,
-           settings.check_fall)
+        % (color[0], settings.max_servers, service, color, settings.check_interval_ms, settings.check_fall)
     )
     return lines
 
@@ -316,10 +311,9 @@ def render(routes, settings, generation=None, unrouted=()):
         "    stats socket %s level admin expose-fd listeners" % socket_address(settings.admin_address, settings.admin_port),
         "    server-state-file %s" % settings.server_state_file,
         "    hard-stop-after 5m",
+        "    user haproxy",
+        "    group haproxy",
     ]
-    if settings.run_as:
-        global_lines += ["    user %s" % settings.run_as, "    group %s" % settings.run_as]
-    global_lines += ["    %s" % line for line in settings.extra_global]
     lines = global_lines + [
         "",
         "defaults",

@@ -148,11 +148,11 @@ def test_no_route_passes_haproxy_check(haproxy):
     "proxy_settings",
     [
         ProxySettings(),
-        ProxySettings(run_as=None, max_servers=1, check_interval_ms=100, server_state_file="/tmp/state"),
+        ProxySettings(max_servers=1, check_interval_ms=100, server_state_file="/tmp/state"),
         ProxySettings(http_address="0.0.0.0", http_port=8080, stats_address="[::1]", stats_port=1, admin_address="*",
                       admin_port=65535, consul_dns_address="localhost", consul_dns_port=53,
-                      consul_domain="dc1.consul", max_servers=500),
-        ProxySettings(http_address="[::]", consul_dns_address="[::1]", extra_global=("maxconn 1000", "nbthread 2")),
+                      max_servers=500),
+        ProxySettings(http_address="[::]", consul_dns_address="[::1]"),
     ],
     ids=["defaults", "small", "addresses", "ipv6"],
 )
@@ -201,10 +201,8 @@ proxy_settings = st.builds(
     stats_address=st.sampled_from(["127.0.0.1", "*", "[::1]", "localhost"]),
     admin_address=st.sampled_from(["127.0.0.1", "*", "0.0.0.0", "[::1]", "[::]", "localhost"]),
     consul_dns_address=st.sampled_from(["127.0.0.1", "[::1]", "localhost"]),
-    consul_domain=st.sampled_from(["consul", "dc1.consul", "Service.Internal"]),
     max_servers=st.integers(1, 500),
     check_interval_ms=st.integers(1, 60000),
-    run_as=st.sampled_from([None, "haproxy"]),
 )
 
 

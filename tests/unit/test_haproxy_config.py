@@ -709,9 +709,8 @@ def test_only_reads_are_replayed_once_a_server_saw_them():
 def test_render_settings():
     settings = ProxySettings(
         http_address="0.0.0.0", http_port=8080, stats_address="[::1]", stats_port=8405, admin_address="127.0.0.2",
-        admin_port=9998, consul_dns_address="10.0.0.2", consul_dns_port=53, consul_domain="dc1.consul",
-        max_servers=5, check_interval_ms=250, server_state_file="/tmp/state", run_as=None,
-        extra_global=("maxconn 100",),
+        admin_port=9998, consul_dns_address="10.0.0.2", consul_dns_port=53,
+        max_servers=5, check_interval_ms=250, server_state_file="/tmp/state",
     )
     text, _generation = render([Route("web", "blue", paths=("/",))], settings)
     lines = text.splitlines()
@@ -721,14 +720,12 @@ def test_render_settings():
         "    stats socket ipv4@127.0.0.2:9998 level admin expose-fd listeners",
         "    nameserver consul 10.0.0.2:53",
         "    server-state-file /tmp/state",
-        "    maxconn 100",
+        "    user haproxy",
+        "    group haproxy",
     ):
         assert expected in lines
-    assert "server-template b 1-5 _web._blue.service.dc1.consul" in text and "inter 250ms" in text
+    assert "server-template b 1-5 _web._blue.service.consul" in text and "inter 250ms" in text
     assert "    accepted_payload_size 8192" in lines
-    assert "    user " not in text and "    group " not in text
-    text, _generation = render([], ProxySettings())
-    assert "    user haproxy" in text.splitlines() and "    group haproxy" in text.splitlines()
 
 
 @pytest.mark.parametrize("slots, payload", [(1, 8192), (32, 8192), (56, 8192), (64, 9216), (200, 26624), (500, 65024)])
@@ -751,16 +748,12 @@ def test_the_dns_payload_grows_with_the_slots_so_consul_answers_every_instance(s
         (dict(stats_port=True), "proxy_stats_port"),
         (dict(admin_port="9999"), "proxy_admin_port"),
         (dict(consul_dns_port=70000), "consul_dns"),
-        (dict(consul_domain="consul\n"), "consul_domain"),
-        (dict(consul_domain="con sul"), "consul_domain"),
         (dict(max_servers=0), "proxy_max_servers"),
         (dict(max_servers=501), "proxy_max_servers"),
         (dict(max_servers=True), "proxy_max_servers"),
         (dict(max_servers="5"), "proxy_max_servers"),
         (dict(server_state_file="/var/lib/haproxy/state\nuser root"), "server_state_file"),
         (dict(server_state_file="/tmp/a b"), "server_state_file"),
-        (dict(run_as="haproxy\ngroup root"), "run_as"),
-        (dict(run_as="ha proxy"), "run_as"),
     ],
 )
 def test_render_rejects_bad_settings(kwargs, parameter):
@@ -1016,12 +1009,11 @@ SETTINGS_FIELDS = {
     "stats_address": st.sampled_from(["127.0.0.1", "[::1]"]), "stats_port": None,
     "admin_address": st.sampled_from(["127.0.0.1", "*"]), "admin_port": None,
     "consul_dns_address": st.sampled_from(["127.0.0.1", "localhost"]), "consul_dns_port": None,
-    "consul_domain": st.sampled_from(["consul", "dc1.consul"]), "server_state_file": st.just("/var/lib/haproxy/state"),
-    "run_as": st.just("haproxy"),
+    "server_state_file": st.just("/var/lib/haproxy/state"),
 }
 RENDER_PARAMETERS = ("service_name", "color", "colors", "path_type", "service_path", "service_domain", "health_path",
                      "proxy_listen_address", "proxy_stats_address", "proxy_admin_address", "consul_dns", "proxy_http_port",
-                     "proxy_stats_port", "proxy_admin_port", "consul_domain", "server_state_file", "run_as", "max_servers")
+                     "proxy_stats_port", "proxy_admin_port", "server_state_file", "max_servers")
 
 
 @st.composite
