@@ -231,6 +231,7 @@ def role_vars_lines() -> list[str]:
     lines = ["# Module parameter -> role variable.", "__flow_option_vars:"]
     lines += ["  %s: %s" % (option.name, option.variable) for option in role_options()]
     lines += ["", "# The options each module takes (flow_proxy's `state` is not the role's: it always routes).",
+              "# tests/integration/test_collection.py checks this table against the modules' documentation.",
               "__flow_module_options:"]
     for module in MODULES:
         lines.append("  %s:" % module)
