@@ -87,7 +87,7 @@ class ServiceLock:
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    def _read(self, **blocking: Any) -> tuple[int, dict | None]:
+    def _read(self, **blocking: Any) -> tuple[str, dict | None]:
         """(index, entry) of the lock key; ``index`` and ``wait`` make it a blocking query."""
         return self.client.call("reading the lock of %s" % self.service, self.client.api.kv.get, lock_key(self.service),
                                 **blocking)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 # LockLost and who_am_i are not used here: they moved to consul_lock with the lock (ConsulClient to
 # consul_client), and code that still imports them from this module finds them.
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import KV_PREFIX, ConsulClient
-from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import (
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import (  # pylint: disable=unused-import
     LockLost,  # noqa: F401
     ServiceLock,
     lock_key,
@@ -132,7 +132,6 @@ def _state_document(service: str, entry: dict) -> dict:
     merged = empty_state(service)
     merged.update(document)
     return merged
-
 
 
 def record_release(document: dict, release: dict) -> None:
