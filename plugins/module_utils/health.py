@@ -15,18 +15,41 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn, Protocol
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-
-if TYPE_CHECKING:
-    from ansible_collections.dockerflow.flow.plugins.module_utils.compose import ServiceSpec
-    from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import Backend, Instance
 
 POLL_SECONDS = 0.5
 STABLE_SECONDS = 3
 PROBE_TIMEOUT = 2
 TCP_SETTLE_SECONDS = 0.3
+
+
+# What this file reads of a service (compose.ServiceSpec), its instances and their backend (the backends'
+# Instance and Backend): protocols, so that health depends on no more than it uses, nor on where those live.
+class ProbedService(Protocol):
+    name: str
+    ports: list  # of compose.PortSpec: container_port, key
+    healthcheck: dict | None
+
+
+class ProbedInstance(Protocol):
+    id: str
+    name: str
+    status: str
+    health: str | None
+    ports: dict
+    exit_code: int | None
+    address: str | None
+    error: str | None
+
+
+class InstanceSource(Protocol):
+    def refresh(self, instance: ProbedInstance) -> ProbedInstance: ...
+
+    def logs(self, instance: ProbedInstance, tail: int = 20) -> str: ...
+
+    def health_log(self, instance: ProbedInstance) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -46,7 +69,7 @@ class Probe:
         return "running for %ds" % STABLE_SECONDS
 
 
-def choose_probe(spec: ServiceSpec, image_has_healthcheck: bool, health_path: str | None, health_port: int | None,
+def choose_probe(spec: ProbedService, image_has_healthcheck: bool, health_path: str | None, health_port: int | None,
                  address: str) -> Probe:
     """Pick the readiness probe for ``spec``; errors name the parameter at fault."""
     disabled = bool(spec.healthcheck) and (spec.healthcheck.get("test") or [None])[0] == "NONE"
@@ -65,7 +88,7 @@ def choose_probe(spec: ServiceSpec, image_has_healthcheck: bool, health_path: st
     return Probe("running", address=address)
 
 
-def _port_key(spec: ServiceSpec, health_port: int | None) -> str | None:
+def _port_key(spec: ProbedService, health_port: int | None) -> str | None:
     if health_port is not None:
         for port in spec.ports:
             if port.container_port == int(health_port):
@@ -106,8 +129,8 @@ def _tcp_ok(address: str, port: int) -> bool:
         return False
 
 
-def wait_healthy(backend: Backend, instances: list[Instance], probe: Probe, timeout: float,
-                 progress: Callable[[str], None] | None = None) -> list[Instance]:
+def wait_healthy(backend: InstanceSource, instances: list[ProbedInstance], probe: Probe, timeout: float,
+                 progress: Callable[[str], None] | None = None) -> list[ProbedInstance]:
     """Block until every instance passes ``probe``; raise FlowError naming the first failure.
 
     Returns the refreshed instances. The error carries ``failed_instance`` and
@@ -158,16 +181,16 @@ def wait_healthy(backend: Backend, instances: list[Instance], probe: Probe, time
     return [ready[instance.id] for instance in instances]
 
 
-def _engine_says(instance: Instance) -> str:
+def _engine_says(instance: ProbedInstance) -> str:
     return "; the engine says: %s" % instance.error if instance.error else ""
 
 
-def _fail(backend: Backend, instance: Instance, reason: str) -> NoReturn:
+def _fail(backend: InstanceSource, instance: ProbedInstance, reason: str) -> NoReturn:
     logs = backend.logs(instance, tail=20)
     last = logs.splitlines()[-1] if logs else ""
     suffix = " Last log line: %s" % last if last else ""
     raise FlowError(
-        "Instance %s %s.%s" % (instance.name, reason, suffix),
+        "ProbedInstance %s %s.%s" % (instance.name, reason, suffix),
         failed_instance=instance.name,
         logs=logs.splitlines(),
     )
