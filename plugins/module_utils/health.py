@@ -190,7 +190,7 @@ def _fail(backend: InstanceSource, instance: ProbedInstance, reason: str) -> NoR
     last = logs.splitlines()[-1] if logs else ""
     suffix = " Last log line: %s" % last if last else ""
     raise FlowError(
-        "ProbedInstance %s %s.%s" % (instance.name, reason, suffix),
+        "Instance %s %s.%s" % (instance.name, reason, suffix),
         failed_instance=instance.name,
         logs=logs.splitlines(),
     )
