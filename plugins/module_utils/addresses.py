@@ -10,7 +10,7 @@ import ipaddress
 WILDCARDS = ("*", "0.0.0.0", "::", "[::]", "")
 
 
-def is_loopback(host):
+def is_loopback(host: str | None) -> bool:
     """True for localhost, 127.0.0.0/8 and ::1 (brackets allowed); False for names and anything else."""
     host = (host or "").strip("[]")
     if host == "localhost":
@@ -21,7 +21,7 @@ def is_loopback(host):
         return False
 
 
-def local_address(bind_address):
+def local_address(bind_address: str) -> str:
     """Where a process on the same host reaches a socket bound to ``bind_address``."""
     if bind_address in WILDCARDS:
         return "::1" if ":" in bind_address else "127.0.0.1"

@@ -18,7 +18,7 @@ BLUE_GREEN_COLORS = (BLUE, GREEN)
 ALL_COLORS = (BLUE, GREEN, PLAIN)
 
 
-def other_color(color):
+def other_color(color: str) -> str:
     """The blue-green partner of ``color``."""
     if color == BLUE:
         return GREEN
@@ -27,7 +27,7 @@ def other_color(color):
     raise ValueError("no blue-green partner for color %r" % (color,))
 
 
-def next_color(live_color, deployed_color, blue_green):
+def next_color(live_color: str | None, deployed_color: str | None, blue_green: bool) -> str:
     """The color the next release runs as.
 
     First release: blue. Then the partner of the live color, so the live one
@@ -42,12 +42,12 @@ def next_color(live_color, deployed_color, blue_green):
     return other_color(anchor)
 
 
-def serving_color(live_color, deployed_color):
+def serving_color(live_color: str | None, deployed_color: str | None) -> str | None:
     """The color scale and stop-old act on when none is named: live, else newest."""
     return live_color or deployed_color
 
 
-def live_after_deploy(color, live_color, routed):
+def live_after_deploy(color: str, live_color: str | None, routed: bool) -> str | None:
     """The live color once a release of ``color`` is recorded.
 
     A plain release is live at once (nothing switches to it), except on a service a proxy

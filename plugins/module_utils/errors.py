@@ -9,6 +9,8 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FlowError(Exception):
     """A failure with a one-line message for the operator and optional details.
@@ -17,16 +19,16 @@ class FlowError(Exception):
     last log lines of a container that never became healthy).
     """
 
-    def __init__(self, msg, **details):
+    def __init__(self, msg: object, **details: Any) -> None:
         super().__init__(msg)
         self.msg = " ".join(str(msg).splitlines())
         self.details = details
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.msg
 
 
-def yaml_error(path, exc):
+def yaml_error(path: str, exc: Exception) -> FlowError:
     """A FlowError naming ``path`` and, when PyYAML knows it, the line and column of ``exc``."""
     mark = getattr(exc, "problem_mark", None)
     where = " line %d column %d" % (mark.line + 1, mark.column + 1) if mark else ""

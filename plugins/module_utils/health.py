@@ -13,7 +13,9 @@ from __future__ import annotations
 import http.client
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn, Protocol
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
@@ -23,6 +25,33 @@ PROBE_TIMEOUT = 2
 TCP_SETTLE_SECONDS = 0.3
 
 
+# What this file reads of a service (compose.ServiceSpec), its instances and their backend (the backends'
+# Instance and Backend): protocols, so that health depends on no more than it uses, nor on where those live.
+class ProbedService(Protocol):
+    name: str
+    ports: list  # of compose.PortSpec: container_port, key
+    healthcheck: dict | None
+
+
+class ProbedInstance(Protocol):
+    id: str
+    name: str
+    status: str
+    health: str | None
+    ports: dict
+    exit_code: int | None
+    address: str | None
+    error: str | None
+
+
+class InstanceSource(Protocol):
+    def refresh(self, instance: ProbedInstance) -> ProbedInstance: ...
+
+    def logs(self, instance: ProbedInstance, tail: int = 20) -> str: ...
+
+    def health_log(self, instance: ProbedInstance) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Probe:
     kind: str  # docker | http | tcp | running
@@ -30,7 +59,7 @@ class Probe:
     path: str | None = None
     container_port: str | None = None  # "8080/tcp": which published port to probe
 
-    def describe(self):
+    def describe(self) -> str:
         if self.kind == "docker":
             return "Docker HEALTHCHECK"
         if self.kind == "http":
@@ -40,7 +69,8 @@ class Probe:
         return "running for %ds" % STABLE_SECONDS
 
 
-def choose_probe(spec, image_has_healthcheck, health_path, health_port, address):
+def choose_probe(spec: ProbedService, image_has_healthcheck: bool, health_path: str | None, health_port: int | None,
+                 address: str) -> Probe:
     """Pick the readiness probe for ``spec``; errors name the parameter at fault."""
     disabled = bool(spec.healthcheck) and (spec.healthcheck.get("test") or [None])[0] == "NONE"
     declared = bool(spec.healthcheck) and not disabled and spec.healthcheck.get("test")
@@ -58,7 +88,7 @@ def choose_probe(spec, image_has_healthcheck, health_path, health_port, address)
     return Probe("running", address=address)
 
 
-def _port_key(spec, health_port):
+def _port_key(spec: ProbedService, health_port: int | None) -> str | None:
     if health_port is not None:
         for port in spec.ports:
             if port.container_port == int(health_port):
@@ -70,7 +100,7 @@ def _port_key(spec, health_port):
     return spec.ports[0].key if spec.ports else None
 
 
-def _http_ok(address, port, path):
+def _http_ok(address: str, port: int, path: str) -> bool:
     connection = http.client.HTTPConnection(address, port, timeout=PROBE_TIMEOUT)
     try:
         connection.request("GET", path, headers={"User-Agent": "dockerflow-health"})
@@ -81,7 +111,7 @@ def _http_ok(address, port, path):
         connection.close()
 
 
-def _tcp_ok(address, port):
+def _tcp_ok(address: str, port: int) -> bool:
     """A connection that stays open counts; one closed at once does not.
 
     Docker's userland proxy accepts on a published port even when nothing
@@ -99,7 +129,8 @@ def _tcp_ok(address, port):
         return False
 
 
-def wait_healthy(backend, instances, probe, timeout, progress=None):
+def wait_healthy(backend: InstanceSource, instances: list[ProbedInstance], probe: Probe, timeout: float,
+                 progress: Callable[[str], None] | None = None) -> list[ProbedInstance]:
     """Block until every instance passes ``probe``; raise FlowError naming the first failure.
 
     Returns the refreshed instances. The error carries ``failed_instance`` and
@@ -150,11 +181,11 @@ def wait_healthy(backend, instances, probe, timeout, progress=None):
     return [ready[instance.id] for instance in instances]
 
 
-def _engine_says(instance):
+def _engine_says(instance: ProbedInstance) -> str:
     return "; the engine says: %s" % instance.error if instance.error else ""
 
 
-def _fail(backend, instance, reason):
+def _fail(backend: InstanceSource, instance: ProbedInstance, reason: str) -> NoReturn:
     logs = backend.logs(instance, tail=20)
     last = logs.splitlines()[-1] if logs else ""
     suffix = " Last log line: %s" % last if last else ""

@@ -8,7 +8,7 @@ Files go in with ``put_archive``; a new configuration is checked with
 ``haproxy -c`` inside the container before it replaces the running one; the
 runtime API and master CLI listen on the host's loopback and are reached with
 ``docker exec`` and a small bash helper shipped next to the configuration,
-so nothing but the Docker API has to reach the proxy host.
+so nothing but the Docker API has to reach the proxy host (proxy_files).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import io
 import re
 import tarfile
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import local_address
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -24,6 +26,15 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     GENERATION_BACKEND_PREFIX,
     config_generation,
     socket_address,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import (
+    CANDIDATE_FILE,
+    CLI_SCRIPT,
+    CONFIG_DIR,
+    CONFIG_FILE,
+    HELPER_FILES,
+    PREVIOUS_FILE,
+    RELOAD_SCRIPT,
 )
 
 try:
@@ -33,36 +44,13 @@ try:
 except ImportError:  # pragma: no cover - reported by docker_backend.connect
     HAS_DOCKER = False
 
-CONFIG_DIR = "/usr/local/etc/haproxy"
-CONFIG_FILE = CONFIG_DIR + "/haproxy.cfg"
-CANDIDATE_FILE = CONFIG_DIR + "/haproxy.cfg.new"
-PREVIOUS_FILE = CONFIG_DIR + "/haproxy.cfg.previous"  # what ran before the last activation, to restore it
-CLI_SCRIPT = CONFIG_DIR + "/dockerflow-cli.sh"
-RELOAD_SCRIPT = CONFIG_DIR + "/dockerflow-reload.sh"
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+    from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
+
 LABEL_PROXY = "dockerflow.proxy"
 DEFAULT_IMAGE = "haproxy:3.0"
-
-# Talks to the runtime API or the master CLI (on the host loopback unless proxy_admin_address says
-# otherwise); bash's /dev/tcp needs no extra tool.
-CLI_SCRIPT_TEXT = """#!/bin/bash
-# dockerflow-cli.sh PORT COMMAND [ADDRESS]: one command to HAProxy's runtime API or master CLI.
-set -euo pipefail
-exec 3<>"/dev/tcp/${3:-127.0.0.1}/$1"
-printf '%s\\nquit\\n' "$2" >&3
-timeout 10 cat <&3
-"""
-
-# Saves the servers' resolved addresses for the next worker (init-addr last), then reloads.
-RELOAD_SCRIPT_TEXT = """#!/bin/bash
-# dockerflow-reload.sh ADMIN_PORT STATE_FILE [ADDRESS]: save server state, then a hitless master-worker reload.
-set -euo pipefail
-state_file="$2"
-if /bin/bash "$(dirname "$0")/dockerflow-cli.sh" "$1" "show servers state" "${3:-127.0.0.1}" > "$state_file.tmp"; then
-    mv "$state_file.tmp" "$state_file"
-fi
-kill -USR2 1
-"""
-
 
 # Options only a new proxy container applies; drift() reports a running one that differs.
 DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port")
@@ -71,7 +59,8 @@ DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port")
 class ProxyNode:
     """One proxy container; ``client`` is a DockerClient connected to the proxy host."""
 
-    def __init__(self, client, settings, name="dockerflow-proxy", image=DEFAULT_IMAGE, master_port=9998, asked_for=()):
+    def __init__(self, client: DockerClient, settings: ProxySettings, name: str = "dockerflow-proxy", image: str = DEFAULT_IMAGE,
+                 master_port: int = 9998, asked_for: Iterable[str] = ()) -> None:
         self.client = client
         self.api = client.api
         self.settings = settings
@@ -83,7 +72,7 @@ class ProxyNode:
         self.asked_for = set(asked_for)  # DRIFT_OPTIONS the caller set, which drift() compares
 
     # -- container -----------------------------------------------------------------
-    def _call(self, what, function, *args, **kwargs):
+    def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except docker.errors.NotFound as exc:
@@ -95,7 +84,7 @@ class ProxyNode:
         except OSError as exc:
             raise FlowError("Cannot reach the proxy's Docker engine while %s: %s." % (what, exc))
 
-    def inspect(self):
+    def inspect(self) -> dict | None:
         try:
             return self.api.inspect_container(self.name)
         except docker.errors.NotFound:
@@ -105,14 +94,14 @@ class ProxyNode:
         except OSError as exc:
             raise FlowError("Cannot reach the proxy's Docker engine: %s." % exc)
 
-    def status(self):
+    def status(self) -> str | None:
         data = self.inspect()
         return None if data is None else data["State"]["Status"]
 
-    def command(self):
+    def command(self) -> list[str]:
         return ["haproxy", "-S", socket_address(self.settings.admin_address, self.master_port), "-f", CONFIG_FILE]
 
-    def drift(self):
+    def drift(self) -> list[str]:
         """What the existing container was created with and these settings no longer ask for.
 
         Only a new container applies those (the master CLI is bound at start, the image is the
@@ -132,7 +121,7 @@ class ProxyNode:
                          % (running_cli, wanted_cli))
         return found
 
-    def ensure_running(self, initial_config, check_mode=False):
+    def ensure_running(self, initial_config: str, check_mode: bool = False) -> str | None:
         """Create the proxy (with ``initial_config``) or start it; returns 'created', 'started' or None."""
         data = self.inspect()
         if data is not None and data["State"]["Status"] == "running":
@@ -150,7 +139,7 @@ class ProxyNode:
         self.wait_ready()
         return outcome
 
-    def _create(self, initial_config):
+    def _create(self, initial_config: str) -> None:
         try:
             self.api.inspect_image(self.image)
         except docker.errors.ImageNotFound:
@@ -179,14 +168,13 @@ class ProxyNode:
             labels={LABEL_PROXY: "true"},
             host_config=host_config,
         )
-        self.put_files({"haproxy.cfg": initial_config, "dockerflow-cli.sh": CLI_SCRIPT_TEXT,
-                        "dockerflow-reload.sh": RELOAD_SCRIPT_TEXT})
+        self.put_files(dict({"haproxy.cfg": initial_config}, **HELPER_FILES))
 
-    def _ensure_helpers(self):
+    def _ensure_helpers(self) -> None:
         """Containers made by an older collection may lack the helper scripts."""
-        self.put_files({"dockerflow-cli.sh": CLI_SCRIPT_TEXT, "dockerflow-reload.sh": RELOAD_SCRIPT_TEXT})
+        self.put_files(dict(HELPER_FILES))
 
-    def wait_ready(self, timeout=30):
+    def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
@@ -204,14 +192,14 @@ class ProxyNode:
         logs = self.logs()
         raise FlowError("Proxy %s did not come up: %s %s" % (self.name, last.strip()[:200], logs[-300:]))
 
-    def logs(self, tail=20):
+    def logs(self, tail: int = 20) -> str:
         try:
             return self.api.logs(self.name, tail=tail).decode("utf-8", "replace")
         except docker.errors.DockerException:
             return ""
 
     # -- files and commands ------------------------------------------------------------
-    def put_files(self, files):
+    def put_files(self, files: dict[str, str]) -> None:
         stream = io.BytesIO()
         with tarfile.open(fileobj=stream, mode="w") as archive:
             for name, text in files.items():
@@ -223,7 +211,7 @@ class ProxyNode:
                 archive.addfile(info, io.BytesIO(data))
         self._call("writing files into proxy %s" % self.name, self.api.put_archive, self.name, CONFIG_DIR, stream.getvalue())
 
-    def read_file(self, path):
+    def read_file(self, path: str) -> str | None:
         try:
             chunks, _stat = self.api.get_archive(self.name, path)
         except docker.errors.NotFound:
@@ -235,20 +223,20 @@ class ProxyNode:
             member = archive.getmembers()[0]
             return archive.extractfile(member).read().decode("utf-8")
 
-    def exec(self, command):
+    def exec(self, command: list[str]) -> tuple[int, str]:
         """Run ``command`` in the proxy container; returns (exit code, output)."""
         created = self._call("running a command in proxy %s" % self.name, self.api.exec_create, self.name, command)
         output = self._call("running a command in proxy %s" % self.name, self.api.exec_start, created["Id"])
         code = self.api.exec_inspect(created["Id"])["ExitCode"]
         return code, output.decode("utf-8", "replace")
 
-    def runtime(self, command):
+    def runtime(self, command: str) -> str:
         code, output = self.exec(["bash", CLI_SCRIPT, str(self.settings.admin_port), command, self.admin_host])
         if code != 0:
             raise FlowError("HAProxy's runtime API in %s did not answer %r: %s" % (self.name, command, output.strip()[:200]))
         return output
 
-    def master(self, command):
+    def master(self, command: str) -> str:
         code, output = self.exec(["bash", CLI_SCRIPT, str(self.master_port), command, self.admin_host])
         if code != 0:
             raise FlowError("HAProxy's master CLI in %s did not answer %r: %s" % (self.name, command, output.strip()[:200]))
@@ -257,17 +245,17 @@ class ProxyNode:
     # -- configuration -----------------------------------------------------------------
     # What runs is what the running worker reports (its generation marker backend), never haproxy.cfg alone:
     # a run killed between installing a file and the reload leaves a file that never served.
-    def current_config(self):
+    def current_config(self) -> str | None:
         return self.read_file(CONFIG_FILE)
 
-    def running_generation(self):
+    def running_generation(self) -> str | None:
         """The generation the running worker reports, or None when it runs a configuration rendered elsewhere."""
         for name in self.backends():
             if name.startswith(GENERATION_BACKEND_PREFIX):
                 return name[len(GENERATION_BACKEND_PREFIX):]
         return None
 
-    def serving_generation(self):
+    def serving_generation(self) -> str | None:
         """The generation this proxy serves: its running worker's; a stopped container's is the file it starts
         with; None without a container."""
         status = self.status()
@@ -277,7 +265,7 @@ class ProxyNode:
             return self.running_generation()
         return config_generation(self.current_config())
 
-    def running_config(self):
+    def running_config(self) -> str | None:
         """The text of the configuration the running worker reports: haproxy.cfg or the copy the last
         activation kept. None when neither holds it: then the file is not the truth."""
         generation = self.running_generation()
@@ -289,7 +277,7 @@ class ProxyNode:
                 return text
         return None
 
-    def check(self, config):
+    def check(self, config: str) -> None:
         """``haproxy -c`` on ``config`` inside the proxy; FlowError with HAProxy's own words if invalid."""
         self.put_files({"haproxy.cfg.new": config})
         code, output = self.exec(["haproxy", "-c", "-f", CANDIDATE_FILE])
@@ -301,10 +289,10 @@ class ProxyNode:
                 haproxy_output=output.splitlines(),
             )
 
-    def backends(self):
+    def backends(self) -> set[str]:
         return {line.strip() for line in self.runtime("show backend").splitlines() if line.strip() and not line.startswith("#")}
 
-    def activate(self, config, generation, timeout=30):
+    def activate(self, config: str, generation: str, timeout: float = 30) -> None:
         """Check ``config``, install it and reload; returns once the running worker reports ``generation``.
 
         All or nothing: when no new worker comes up with it, the configuration that ran before goes back
@@ -321,7 +309,7 @@ class ProxyNode:
         except FlowError as error:
             raise FlowError("%s %s" % (error.msg, self._put_back(previous, timeout)))
 
-    def _install(self, config=None):
+    def _install(self, config: str | None = None) -> None:
         """Move the candidate (``config``, else the one check() left) over haproxy.cfg: one rename."""
         if config is not None:
             self.put_files({"haproxy.cfg.new": config})
@@ -329,14 +317,14 @@ class ProxyNode:
         if code != 0:
             raise FlowError("Installing the new HAProxy configuration failed: %s" % output.strip())
 
-    def _reload(self):
+    def _reload(self) -> None:
         code, output = self.exec(
             ["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file, self.admin_host]
         )
         if code != 0:
             raise FlowError("Reloading HAProxy failed: %s" % output.strip()[:300])
 
-    def _wait_for_generation(self, generation, timeout, failed_before=None):
+    def _wait_for_generation(self, generation: str, timeout: float, failed_before: int | None = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._running_generation_or_none() == generation:  # None: the new worker may not listen yet
@@ -349,7 +337,7 @@ class ProxyNode:
             time.sleep(0.2)
         raise FlowError("HAProxy did not load the new configuration within %ds: %s" % (timeout, self.logs()[-300:]))
 
-    def _put_back(self, previous, timeout):
+    def _put_back(self, previous: str | None, timeout: float) -> str:
         """After a failed activation: haproxy.cfg holds ``previous`` again, and the worker runs it."""
         if previous is None:
             return "The configuration that ran before is not known (the file was not the running one), so it was not restored."
@@ -363,13 +351,13 @@ class ProxyNode:
             return "Restoring the previous configuration failed too: %s" % error.msg
         return "The previous configuration was restored."
 
-    def _running_generation_or_none(self):
+    def _running_generation_or_none(self) -> str | None:
         try:
             return self.running_generation()
         except FlowError:
             return None
 
-    def restore_running_file(self):
+    def restore_running_file(self) -> bool:
         """haproxy.cfg back to the running worker's configuration when it holds another (a run killed between
         installing a file and its reload): a restart of the proxy would load what never served. True if it did."""
         if config_generation(self.current_config()) == self.running_generation():
@@ -380,7 +368,7 @@ class ProxyNode:
         self._install(previous)
         return True
 
-    def failed_reloads(self):
+    def failed_reloads(self) -> int | None:
         """The master's count of failed reloads since the last good one (``show proc``), or None if unknown."""
         try:
             match = re.search(r"\[failed: (\d+)\]", self.master("show proc"))
@@ -388,7 +376,7 @@ class ProxyNode:
             return None
         return int(match.group(1)) if match else None
 
-    def servers_up(self, backend):
+    def servers_up(self, backend: str) -> int:
         """Number of servers UP in ``backend`` of the current worker (0 if it does not exist)."""
         count = 0
         # Only this backend's servers (type 4, all ids): the full list grows with every route.
@@ -399,7 +387,7 @@ class ProxyNode:
                 count += 1
         return count
 
-    def hold_servers_up(self, backend, seconds):
+    def hold_servers_up(self, backend: str, seconds: float) -> int:
         """Watch ``backend`` in the running worker for ``seconds``: the fewest servers seen UP (0 ends the watch)."""
         deadline = time.monotonic() + seconds
         fewest = self.servers_up(backend)
@@ -408,7 +396,7 @@ class ProxyNode:
             fewest = min(fewest, self.servers_up(backend))
         return fewest
 
-    def wait_servers_up(self, backend, timeout):
+    def wait_servers_up(self, backend: str, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while True:
             count = self.servers_up(backend)
@@ -421,7 +409,7 @@ class ProxyNode:
                 )
             time.sleep(0.3)
 
-    def old_workers(self):
+    def old_workers(self) -> list[str]:
         """PIDs of workers still finishing requests from before a reload."""
         pids, in_old = [], False
         for line in self.master("show proc").splitlines():
@@ -435,7 +423,7 @@ class ProxyNode:
                 pids.append(line.split()[0])
         return pids
 
-    def wait_drained(self, timeout):
+    def wait_drained(self, timeout: float) -> float:
         """Wait until no old worker is left; returns the seconds waited (or raises FlowError)."""
         started = time.monotonic()
         while True:

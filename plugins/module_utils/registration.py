@@ -18,7 +18,9 @@ This file is the contract between them: the registrator's image carries it (with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 META_SERVICE = "dockerflow-service"
 META_COLOR = "dockerflow-color"
@@ -48,7 +50,7 @@ class Registration:
     # can use them at once; a registrator registers what it sees start: Consul's default critical.
     initial_status: str | None = "passing"
 
-    def check(self):
+    def check(self) -> dict:
         common = {"Interval": CHECK_INTERVAL, "Timeout": CHECK_TIMEOUT}
         if self.initial_status:
             common["Status"] = self.initial_status
@@ -56,7 +58,7 @@ class Registration:
             return dict(common, HTTP=http_check_url(self.address, self.port, self.check_http_path))
         return dict(common, TCP=tcp_check_address(self.address, self.port))
 
-    def meta(self):
+    def meta(self) -> dict[str, str]:
         meta = {
             META_SERVICE: self.service,
             META_COLOR: self.color,
@@ -69,7 +71,7 @@ class Registration:
             meta[META_CHECK_HTTP] = self.check_http_path
         return meta
 
-    def payloads(self, legacy_names=False):
+    def payloads(self, legacy_names: bool = False) -> list[dict]:
         """The agent registrations of this instance (bodies of PUT /v1/agent/service/register)."""
         names = [(self.service, self.service_id)]
         if legacy_names:
@@ -88,7 +90,7 @@ class Registration:
         ]
 
 
-def url_host(address):
+def url_host(address: str) -> str:
     """``address`` as the host part of a URL: IPv6 in brackets."""
     return "[%s]" % address if ":" in address else address
 
@@ -102,16 +104,25 @@ def tcp_check_address(address: str, port: int) -> str:
     return "%s:%d" % (url_host(address), port)
 
 
-def service_id_for(container_name):
+def service_id_for(container_name: str) -> str:
     return "dockerflow-%s" % container_name
 
 
+class ConsulCalls(Protocol):
+    """What Registrar needs of its client: consul_client.ConsulClient (not imported: the registrator's image
+    carries this file alone)."""
+
+    api: Any
+
+    def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+
+
 class Registrar:
-    def __init__(self, client, legacy_names=False):
+    def __init__(self, client: ConsulCalls, legacy_names: bool = False) -> None:
         self.client = client
         self.legacy_names = legacy_names
 
-    def register(self, registration):
+    def register(self, registration: Registration) -> None:
         api = self.client.api
         for payload in registration.payloads(self.legacy_names):
             self.client.call(
@@ -126,14 +137,14 @@ class Registrar:
                 check=payload["Check"],
             )
 
-    def deregister(self, service_id):
+    def deregister(self, service_id: str) -> None:
         api = self.client.api
         registered = self.registered_ids()
         for candidate in (service_id, service_id + LEGACY_ID_SUFFIX):
             if candidate in registered:
                 self.client.call("deregistering %s" % candidate, api.agent.service.deregister, candidate)
 
-    def registered_ids(self, service=None):
+    def registered_ids(self, service: str | None = None) -> set[str]:
         """Service IDs this collection registered in the agent, optionally for one service."""
         services = self.client.call("listing agent services", self.client.api.agent.services)
         return {
@@ -143,21 +154,21 @@ class Registrar:
             and (service is None or entry["Meta"][META_SERVICE] == service)
         }
 
-    def passing(self, service, color):
+    def passing(self, service: str, color: str) -> int:
         """How many instances of ``service`` tagged ``color`` pass their checks."""
         _index, entries = self.client.call(
             "reading health of %s" % service, self.client.api.health.service, service, tag=color, passing=True
         )
         return len(entries or [])
 
-    def passing_ids(self, service):
+    def passing_ids(self, service: str) -> set[str]:
         """IDs of the instances of ``service`` whose checks, their node's included, all pass."""
         _index, entries = self.client.call(
             "reading health of %s" % service, self.client.api.health.service, service, passing=True
         )
         return {entry["Service"]["ID"] for entry in entries or []}
 
-    def health(self, service):
+    def health(self, service: str) -> dict[str, str]:
         """service_id -> passing|warning|critical for the instances of ``service``."""
         _index, entries = self.client.call("reading health of %s" % service, self.client.api.health.service, service)
         result = {}

@@ -42,13 +42,13 @@ class ScaleRequest:
             )
         return wanted
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.relative:
             return "%+d" % self.amount
         return str(self.amount)
 
 
-def parse_scale(value, parameter="scale"):
+def parse_scale(value: str | int | None, parameter: str = "scale") -> ScaleRequest | None:
     """Parse ``value`` (str or int) into a ScaleRequest, or None for an empty value.
 
     Anything but ``N``, ``+N`` or ``-N`` raises FlowError naming ``parameter``

@@ -23,10 +23,14 @@ and the reload leaves a file that never served.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
+if TYPE_CHECKING:
+    from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import StateStore
 
 PENDING_KEY = "pending_switch"
 FINISHED = "finished"
@@ -95,7 +99,7 @@ def outcome_for(intent: PendingSwitch, serving_generation: str | None) -> str:
     return FINISHED if serving_generation == intent.generation else REVERTED
 
 
-def settle(store, service: str, intent: PendingSwitch, serving_generation: str | None,
+def settle(store: StateStore, service: str, intent: PendingSwitch, serving_generation: str | None,
            check_mode: bool = False) -> tuple[str, dict]:
     """Finish or revert ``intent`` by what the proxy serves; returns (outcome, the document after).
 
@@ -135,7 +139,7 @@ def possibly_served(document: dict) -> set:
     return {color for color in served if color}
 
 
-def refuse_if_possibly_served(document: dict, doomed_colors, action: str) -> None:
+def refuse_if_possibly_served(document: dict, doomed_colors: Iterable[str], action: str) -> None:
     """FlowError (one line) when an unsettled switch makes any of ``doomed_colors`` possibly served.
 
     ``action`` says what would happen to them ("deploy would replace")."""

@@ -21,19 +21,15 @@ import consul
 import pytest
 import requests
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import consul_state
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import LockLost, ServiceLock, lock_key, who_am_i
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import (
     CAS_ATTEMPTS,
     RELEASE_HISTORY_LIMIT,
-    ConsulClient,
-    LockLost,
-    ServiceLock,
     StateStore,
     empty_state,
-    lock_key,
     record_release,
     state_key,
-    who_am_i,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
@@ -92,7 +88,7 @@ def test_record_release_keeps_the_last_twenty(count):
 
 
 def test_who_am_i():
-    assert "@" in consul_state.who_am_i()
+    assert "@" in who_am_i()
 
 
 # --- StateStore with a fake client -----------------------------------------------------------

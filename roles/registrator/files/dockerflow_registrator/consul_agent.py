@@ -21,7 +21,7 @@ from .settings import valid_address
 class ConsulAgent:
     """The three agent calls a registrator needs, over the standard library.
 
-    Takes the same ``consul_address`` forms as ``consul_state.ConsulClient`` and raises
+    Takes the same ``consul_address`` forms as ``consul_client.ConsulClient`` and raises
     FlowErrors naming the address; no proxy settings apply (the agent is local).
     """
 

@@ -1,0 +1,39 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the proxy container's configuration volume holds: where HAProxy's configuration and its candidate
+and previous copies are, and the bash helpers (shipped next to them) that reach HAProxy's runtime API and
+master CLI from inside the container, so nothing but the Docker API has to reach the proxy host."""
+
+from __future__ import annotations
+
+CONFIG_DIR = "/usr/local/etc/haproxy"
+CONFIG_FILE = CONFIG_DIR + "/haproxy.cfg"
+CANDIDATE_FILE = CONFIG_DIR + "/haproxy.cfg.new"
+PREVIOUS_FILE = CONFIG_DIR + "/haproxy.cfg.previous"  # what ran before the last activation, to restore it
+CLI_SCRIPT = CONFIG_DIR + "/dockerflow-cli.sh"
+RELOAD_SCRIPT = CONFIG_DIR + "/dockerflow-reload.sh"
+
+# Talks to the runtime API or the master CLI (on the host loopback unless proxy_admin_address says
+# otherwise); bash's /dev/tcp needs no extra tool.
+CLI_SCRIPT_TEXT = """#!/bin/bash
+# dockerflow-cli.sh PORT COMMAND [ADDRESS]: one command to HAProxy's runtime API or master CLI.
+set -euo pipefail
+exec 3<>"/dev/tcp/${3:-127.0.0.1}/$1"
+printf '%s\\nquit\\n' "$2" >&3
+timeout 10 cat <&3
+"""
+
+# Saves the servers' resolved addresses for the next worker (init-addr last), then reloads.
+RELOAD_SCRIPT_TEXT = """#!/bin/bash
+# dockerflow-reload.sh ADMIN_PORT STATE_FILE [ADDRESS]: save server state, then a hitless master-worker reload.
+set -euo pipefail
+state_file="$2"
+if /bin/bash "$(dirname "$0")/dockerflow-cli.sh" "$1" "show servers state" "${3:-127.0.0.1}" > "$state_file.tmp"; then
+    mv "$state_file.tmp" "$state_file"
+fi
+kill -USR2 1
+"""
+
+# The helper scripts by file name in CONFIG_DIR, as ProxyNode.put_files writes them.
+HELPER_FILES = {"dockerflow-cli.sh": CLI_SCRIPT_TEXT, "dockerflow-reload.sh": RELOAD_SCRIPT_TEXT}
