@@ -24,7 +24,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
     default_probe_address,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.flows import Flow, FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     ProxySettings,
     config_word,
@@ -32,6 +31,8 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.flow import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.swarm_backend import BACKENDS, select_backend
 
 DOCKER_ARGS = dict(
