@@ -185,6 +185,17 @@ class FlowContext:
         self.warnings.append(line)
 
 
+class Step:
+    """One step (deploy.Deploy, scale.Scale, ...) over the context; ``run()`` reads as the step's story."""
+
+    def __init__(self, flow: FlowContext) -> None:
+        self.flow = flow
+        self.settings = flow.settings
+
+    def run(self) -> dict:
+        raise NotImplementedError
+
+
 def summary(state: dict, instances: list[Instance]) -> dict:
     """The colors and instance counts a result's diff shows."""
     per_color: dict[str, dict[str, int]] = {}

@@ -23,7 +23,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, choose_probe
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import ScaleRequest, parse_scale
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import refuse_beyond_slots
-from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext, now
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import Step, now
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances import (
     await_healthy,
     current_release_instances,
@@ -80,11 +80,7 @@ class Placement:
         return [i for i in self.instances if i.color == self.color] if self.color != colors.PLAIN else []
 
 
-class Deploy:
-    def __init__(self, flow: FlowContext) -> None:
-        self.flow = flow
-        self.settings = flow.settings
-
+class Deploy(Step):
     def run(self) -> dict:
         wanted = self._read_compose()
         with self.flow.lock("deploy"):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import LockLost, record_release, who_am_i
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext, now
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import Step, now
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances import (
     await_healthy,
     clone_probe,
@@ -49,11 +49,7 @@ class Previous:
         return self.recorded.get("release")
 
 
-class Rollback:
-    def __init__(self, flow: FlowContext) -> None:
-        self.flow = flow
-        self.settings = flow.settings
-
+class Rollback(Step):
     def run(self) -> dict:
         service = self.settings.service
         with self.flow.lock("rollback"):

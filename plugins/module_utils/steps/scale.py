@@ -18,7 +18,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import ScaleRequest, parse_scale
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import refuse_beyond_slots
-from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import Step
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances import (
     await_deregistrations,
     await_healthy,
@@ -52,11 +52,7 @@ class Count:
         return len(self.running)
 
 
-class Scale:
-    def __init__(self, flow: FlowContext) -> None:
-        self.flow = flow
-        self.settings = flow.settings
-
+class Scale(Step):
     def run(self) -> dict:
         request = self._request()
         with self.flow.lock("scale"):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import Step
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances import (
     current_release_instances,
     deregister,
@@ -42,11 +42,7 @@ class Old:
         return self.to_stop + self.to_remove
 
 
-class StopOld:
-    def __init__(self, flow: FlowContext) -> None:
-        self.flow = flow
-        self.settings = flow.settings
-
+class StopOld(Step):
     def run(self) -> dict:
         service = self.settings.service
         if self.settings.keep_releases is None or self.settings.keep_releases < 0:
