@@ -24,13 +24,14 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend imp
     default_probe_address,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.flows import Flow, FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     ProxySettings,
     config_word,
     exposure_warnings,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.flow import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.swarm_backend import BACKENDS, select_backend
 
 # The option groups of options.py, as argument specs.

@@ -23,6 +23,8 @@ leaves the intent, which the next run settles.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -46,6 +48,10 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent impo
     record,
     settle,
 )
+
+if TYPE_CHECKING:
+    from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
+    from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext
 
 PROXY_STATES = ("present", "absent", "synced")
 DEFAULT_PROXY_NAME = "dockerflow-proxy"
@@ -87,25 +93,25 @@ def proxy_lock_name(proxy_name):
     return "proxy-%s" % proxy_name
 
 
-def proxy_reconciler(flow, make_node):
+def proxy_reconciler(flow: FlowContext, make_node: Callable[[], ProxyNode]) -> Callable[[dict], dict]:
     """A Flow.switch_reconciler for steps that reach the proxy only now and then (flow_stop_old): it
     connects (``make_node()``) only when a switch is pending, and settles it under the proxy's lock."""
 
-    def reconcile(document):
+    def reconcile(document: dict) -> dict:
         try:
             node = make_node()
         except FlowError as error:
             flow.note_unchecked(document, "the proxy cannot be reached: %s" % error.msg)
             return document
-        with flow._lock("reconcile", name=proxy_lock_name(node.name)):
+        with flow.lock("reconcile", name=proxy_lock_name(node.name)):
             return ProxyFlow(flow, node).reconcile(document)
 
     return reconcile
 
 
 class ProxyFlow:
-    def __init__(self, flow, node, switch_timeout=60):
-        self.flow = flow  # the service's Flow: settings, store, registrar, lock, progress
+    def __init__(self, flow: FlowContext, node: ProxyNode, switch_timeout: float = 60) -> None:
+        self.flow = flow  # the service's flow context (steps.context): settings, store, registrar, lock, progress
         self.node = node
         self.switch_timeout = switch_timeout
 
@@ -142,11 +148,11 @@ class ProxyFlow:
         flow = self.flow
         service = flow.settings.service
         # The proxy's own lock: a sync must not render what it read before another service's switch.
-        proxy_lock = flow._lock("proxy", name=proxy_lock_name(self.node.name))
+        proxy_lock = flow.lock("proxy", name=proxy_lock_name(self.node.name))
         if state == "synced":
             with proxy_lock:
                 return self._sync(self._reconcile_all(flow.store.read_all()))
-        with flow._lock("proxy"), proxy_lock:
+        with flow.lock("proxy"), proxy_lock:
             documents = flow.store.read_all()
             document = self._settled(documents.get(service))
             if document is not None:

@@ -22,7 +22,7 @@ SCALE = "Scale: scale the live color (absolute or relative)"
 ROLLBACK = "Rollback: start the previous release again and wait until it is healthy"
 ROLLBACK_SWITCH = "Rollback: switch the proxy to the previous release"
 ROLLBACK_STOP = "Rollback: stop the release that was live"
-# The flow module's test-only pause (Flow.checkpoint, tests/faults): the job is cancelled while it waits there.
+# The flow module's test-only pause (a pause point, pause_points.py; tests/faults): the job is cancelled while it waits there.
 PAUSE_AT = "deploy:started"
 
 

@@ -5,7 +5,7 @@ Reused, not copied: the integration harness (tests/integration/conftest.py: Comp
 modules run through ``ansible-playbook``, test proxies on free ports, the engine and Consul
 fixtures) and the benchmarks' loopback load generator (benchmarks/loadgen.py). Added here:
 a load on a proxy path with its verdict, flow runs that pause at a named step
-(``Flow.checkpoint``, a test-only hook) to be killed or resumed, a Consul of the test's own
+(a pause point, plugins/module_utils/pause_points.py) to be killed or resumed, a Consul of the test's own
 that can be stopped, the consistency check, and the report printed at the end of the run.
 """
 
@@ -115,7 +115,7 @@ def loads():
 # -- flow runs in the background, pausing at a step ---------------------------------------------------------------
 class BackgroundRun:
     """One module run in the background (own process group). With ``pause_at``, it waits at that flow
-    step (Flow.checkpoint) until the test resumes it or kills it."""
+    step (a pause point, pause_points.py) until the test resumes it or kills it."""
 
     def __init__(self, project, module, params, pause_at=None):
         self.project = project

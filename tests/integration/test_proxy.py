@@ -250,7 +250,7 @@ def put_config_file(proxy, text):
 
 
 def run_paused_at(project, module, params, step, while_paused, expect_failure=False):
-    """Run ``module`` until it waits at ``step`` (Flow.checkpoint, the fault tests' hook), call
+    """Run ``module`` until it waits at ``step`` (a pause point, the fault tests' hook), call
     ``while_paused()``, then let it go on; returns its result."""
     pause_file = os.path.join(project.dir, "pause-%s" % step.replace(":", "-"))
     command, env = project.playbook(module, params, env={"DOCKERFLOW_TEST_PAUSE_AT": step,

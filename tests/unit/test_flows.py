@@ -14,12 +14,13 @@ import re
 
 import pytest
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import flows as flows_module
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import ServiceLock, lock_key
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.flows import Flow, FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import service_id_for
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps import instances as step_instances
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.flow import Flow
 from fakes import FakeBackend, FakeConsulAPI, FakeConsulClient
 
 SERVICE = "books-app"
@@ -42,9 +43,9 @@ services:
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
     """The proxy's DNS hold time and Consul polling are real-time waits in production."""
-    monkeypatch.setattr(flows_module, "DNS_QUIESCE_SECONDS", 0)
-    monkeypatch.setattr(flows_module, "REGISTRATION_POLL_SECONDS", 0.01)
-    monkeypatch.setattr(flows_module, "DEREGISTRATION_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(step_instances, "DNS_QUIESCE_SECONDS", 0)
+    monkeypatch.setattr(step_instances, "REGISTRATION_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(step_instances, "DEREGISTRATION_WAIT_SECONDS", 0.05)
 
 
 class World:
@@ -631,11 +632,11 @@ def test_check_mode_takes_no_lock(world):
 def test_the_probe_of_copies_follows_what_the_release_recorded():
     flow = Flow(FakeBackend(), FakeConsulClient(), FlowSettings(service=SERVICE, service_address="10.0.0.5"))
     template = FakeBackend()._new(SERVICE, "blue", 1, 1, "x", "h", ["8080/tcp"])
-    assert flow._clone_probe(template, "8080/tcp", "/health") == Probe("http", "10.0.0.5", "/health", "8080/tcp")
-    assert flow._clone_probe(template, "8080/tcp", None).kind == "docker"
+    assert step_instances.clone_probe(flow, template, "8080/tcp", "/health") == Probe("http", "10.0.0.5", "/health", "8080/tcp")
+    assert step_instances.clone_probe(flow, template, "8080/tcp", None).kind == "docker"
     template.health = None
-    assert flow._clone_probe(template, "8080/tcp", None) == Probe("tcp", "10.0.0.5", None, "8080/tcp")
-    assert flow._clone_probe(template, None, None).kind == "running"
+    assert step_instances.clone_probe(flow, template, "8080/tcp", None) == Probe("tcp", "10.0.0.5", None, "8080/tcp")
+    assert step_instances.clone_probe(flow, template, None, None).kind == "running"
 
 
 # -- a lock lost in the middle of a step ----------------------------------------------------------
@@ -680,13 +681,13 @@ def test_a_deploy_that_lost_its_lock_removes_only_its_own_instances_and_writes_n
 def test_a_scale_whose_lock_went_during_the_health_wait_writes_no_count(world, monkeypatch):
     """Lost after the last confirmation: the state write itself (one transaction with the session check) refuses."""
     world.run("deploy", scale="1")
-    wait_healthy = flows_module.wait_healthy
+    wait_healthy = step_instances.wait_healthy
 
     def slow_health_wait(*args, **kwargs):
         steal_the_lock(world)
         return wait_healthy(*args, **kwargs)
 
-    monkeypatch.setattr(flows_module, "wait_healthy", slow_health_wait)
+    monkeypatch.setattr(step_instances, "wait_healthy", slow_health_wait)
     state = world.state
     with pytest.raises(FlowError, match=r"^Scaling books-app \(blue\) to 3 failed: Lost the lock of books-app .* before "
                                         r"writing the state of books-app: .* The new instances were removed; 1 keep serving\.$"):
@@ -717,8 +718,8 @@ def test_a_rollback_that_lost_its_lock_writes_nothing_and_stops_nothing_again(wo
     world.go_live("green")
     world.run("stop_old")
     state = world.state
-    wait_healthy = flows_module.wait_healthy
-    monkeypatch.setattr(flows_module, "wait_healthy",
+    wait_healthy = step_instances.wait_healthy
+    monkeypatch.setattr(step_instances, "wait_healthy",
                         lambda *args, **kwargs: steal_the_lock(world) and wait_healthy(*args, **kwargs))
     with pytest.raises(FlowError, match=r"^Rollback of books-app to blue left the instances it started running: Lost the "
                                         r"lock of books-app .* before writing the state of books-app"):

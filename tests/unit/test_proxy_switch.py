@@ -16,9 +16,7 @@ import types
 import pytest
 import requests
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import flows as flows_module
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.flows import Flow, FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     ProxySettings,
     Route,
@@ -39,6 +37,9 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import 
     RELOAD_SCRIPT,
     ProxyNode,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps import instances as step_instances
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.flow import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent import (
     PendingSwitch,
     commit,
@@ -134,7 +135,7 @@ class FakeProxyNode:
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
-    monkeypatch.setattr(flows_module, "DNS_QUIESCE_SECONDS", 0)
+    monkeypatch.setattr(step_instances, "DNS_QUIESCE_SECONDS", 0)
 
 
 class Proxied:
@@ -388,7 +389,7 @@ class Killed(BaseException):
 
 @pytest.fixture
 def kill_at(monkeypatch):
-    """``kill_at(step)``: the next run that reaches ``step`` dies there (Flow.checkpoint, the fault tests' hook)."""
+    """``kill_at(step)``: the next run that reaches ``step`` dies there (flow.checkpoint, the fault tests' pause point)."""
     armed = []
 
     def checkpoint(_flow, name):
