@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import DeploymentContext
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import (
     LockLost,
@@ -31,7 +32,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state impor
     record_release,
     who_am_i,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import DeploymentContext
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, choose_probe, wait_healthy
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registrar, Registration, service_id_for

@@ -17,12 +17,10 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import config
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import connect, default_probe_address
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container import ContainerBackend
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.selection import BACKENDS, select_backend
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import ConsulClient
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
-    ContainerBackend,
-    connect,
-    default_probe_address,
-)
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.flows import Flow, FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
@@ -32,7 +30,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
-from ansible_collections.dockerflow.flow.plugins.module_utils.swarm_backend import BACKENDS, select_backend
 
 DOCKER_ARGS = dict(
     docker_host=dict(type="str", aliases=["host"]),
