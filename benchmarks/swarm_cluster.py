@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 from support.cluster_env import read_env_file  # noqa: E402 - the cluster tests read it the same way
 
 try:
-    from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import connect
+    from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import connect
 except ImportError:  # pragma: no cover - `make collection-path` and PYTHONPATH provide it
     connect = None
 

@@ -17,15 +17,8 @@ import json
 import time
 from collections.abc import Callable
 
-# LockLost and who_am_i are not used here: they moved to consul_lock with the lock (ConsulClient to
-# consul_client), and code that still imports them from this module finds them.
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import KV_PREFIX, ConsulClient
-from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import (  # pylint: disable=unused-import
-    LockLost,  # noqa: F401
-    ServiceLock,
-    lock_key,
-    who_am_i,  # noqa: F401
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import ServiceLock, lock_key
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
 STATE_SCHEMA = 1

@@ -17,12 +17,10 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import config, options
-from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import ConsulClient
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
-    ContainerBackend,
-    connect,
-    default_probe_address,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import connect, default_probe_address
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container import ContainerBackend
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.selection import BACKENDS, select_backend
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     ProxySettings,
@@ -32,7 +30,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.flow import Flow
-from ansible_collections.dockerflow.flow.plugins.module_utils.swarm_backend import BACKENDS, select_backend
 
 # The option groups of options.py, as argument specs.
 DOCKER_ARGS = options.group_spec("docker")

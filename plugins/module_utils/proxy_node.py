@@ -41,7 +41,7 @@ try:
     import docker.errors
 
     HAS_DOCKER = True
-except ImportError:  # pragma: no cover - reported by docker_backend.connect
+except ImportError:  # pragma: no cover - reported by backends.connection.connect
     HAS_DOCKER = False
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import connect
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import connect
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # benchmarks/ (not a package) holds the load generator; tests/ the shared helpers (support).

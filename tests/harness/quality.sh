@@ -12,8 +12,8 @@ set -uo pipefail
 
 # Unit-test coverage of plugins/module_utils and the registrator daemon (which was a module_util
 # until it moved to roles/registrator/files/dockerflow_registrator; .coveragerc) below this
-# (percent) fails the stage. Measured 80 %: the modules that only talk to Docker (docker_backend,
-# swarm_backend, proxy_node) are covered by tests/integration; every other file is at 87-100 %.
+# (percent) fails the stage. Measured 80 %: the modules that only talk to Docker (backends/container,
+# backends/swarm*, proxy_node) are covered by tests/integration; every other file is at 87-100 %.
 COVERAGE_FLOOR=${DOCKERFLOW_COVERAGE_FLOOR:-77}
 
 QUALITY_CACHE=$CACHE_DIR/quality

@@ -17,8 +17,8 @@ import json
 import uuid
 from types import SimpleNamespace
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Backend, Instance
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import Backend, Instance
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import (
     _connection_error,
     default_probe_address,
     docker_connection_settings,

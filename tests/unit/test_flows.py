@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import ServiceLock, lock_key
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import ServiceLock, lock_key
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import service_id_for

@@ -16,8 +16,8 @@ import threading
 import pytest
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import health
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Instance
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose import PortSpec, ServiceSpec
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import Instance
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, choose_probe, wait_healthy
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import swarm_backend as swarm
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends import swarm_spec, swarm_tasks
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container import ContainerBackend
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.selection import select_backend
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.swarm import SwarmBackend
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import (
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.labels import (
     LABEL_COLOR,
     LABEL_CONFIG_HASH,
     LABEL_RELEASE,
     LABEL_SERVICE,
-    ContainerBackend,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
 NS = 10**9
 COMPOSE = """
@@ -71,7 +73,7 @@ def project(write_file):
 
 def build(project, name="app", replicas=2):
     spec = project.service(name)
-    return swarm.build_service_spec(
+    return swarm_spec.build_service_spec(
         spec, "books-app-blue", "registry:5000/team/books-ms:1.2@sha256:" + "a" * 64, replicas,
         {LABEL_SERVICE: "books-app"}, {LABEL_SERVICE: "books-app", "team": "books"}, {"MODE": "prod", "A": "1"},
         {"back": "books_back", "default": "books_default"}, ["app", "app-blue"], "books", project,
@@ -124,7 +126,7 @@ def test_the_task_template_has_placement_resources_restart_logging_and_networks(
 
 def test_a_minimal_service_spec_has_nothing_unset(write_file):
     minimal = load_project(write_file("m/docker-compose.yml", "services:\n  app:\n    image: app:1\n"), "m")
-    wanted = swarm.build_service_spec(
+    wanted = swarm_spec.build_service_spec(
         minimal.service("app"), "m-app-green", "app:1", 1, {}, {}, {}, {"default": "m_default"}, [], "m", minimal,
     )
     assert wanted["TaskTemplate"] == {
@@ -146,7 +148,7 @@ def test_a_minimal_service_spec_has_nothing_unset(write_file):
 def test_restart_policy_from_deploy_else_from_restart(write_file, restart, deploy, expected):
     text = 'services:\n  app:\n    image: app:1\n    restart: "%s"%s\n' % (restart, deploy)
     spec = load_project(write_file("r/docker-compose.yml", text), "r").service("app")
-    wanted = swarm.build_service_spec(spec, "r-app-blue", "app:1", 1, {}, {}, {}, {"default": "r_default"}, [], "r")
+    wanted = swarm_spec.build_service_spec(spec, "r-app-blue", "app:1", 1, {}, {}, {}, {"default": "r_default"}, [], "r")
     assert wanted["TaskTemplate"]["RestartPolicy"] == expected
 
 
@@ -161,13 +163,14 @@ def test_ports_swarm_cannot_publish_are_refused_with_the_reason(write_file, port
     text = "services:\n  app:\n    image: app:1\n    ports: [%s]\n" % (port if port.startswith("{") else '"%s"' % port)
     spec = load_project(write_file("p/docker-compose.yml", text), "p").service("app")
     with pytest.raises(FlowError, match=r"^service app: " + message):
-        swarm.build_service_spec(spec, "p-app-blue", "app:1", 1, {}, {}, {}, {"default": "p_default"}, [], "p")
+        swarm_spec.build_service_spec(spec, "p-app-blue", "app:1", 1, {}, {}, {}, {"default": "p_default"}, [], "p")
 
 
 def test_a_fixed_published_port_and_the_vip_endpoint_mode_are_kept(write_file):
     text = "services:\n  db:\n    image: db:1\n    ports: ['5432:5432']\n    deploy: {endpoint_mode: vip}\n"
     spec = load_project(write_file("v/docker-compose.yml", text), "v").service("db")
-    endpoint = swarm.build_service_spec(spec, "v-db", "db:1", 1, {}, {}, {}, {"default": "v_default"}, [], "v")["EndpointSpec"]
+    wanted = swarm_spec.build_service_spec(spec, "v-db", "db:1", 1, {}, {}, {}, {"default": "v_default"}, [], "v")
+    endpoint = wanted["EndpointSpec"]
     port = {"Protocol": "tcp", "TargetPort": 5432, "PublishMode": "host", "PublishedPort": 5432}
     assert endpoint == {"Mode": "vip", "Ports": [port]}
 
@@ -176,10 +179,10 @@ def test_a_fixed_published_port_and_the_vip_endpoint_mode_are_kept(write_file):
 
 
 def test_service_names():
-    assert swarm.service_name("books-app", "blue", 4) == "books-app-blue"
-    assert swarm.service_name("books-app", "plain", 4) == "books-app-r4"
+    assert swarm_spec.service_name("books-app", "blue", 4) == "books-app-blue"
+    assert swarm_spec.service_name("books-app", "plain", 4) == "books-app-r4"
     with pytest.raises(FlowError, match=r"^service_name='a{60}' is too long for Swarm: a{60}-green has 66 characters"):
-        swarm.service_name("a" * 60, "green", 1)
+        swarm_spec.service_name("a" * 60, "green", 1)
 
 
 @pytest.mark.parametrize(
@@ -193,12 +196,12 @@ def test_service_names():
     ],
 )
 def test_images_are_pinned_to_the_digest_the_manager_resolved(image, digests, expected):
-    assert swarm.pinned_image(image, digests) == expected
+    assert swarm_spec.pinned_image(image, digests) == expected
 
 
 # -- tasks as instances -----------------------------------------------------------------------------
 
-SERVICE_SPEC = {"Name": "books-app-blue", "Labels": {swarm.LABEL_DOCKER_HEALTH: "true"}}
+SERVICE_SPEC = {"Name": "books-app-blue", "Labels": {swarm_spec.LABEL_DOCKER_HEALTH: "true"}}
 
 
 def task(state="running", err=None, ports=(), slot=2, node="n1", labels=None):
@@ -218,7 +221,7 @@ def task(state="running", err=None, ports=(), slot=2, node="n1", labels=None):
 
 
 def test_a_running_task_is_a_healthy_running_instance_on_its_node():
-    instance = swarm.task_instance(task(ports=[(8080, 30001)]), SERVICE_SPEC, "10.231.0.12")
+    instance = swarm_tasks.task_instance(task(ports=[(8080, 30001)]), SERVICE_SPEC, "10.231.0.12")
     assert instance.name == "books-app-blue.2." + "t" * 25  # the task's container name
     assert (instance.service, instance.color, instance.release, instance.number) == ("books-app", "blue", 7, 2)
     assert (instance.status, instance.health, instance.config_hash) == ("running", "healthy", "h1")
@@ -237,40 +240,40 @@ def test_a_running_task_is_a_healthy_running_instance_on_its_node():
     ],
 )
 def test_task_states_map_to_container_states_and_keep_the_engines_reason(state, err, status, health):
-    instance = swarm.task_instance(task(state=state, err=err), SERVICE_SPEC, None)
+    instance = swarm_tasks.task_instance(task(state=state, err=err), SERVICE_SPEC, None)
     assert (instance.status, instance.health, instance.error) == (status, health, err)
 
 
 def test_a_task_that_ended_before_its_healthcheck_passed_is_unhealthy_and_says_why():
-    instance = swarm.task_instance(task(state="complete"), SERVICE_SPEC, None)
+    instance = swarm_tasks.task_instance(task(state="complete"), SERVICE_SPEC, None)
     assert (instance.status, instance.health) == ("exited", "unhealthy")
     assert instance.error == "it ended before its Docker HEALTHCHECK passed (Swarm stops a task whose check fails)"
 
 
 def test_a_task_without_a_docker_healthcheck_has_no_health():
-    assert swarm.task_instance(task(), {"Name": "x", "Labels": {}}, None).health is None
+    assert swarm_tasks.task_instance(task(), {"Name": "x", "Labels": {}}, None).health is None
 
 
 def test_a_service_scaled_to_zero_lists_the_instances_it_remembers_as_stopped():
-    labels = {LABEL_SERVICE: "books-app", LABEL_COLOR: "green", LABEL_RELEASE: "3", swarm.LABEL_STOPPED: "2"}
+    labels = {LABEL_SERVICE: "books-app", LABEL_COLOR: "green", LABEL_RELEASE: "3", swarm_spec.LABEL_STOPPED: "2"}
     spec = {"Name": "books-app-green", "Labels": labels,
             "TaskTemplate": {"ContainerSpec": {"Image": "app:2"}}}
-    stopped = swarm.stopped_instances("svc1", spec)
+    stopped = swarm_tasks.stopped_instances("svc1", spec)
     assert [(i.name, i.number, i.status, i.running, i.release, i.color) for i in stopped] == [
         ("books-app-green.1", 1, "exited", False, 3, "green"),
         ("books-app-green.2", 2, "exited", False, 3, "green"),
     ]
-    assert all(swarm.is_stopped_instance(i) for i in stopped)
-    assert not swarm.is_stopped_instance(swarm.task_instance(task(), SERVICE_SPEC, None))
+    assert all(swarm_tasks.is_stopped_instance(i) for i in stopped)
+    assert not swarm_tasks.is_stopped_instance(swarm_tasks.task_instance(task(), SERVICE_SPEC, None))
 
 
 def test_replicas_and_the_stopped_count_change_together_and_nothing_else():
     spec = {"Name": "s", "Labels": {"a": "b"}, "Mode": {"Replicated": {"Replicas": 3}}, "TaskTemplate": {"x": 1}}
-    stopped = swarm.with_replicas(spec, 0, 3)
-    assert (swarm.replicas_of(stopped), swarm.stopped_of(stopped)) == (0, 3)
-    assert stopped["Labels"] == {"a": "b", swarm.LABEL_STOPPED: "3"} and stopped["TaskTemplate"] == {"x": 1}
-    started = swarm.with_replicas(stopped, 3, 0)
-    assert started["Labels"] == {"a": "b"} and swarm.replicas_of(started) == 3
+    stopped = swarm_spec.with_replicas(spec, 0, 3)
+    assert (swarm_spec.replicas_of(stopped), swarm_spec.stopped_of(stopped)) == (0, 3)
+    assert stopped["Labels"] == {"a": "b", swarm_spec.LABEL_STOPPED: "3"} and stopped["TaskTemplate"] == {"x": 1}
+    started = swarm_spec.with_replicas(stopped, 3, 0)
+    assert started["Labels"] == {"a": "b"} and swarm_spec.replicas_of(started) == 3
     assert spec["Mode"] == {"Replicated": {"Replicas": 3}}  # the original is left alone
 
 
@@ -291,15 +294,15 @@ class EngineInfo:
 @pytest.mark.parametrize(
     "choice, state, control, expected",
     [
-        ("auto", "active", True, swarm.SwarmBackend),
+        ("auto", "active", True, SwarmBackend),
         ("auto", "active", False, ContainerBackend),
         ("auto", "inactive", False, ContainerBackend),
         ("container", "active", True, ContainerBackend),
-        ("swarm", "active", True, swarm.SwarmBackend),
+        ("swarm", "active", True, SwarmBackend),
     ],
 )
 def test_auto_is_swarm_on_an_active_manager_only(choice, state, control, expected):
-    backend = swarm.select_backend(EngineInfo(state, control), choice, "tcp://m:2376")
+    backend = select_backend(EngineInfo(state, control), choice, "tcp://m:2376")
     assert isinstance(backend, expected)
 
 
@@ -309,9 +312,9 @@ def test_auto_is_swarm_on_an_active_manager_only(choice, state, control, expecte
 def test_swarm_on_an_engine_that_is_no_manager_fails_naming_it(state, control, what):
     with pytest.raises(FlowError, match=r"^backend=swarm needs a Swarm manager, and the engine at tcp://m:2376 "
                                         r"\(docker_host\) is %s: point docker_host at a manager" % what):
-        swarm.select_backend(EngineInfo(state, control), "swarm", "tcp://m:2376")
+        select_backend(EngineInfo(state, control), "swarm", "tcp://m:2376")
 
 
 def test_a_bad_backend_names_the_allowed_values():
     with pytest.raises(FlowError, match=r"^backend='k8s' is not valid: use one of auto, container, swarm\.$"):
-        swarm.select_backend(EngineInfo("inactive", False), "k8s", "x")
+        select_backend(EngineInfo("inactive", False), "k8s", "x")

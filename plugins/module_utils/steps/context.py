@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import ServiceLock, StateStore
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import ServiceLock
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import StateStore
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import default
 from ansible_collections.dockerflow.flow.plugins.module_utils.pause_points import pause_at
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registrar
@@ -35,8 +36,8 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent impo
 )
 
 if TYPE_CHECKING:
-    from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import ConsulClient
-    from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import Backend, Instance
+    from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Backend, Instance
+    from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
 
 
 @dataclass

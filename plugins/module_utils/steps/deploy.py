@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import DeploymentContext
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
-from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import LockLost, record_release, who_am_i
-from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import DeploymentContext
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import LockLost, who_am_i
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import record_release
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, choose_probe
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import ScaleRequest, parse_scale
@@ -37,8 +38,8 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances im
 from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent import refuse_if_possibly_served
 
 if TYPE_CHECKING:
+    from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Instance
     from ansible_collections.dockerflow.flow.plugins.module_utils.compose import ComposeProject, ServiceSpec
-    from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import Instance
 
 
 @dataclass

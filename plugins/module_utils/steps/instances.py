@@ -20,8 +20,8 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.health import Prob
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registration, service_id_for
 
 if TYPE_CHECKING:
+    from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Instance
     from ansible_collections.dockerflow.flow.plugins.module_utils.compose import ComposeProject, ServiceSpec
-    from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import Instance
     from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext, FlowSettings
 
 DNS_QUIESCE_SECONDS = 3

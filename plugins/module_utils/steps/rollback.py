@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
-from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import LockLost, record_release, who_am_i
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import LockLost, who_am_i
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import record_release
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import Step, now
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances import (
@@ -27,7 +28,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances im
 from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent import refuse_while_unsettled
 
 if TYPE_CHECKING:
-    from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import Instance
+    from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Instance
 
 
 @dataclass

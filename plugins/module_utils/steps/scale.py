@@ -33,7 +33,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances im
 from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent import refuse_if_possibly_served
 
 if TYPE_CHECKING:
-    from ansible_collections.dockerflow.flow.plugins.module_utils.docker_backend import Instance
+    from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Instance
 
 
 @dataclass

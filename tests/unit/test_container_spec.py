@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+"""The container backend's pure translations: a Compose service to create_container arguments,
+a template's inspect data to its clones', a container's inspect data to an Instance.
+
+What the engine does with them (create, connect, start, remove after a failure) runs in
+tests/integration (test_deploy.py, test_scale_stop_old.py) against the real engine.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends import container_spec
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
+from ansible_collections.dockerflow.flow.plugins.module_utils.labels import (
+    LABEL_COLOR,
+    LABEL_CONTAINER_NUMBER,
+    LABEL_NUMBER,
+    LABEL_RELEASE,
+    LABEL_SERVICE,
+)
+
+docker_types = pytest.importorskip("docker.types")
+
+COMPOSE = """
+services:
+  app:
+    image: app:1
+    command: ["serve"]
+    entrypoint: /bin/run
+    ports: ["8080", "127.0.0.1:9090:9090/udp"]
+    expose: ["7000", "7001/udp"]
+    volumes:
+      - data:/data:ro
+      - ./conf:/etc/app
+    tmpfs: /run
+    extra_hosts: ["db.local:10.0.0.7", "cache=10.0.0.8"]
+    restart: on-failure:3
+    cap_add: [NET_ADMIN]
+    read_only: true
+    stop_grace_period: 20s
+volumes:
+  data: {}
+"""
+
+
+@pytest.fixture
+def spec(write_file):
+    return load_project(write_file("c/docker-compose.yml", COMPOSE), "c").service("app")
+
+
+def test_create_args_carry_ports_and_exposed_ports(spec):
+    args = container_spec.create_args(spec)
+    assert args["ports"] == [(8080, "tcp"), (9090, "udp"), (7000, "tcp"), (7001, "udp")]
+    assert (args["command"], args["entrypoint"], args["stop_timeout"]) == (["serve"], ["/bin/run"], 20)
+
+
+def test_host_config_publishes_on_the_publish_address_unless_the_port_names_one(spec):
+    args = container_spec.host_config_args(spec, {"data": "c_data"}, "10.1.2.3", "c_default")
+    # no host port: Docker picks one on the publish address; a host_ip wins over it
+    assert args["port_bindings"] == {"8080/tcp": [("10.1.2.3",)], "9090/udp": [("127.0.0.1", 9090)]}
+    assert args["restart_policy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert args["extra_hosts"] == ["db.local:10.0.0.7", "cache:10.0.0.8"]
+    assert (args["read_only"], args["cap_add"], args["cap_drop"], args["network_mode"]) == (
+        True, ["NET_ADMIN"], None, "c_default")
+    volume, bind = args["mounts"]
+    assert (volume["Type"], volume["Source"], volume["Target"], volume["ReadOnly"]) == ("volume", "c_data", "/data", True)
+    assert (bind["Type"], bind["Target"], bind["ReadOnly"]) == ("bind", "/etc/app", False)
+
+
+@pytest.mark.parametrize(
+    "restart, expected",
+    [(None, None), ("no", None), ("always", {"Name": "always", "MaximumRetryCount": 0})],
+)
+def test_restart_policy(restart, expected):
+    assert container_spec.restart_policy(restart) == expected
+
+
+TEMPLATE_ID = "0123456789abcdef" * 4
+TEMPLATE = {
+    "Id": TEMPLATE_ID,
+    "Name": "/books-app-blue-1",
+    "Created": "2026-12-03T15:00:00Z",
+    "Config": {
+        "Image": "app:1",
+        "Hostname": TEMPLATE_ID[:12],
+        "Labels": {LABEL_SERVICE: "books-app", LABEL_COLOR: "blue", LABEL_RELEASE: "4", LABEL_NUMBER: "1",
+                   LABEL_CONTAINER_NUMBER: "1"},
+        "ExposedPorts": {"8080/tcp": {}},
+        "User": "",
+    },
+    "HostConfig": {"NetworkMode": "books_back"},
+    "State": {"Status": "running", "Health": {"Status": "healthy"}, "ExitCode": 0},
+    "NetworkSettings": {
+        "Networks": {"books_front": {"Aliases": ["app"]}, "books_back": {"Aliases": ["app-blue", TEMPLATE_ID[:12]]}},
+        "Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "32768"}], "9000/tcp": None},
+    },
+}
+
+
+def test_a_clone_gets_its_number_and_its_own_hostname():
+    args = container_spec.clone_args(TEMPLATE["Config"], TEMPLATE_ID, 3)
+    assert args["labels"][LABEL_NUMBER] == args["labels"][LABEL_CONTAINER_NUMBER] == "3"
+    assert TEMPLATE["Config"]["Labels"][LABEL_NUMBER] == "1"  # the template's labels are not changed
+    assert args["hostname"] is None and args["user"] is None
+    assert args["ports"] == [("8080", "tcp")]
+
+
+def test_a_clone_starts_on_the_templates_network_with_its_aliases_less_the_engines():
+    assert container_spec.first_network(TEMPLATE) == "books_back"
+    endpoint = TEMPLATE["NetworkSettings"]["Networks"]["books_back"]
+    assert container_spec.inherited_aliases(endpoint, TEMPLATE_ID) == ["app-blue"]
+
+
+def test_a_container_is_an_instance_with_its_published_ports():
+    instance = container_spec.container_instance(TEMPLATE)
+    assert (instance.name, instance.service, instance.color, instance.release, instance.number) == (
+        "books-app-blue-1", "books-app", "blue", 4, 1)
+    assert (instance.status, instance.health, instance.running) == ("running", "healthy", True)
+    assert instance.ports == {"8080/tcp": 32768}
