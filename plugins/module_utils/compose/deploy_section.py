@@ -14,7 +14,8 @@ from typing import Any
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import DeploySpec
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import (
     as_mapping,
-    mapping_section,
+    checked_section,
+    one_of,
     only_keys,
     parse_bytes,
     parse_duration_ns,
@@ -51,14 +52,12 @@ def parse_deploy(value: Any, where: str) -> DeploySpec:
             "replicas the flow scales." % (where, mode)
         )
     endpoint_mode = value.get("endpoint_mode")
-    if endpoint_mode is not None and endpoint_mode not in ENDPOINT_MODES:
-        raise FlowError("%s.endpoint_mode=%r is not one of %s." % (where, endpoint_mode, ", ".join(ENDPOINT_MODES)))
-    placement = mapping_section(value.get("placement"), where + ".placement")
-    only_keys(placement, _PLACEMENT_KEYS, where + ".placement")
+    if endpoint_mode is not None:
+        one_of(endpoint_mode, ENDPOINT_MODES, where + ".endpoint_mode")
+    placement = checked_section(value.get("placement"), _PLACEMENT_KEYS, where + ".placement")
     constraints = _constraints(placement, where)
     spread = _spread(placement, where)
-    resources = mapping_section(value.get("resources"), where + ".resources")
-    only_keys(resources, ("limits", "reservations"), where + ".resources")
+    resources = checked_section(value.get("resources"), ("limits", "reservations"), where + ".resources")
     return DeploySpec(
         replicas=whole_number(value.get("replicas"), where + ".replicas", minimum=0),
         endpoint_mode=endpoint_mode,
@@ -105,25 +104,17 @@ def _update_config(value: Any, where: str, kind: str) -> dict[str, Any] | None:
     """``update_config`` or ``rollback_config`` (``kind``) in the API's form."""
     if value is None:
         return None
-    section = mapping_section(value, where)
-    only_keys(section, _UPDATE_KEYS, where)
+    section = checked_section(value, _UPDATE_KEYS, where)
     result: dict[str, Any] = {}
     if "parallelism" in section:
         result["Parallelism"] = whole_number(section["parallelism"], where + ".parallelism", minimum=0)
-    for key, api_key in (("delay", "Delay"), ("monitor", "Monitor")):
-        if key in section:
-            result[api_key] = parse_duration_ns(section[key], "%s.%s" % (where, key))
+    _durations(section, (("delay", "Delay"), ("monitor", "Monitor")), where, result)
     if "failure_action" in section:
-        allowed = _FAILURE_ACTIONS[kind]
-        if section["failure_action"] not in allowed:
-            raise FlowError("%s.failure_action=%r is not one of %s." % (where, section["failure_action"], ", ".join(allowed)))
-        result["FailureAction"] = section["failure_action"]
+        result["FailureAction"] = one_of(section["failure_action"], _FAILURE_ACTIONS[kind], where + ".failure_action")
     if "max_failure_ratio" in section:
         result["MaxFailureRatio"] = _failure_ratio(section["max_failure_ratio"], where)
     if "order" in section:
-        if section["order"] not in _UPDATE_ORDERS:
-            raise FlowError("%s.order=%r is not one of %s." % (where, section["order"], ", ".join(_UPDATE_ORDERS)))
-        result["Order"] = section["order"]
+        result["Order"] = one_of(section["order"], _UPDATE_ORDERS, where + ".order")
     return result
 
 
@@ -141,27 +132,26 @@ def _restart_policy(value: Any, where: str) -> dict[str, Any] | None:
     """``restart_policy`` in the API's form (Swarm's conditions, not the service-level ``restart``)."""
     if value is None:
         return None
-    section = mapping_section(value, where)
-    only_keys(section, _RESTART_POLICY_KEYS, where)
+    section = checked_section(value, _RESTART_POLICY_KEYS, where)
     result: dict[str, Any] = {}
     if "condition" in section:
-        if section["condition"] not in SWARM_RESTART_CONDITIONS:
-            raise FlowError(
-                "%s.condition=%r is not one of %s." % (where, section["condition"], ", ".join(SWARM_RESTART_CONDITIONS))
-            )
-        result["Condition"] = section["condition"]
-    for key, api_key in (("delay", "Delay"), ("window", "Window")):
-        if key in section:
-            result[api_key] = parse_duration_ns(section[key], "%s.%s" % (where, key))
+        result["Condition"] = one_of(section["condition"], SWARM_RESTART_CONDITIONS, where + ".condition")
+    _durations(section, (("delay", "Delay"), ("window", "Window")), where, result)
     if "max_attempts" in section:
         result["MaxAttempts"] = whole_number(section["max_attempts"], where + ".max_attempts", minimum=0)
     return result
 
 
+def _durations(section: dict[str, Any], keys: tuple[tuple[str, str], ...], where: str, result: dict[str, Any]) -> None:
+    """The duration ``keys`` (Compose name, API name) present in ``section``, into ``result`` in ns."""
+    for key, api_key in keys:
+        if key in section:
+            result[api_key] = parse_duration_ns(section[key], "%s.%s" % (where, key))
+
+
 def _resources(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
     """``resources.limits`` or ``.reservations``: NanoCPUs, MemoryBytes (and Pids for limits)."""
-    section = mapping_section(value, where)
-    only_keys(section, allowed, where)
+    section = checked_section(value, allowed, where)
     result: dict[str, Any] = {}
     if section.get("cpus") is not None:
         try:

@@ -70,6 +70,13 @@ def mapping_section(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def checked_section(value: Any, allowed: Collection[str], where: str) -> dict[str, Any]:
+    """A mapping section (None: empty) whose keys must be ``allowed``."""
+    section = mapping_section(value, where)
+    only_keys(section, allowed, where)
+    return section
+
+
 def only_keys(value: Mapping[str, Any], allowed: Collection[str], where: str) -> None:
     """Refuse, naming them, the keys of ``value`` that are not ``allowed``."""
     unknown = sorted(str(key) for key in value if key not in allowed)
@@ -77,6 +84,13 @@ def only_keys(value: Mapping[str, Any], allowed: Collection[str], where: str) ->
         raise FlowError(
             "%s: key(s) %s are not supported. Supported: %s." % (where, ", ".join(unknown), ", ".join(sorted(allowed)))
         )
+
+
+def one_of(value: Any, allowed: Collection[str], where: str) -> Any:
+    """``value`` when it is one of ``allowed``; ``where`` ends with the key (``...deploy.endpoint_mode``)."""
+    if value not in allowed:
+        raise FlowError("%s=%r is not one of %s." % (where, value, ", ".join(allowed)))
+    return value
 
 
 def whole_number(value: Any, where: str, minimum: int = 1) -> int | None:
