@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A service's ``volumes``: bind mounts, named volumes and tmpfs, in the short and long syntax.
+
+Anything else mounted into an instance's filesystem belongs here too.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import MountSpec
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject
+
+_VOLUME_MODES = ("ro", "rw", "z", "Z")
+
+
+def service_mounts(project: ComposeProject, raw: dict[str, Any], where: str) -> list[MountSpec]:
+    """The service's ``volumes``; bind sources are made absolute from the project directory."""
+    mounts = []
+    for item in as_list(raw.get("volumes")):
+        if isinstance(item, dict):
+            kind = item.get("type", "volume")
+            target = item.get("target")
+            source = item.get("source")
+            read_only = bool(item.get("read_only", False))
+        else:
+            kind, source, target, read_only = _short_volume(item, where)
+        if not target or not str(target).startswith("/"):
+            raise FlowError("%s: volume %r needs an absolute container path." % (where, item))
+        if kind == "bind":
+            if not source:
+                raise FlowError("%s: bind volume %r needs a source path." % (where, item))
+            source = os.path.normpath(os.path.join(project.directory, os.path.expanduser(source)))
+        elif kind == "volume" and source:
+            if source not in project.volumes:
+                raise FlowError("%s: named volume %r is not declared under the top-level volumes key." % (where, source))
+        elif kind not in ("volume", "tmpfs"):
+            raise FlowError("%s: volume type %r is not supported (bind, volume, tmpfs)." % (where, kind))
+        mounts.append(MountSpec(kind=kind, target=str(target), source=source, read_only=read_only))
+    return mounts
+
+
+def _short_volume(item: Any, where: str) -> tuple[str, str | None, str, bool]:
+    """``[SOURCE:]TARGET[:MODE]`` as (kind, source, target, read_only); a path-like source is a bind."""
+    parts = str(item).split(":")
+    read_only = False
+    if len(parts) == 1:
+        source, target = None, parts[0]
+    elif len(parts) in (2, 3):
+        source, target = parts[0], parts[1]
+        if len(parts) == 3:
+            modes = parts[2].split(",")
+            unknown = [m for m in modes if m not in _VOLUME_MODES]
+            if unknown:
+                raise FlowError("%s: volume %r has unknown mode(s) %s." % (where, item, ",".join(unknown)))
+            read_only = "ro" in modes
+    else:
+        raise FlowError("%s: volume %r is not SOURCE:TARGET[:MODE]." % (where, item))
+    kind = "bind" if source and (source[0] in "./~") else "volume"
+    return kind, source, target, read_only

@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A loaded Compose project: its raw services and resources, and the questions the flow asks of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.services import normalize_service, parse_depends_on
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import ServiceSpec
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
+
+@dataclass
+class ComposeProject:
+    path: str
+    directory: str
+    name: str | None
+    services: dict[str, dict[str, Any]]  # name -> raw (interpolated, extends-resolved) dict
+    networks: dict[str, dict[str, Any]]  # key -> {"name": str, "external": bool, "driver": str|None}
+    volumes: dict[str, dict[str, Any]]  # key -> {"name": str, "external": bool, "driver": str|None}
+    variables: dict[str, str] = field(default_factory=dict)  # what ${VAR} and bare environment names resolve from
+
+    def service(self, name: str, parameter: str = "target") -> ServiceSpec:
+        """The spec of service ``name``; ``parameter`` is the option that named it, for the error."""
+        if name not in self.services:
+            raise FlowError(
+                "%s %r is not a service of %s. Services: %s."
+                % (parameter, name, self.path, ", ".join(sorted(self.services)) or "none")
+            )
+        return normalize_service(self, name)
+
+    def dependencies(self, name: str) -> list[str]:
+        """Services ``name`` depends on, transitively, dependencies first."""
+        ordered: list[str] = []
+        seen: set[str] = set()
+
+        def visit(service: str, chain: list[str]) -> None:
+            if service in chain:
+                raise FlowError("%s: depends_on cycle: %s." % (self.path, " -> ".join(chain + [service])))
+            if service in seen:
+                return
+            if service not in self.services:
+                raise FlowError("%s: service %r depends on unknown service %r." % (self.path, chain[-1], service))
+            for dep in parse_depends_on(self.services[service], self.path, service):
+                visit(dep, chain + [service])
+            seen.add(service)
+            ordered.append(service)
+
+        for dep in parse_depends_on(self.services[name], self.path, name):
+            visit(dep, [name])
+        return ordered

@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One raw Compose service into a ServiceSpec.
+
+Only the keys listed in SUPPORTED_SERVICE_KEYS are understood; any other key is an error
+naming it, because silently ignoring (say) ``build`` or ``secrets`` would deploy something
+other than what the file describes. A new key: add it to SUPPORTED_SERVICE_KEYS, a field to
+ServiceSpec (``specs``), and its parsing here (a section of its own gets a file beside
+``ports``, ``mounts`` and ``deploy_section``).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.deploy_section import parse_deploy
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import read_dotenv
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_mounts
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import parse_port
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import ServiceSpec
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping, parse_duration_ns
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject
+
+SUPPORTED_SERVICE_KEYS = frozenset(
+    [
+        "image", "command", "entrypoint", "environment", "env_file", "ports", "expose", "volumes",
+        "labels", "networks", "restart", "healthcheck", "depends_on", "extends", "container_name",
+        "hostname", "user", "working_dir", "stop_signal", "stop_grace_period", "extra_hosts", "tmpfs",
+        "read_only", "init", "cap_add", "cap_drop", "logging", "pull_policy", "deploy",
+    ]
+)
+RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
+DEPENDS_ON_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
+_HEALTHCHECK_KEYS = frozenset(["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"])
+_HEALTHCHECK_TESTS = ("CMD", "CMD-SHELL", "NONE")
+
+
+def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
+    """Build the ServiceSpec of service ``name``; unsupported keys are errors that name them."""
+    raw = project.services[name]
+    where = "%s: service %s" % (project.path, name)
+    _check_service_keys(raw, where)
+    image = raw.get("image")
+    if not image or not isinstance(image, str):
+        raise FlowError("%s has no image." % where)
+    environment = _environment(project, raw, where)
+    restart = _restart(raw, where)
+    grace = raw.get("stop_grace_period")
+    return ServiceSpec(
+        name=name,
+        image=image,
+        command=_command(raw.get("command"), where + ": command"),
+        entrypoint=_command(raw.get("entrypoint"), where + ": entrypoint"),
+        environment=environment,
+        ports=[parse_port(item, where) for item in as_list(raw.get("ports"))],
+        expose=[str(item) for item in as_list(raw.get("expose"))],
+        mounts=service_mounts(project, raw, where),
+        labels=as_mapping(raw.get("labels"), where, "labels"),
+        networks=_service_networks(project, raw, where),
+        restart=restart,
+        healthcheck=_healthcheck(raw, where),
+        depends_on=parse_depends_on(raw, project.path, name),
+        container_name=raw.get("container_name"),
+        hostname=raw.get("hostname"),
+        user=str(raw["user"]) if raw.get("user") is not None else None,
+        working_dir=raw.get("working_dir"),
+        stop_signal=raw.get("stop_signal"),
+        stop_grace_period=(parse_duration_ns(grace, where + ": stop_grace_period") // 10**9) if grace is not None else None,
+        extra_hosts=[str(item) for item in as_list(raw.get("extra_hosts"))],
+        tmpfs=[str(item) for item in as_list(raw.get("tmpfs"))],
+        read_only=bool(raw.get("read_only", False)),
+        init=raw.get("init"),
+        cap_add=[str(item) for item in as_list(raw.get("cap_add"))],
+        cap_drop=[str(item) for item in as_list(raw.get("cap_drop"))],
+        logging=raw.get("logging"),
+        pull_policy=raw.get("pull_policy"),
+        deploy=parse_deploy(raw.get("deploy"), where),
+    )
+
+
+def _check_service_keys(raw: dict[str, Any], where: str) -> None:
+    unknown = sorted(key for key in raw if key not in SUPPORTED_SERVICE_KEYS and not str(key).startswith("x-"))
+    if unknown:
+        hint = " (build the image beforehand and name it in image)" if "build" in unknown else ""
+        raise FlowError(
+            "%s: key(s) %s are not supported%s. Supported: %s."
+            % (where, ", ".join(unknown), hint, ", ".join(sorted(SUPPORTED_SERVICE_KEYS)))
+        )
+
+
+def _environment(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, str]:
+    """``env_file`` files in order, then ``environment`` over them (bare names from the project's variables)."""
+    environment = {}
+    for env_file in as_list(raw.get("env_file")):
+        env_path = env_file if isinstance(env_file, str) else (env_file or {}).get("path")
+        environment.update(read_dotenv(os.path.join(project.directory, str(env_path))))
+    environment.update(as_mapping(raw.get("environment"), where, "environment", project.variables))
+    return environment
+
+
+def _restart(raw: dict[str, Any], where: str) -> str | None:
+    restart = raw.get("restart")
+    if restart is None:
+        return None
+    if str(restart).split(":", maxsplit=1)[0] not in RESTART_POLICIES:
+        raise FlowError("%s: restart=%r is not one of %s." % (where, restart, ", ".join(RESTART_POLICIES)))
+    return str(restart)
+
+
+def parse_depends_on(raw: dict[str, Any], path: str, name: str) -> dict[str, str]:
+    """Service ``name``'s ``depends_on`` (list or mapping form): dependency -> condition."""
+    value = raw.get("depends_on")
+    if value is None:
+        return {}
+    if isinstance(value, list):
+        return {str(item): "service_started" for item in value}
+    if isinstance(value, dict):
+        result = {}
+        for dep, options in value.items():
+            condition = (options or {}).get("condition", "service_started") if isinstance(options, dict) else None
+            if condition not in DEPENDS_ON_CONDITIONS:
+                raise FlowError("%s: service %r: depends_on.%s has an unknown condition %r." % (path, name, dep, condition))
+            result[str(dep)] = condition
+        return result
+    raise FlowError("%s: service %r: depends_on must be a list or a mapping." % (path, name))
+
+
+def _command(value: Any, where: str) -> list[str] | None:
+    """``command``/``entrypoint``: a list as is, a string split as a shell would."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise FlowError("%s: cannot split %r: %s." % (where, value, exc))
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    raise FlowError("%s must be a string or a list." % where)
+
+
+def _healthcheck(raw: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """``healthcheck`` in the Docker API's form (durations in ns); ``disable`` is test NONE."""
+    value = raw.get("healthcheck")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise FlowError("%s: healthcheck must be a mapping." % where)
+    unknown = set(value) - _HEALTHCHECK_KEYS
+    if unknown:
+        raise FlowError("%s: healthcheck key(s) %s are not supported." % (where, ", ".join(sorted(unknown))))
+    if value.get("disable"):
+        return {"test": ["NONE"]}
+    test = value.get("test")
+    if isinstance(test, str):
+        test = ["CMD-SHELL", test]
+    if test is not None and (not isinstance(test, list) or not test or test[0] not in _HEALTHCHECK_TESTS):
+        raise FlowError("%s: healthcheck.test must be a string or a list starting with CMD, CMD-SHELL or NONE." % where)
+    result: dict[str, Any] = {"test": [str(part) for part in test] if test else None}
+    for key in ("interval", "timeout", "start_period"):
+        if key in value:
+            result[key] = parse_duration_ns(value[key], "%s: healthcheck.%s" % (where, key))
+    if "retries" in value:
+        try:
+            result["retries"] = int(value["retries"])
+        except (TypeError, ValueError):
+            raise FlowError("%s: healthcheck.retries=%r is not a whole number." % (where, value["retries"]))
+    return result
+
+
+def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, dict[str, list[str]]]:
+    """The networks the service joins (``default`` when none is named), each with its aliases."""
+    value = raw.get("networks")
+    if value is None:
+        return {"default": {"aliases": []}}
+    if isinstance(value, list):
+        value = {str(item): None for item in value}
+    if not isinstance(value, dict):
+        raise FlowError("%s: networks must be a list or a mapping." % where)
+    result = {}
+    for key, options in value.items():
+        if key != "default" and key not in project.networks:
+            raise FlowError("%s: network %r is not declared under the top-level networks key." % (where, key))
+        options = options or {}
+        unknown = set(options) - {"aliases"}
+        if unknown:
+            raise FlowError("%s: networks.%s key(s) %s are not supported." % (where, key, ", ".join(sorted(unknown))))
+        result[str(key)] = {"aliases": [str(alias) for alias in options.get("aliases") or []]}
+    return result

@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a Compose service means once read: the normalized specs the backends create instances from.
+
+A new service key becomes a field here (field names follow Compose's), its parsing goes to
+``services`` (or a file of its own beside it), and both backends map it onto the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class PortSpec:
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str | None = None
+    host_port: int | None = None
+    mode: str | None = None  # Swarm publishing mode (long syntax): host | ingress
+
+    @property
+    def key(self) -> str:
+        return "%d/%s" % (self.container_port, self.protocol)
+
+
+@dataclass
+class MountSpec:
+    kind: str  # bind | volume | tmpfs
+    target: str
+    source: str | None = None
+    read_only: bool = False
+
+
+@dataclass
+class DeploySpec:
+    """The ``deploy`` section, in the Docker Engine's Swarm API units (durations in ns, bytes, NanoCPUs).
+
+    Swarm services use all of it; plain containers only ``replicas`` (the first release's count).
+    """
+
+    replicas: int | None = None
+    endpoint_mode: str | None = None  # dnsrr | vip
+    labels: dict[str, str] = field(default_factory=dict)  # labels of the Swarm service (not of its containers)
+    constraints: list[str] = field(default_factory=list)  # "node.role==worker"
+    spread: list[str] = field(default_factory=list)  # placement preferences: "node.labels.zone"
+    max_replicas_per_node: int | None = None
+    update_config: dict[str, Any] | None = None  # {"Parallelism": 1, "Delay": ns, "FailureAction": ..., ...}
+    rollback_config: dict[str, Any] | None = None
+    restart_policy: dict[str, Any] | None = None  # {"Condition": "on-failure", "Delay": ns, "MaxAttempts": 3, "Window": ns}
+    limits: dict[str, int] = field(default_factory=dict)  # {"NanoCPUs": int, "MemoryBytes": int, "Pids": int}
+    reservations: dict[str, int] = field(default_factory=dict)  # {"NanoCPUs": int, "MemoryBytes": int}
+
+
+@dataclass
+class ServiceSpec:
+    """One Compose service, normalized; field names follow Compose's."""
+
+    name: str
+    image: str
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    ports: list[PortSpec] = field(default_factory=list)
+    expose: list[str] = field(default_factory=list)
+    mounts: list[MountSpec] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    networks: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # compose network key -> {"aliases": [...]}
+    restart: str | None = None
+    healthcheck: dict[str, Any] | None = None  # Docker API form (test, interval ns, ...), {"test": ["NONE"]} to disable
+    depends_on: dict[str, str] = field(default_factory=dict)  # service -> condition
+    container_name: str | None = None
+    hostname: str | None = None
+    user: str | None = None
+    working_dir: str | None = None
+    stop_signal: str | None = None
+    stop_grace_period: int | None = None  # seconds
+    extra_hosts: list[str] = field(default_factory=list)
+    tmpfs: list[str] = field(default_factory=list)
+    read_only: bool = False
+    init: bool | None = None
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    logging: dict[str, Any] | None = None
+    pull_policy: str | None = None
+    deploy: DeploySpec = field(default_factory=DeploySpec)
+
+    def config_hash(self) -> str:
+        """A stable digest of everything that defines a running instance."""
+        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
