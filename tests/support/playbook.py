@@ -16,11 +16,15 @@ RESULT_CALLBACK = "dockerflow_test_result"
 
 
 def keep_result_task(register, dest):
-    """The task that writes the result registered as ``register`` to ``dest`` as JSON: a set_fact that the
-    harness's callback (callback_plugins/dockerflow_test_result.py) writes out on the controller. No module
-    runs for it; a copy task ran two (stat and copy), about 1.7 s of CPU on every module call of a test."""
-    return {"name": "keep the result",
-            "ansible.builtin.set_fact": {RESULT_CALLBACK: {"dest": dest, "content": "{{ %s | to_json }}" % register}}}
+    """The task that writes the result registered as ``register`` to ``dest`` as JSON (written_task)."""
+    return written_task(dest, "{{ %s | to_json }}" % register)
+
+
+def written_task(dest, content, name="keep the result"):
+    """A task that writes ``content`` (templated) to ``dest``: a set_fact that the harness's callback
+    (callback_plugins/dockerflow_test_result.py) writes out on the controller, in a run whose environment
+    has result_callback_env. No module runs for it; a copy task ran two (stat and copy), about 1.7 s of CPU."""
+    return {"name": name, "ansible.builtin.set_fact": {RESULT_CALLBACK: {"dest": dest, "content": content}}}
 
 
 def result_callback_env(env):
