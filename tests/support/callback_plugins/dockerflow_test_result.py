@@ -10,6 +10,8 @@ task, which ran two modules (stat and copy) and cost about 1.7 s of CPU on every
 
 from __future__ import annotations
 
+import os
+
 from ansible.plugins.callback import CallbackBase
 
 RESULT_FACT = "dockerflow_test_result"
@@ -26,5 +28,6 @@ class CallbackModule(CallbackBase):
         kept = (data.get("ansible_facts") or {}).get(RESULT_FACT)
         if not isinstance(kept, dict) or "dest" not in kept:
             return
-        with open(kept["dest"], "w") as handle:
+        # Owner only, as the copy tasks it replaces wrote results that may hold secrets.
+        with os.fdopen(os.open(kept["dest"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
             handle.write(kept["content"])
