@@ -63,6 +63,16 @@ def http_json(port, path="/", timeout=3):
         return response.status, json.loads(response.read())
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long_running: a test of minutes (a molecule scenario, a walkthrough), started first")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked long_running first, the others in their order. xdist hands tests out in collection order:
+    a test of minutes collected near the end kept one worker busy for minutes after the other had run out."""
+    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     client = docker.from_env(version="auto")
