@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 
+import pytest
 import yaml
 
 from conftest import APP_V1, APP_V2, CONSUL_URL, free_ports, wait_for
@@ -286,6 +287,7 @@ def test_role_variables_set_to_omit_are_not_set_like_null(flow_project, proxy):
         [entry["result"]["option_sources"] for entry in runs["none"].results], "omit and null resolve alike"
 
 
+@pytest.mark.long_running
 def test_molecule_scenario_of_the_flow_role(tmp_path, docker_client):
     """`molecule test` of roles/flow: converge, idempotence, verify (HTTP through its proxy), destroy,
     with its own Consul, on free ports and names of its own."""

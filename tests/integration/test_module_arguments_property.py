@@ -248,6 +248,7 @@ def property_project(tmp_path_factory, docker_client, consul_agent):
         proxy.cleanup()
 
 
+@pytest.mark.long_running
 def test_any_arguments_give_success_or_a_clean_failure_that_changes_nothing(property_project, capsys):
     project, proxy = property_project
     specs = {module: argument_spec_of(module) for module in MODULES}
