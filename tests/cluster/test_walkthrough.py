@@ -40,7 +40,7 @@ LOAD_CONNECTIONS = 4
 FAILED_WINDOW_BOUND = 15  # seconds from the stop to the last request that failed (when it was sent)
 RESCHEDULE_BOUND = 60  # seconds from the stop until the live color runs at full count again
 REJOIN_BOUND = 60  # seconds from `docker start` until the node is Ready again
-HEALTHCHECK = {"test": ["CMD", "python3", "/app/healthcheck.py"], "interval": "2s", "timeout": "10s",
+HEALTHCHECK = {"test": ["CMD", "bash", "/app/healthcheck.sh"], "interval": "2s", "timeout": "10s",
                "retries": 5, "start_period": "5s"}
 
 

@@ -27,6 +27,7 @@ import yaml
 
 # tests/support (shared helpers: an extra dockerd, ...) imports as ``support``.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support.playbook import keep_result_task, result_callback_env  # noqa: E402
 
 CONSUL_URL = os.environ.get("DOCKERFLOW_TEST_CONSUL", "http://127.0.0.1:8500")
 CONSUL_DNS = os.environ.get("DOCKERFLOW_TEST_CONSUL_DNS", "127.0.0.1:8600")
@@ -60,6 +61,16 @@ def consul_delete(path, consul_url=CONSUL_URL):
 def http_json(port, path="/", timeout=3):
     with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as response:
         return response.status, json.loads(response.read())
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long_running: a test of minutes (a molecule scenario, a walkthrough), started first")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked long_running first, the others in their order. xdist hands tests out in collection order:
+    a test of minutes collected near the end kept one worker busy for minutes after the other had run out."""
+    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
 
 
 @pytest.fixture(scope="session")
@@ -143,9 +154,7 @@ class FlowProject:
                 "tasks": [
                     {"name": "under test", "dockerflow.flow.%s" % module: params, "register": "result",
                      "ignore_errors": True},
-                    {"name": "keep the result", "ansible.builtin.copy": {"content": "{{ result | to_json }}",
-                                                                         "dest": result_path},
-                     "check_mode": False, "diff": False},
+                    keep_result_task("result", result_path),
                 ],
             }
         ]
@@ -164,6 +173,7 @@ class FlowProject:
                 del run_env[key]
         run_env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "0",
                         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0", "DOCKERFLOW_RESULT_PATH": result_path})
+        run_env.update(result_callback_env(run_env))
         run_env.update(env or {})
         # tests/harness/coverage.sh measure --local-runs-only: measure this local run's module.
         if os.environ.get("DOCKERFLOW_TEST_LOCAL_MODULE_COVERAGE"):

@@ -100,6 +100,7 @@ def e2e(tmp_path, docker_client):
         infra.cleanup(docker_client)
 
 
+@pytest.mark.long_running
 def test_setup_then_the_seed_walkthrough_through_the_setups_proxy(e2e, docker_client):
     started = time.monotonic()
     project, infra, service = e2e.project, e2e.infra, e2e.service

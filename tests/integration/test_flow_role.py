@@ -14,9 +14,11 @@ import subprocess
 import sys
 import uuid
 
+import pytest
 import yaml
 
 from conftest import APP_V1, APP_V2, CONSUL_URL, free_ports, wait_for
+from support.playbook import result_callback_env, written_task
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FLOW_PLAYBOOK = os.path.join(ROOT, "playbooks", "flow.yml")
@@ -69,7 +71,7 @@ def run_playbook(project, proxy, *args, playbook=FLOW_PLAYBOOK, env=None, projec
         wrapper = [
             {"ansible.builtin.import_playbook": playbook},
             {"name": "Keep flow_results", "hosts": "localhost", "gather_facts": False, "tasks": [
-                {"ansible.builtin.copy": {"content": "{{ flow_results | to_json }}", "dest": results_path, "mode": "0600"}},
+                written_task(results_path, "{{ flow_results | to_json }}", name="flow_results"),
             ]},
         ]
         playbook = os.path.join(project.dir, "wrapper-%s.yml" % uuid.uuid4().hex[:6])
@@ -80,6 +82,7 @@ def run_playbook(project, proxy, *args, playbook=FLOW_PLAYBOOK, env=None, projec
     run_env = {key: value for key, value in os.environ.items() if not key.startswith("FLOW") and key not in engine_and_consul}
     run_env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
                     "PWD": project.dir})
+    run_env.update(result_callback_env(run_env))
     run_env.update(env or {})
     completed = subprocess.run(command, cwd=project.dir, env=run_env, capture_output=True, text=True, timeout=600, check=False)
     loaded = None
@@ -284,6 +287,7 @@ def test_role_variables_set_to_omit_are_not_set_like_null(flow_project, proxy):
         [entry["result"]["option_sources"] for entry in runs["none"].results], "omit and null resolve alike"
 
 
+@pytest.mark.long_running
 def test_molecule_scenario_of_the_flow_role(tmp_path, docker_client):
     """`molecule test` of roles/flow: converge, idempotence, verify (HTTP through its proxy), destroy,
     with its own Consul, on free ports and names of its own."""

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from conftest import APP_V2, CONSUL_URL, TestProxy, consul_get
 from support.inprocess import argument_spec_of, run_module
+from support.playbook import written_task
 
 MODULES = ("flow_deploy", "flow_scale", "flow_stop_old", "flow_info", "flow_rollback", "flow_proxy")
 EXAMPLES = int(os.environ.get("DOCKERFLOW_PROPERTY_EXAMPLES", "150"))
@@ -247,6 +248,7 @@ def property_project(tmp_path_factory, docker_client, consul_agent):
         proxy.cleanup()
 
 
+@pytest.mark.long_running
 def test_any_arguments_give_success_or_a_clean_failure_that_changes_nothing(property_project, capsys):
     project, proxy = property_project
     specs = {module: argument_spec_of(module) for module in MODULES}
@@ -357,10 +359,9 @@ def test_flow_role_refuses_unknown_steps_before_running_any(flow_project, capsys
             {"ansible.builtin.include_role": {"name": "dockerflow.flow.flow"},
              "vars": {"flow_steps": yaml_unsafe(steps), "flow_project_dir": flow_project.dir,
                       "flow_consul_address": CONSUL_URL, "flow_publish_address": "127.0.0.1"}},
-            {"ansible.builtin.copy": {"content": "ran", "dest": "%s/%d.json" % (results_dir, index)}},
+            written_task("%s/%d.json" % (results_dir, index), "ran"),
         ], "rescue": [
-            {"ansible.builtin.copy": {"content": "{{ ansible_failed_result | to_json }}",
-                                      "dest": "%s/%d.json" % (results_dir, index)}},
+            written_task("%s/%d.json" % (results_dir, index), "{{ ansible_failed_result | to_json }}"),
         ]})
     playbook = os.path.join(flow_project.dir, "steps.yml")
     with open(playbook, "w") as handle:

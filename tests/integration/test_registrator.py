@@ -324,6 +324,7 @@ def test_upstream_mode_runs_gliderlabs_registrator_with_its_own_flags(tmp_path):
     assert len(recorded) == 2, "no image is built in upstream mode: %s" % recorded
 
 
+@pytest.mark.long_running
 def test_molecule_scenario_of_the_registrator_role(docker_client, consul_agent, tmp_path):
     """`molecule test` of roles/registrator: destroy, syntax, converge, idempotence, verify, destroy."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -304,6 +304,7 @@ SCENARIO_PORTS = {
 }
 
 
+@pytest.mark.long_running
 @pytest.mark.parametrize("role", sorted(SCENARIO_PORTS))
 def test_molecule_scenario(role, tmp_path, docker_client):
     """`molecule test` of the role's default scenario: converge, idempotence, verify, destroy."""
