@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.colors import ALL_COLORS
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
@@ -106,7 +107,7 @@ class Option:
         return spec
 
 
-def _o(name: str, type_: str, group: str, doc: str, **more) -> Option:
+def _o(name: str, type_: str, group: str, doc: str, **more: Any) -> Option:
     return Option(name=name, type=type_, group=group, doc=doc, **more)
 
 
@@ -114,7 +115,7 @@ def _flow_env(name: str) -> tuple:
     return ("FLOW_" + name.upper(),)
 
 
-def _resolved(name: str, type_: str, group: str, doc: str, env: tuple = (), **more) -> Option:
+def _resolved(name: str, type_: str, group: str, doc: str, env: tuple = (), **more: Any) -> Option:
     """An option that falls back to FLOW_<NAME> (then ``env``), then ``name`` in docker-flow.yml."""
     return _o(name, type_, group, doc, env=_flow_env(name) + env, file_keys=(name,), **more)
 
