@@ -62,7 +62,7 @@ unit: venv collection-path
 
 # Writes the copies of the option table (plugins/module_utils/options.py) that Ansible reads literally:
 # the doc fragment, the flow role's argument specs, vars and defaults, playbooks/flow.yml's seed names.
-# tests/unit/test_options.py fails when one of them is not what the table gives.
+# tests/unit/plugins/module_utils/test_options.py fails when one of them is not what the table gives.
 options: venv collection-path
 	@$(TEST_ENV) $(VENV)/bin/python tests/support/option_docs.py --write
 

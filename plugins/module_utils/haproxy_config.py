@@ -184,7 +184,7 @@ class ProxySettings:
     consul_dns_port: int = int(_DEFAULT_CONSUL_DNS[2])
     max_servers: int = default("proxy_max_servers")  # server-template slots of one color
     # No option sets the checks; they are fields so that the post-switch watch (down_detection_seconds)
-    # is tested to follow whatever the configuration renders (tests/unit/test_proxy_switch.py).
+    # is tested to follow whatever the configuration renders (tests/unit/plugins/module_utils/test_proxy_flow.py).
     check_interval_ms: int = 1000
     check_fall: int = 2  # failed checks in a row that mark a server DOWN
     server_state_file: str = "/var/lib/haproxy/server-state"

@@ -8,7 +8,7 @@ config.resolve applies (config.OPTIONS), and the defaults of FlowSettings and Pr
 come from here at run time. The copies Ansible must read literally, the doc fragment
 ``plugins/doc_fragments/options.py`` and the flow role's argument specs, variables and
 defaults, are generated from it by ``make options`` (tests/support/option_docs.py), and
-tests/unit/test_options.py fails when one of them is not what the table gives.
+tests/unit/plugins/module_utils/test_options.py fails when one of them is not what the table gives.
 
 An option whose group is shared (every group but ``step`` and ``seed``) is accepted by
 every flow module, so one set of options (``module_defaults`` for ``group/dockerflow.flow.flow``,

@@ -3,7 +3,7 @@
 the doc fragment every flow module extends, and the flow role's argument specs, variable tables,
 commented defaults and playbooks/flow.yml's seed names.
 
-``make options`` writes them (this file, ``--write``); tests/unit/test_options.py fails when one
+``make options`` writes them (this file, ``--write``); tests/unit/plugins/module_utils/test_options.py fails when one
 differs from what the table gives. The role's and the playbook's files are hand-written around
 a block between two marker lines; the doc fragment is generated whole.
 """

@@ -9,7 +9,8 @@ retry loop). Everything that talks to an engine or an agent is covered by
 The collection must be importable as ``ansible_collections.dockerflow.flow``
 (``make unit`` sets PYTHONPATH to a collections tree that links to this
 checkout); ``tests/`` goes on ``sys.path`` so the helpers shared with the
-integration tests import as ``support``, and so does the registrator role's
+integration tests import as ``support``, ``tests/unit`` so the in-memory stand-ins import as
+``fakes`` from every folder of this tree (it mirrors the collection's), and so does the registrator role's
 ``files/`` so its daemon imports as ``dockerflow_registrator``, as in its image.
 """
 
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, settings
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TESTS)
+sys.path.insert(0, os.path.join(TESTS, "unit"))
 sys.path.insert(0, os.path.join(os.path.dirname(TESTS), "roles", "registrator", "files"))
 
 # No example database in the working tree, and no timing-based flakiness.

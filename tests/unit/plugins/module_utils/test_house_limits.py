@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-MODULE_UTILS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
+MODULE_UTILS = Path(__file__).resolve().parents[4] / "plugins" / "module_utils"
 MAX_FILE_LINES = 450
 MAX_FUNCTION_LINES = 60
 

@@ -36,7 +36,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.registration impor
 )
 
 SETTINGS = reg.Settings(node="node1", ip="10.0.0.5")
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 
 
 def binding(port, host_ip="0.0.0.0"):
