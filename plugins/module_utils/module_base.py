@@ -22,11 +22,8 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.selection import BACKENDS, select_backend
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
-    ProxySettings,
-    config_word,
-    exposure_warnings,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, exposure_warnings
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.flow import Flow
