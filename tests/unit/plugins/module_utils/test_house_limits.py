@@ -27,7 +27,6 @@ SIZE_ALLOWLIST: dict[str, str] = {
 }
 ANNOTATION_ALLOWLIST: dict[str, str] = {
     "proxy_flow.py": BEING_SPLIT,
-    "module_base.py": BEING_SPLIT,
 }
 
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
