@@ -11,6 +11,8 @@ environment variables of its Usage table keep working, so an existing
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import options
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
@@ -52,7 +54,9 @@ IGNORED_OPTIONS = {
 }
 
 
-def ignored_option_warnings(file_values, file_path, environ=None):
+def ignored_option_warnings(
+    file_values: Mapping[str, Any], file_path: str, environ: Mapping[str, str] | None = None
+) -> list[str]:
     """One warning line per ignored option that is set, naming where it was set."""
     environ = os.environ if environ is None else environ
     warnings = []
@@ -69,7 +73,7 @@ def ignored_option_warnings(file_values, file_path, environ=None):
 _FILE_KEYS = {key: name for name, option in OPTIONS.items() for key in option.file_keys}
 
 
-def _parse_bool(value, source):
+def _parse_bool(value: object, source: str) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -80,7 +84,7 @@ def _parse_bool(value, source):
     raise FlowError("%s=%r is not a boolean: use true or false." % (source, value))
 
 
-def _parse_int(value, source):
+def _parse_int(value: object, source: str) -> int:
     if isinstance(value, bool):
         raise FlowError("%s=%r is not a whole number." % (source, value))
     try:
@@ -89,7 +93,7 @@ def _parse_int(value, source):
         raise FlowError("%s=%r is not a whole number." % (source, value))
 
 
-def _parse_list(value, source, from_env):
+def _parse_list(value: object, source: str, from_env: bool) -> list[str]:
     if isinstance(value, (list, tuple)):
         items = list(value)
     elif from_env or isinstance(value, str):
@@ -106,7 +110,7 @@ def _parse_list(value, source, from_env):
     return result
 
 
-def convert(option, value, source, from_env=False):
+def convert(option: options.Option, value: object, source: str, from_env: bool = False) -> Any:
     """Convert a raw env/file value to the option's kind; errors name ``source``."""
     if option.kind == "bool":
         return _parse_bool(value, source)
@@ -121,7 +125,7 @@ def convert(option, value, source, from_env=False):
     return value
 
 
-def read_flow_file(path, required=False):
+def read_flow_file(path: str | None, required: bool = False) -> dict[str, Any]:
     """Read ``docker-flow.yml``; a missing file is fine unless ``required``.
 
     Returns a dict of parameter name -> value (seed keys mapped to parameter
@@ -159,7 +163,12 @@ def read_flow_file(path, required=False):
     return result
 
 
-def resolve(params, names, environ=None, file_values=None):
+def resolve(
+    params: Mapping[str, Any],
+    names: Iterable[str],
+    environ: Mapping[str, str] | None = None,
+    file_values: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Merge options: module parameter, then FLOW_* environment, then file, then default.
 
     Returns (values, sources) where sources says where each value came from,

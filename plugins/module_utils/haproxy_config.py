@@ -20,7 +20,7 @@ over 10 reloads):
   benchmarks/README.md, POST mode). Other methods are retried only when the
   connection failed, i.e. before the server saw anything.
 
-Every value that reaches the file passes ``config_word``, the one place that
+Every value that reaches the file passes ``config_word`` (haproxy_words.py), the one place that
 validates and quotes: nothing a user types can add a directive.
 """
 
@@ -28,93 +28,20 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import check_server_slots, dns_payload_size
 
 PATH_TYPES = OPTIONS["path_type"].choices  # prefix, exact, regex
 _DEFAULT_CONSUL_DNS = default("consul_dns").rpartition(":")  # (host, ":", port)
-# Consul DNS looks routed services up as _<service>._<color>.service.<domain>: one DNS label.
-SERVICE_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
-# RFC 3986 path characters, minus the quote (HAProxy's quoting) and with no spaces or '#'.
-PLAIN_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$")
-PATH_RE = re.compile(r"^/[A-Za-z0-9\-._~!$&()*+,;=:@/%]*$")
-DOMAIN_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
-ADDRESS_RE = re.compile(r"^(\*|[0-9.]+|\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)$")
-_FORBIDDEN_IN_REGEX = ("'", "\n", "\r", "\0")
-MAX_PATH_LENGTH = 1024
 DNS_FAILURE_HOLD = "24h"
 GENERATION_BACKEND_PREFIX = "be_dockerflow_generation_"
-
-
-def config_word(value, kind, parameter):
-    """Validate ``value`` as a ``kind`` and return it as it is written into the file.
-
-    Kinds: ``service``, ``name`` (user names, generations), ``color``, ``path``, ``regex``, ``domain``,
-    ``address``, ``port``.
-    Errors name ``parameter`` and what is allowed.
-    """
-    if kind == "port":
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            raise FlowError("%s=%r is not valid: use a port number from 1 to 65535." % (parameter, value))
-        return str(value)
-    if not isinstance(value, str):
-        raise FlowError("%s=%r is not valid: expected text." % (parameter, value))
-    if kind == "service":
-        if not SERVICE_NAME_RE.fullmatch(value):
-            raise FlowError(
-                "%s=%r cannot be routed: Consul DNS needs 1-63 letters, digits or '-', starting and ending "
-                "with a letter or digit." % (parameter, value)
-            )
-        return value
-    if kind == "name":
-        if not PLAIN_NAME_RE.fullmatch(value):
-            raise FlowError(
-                "%s=%r is not valid: use 1-63 letters, digits, '_' or '-', starting with a letter, digit or '_'."
-                % (parameter, value)
-            )
-        return value
-    if kind == "color":
-        if value not in ("blue", "green", "plain"):
-            raise FlowError("%s=%r is not valid: use blue, green or plain." % (parameter, value))
-        return value
-    if kind == "path":
-        if len(value) > MAX_PATH_LENGTH or not PATH_RE.fullmatch(value):
-            raise FlowError(
-                "%s=%r is not valid: a path starts with '/' and holds only letters, digits and "
-                "-._~!$&()*+,;=:@/%% (no spaces, quotes, '#' or backslashes)." % (parameter, value)
-            )
-        return value
-    if kind == "regex":
-        if not value or len(value) > MAX_PATH_LENGTH or any(char in value for char in _FORBIDDEN_IN_REGEX):
-            raise FlowError(
-                "%s=%r is not valid: a regex must be non-empty, one line, without single quotes." % (parameter, value)
-            )
-        if not value.isprintable():  # C0/C1 controls, DEL, line separators, lone surrogates, ...
-            raise FlowError("%s=%r is not valid: control characters are not allowed." % (parameter, value))
-        if value.startswith("-"):  # HAProxy strips the quotes, then reads '-f', '-m', ... as ACL flags
-            raise FlowError("%s=%r is not valid: a regex may not start with '-' (write '[-]' or '\\-')." % (parameter, value))
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise FlowError("%s=%r is not a valid regular expression: %s." % (parameter, value, exc))
-        return "'%s'" % value  # single quotes: HAProxy takes the content literally
-    if kind == "domain":
-        lowered = value.lower()
-        if len(lowered) > 253 or not DOMAIN_RE.fullmatch(lowered):
-            raise FlowError(
-                "%s=%r is not valid: use a host name like shop.example.com, optionally starting with '*.'."
-                % (parameter, value)
-            )
-        return lowered
-    if kind == "address":
-        if not ADDRESS_RE.fullmatch(value):
-            raise FlowError("%s=%r is not valid: use an IP address, a host name or '*'." % (parameter, value))
-        return value
-    raise ValueError("unknown kind %r" % kind)
 
 
 @dataclass(frozen=True)
@@ -123,13 +50,13 @@ class Route:
 
     service: str
     color: str
-    paths: tuple = ()
+    paths: tuple[str, ...] = ()
     path_type: str = "prefix"
     domain: str | None = None
-    colors: tuple = ()  # every color that gets a backend (so a switch finds its servers resolved)
+    colors: tuple[str, ...] = ()  # every color that gets a backend (so a switch finds its servers resolved)
     health_path: str | None = None
 
-    def validated(self):
+    def validated(self) -> Route:
         """Raise FlowError for any value that may not reach the configuration."""
         config_word(self.service, "service", "service_name")
         config_word(self.color, "color", "color")
@@ -147,7 +74,7 @@ class Route:
             config_word(self.health_path, "path", "health_path")
         return self
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return {
             "color": self.color,
             "paths": list(self.paths),
@@ -158,7 +85,7 @@ class Route:
         }
 
     @classmethod
-    def from_dict(cls, service, data):
+    def from_dict(cls, service: str, data: dict[str, Any]) -> Route:
         return cls(
             service=service,
             color=data.get("color"),
@@ -189,7 +116,7 @@ class ProxySettings:
     check_fall: int = 2  # failed checks in a row that mark a server DOWN
     server_state_file: str = "/var/lib/haproxy/server-state"
 
-    def validated(self):
+    def validated(self) -> ProxySettings:
         for address, parameter in (
             (self.http_address, "proxy_listen_address"),
             (self.stats_address, "proxy_stats_address"),
@@ -208,13 +135,13 @@ class ProxySettings:
         check_server_slots(self.max_servers)
         return self
 
-    def down_detection_seconds(self):
+    def down_detection_seconds(self) -> float:
         """How long a dead server can still count as UP: ``check_fall`` failed checks ``check_interval_ms``
         apart, plus one interval, over which HAProxy spreads the first checks of a new worker."""
         return (self.check_fall + 1) * self.check_interval_ms / 1000.0
 
 
-def exposure_warnings(settings):
+def exposure_warnings(settings: ProxySettings) -> list[str]:
     """Warnings for the proxy's own endpoints bound beyond the proxy host's loopback."""
     warnings = []
     if not is_loopback(settings.stats_address):
@@ -230,16 +157,16 @@ def exposure_warnings(settings):
     return warnings
 
 
-def socket_address(address, port):
+def socket_address(address: str, port: int) -> str:
     """An address outside bind lines (stats socket, the master CLI's -S): HAProxy wants ipv6@ for IPv6."""
     return "%s@%s:%d" % ("ipv6" if ":" in address else "ipv4", address.strip("[]"), port)
 
 
-def backend_name(service, color):
+def backend_name(service: str, color: str) -> str:
     return "be_%s_%s" % (service, color)
 
 
-def _rules(routes):
+def _rules(routes: Iterable[Route]) -> list[tuple[Route, str | None]]:
     """One matching rule a (route, path), most specific first.
 
     An exact host before a wildcard before no host; on the same host, rules
@@ -252,7 +179,7 @@ def _rules(routes):
             rules.append((route, path))
     kind_rank = {"exact": 0, "prefix": 1, "regex": 2}
 
-    def order(rule):
+    def order(rule: tuple[Route, str | None]) -> tuple[Any, ...]:
         route, path = rule
         host_rank = 2 if route.domain is None else (1 if route.domain.startswith("*.") else 0)
         return (host_rank, -len(route.domain or ""), path is None, kind_rank[route.path_type], -len(path or ""),
@@ -261,7 +188,7 @@ def _rules(routes):
     return sorted(rules, key=order)
 
 
-def _rule_lines(route, path, index):
+def _rule_lines(route: Route, path: str | None, index: int) -> list[str]:
     lines, conditions = [], []
     if path is not None:
         fetch = {"prefix": "path_beg", "exact": "path", "regex": "path_reg"}[route.path_type]
@@ -279,7 +206,7 @@ def _rule_lines(route, path, index):
     return lines
 
 
-def _backend_lines(route, color, settings):
+def _backend_lines(route: Route, color: str, settings: ProxySettings) -> list[str]:
     service = config_word(route.service, "service", "service_name")
     color = config_word(color, "color", "color")
     lines = ["", "backend %s" % backend_name(service, color), "    balance roundrobin"]
@@ -293,19 +220,48 @@ def _backend_lines(route, color, settings):
     return lines
 
 
-def render(routes, settings, generation=None, unrouted=()):
-    """The whole configuration for ``routes`` (Route objects); deterministic for equal input.
+def render(
+    routes: Iterable[Route], settings: ProxySettings, generation: str | None = None, unrouted: Collection[str] = ()
+) -> tuple[str, str]:
+    """The whole configuration for ``routes`` (Route objects) and its generation; deterministic for equal input.
 
     Services named in ``unrouted`` get their backends but no matching rule: a
     switch first lets the running worker resolve a new service's servers.
     """
+    settings, routes = _validated(settings, routes)
+    lines = (
+        _global_lines(settings)
+        + _DEFAULTS_LINES
+        + _resolvers_lines(settings)
+        + _stats_lines(settings)
+        + _frontend_lines(settings, [route for route in routes if route.service not in unrouted])
+        + _NO_ROUTE_BACKEND_LINES
+        + _service_backend_lines(settings, routes)
+    )
+    body = "\n".join(lines) + "\n"
+    if generation:
+        digest = config_word(generation, "name", "generation")
+    else:
+        digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:12]
+    # The marker backend lets a flow see which generation the running worker loaded.
+    marker = ["", "backend %s" % generation_backend(digest), "    http-request return status 204"]
+    header = "# Generated by dockerflow.flow from the routes in Consul; edits are overwritten.\n"
+    return header + body + "\n".join(marker) + "\n", digest
+
+
+def _validated(settings: ProxySettings, routes: Iterable[Route]) -> tuple[ProxySettings, list[Route]]:
+    """``settings`` and ``routes`` validated; one route a service."""
     settings = settings.validated()
     routes = [route.validated() for route in routes]
     services = [route.service for route in routes]
     duplicates = sorted({name for name in services if services.count(name) > 1})
     if duplicates:
         raise FlowError("Service(s) %s have more than one route." % ", ".join(duplicates))
-    global_lines = [
+    return settings, routes
+
+
+def _global_lines(settings: ProxySettings) -> list[str]:
+    return [
         "global",
         "    log stdout format raw local0 info",
         "    stats socket %s level admin expose-fd listeners" % socket_address(settings.admin_address, settings.admin_port),
@@ -314,22 +270,30 @@ def render(routes, settings, generation=None, unrouted=()):
         "    user haproxy",
         "    group haproxy",
     ]
-    lines = global_lines + [
-        "",
-        "defaults",
-        "    mode http",
-        "    log global",
-        "    option httplog",
-        "    option redispatch",
-        "    option idle-close-on-response",
-        "    retries 3",
-        "    retry-on conn-failure empty-response response-timeout",
-        "    timeout connect 3s",
-        "    timeout client 30s",
-        "    timeout server 30s",
-        "    timeout http-keep-alive 10s",
-        "    load-server-state-from-file global",
-        "    default-server init-addr last,none",
+
+
+_DEFAULTS_LINES = [
+    "",
+    "defaults",
+    "    mode http",
+    "    log global",
+    "    option httplog",
+    "    option redispatch",
+    "    option idle-close-on-response",
+    "    retries 3",
+    "    retry-on conn-failure empty-response response-timeout",
+    "    timeout connect 3s",
+    "    timeout client 30s",
+    "    timeout server 30s",
+    "    timeout http-keep-alive 10s",
+    "    load-server-state-from-file global",
+    "    default-server init-addr last,none",
+]
+
+
+def _resolvers_lines(settings: ProxySettings) -> list[str]:
+    """Consul DNS, where the server-template slots of every backend find their servers."""
+    return [
         "",
         "resolvers consul",
         "    nameserver consul %s:%d" % (settings.consul_dns_address, settings.consul_dns_port),
@@ -345,6 +309,11 @@ def render(routes, settings, generation=None, unrouted=()):
         "    hold refused %s" % DNS_FAILURE_HOLD,
         "    hold timeout %s" % DNS_FAILURE_HOLD,
         "    hold other %s" % DNS_FAILURE_HOLD,
+    ]
+
+
+def _stats_lines(settings: ProxySettings) -> list[str]:
+    return [
         "",
         "listen stats",
         "    bind %s:%d" % (settings.stats_address, settings.stats_port),
@@ -352,6 +321,12 @@ def render(routes, settings, generation=None, unrouted=()):
         "    stats uri /",
         "    stats refresh 5s",
         "    http-request return status 200 content-type text/plain string ok if { path /healthz }",
+    ]
+
+
+def _frontend_lines(settings: ProxySettings, routed: list[Route]) -> list[str]:
+    """The HTTP frontend: one rule a (route, path) of the ``routed`` routes, most specific first."""
+    lines = [
         "",
         "frontend http",
         "    bind %s:%d" % (settings.http_address, settings.http_port),
@@ -359,29 +334,31 @@ def render(routes, settings, generation=None, unrouted=()):
         "    http-request disable-l7-retry if !METH_GET",
         "    default_backend be_dockerflow_none",
     ]
-    for index, (route, path) in enumerate(_rules([route for route in routes if route.service not in unrouted])):
+    for index, (route, path) in enumerate(_rules(routed)):
         lines += _rule_lines(route, path, index)
-    lines += ["", "backend be_dockerflow_none", "    http-request return status 503 content-type text/plain string 'no route'"]
+    return lines
+
+
+_NO_ROUTE_BACKEND_LINES = [
+    "", "backend be_dockerflow_none", "    http-request return status 503 content-type text/plain string 'no route'",
+]
+
+
+def _service_backend_lines(settings: ProxySettings, routes: list[Route]) -> list[str]:
+    """Every service's backends, one a color it may be switched to, each with its server slots."""
+    lines = []
     for route in sorted(routes, key=lambda r: r.service):
         for color in sorted(set(route.colors) | {route.color}):
             lines += _backend_lines(route, color, settings)
-    body = "\n".join(lines) + "\n"
-    if generation:
-        digest = config_word(generation, "name", "generation")
-    else:
-        digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:12]
-    # The marker backend lets a flow see which generation the running worker loaded.
-    marker = ["", "backend %s" % generation_backend(digest), "    http-request return status 204"]
-    header = "# Generated by dockerflow.flow from the routes in Consul; edits are overwritten.\n"
-    return header + body + "\n".join(marker) + "\n", digest
+    return lines
 
 
-def generation_backend(generation):
+def generation_backend(generation: str) -> str:
     """The marker backend through which a running worker reports the generation it loaded."""
     return GENERATION_BACKEND_PREFIX + generation
 
 
-def config_generation(config):
+def config_generation(config: str | None) -> str | None:
     """The generation a rendered configuration carries, or None (no configuration, or not rendered here)."""
     match = re.search(r"^backend %s([A-Za-z0-9_-]+)$" % GENERATION_BACKEND_PREFIX, config or "", re.MULTILINE)
     return match.group(1) if match else None

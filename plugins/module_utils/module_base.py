@@ -13,23 +13,26 @@ from __future__ import annotations
 import os
 import re
 import traceback
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import config, options
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import connect, default_probe_address
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container import ContainerBackend
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.engine import EngineBackend
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.selection import BACKENDS, select_backend
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
-    ProxySettings,
-    config_word,
-    exposure_warnings,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, exposure_warnings
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.flow import Flow
+
+# An argument spec: option name -> its AnsibleModule entry (type, default, aliases, ...).
+ArgumentSpec = dict[str, dict[str, Any]]
 
 # The option groups of options.py, as argument specs.
 DOCKER_ARGS = options.group_spec("docker")
@@ -38,7 +41,7 @@ SERVICE_ARGS = options.group_spec("service")
 PROXY_ARGS = options.group_spec("proxy")
 
 
-def argument_spec(*groups, **extra):
+def argument_spec(*groups: ArgumentSpec, **extra: dict[str, Any]) -> ArgumentSpec:
     spec = {}
     for group in groups + (extra,):
         for name, entry in group.items():
@@ -46,14 +49,14 @@ def argument_spec(*groups, **extra):
     return spec
 
 
-def _check_positive(values, names):
+def _check_positive(values: Mapping[str, Any], names: Iterable[str]) -> None:
     for name in names:
         value = values.get(name)
         if value is not None and value < 1:
             raise FlowError("%s=%r is not valid: use a whole number of 1 or more." % (name, value))
 
 
-def fail_on_infinite_integers(argument_spec, supports_check_mode):
+def fail_on_infinite_integers(argument_spec: ArgumentSpec, supports_check_mode: bool) -> None:
     """fail_json naming the integer options given an infinite value (``.inf``, ``inf``).
 
     ansible-core's int check turns them into an OverflowError it does not catch (a NaN or a word
@@ -74,7 +77,7 @@ def fail_on_infinite_integers(argument_spec, supports_check_mode):
             "this option" if len(infinite) == 1 else "these options"))
 
 
-def _is_infinite(value):
+def _is_infinite(value: object) -> bool:
     try:
         return value is not None and not isinstance(value, bool) and abs(float(value)) == float("inf")
     except (TypeError, ValueError):
@@ -87,7 +90,9 @@ class FlowModule:
     # Every option config.resolve merges from the parameter, FLOW_* and docker-flow.yml.
     OPTION_NAMES = tuple(option.name for option in options.TABLE if option.resolved and option.modules)
 
-    def __init__(self, argument_spec, supports_check_mode=True, module_name=None, **kwargs):
+    def __init__(
+        self, argument_spec: ArgumentSpec, supports_check_mode: bool = True, module_name: str | None = None, **kwargs: Any
+    ) -> None:
         """``module_name`` (a key of options.MODULES) limits the options resolved to those it uses: the
         shared options it accepts but does not use are ignored, their FLOW_* variables unread."""
         try:
@@ -97,11 +102,11 @@ class FlowModule:
             raise
         self.params = self.module.params
         self.uses = options.used_by(module_name) if module_name else None
-        self.values = {}
-        self.sources = {}
-        self.current_flow = None  # the Flow an action built, whose warnings the result carries
+        self.values: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
+        self.current_flow: Flow | None = None  # the Flow an action built, whose warnings the result carries
 
-    def resolve(self):
+    def resolve(self) -> dict[str, Any]:
         """Merge parameters, FLOW_* environment and docker-flow.yml; derive project and service names."""
         params = self.params
         project_dir = params.get("project_dir") or _from_env(options.OPTIONS["project_dir"].env) or os.getcwd()
@@ -144,20 +149,20 @@ class FlowModule:
         self.values, self.sources = values, sources
         return values
 
-    def _value(self, name):
+    def _value(self, name: str) -> Any:
         """The resolved value of option ``name``, else (an option this module does not resolve, or an empty
         value) the table's default."""
         return self.values.get(name) or options.default(name)
 
-    def _value_unless_none(self, name):
+    def _value_unless_none(self, name: str) -> Any:
         """As _value, but false and 0 are values: only None takes the default."""
         value = self.values.get(name)
         return options.default(name) if value is None else value
 
-    def _docker_timeout(self):
+    def _docker_timeout(self) -> int:
         return self.params.get("docker_timeout") or options.default("docker_timeout")
 
-    def docker_backend(self):
+    def docker_backend(self) -> EngineBackend:
         client, warnings = connect(
             self.values.get("docker_host"), self.values.get("cert_path"), self.values.get("tls_verify"),
             timeout=self._docker_timeout(),
@@ -176,7 +181,7 @@ class FlowModule:
                     )
         return backend
 
-    def proxy_node(self):
+    def proxy_node(self) -> ProxyNode:
         """The proxy container on ``proxy_docker_host`` (else the service's engine)."""
         values = self.values
         host = values.get("proxy_docker_host") or values.get("docker_host")
@@ -213,7 +218,7 @@ class FlowModule:
             asked_for=asked_for,
         )
 
-    def consul_client(self):
+    def consul_client(self) -> ConsulClient:
         values = self.values
         client = ConsulClient(
             values["consul_address"],
@@ -226,7 +231,7 @@ class FlowModule:
         client.ping()
         return client
 
-    def flow(self, engine=True, **overrides):
+    def flow(self, engine: bool = True, **overrides: Any) -> Flow:
         """A Flow over the resolved options; ``overrides`` are module-specific settings.
 
         ``engine=False`` skips connecting to the service's Docker engine (the proxy step needs none).
@@ -257,16 +262,16 @@ class FlowModule:
         self.current_flow = Flow(backend, self.consul_client(), settings, check_mode=self.module.check_mode)
         return self.current_flow
 
-    def _pass_on_warnings(self):
+    def _pass_on_warnings(self) -> None:
         """The warnings of the Flow the action built become the module's (exit_json and fail_json carry them)."""
         for warning in self.current_flow.warnings if self.current_flow else ():
             self.module.warn(warning)
 
-    def _reconciled(self):
+    def _reconciled(self) -> dict[str, Any] | None:
         """How the flow settled an interrupted proxy switch (switch_intent), for the result's ``reconciled``."""
         return getattr(self.current_flow, "reconciled", None)
 
-    def run(self, action):
+    def run(self, action: Callable[[FlowModule], dict[str, Any]]) -> None:
         """Call ``action(self)`` and exit with its result; FlowError becomes a one-line failure."""
         try:
             self.resolve()
@@ -292,18 +297,18 @@ class FlowModule:
         self.module.exit_json(**result)
 
 
-def _from_env(names):
+def _from_env(names: Iterable[str]) -> str | None:
     """The first of the environment variables ``names`` that is set and not empty."""
     return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
-def _compose_project_name(directory_name):
+def _compose_project_name(directory_name: str) -> str:
     """Compose's rule: lower case, only [a-z0-9_-], starting with a letter or digit."""
     cleaned = "".join(ch for ch in directory_name.lower() if ch.isalnum() or ch in "_-")
     return cleaned.lstrip("_-") or "default"
 
 
-def _check_name(name, value):
+def _check_name(name: str, value: object) -> None:
     if value is None:
         return
     if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$", str(value)):

@@ -23,8 +23,8 @@ leaves the intent, which the next run settles.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -55,9 +55,12 @@ if TYPE_CHECKING:
 
 PROXY_STATES = ("present", "absent", "synced")
 DEFAULT_PROXY_NAME = "dockerflow-proxy"
+# A service's state document in Consul (consul_state), and what a step returns to its module.
+Document = dict[str, Any]
+Result = dict[str, Any]
 
 
-def route_colors(document):
+def route_colors(document: Document) -> tuple[str, ...]:
     """Colors that get a backend: both blue-green colors once either exists, so a switch finds them resolved."""
     known = set(document.get("colors") or {})
     if known & set(colors.BLUE_GREEN_COLORS):
@@ -65,7 +68,7 @@ def route_colors(document):
     return tuple(sorted(known))
 
 
-def routes_from_documents(documents, proxy_name, skip=None):
+def routes_from_documents(documents: Mapping[str, Document], proxy_name: str, skip: str | None = None) -> list[Route]:
     """The routes one proxy serves: several proxies (internal, public) may share a Consul."""
     routes = []
     for service, document in sorted(documents.items()):
@@ -78,7 +81,7 @@ def routes_from_documents(documents, proxy_name, skip=None):
     return routes
 
 
-def conflicting_rule(route, others):
+def conflicting_rule(route: Route, others: Iterable[Route]) -> tuple[str, str | None] | None:
     """The (service, path) of another route that claims the same host and path, or None."""
     for other in others:
         if (other.domain or None) != (route.domain or None) or other.path_type != route.path_type:
@@ -89,7 +92,7 @@ def conflicting_rule(route, others):
     return None
 
 
-def proxy_lock_name(proxy_name):
+def proxy_lock_name(proxy_name: str) -> str:
     return "proxy-%s" % proxy_name
 
 
@@ -115,10 +118,10 @@ class ProxyFlow:
         self.node = node
         self.switch_timeout = switch_timeout
 
-    def _render(self, routes, **options):
+    def _render(self, routes: list[Route], **options: Any) -> tuple[str, str]:
         return render(routes, self.node.settings, **options)
 
-    def _ensure_proxy(self, documents):
+    def _ensure_proxy(self, documents: Mapping[str, Document]) -> str | None:
         routes = routes_from_documents(documents, self.node.name)
         initial, _generation = self._render(routes)
         outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode)
@@ -132,15 +135,16 @@ class ProxyFlow:
                     % (self.node.name, difference))
         return outcome
 
-    def _activate(self, config, generation):
+    def _activate(self, config: str, generation: str) -> None:
         self.node.activate(config, generation)
         self.flow.progress("proxy configuration %s checked and activated" % generation)
 
-    def _running_config(self):
+    def _running_config(self) -> str | None:
         """What the running worker runs (by the generation it reports, not by haproxy.cfg), or None."""
         return self.node.running_config() if self.node.status() == "running" else None
 
-    def run(self, state, service_path=None, service_domain=None, path_type="prefix", color=None):
+    def run(self, state: str, service_path: Iterable[str] | None = None, service_domain: str | None = None,
+            path_type: str = "prefix", color: str | None = None) -> Result:
         if state not in PROXY_STATES:
             raise FlowError("state=%r is not valid: use one of %s." % (state, ", ".join(PROXY_STATES)))
         if path_type not in PATH_TYPES:
@@ -162,7 +166,7 @@ class ProxyFlow:
             return self._switch(documents, document, list(service_path or []), service_domain, path_type, color)
 
     # -- an interrupted switch (switch_intent) ----------------------------------------------------------
-    def reconcile(self, document):
+    def reconcile(self, document: Document | None) -> Document | None:
         """``document`` once an interrupted switch through this proxy is finished or reverted, by the
         generation the proxy serves. The caller holds the proxy's lock. Unsettled (noted) if the proxy
         cannot be asked."""
@@ -185,14 +189,14 @@ class ProxyFlow:
             self.flow.progress("haproxy.cfg held that switch's configuration, which never ran: the running one is back")
         return after
 
-    def _settled(self, document):
+    def _settled(self, document: Document | None) -> Document | None:
         """The reconciled document; a switch that stays unsettled refuses this run (it would record a new one)."""
         document = self.reconcile(document)
         if PendingSwitch.of(document) is not None:
             raise FlowError(self.flow.reconciled[document["service"]]["msg"])
         return document
 
-    def _reconcile_all(self, documents):
+    def _reconcile_all(self, documents: dict[str, Document]) -> dict[str, Document]:
         """state=synced: every interrupted switch through this proxy, settled before the proxy is re-rendered."""
         for service, document in sorted(documents.items()):
             intent = PendingSwitch.of(document)
@@ -200,7 +204,7 @@ class ProxyFlow:
                 documents[service] = self.reconcile(document)
         return documents
 
-    def _settle_after_failure(self, service, intent):
+    def _settle_after_failure(self, service: str, intent: PendingSwitch) -> None:
         """After a failed switch: drop the intent if the proxy serves what it served before, commit it if the
         proxy serves the target after all (restoring failed); if the proxy or Consul does not answer, the
         intent stays for the next run."""
@@ -213,7 +217,9 @@ class ProxyFlow:
                                       % (service, intent.color, intent.color))
 
     # -- present / absent / synced ------------------------------------------------------------------------
-    def _result(self, changed, msg, before_config, after_config, **extra):
+    def _result(
+        self, changed: bool, msg: str, before_config: str | None, after_config: str | None, **extra: Any
+    ) -> Result:
         result = {"changed": changed, "msg": msg, "service": self.flow.settings.service, "steps": self.flow.steps,
                   "proxy": self.node.name}
         result["diff"] = {"before": before_config or "", "after": after_config or "",
@@ -221,21 +227,21 @@ class ProxyFlow:
         result.update(extra)
         return result
 
-    def _apply(self, config, generation, running):
+    def _apply(self, config: str, generation: str, running: str | None) -> bool:
         if config == running:
             return False
         if not self.flow.check_mode:
             self._activate(config, generation)
         return True
 
-    def _warn_overfull(self, documents, skip=None):
+    def _warn_overfull(self, documents: Mapping[str, Document], skip: str | None = None) -> None:
         """Instances beyond the proxy's slots run and get no request: say so for every service it routes."""
         slots = self.node.settings.max_servers
         for service, color, count in overfull_colors(documents, self.node.name, slots, DEFAULT_PROXY_NAME):
             if service != skip:
                 self.flow.warnings.append(overfull_warning(service, color, count, slots))
 
-    def _sync(self, documents):
+    def _sync(self, documents: Mapping[str, Document]) -> Result:
         self._warn_overfull(documents)
         outcome = self._ensure_proxy(documents)
         running = self._running_config()
@@ -245,7 +251,7 @@ class ProxyFlow:
         return self._result(changed, "Proxy %s serves the %d route(s) recorded in Consul." % (self.node.name, len(routes)),
                             running, config, proxy_outcome=outcome)
 
-    def _remove(self, documents, document):
+    def _remove(self, documents: Mapping[str, Document], document: Document | None) -> Result:
         service = self.flow.settings.service
         if not document or not document.get("routes"):
             return self._result(False, "%s has no route." % service, None, None)
@@ -259,7 +265,8 @@ class ProxyFlow:
         return self._result(True, "Removed the routes of %s." % service, running, config, routes={}, config_changed=changed)
 
     # -- the switch ------------------------------------------------------------------------------------------
-    def _switch(self, documents, document, paths, domain, path_type, color):
+    def _switch(self, documents: Mapping[str, Document], document: Document | None, paths: list[str], domain: str | None,
+                path_type: str, color: str | None) -> Result:
         route = self._route(document, paths, domain, path_type, color)
         self._refuse_beyond_slots(document, route)
         self._warn_overfull(documents, skip=route.service)
@@ -289,7 +296,9 @@ class ProxyFlow:
         return self._result(True, "The proxy routes %s to %s%s." % (route.service, route.color, was), running, config,
                             previous_color=previous_live, servers_up=servers, **facts)
 
-    def _switch_through_intent(self, route, others, document, running, rendered):
+    def _switch_through_intent(
+        self, route: Route, others: list[Route], document: Document, running: str | None, rendered: tuple[str, str]
+    ) -> int:
         """Record the intent, activate, confirm from the running worker, then commit it (one CAS write)."""
         config, generation = rendered
         target = backend_name(route.service, route.color)
@@ -314,7 +323,9 @@ class ProxyFlow:
                             "switch is recorded as pending)." % (error.msg, route.service, route.color))
         return servers
 
-    def _route(self, document, paths, domain, path_type, color):
+    def _route(
+        self, document: Document | None, paths: list[str], domain: str | None, path_type: str, color: str | None
+    ) -> Route:
         """The route asked for, completed from the recorded one, validated."""
         service = self.flow.settings.service
         if not document or not document.get("deployed_color"):
@@ -334,11 +345,11 @@ class ProxyFlow:
             colors=route_colors(document), health_path=(document["colors"][color] or {}).get("health_path"),
         ).validated()
 
-    def _recorded_route(self, route):
+    def _recorded_route(self, route: Route) -> dict[str, Any]:
         """The route as the state records it; deploy and scale read the slots there (they have no proxy options)."""
         return dict(route.as_dict(), proxy=self.node.name, max_servers=self.node.settings.max_servers)
 
-    def _refuse_beyond_slots(self, document, route):
+    def _refuse_beyond_slots(self, document: Document, route: Route) -> None:
         slots = self.node.settings.max_servers
         wanted = (document["colors"][route.color] or {}).get("instances") or 0
         if wanted > slots:
@@ -347,7 +358,7 @@ class ProxyFlow:
                 "to): raise proxy_max_servers, or scale it down; not switching." % (route.service, route.color, wanted, slots)
             )
 
-    def _refuse_a_taken_path(self, route, others):
+    def _refuse_a_taken_path(self, route: Route, others: Iterable[Route]) -> None:
         clash = conflicting_rule(route, others)
         if clash:
             raise FlowError(
@@ -355,14 +366,14 @@ class ProxyFlow:
                 % (route.domain or "", clash[1] or "", clash[0], self.node.name)
             )
 
-    def _refuse_a_color_not_passing(self, document, color):
+    def _refuse_a_color_not_passing(self, document: Document, color: str) -> None:
         if not self._wait_passing(self.flow.settings.service, color):
             raise FlowError(
                 "No instance of %s (%s) passes its Consul health check; not switching.%s"
                 % (self.flow.settings.service, color, _sentence(_keeps_serving(document)))
             )
 
-    def _stage(self, route, others, document, running):
+    def _stage(self, route: Route, others: list[Route], document: Document, running: str | None) -> str | None:
         """Add the target's backend first, routing unchanged, so it is resolved before any request goes there.
         Returns the configuration running afterwards."""
         if backend_name(route.service, route.color) in self.node.backends():
@@ -377,7 +388,7 @@ class ProxyFlow:
             self._activate(config, generation)
         return config
 
-    def _confirm(self, target, generation, document, previous):
+    def _confirm(self, target: str, generation: str, document: Document, previous: str | None) -> int:
         """The running worker serves the switch: it reports ``generation``, and the target's servers come UP and
         stay UP for as long as HAProxy's checks need to find a dead one. If not, ``previous`` goes back."""
         settings = self.node.settings
@@ -395,7 +406,7 @@ class ProxyFlow:
             raise FlowError("%s: %s." % (error.msg.rstrip(". "), "; ".join(part for part in outcome if part)))
         return servers
 
-    def _restore(self, previous):
+    def _restore(self, previous: str | None) -> str:
         """Activate ``previous`` again (after a switch its worker did not confirm); says how that went."""
         if previous is None:
             return "the configuration that ran before is not known, so it was not restored"
@@ -405,13 +416,13 @@ class ProxyFlow:
             return "restoring the previous configuration failed: %s" % error.msg.rstrip(".")
         return "the previous configuration was restored"
 
-    def _servers_up_or_refuse(self, backend, document):
+    def _servers_up_or_refuse(self, backend: str, document: Document) -> int:
         try:
             return self.node.wait_servers_up(backend, self.switch_timeout)
         except FlowError as error:
             raise FlowError("%s Not switching.%s" % (error.msg, _sentence(_keeps_serving(document))))
 
-    def _wait_passing(self, service, color):
+    def _wait_passing(self, service: str, color: str) -> int:
         deadline = time.monotonic() + self.switch_timeout
         while True:
             passing = self.flow.registrar.passing(service, color)
@@ -420,17 +431,17 @@ class ProxyFlow:
             time.sleep(0.5)
 
 
-def commit_served(document, recorded_route):
+def commit_served(document: Document, recorded_route: Mapping[str, Any]) -> None:
     """The state catches up with a proxy that already serves ``recorded_route``."""
     document["routes"] = dict(recorded_route)
     document["live_color"] = recorded_route["color"]
 
 
-def _keeps_serving(document):
+def _keeps_serving(document: Document) -> str:
     live = document.get("live_color")
     return ("live color %s keeps serving" % live) if live else ""
 
 
-def _sentence(clause):
+def _sentence(clause: str) -> str:
     """`` Clause.`` to append to a message, or nothing."""
     return (" %s%s." % (clause[0].upper(), clause[1:])) if clause else ""

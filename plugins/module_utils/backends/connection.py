@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import ParseResult, urlparse
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
@@ -94,14 +95,16 @@ if HAS_DOCKER:
         (https://github.com/psf/requests/issues/3829), so the engine's CA would not be trusted
         and tls_verify=false would still verify."""
 
-        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        def merge_environment_settings(
+            self, url: str, proxies: Mapping[str, str] | None, stream: bool | None, verify: bool | str | None, cert: Any
+        ) -> dict[str, Any]:
             settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
             if verify is None:
                 settings["verify"] = self.verify
             return settings
 
     class _DockerClient(docker.DockerClient):
-        def __init__(self, *args, **kwargs):  # pylint: disable=super-init-not-called
+        def __init__(self, *args: Any, **kwargs: Any) -> None:  # pylint: disable=super-init-not-called
             # DockerClient.__init__ only builds its APIClient: this builds ours instead.
             self.api = _APIClient(*args, **kwargs)
 

@@ -63,7 +63,7 @@ def test_host_config_publishes_on_the_publish_address_unless_the_port_names_one(
     assert args["extra_hosts"] == ["db.local:10.0.0.7", "cache:10.0.0.8"]
     assert (args["read_only"], args["cap_add"], args["cap_drop"], args["network_mode"]) == (
         True, ["NET_ADMIN"], None, "c_default")
-    volume, bind = args["mounts"]
+    volume, bind = list(args["mounts"])  # list(): pylint infers the mounts entry may be None
     assert (volume["Type"], volume["Source"], volume["Target"], volume["ReadOnly"]) == ("volume", "c_data", "/data", True)
     assert (bind["Type"], bind["Target"], bind["ReadOnly"]) == ("bind", "/etc/app", False)
 
