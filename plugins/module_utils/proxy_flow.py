@@ -394,7 +394,7 @@ class ProxyFlow:
         settings = self.node.settings
         seconds = settings.down_detection_seconds()
         try:
-            if self.node.running_generation() != generation:
+            if not self.node.reports_generation(generation):
                 raise FlowError("The proxy's running worker does not report configuration %s" % generation)
             servers = self.node.wait_servers_up(target, self.switch_timeout)
             if not self.node.hold_servers_up(target, seconds):

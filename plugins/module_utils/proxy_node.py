@@ -255,6 +255,17 @@ class ProxyNode:
                 return name[len(GENERATION_BACKEND_PREFIX):]
         return None
 
+    def reports_generation(self, generation: str, within: float = 5.0) -> bool:
+        """Whether the running worker reports ``generation`` within ``within`` seconds. Right after a reload a
+        query can still reach the worker that is leaving (the runtime socket passes to the new worker through
+        ``expose-fd listeners``; the old one answers until it has unbound), so one stale answer is no verdict."""
+        deadline = time.monotonic() + within
+        while self._running_generation_or_none() != generation:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
     def serving_generation(self) -> str | None:
         """The generation this proxy serves: its running worker's; a stopped container's is the file it starts
         with; None without a container."""

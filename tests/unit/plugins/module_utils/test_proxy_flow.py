@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import types
 
 import pytest
@@ -99,6 +100,9 @@ class FakeProxyNode:
         if self.unreachable:
             raise FlowError(self.unreachable)
         return config_generation(self.running)
+
+    def reports_generation(self, generation, within=5.0):
+        return self.running_generation() == generation  # the real one waits out a leaving worker: ContainerStub below
 
     def serving_generation(self):
         return self.running_generation() if self.running is not None else None
@@ -665,6 +669,8 @@ class ContainerStub(ProxyNode):
         self.failed = 0
         self.reloads = 0
         self.new_workers_fail = False
+        self.leaving = None  # the configuration of the worker a reload replaced
+        self.leaving_answers = 0  # runtime queries that still reach that worker (before it has unbound)
 
     def status(self):
         return "running"
@@ -688,9 +694,12 @@ class ContainerStub(ProxyNode):
             if self.new_workers_fail:
                 self.failed += 1
             else:
-                self.worker, self.failed = self.files[CONFIG_FILE], 0
+                self.leaving, self.worker, self.failed = self.worker, self.files[CONFIG_FILE], 0
         elif command[3] == "show backend":
-            return 0, "# name\n" + "\n".join(re.findall(r"^backend (\S+)$", self.worker, re.MULTILINE)) + "\n"
+            answering = self.worker
+            if self.leaving_answers:
+                self.leaving_answers, answering = self.leaving_answers - 1, self.leaving
+            return 0, "# name\n" + "\n".join(re.findall(r"^backend (\S+)$", answering, re.MULTILINE)) + "\n"
         elif command[3] == "show proc":
             return 0, "1  master  %d [failed: %d]  0d00h01m10s  3.0.11\n# workers\n" % (self.reloads, self.failed)
         return 0, ""
@@ -711,6 +720,26 @@ def test_an_activation_no_new_worker_takes_puts_the_previous_file_back_at_once()
     node.new_workers_fail = False
     node.activate(second, gen2)
     assert node.files[CONFIG_FILE] == second == node.worker and node.files[PREVIOUS_FILE] == first
+
+
+def test_a_stale_answer_of_the_worker_a_reload_replaced_is_waited_out_not_taken_for_a_failed_switch():
+    """Under load a runtime query right after a reload can reach the leaving worker (make test, 2026-12-03: a
+    rollback's switch was reverted with "does not report configuration" although the new worker ran it). The
+    switch used to read the generation once; it now waits a few seconds for the running worker to report it."""
+    (first, gen1), (second, gen2) = rendered("/a"), rendered("/b")
+    node = ContainerStub(first)
+    node.activate(second, gen2)
+    node.leaving_answers = 2
+    assert node.running_generation() == gen1, "one read can reach the leaving worker: what the single check saw"
+    assert node.reports_generation(gen2, within=5) and node.leaving_answers == 0
+
+
+def test_a_worker_that_runs_another_configuration_does_not_report_the_switch():
+    (first, _gen1), (_second, gen2) = rendered("/a"), rendered("/b")
+    node = ContainerStub(first)
+    started = time.monotonic()
+    assert not node.reports_generation(gen2, within=0.5)
+    assert time.monotonic() - started >= 0.5
 
 
 def test_the_running_configuration_is_what_the_worker_reports_not_the_file():
