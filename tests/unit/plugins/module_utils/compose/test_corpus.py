@@ -76,10 +76,13 @@ def read_corpus() -> dict:
     keys: Counter = Counter()
     unlisted = []
     container_names = 0
+    by_source: Counter = Counter()
     for path in corpus_files():
         figures["files"] += 1
+        source = path.relative_to(CORPUS).parts[0]
         services = list((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("services") or {})
         figures["services"] += len(services)
+        by_source[source + ": services"] += len(services)
         try:
             project = load_project(str(path), environ={})
             figures["files loaded"] += 1
@@ -91,6 +94,7 @@ def read_corpus() -> dict:
                 try:
                     container_names += project.service(name).container_name is not None
                     figures["normalized"] += 1
+                    by_source[source + ": normalized"] += 1
                 except FlowError as exc:
                     failures.append((name, str(exc)))
         for name, message in failures:
@@ -99,6 +103,7 @@ def read_corpus() -> dict:
                 unlisted.append("%s: %s: %s" % (path.relative_to(CORPUS), name, message))
             reasons[reason or "UNLISTED"] += 1
             keys.update(named if reason == NOT_YET else [])
+    figures["by source"] = dict(sorted(by_source.items()))
     figures["refused, by reason"] = dict(reasons.most_common())
     figures["not supported yet, by key"] = dict(keys.most_common())
     figures["normalized with container_name (a side target only, not a scaled target)"] = container_names
