@@ -26,6 +26,16 @@ options:
     description: The Compose file. Falls back to E(FLOW_COMPOSE_PATH), then C(compose_path) in C(docker-flow.yml), then
       V(docker-compose.yml).
     type: path
+  env_files:
+    description:
+      - Files of variables for the Compose file's C(${VAR}), read instead of its directory's C(.env), as C(docker
+        compose --env-file) does; relative to the Compose file's directory. Falls back to E(FLOW_ENV_FILES)
+        (comma-separated), then C(env_files) in C(docker-flow.yml), then the C(.env) beside the Compose file, when there
+        is one.
+      - A later file overrides an earlier one; the environment the module runs in overrides them all.
+      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+    type: list
+    elements: str
   project:
     description: Compose project name, used in container, network and volume names. Falls back to E(FLOW_PROJECT), then
       C(project) in C(docker-flow.yml), then the name of the Compose file's directory.

@@ -242,6 +242,7 @@ class FlowModule:
             project=values.get("project"),
             target=values.get("target"),
             compose_path=values.get("compose_path"),
+            env_files=values.get("env_files"),
             side_targets=self._value("side_targets"),
             pull_side_targets=bool(values.get("pull_side_targets")),
             blue_green=self._value_unless_none("blue_green"),

@@ -132,6 +132,11 @@ TABLE = (
        default_doc="C(docker-flow.yml) when it exists", details=("A malformed file fails with its name and line.",),
        role_var="flow_file"),
     _resolved("compose_path", "path", "service", "The Compose file.", default="docker-compose.yml", seed=True),
+    _resolved("env_files", "list", "service",
+              "Files of variables for the Compose file's C(${VAR}), read instead of its directory's C(.env), as "
+              "C(docker compose --env-file) does; relative to the Compose file's directory.", modules=(DEPLOY,),
+              default_doc="the C(.env) beside the Compose file, when there is one",
+              details=("A later file overrides an earlier one; the environment the module runs in overrides them all.",)),
     _resolved("project", "str", "service", "Compose project name, used in container, network and volume names.",
               default_doc="the name of the Compose file's directory", seed=True),
     _resolved("target", "str", "service", "Compose service that is deployed in colors.", default="app", seed=True),

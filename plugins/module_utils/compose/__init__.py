@@ -5,7 +5,7 @@
 
 Callers need only ``load_project`` (and the specs it yields); the package reads in this order:
 
-- ``load``: the file, its variables (``interpolation``), the top-level check and ``extends``,
+- ``load``: the file, its variables (``env_files``, ``interpolation``), the top-level check and ``extends``,
   into a ``ComposeProject`` (``project``) of raw services and named resources (``resources``);
 - ``services``: one raw service into a ``ServiceSpec`` (``specs``), on demand, with its
   ``ports``, ``mounts`` and ``deploy_section``;
@@ -24,7 +24,8 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.compose.deploy_sec
     SWARM_RESTART_CONDITIONS,
     parse_deploy,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import interpolate, read_dotenv
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import read_dotenv
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import interpolate
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.load import SUPPORTED_TOP_KEYS, load_project
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import PORT_MODES, PORT_PROTOCOLS, parse_port
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject

@@ -1,9 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the dockerflow.flow collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Variables as Compose resolves them: ``.env``/``env_file`` lines and ``${VAR}`` interpolation.
+"""``${VAR}`` interpolation as Compose does it (the Compose spec's "Interpolation", compose-go's template).
 
-The place for Compose's other interpolation forms and variable sources.
+``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?err}``, ``${VAR?err}``,
+``${VAR:+alt}``, ``${VAR+alt}`` and ``$$``; a default, alternative or message may itself hold
+``${...}`` (nested defaults). A ``$`` followed by anything else stays as it is; an unset
+variable without a default is an empty string. Where the variables come from: ``env_files``.
 """
 
 from __future__ import annotations
@@ -14,60 +17,80 @@ from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
-_EXPRESSION_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:(:-|-|:\?|\?)(.*))?$", re.DOTALL)
-_INTERPOLATION_RE = re.compile(r"\$(?:\$|\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-def read_dotenv(path: str) -> dict[str, str]:
-    """KEY=VALUE lines (``#`` comments, optional quotes), as Compose reads .env and env_file."""
-    values = {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError as exc:
-        raise FlowError("Cannot read env file %s: %s." % (path, exc.strerror or exc))
-    for number, line in enumerate(lines, 1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        if text.startswith("export "):
-            text = text[len("export "):].strip()
-        if "=" not in text:
-            raise FlowError("%s line %d: expected KEY=VALUE, got %r." % (path, number, line))
-        key, value = text.split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The colon forms first: ``:-`` must not be read as ``:`` then ``-``.
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
 
 
 def interpolate(value: Any, variables: Mapping[str, str], where: str) -> Any:
-    """Compose's ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?err}`` and ``$$``."""
+    """``value`` with every string in it interpolated (mapping keys are not, as in Compose)."""
     if isinstance(value, dict):
         return {key: interpolate(item, variables, where) for key, item in value.items()}
     if isinstance(value, list):
         return [interpolate(item, variables, where) for item in value]
     if not isinstance(value, str):
         return value
-    return _INTERPOLATION_RE.sub(lambda match: _substitute(match, variables, where), value)
+    return interpolate_text(value, variables, where)
 
 
-def _substitute(match: re.Match[str], variables: Mapping[str, str], where: str) -> str:
-    """The text one ``$$``, ``$VAR`` or ``${...}`` stands for."""
-    if match.group(0) == "$$":
-        return "$"
-    if match.group(2) is not None:
-        return variables.get(match.group(2), "")
-    parsed = _EXPRESSION_RE.match(match.group(1))
-    if not parsed:
-        raise FlowError("%s: invalid interpolation ${%s}." % (where, match.group(1)))
-    name, operator, argument = parsed.groups()
+def interpolate_text(text: str, variables: Mapping[str, str], where: str) -> str:
+    """One string, scanned left to right (a regex can't match the nested braces of ``${A:-${B}}``)."""
+    pieces = []
+    position = 0
+    while True:
+        dollar = text.find("$", position)
+        if dollar < 0:
+            pieces.append(text[position:])
+            return "".join(pieces)
+        pieces.append(text[position:dollar])
+        following = text[dollar + 1:dollar + 2]
+        if following == "$":
+            pieces.append("$")
+            position = dollar + 2
+        elif following == "{":
+            closing = _closing_brace(text, dollar + 1)
+            if closing < 0:
+                raise FlowError("%s: invalid interpolation %s: no closing brace." % (where, text[dollar:]))
+            pieces.append(_braced(text[dollar + 2:closing], variables, where))
+            position = closing + 1
+        else:
+            name = _NAME_RE.match(text, dollar + 1)
+            pieces.append(variables.get(name.group(0), "") if name else "$")
+            position = name.end() if name else dollar + 1
+
+
+def _closing_brace(text: str, opening: int) -> int:
+    """Index of the ``}`` that closes the ``{`` at ``opening``, or -1."""
+    depth = 0
+    for index in range(opening, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1
+
+
+def _braced(expression: str, variables: Mapping[str, str], where: str) -> str:
+    """What ``${expression}`` stands for; the argument after the operator is interpolated only when used."""
+    name_match = _NAME_RE.match(expression)
+    rest = expression[name_match.end():] if name_match else expression
+    operator = next((op for op in _OPERATORS if rest.startswith(op)), None) if rest else ""
+    if not name_match or operator is None:
+        raise FlowError("%s: invalid interpolation ${%s}." % (where, expression))
+    name = name_match.group(0)
     if not operator:
         return variables.get(name, "")
-    present = name in variables and (variables[name] != "" or not operator.startswith(":"))
+    argument = rest[len(operator):]
+    value = variables.get(name)
+    # ``:`` forms treat an empty value as unset; the others only a missing one.
+    present = value is not None and (value != "" or not operator.startswith(":"))
+    if operator.endswith("+"):
+        return interpolate_text(argument, variables, where) if present else (value or "")
     if present:
-        return variables[name]
+        return value or ""
     if operator.endswith("?"):
-        raise FlowError("%s: variable %s is required: %s" % (where, name, argument or "not set"))
-    return argument
+        message = interpolate_text(argument, variables, where)
+        raise FlowError("%s: variable %s is required: %s" % (where, name, message or "not set"))
+    return interpolate_text(argument, variables, where)

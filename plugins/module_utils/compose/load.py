@@ -15,7 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import interpolate, read_dotenv
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import project_variables
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import interpolate
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.resources import top_level_resources
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping
@@ -38,14 +39,22 @@ _CONCATENATED_LISTS = ("ports", "expose", "volumes", "env_file", "extra_hosts", 
 _NOT_INHERITED = ("depends_on", "container_name")
 
 
-def load_project(compose_path: str, project_name: str | None = None, environ: Mapping[str, str] | None = None) -> ComposeProject:
-    """Read, interpolate and check ``compose_path``; service specs are built on demand."""
+def load_project(
+    compose_path: str,
+    project_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_files: list[str] | None = None,
+) -> ComposeProject:
+    """Read, interpolate and check ``compose_path``; service specs are built on demand.
+
+    ``env_files`` (relative to the file's directory) replace its ``.env``, as ``--env-file`` does.
+    """
     if not HAS_YAML:  # pragma: no cover
         raise FlowError("PyYAML is required to read compose files.")
     path = os.path.abspath(compose_path)
     data = load_yaml(path, "compose_path")
     directory = os.path.dirname(path)
-    variables = _variables(directory, environ)
+    variables = project_variables(directory, os.environ if environ is None else environ, env_files)
     data = interpolate(data, variables, path)
     _check_top_level(data, path)
     raw_services = data.get("services") or {}
@@ -81,16 +90,6 @@ def load_yaml(path: str, parameter: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise FlowError("%s is not a Compose file: its top level must be a mapping." % path)
     return data
-
-
-def _variables(directory: str, environ: Mapping[str, str] | None) -> dict[str, str]:
-    """What ``${VAR}`` resolves from: the environment, then the project directory's ``.env``."""
-    variables = dict(environ if environ is not None else os.environ)
-    dotenv = os.path.join(directory, ".env")
-    if os.path.isfile(dotenv):
-        for key, value in read_dotenv(dotenv).items():
-            variables.setdefault(key, value)
-    return variables
 
 
 def _check_top_level(data: Mapping[str, Any], path: str) -> None:

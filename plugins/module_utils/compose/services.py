@@ -12,12 +12,11 @@ ServiceSpec (``specs``), and its parsing here (a section of its own gets a file 
 
 from __future__ import annotations
 
-import os
 import shlex
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.deploy_section import parse_deploy
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import read_dotenv
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import service_env_files
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_mounts
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import parse_port
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import ServiceSpec
@@ -96,10 +95,7 @@ def _check_service_keys(raw: dict[str, Any], where: str) -> None:
 
 def _environment(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, str]:
     """``env_file`` files in order, then ``environment`` over them (bare names from the project's variables)."""
-    environment = {}
-    for env_file in as_list(raw.get("env_file")):
-        env_path = env_file if isinstance(env_file, str) else (env_file or {}).get("path")
-        environment.update(read_dotenv(os.path.join(project.directory, str(env_path))))
+    environment = service_env_files(raw.get("env_file"), project.directory, project.variables, where + ": env_file")
     environment.update(as_mapping(raw.get("environment"), where, "environment", project.variables))
     return environment
 

@@ -48,6 +48,7 @@ class FlowSettings:
     project: str | None = None
     target: str | None = None
     compose_path: str | None = None
+    env_files: list | None = None
     side_targets: list = field(default_factory=partial(default, "side_targets"))
     pull_side_targets: bool = default("pull_side_targets")
     blue_green: bool = default("blue_green")

@@ -613,7 +613,7 @@ def test_image_interpolation(compose):
 
 
 def test_bad_dotenv(compose, write_file):
-    write_file(".env", "OK=1\nbroken\n")
+    write_file(".env", "OK=1\nnot a pair\n")  # a bare name is Compose's "from the environment"; a space is not
     with pytest.raises(FlowError, match=r"\.env line 2: expected KEY=VALUE"):
         compose("services:\n  app:\n    image: a\n")
 

@@ -287,3 +287,14 @@ def test_a_flow_gets_the_resolved_options_and_defaults(project, monkeypatch, mod
     assert (settings.health_timeout, settings.lock_timeout, settings.lock_ttl, settings.keep_releases) == (120, 300, 60, 1)
     assert settings.color == "green"
     assert flow.check_mode and flow.backend is None and runner.current_flow is flow
+
+
+def test_env_files_reach_the_flow_from_the_parameter_or_flow_env_files(project, monkeypatch, module):
+    monkeypatch.setattr(FlowModule, "consul_client", lambda self: "consul-client")
+    runner = module({"project_dir": str(project), "env_files": ["a.env", "b.env"]}, check_mode=True)
+    runner.resolve()
+    assert runner.flow(engine=False).settings.env_files == ["a.env", "b.env"]
+    monkeypatch.setenv("FLOW_ENV_FILES", "c.env,d.env")
+    runner = module({"project_dir": str(project)}, check_mode=True)
+    runner.resolve()
+    assert runner.flow(engine=False).settings.env_files == ["c.env", "d.env"]

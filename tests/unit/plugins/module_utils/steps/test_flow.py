@@ -113,6 +113,17 @@ def test_first_deploy_runs_blue_release_1_registers_it_and_records_it(world):
     assert result["diff"]["before"]["deployed_color"] is None and result["diff"]["after"]["deployed_color"] == "blue"
 
 
+def test_deploy_reads_the_given_env_files_instead_of_dotenv(world, tmp_path):
+    world.set_image("dockerflow-test/app:${TAG:?set TAG in release.env}")
+    (tmp_path / ".env").write_text("TAG=from-dotenv\n", encoding="utf-8")
+    (tmp_path / "release.env").write_text("TAG=2\n", encoding="utf-8")
+    world.run("deploy", env_files=["release.env"])
+    assert [i.image for i in world.backend.list_instances(SERVICE)] == ["dockerflow-test/app:2"]
+    (tmp_path / "release.env").write_text("OTHER=1\n", encoding="utf-8")
+    with pytest.raises(FlowError, match=r"docker-compose\.yml: variable TAG is required: set TAG in release\.env$"):
+        world.run("deploy", env_files=["release.env"])
+
+
 def test_the_same_configuration_again_changes_nothing_unless_forced(world):
     world.run("deploy")
     again = world.run("deploy")
