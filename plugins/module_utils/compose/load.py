@@ -17,7 +17,7 @@ from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import interpolate, read_dotenv
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.resources import top_level_resources
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.resources import top_level_files, top_level_resources
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
 
@@ -28,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover
     HAS_YAML = False
 
-SUPPORTED_TOP_KEYS = frozenset(["version", "name", "services", "networks", "volumes"])
+SUPPORTED_TOP_KEYS = frozenset(["version", "name", "services", "networks", "volumes", "secrets", "configs"])
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # Extends merge rules, as Compose documents them: mappings merge, sequences add up.
 _LIST_OR_MAPPING = ("environment", "labels")
@@ -38,8 +38,13 @@ _CONCATENATED_LISTS = ("ports", "expose", "volumes", "env_file", "extra_hosts", 
 _NOT_INHERITED = ("depends_on", "container_name")
 
 
-def load_project(compose_path: str, project_name: str | None = None, environ: Mapping[str, str] | None = None) -> ComposeProject:
-    """Read, interpolate and check ``compose_path``; service specs are built on demand."""
+def load_project(
+    compose_path: str,
+    project_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    profiles: list[str] | None = None,
+) -> ComposeProject:
+    """Read, interpolate and check ``compose_path``; service specs are built on demand (``profiles``: the active ones)."""
     if not HAS_YAML:  # pragma: no cover
         raise FlowError("PyYAML is required to read compose files.")
     path = os.path.abspath(compose_path)
@@ -64,6 +69,9 @@ def load_project(compose_path: str, project_name: str | None = None, environ: Ma
         networks=top_level_resources(data.get("networks"), path, "networks"),
         volumes=top_level_resources(data.get("volumes"), path, "volumes"),
         variables=variables,
+        secrets=top_level_files(data.get("secrets"), path, "secrets", directory),
+        configs=top_level_files(data.get("configs"), path, "configs", directory),
+        profiles=[str(profile) for profile in profiles or []],
     )
 
 

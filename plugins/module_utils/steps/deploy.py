@@ -109,7 +109,7 @@ class Deploy(Step):
     # -- before the lock: what the Compose file asks for ---------------------------------------------------
     def _read_compose(self) -> Wanted:
         settings, backend = self.settings, self.flow.backend
-        project = load_project(settings.compose_path, settings.project)
+        project = load_project(settings.compose_path, settings.project, profiles=settings.profiles)
         spec = project.service(settings.target, "target")
         if spec.container_name:
             raise FlowError(
