@@ -14,6 +14,8 @@ import hashlib
 import docker.errors
 import pytest
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import DeploymentContext
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.swarm import SwarmBackend
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.swarm_files import (
     LABEL_FILE,
     SwarmFiles,
@@ -173,3 +175,47 @@ def test_a_missing_external_secret_is_one_line(compose, write_file):
         Files(FakeEngine()).file_references(project.service("app"), "shop", project)
     assert str(info.value) == "secrets.ext is external, but the Swarm has no secret named shared_cert: create it first."
 
+
+
+class Captured(Exception):
+    """Stops SwarmBackend right where it would send the service spec to the manager."""
+
+
+class CapturingSwarm(SwarmBackend):
+    """The Swarm backend on the stand-in engine, stopped where it creates the service: what it would send."""
+
+    def __init__(self, api):
+        self.api, self.base_url, self._undo = api, "stand-in", {}
+
+    def ensure_networks(self, project, compose_project, spec):
+        return {"default": "%s_default" % project}
+
+    def _pinned(self, image):
+        return image
+
+    def _has_docker_health(self, spec):
+        return False
+
+    def _create_or_update(self, wanted, service, release):
+        raise Captured(wanted)
+
+    def _create(self, wanted):
+        raise Captured(wanted)
+
+
+def sent(call):
+    with pytest.raises(Captured) as info:
+        call()
+    return info.value.args[0]["TaskTemplate"]["ContainerSpec"]
+
+
+def test_a_release_and_a_side_target_mount_them(compose, write_file, engine):
+    project = load(compose, write_file, SECRET)
+    spec = project.service("app")
+    backend = CapturingSwarm(engine)
+    context = DeploymentContext(project="shop", target="app", service="shop-app", publish_address="0.0.0.0")
+    for container in (sent(lambda: backend.run_instances(spec, context, "blue", 1, [1], "hash", project)),
+                      sent(lambda: backend._create_side_target(spec, project, "shop", "shop-app", "0.0.0.0"))):
+        assert [r["SecretName"] for r in container["Secrets"]] == ["shop_db_password_%s" % digest12(SECRET), "shared_cert"]
+        assert [r["ConfigName"] for r in container["Configs"]] == ["shop_app_conf_%s" % digest12("port=8080")]
+        assert SECRET not in repr(container)
