@@ -147,6 +147,14 @@ options:
       - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
     type: list
     elements: str
+  profiles:
+    description:
+      - "Compose profiles that are active: a service with profiles runs only when one of them is here (V(*): all). Falls
+        back to E(FLOW_PROFILES) (comma-separated), then E(COMPOSE_PROFILES) (comma-separated), then C(profiles) in
+        C(docker-flow.yml)."
+      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+    type: list
+    elements: str
   pull_side_targets:
     description:
       - Pull the side targets' images before starting them. Falls back to E(FLOW_PULL_SIDE_TARGETS), then

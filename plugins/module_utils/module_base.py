@@ -244,6 +244,7 @@ class FlowModule:
             compose_path=values.get("compose_path"),
             env_files=values.get("env_files"),
             side_targets=self._value("side_targets"),
+            profiles=self._value("profiles"),
             pull_side_targets=bool(values.get("pull_side_targets")),
             blue_green=self._value_unless_none("blue_green"),
             scale=values.get("scale"),

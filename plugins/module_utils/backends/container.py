@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import DeploymentContext, Instance
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import short_error
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_files import (
+    files_archive,
+    files_label,
+    labelled_targets,
+    retargeted_archive,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_spec import (
     clone_args,
     container_instance,
@@ -118,6 +124,7 @@ class ContainerBackend(EngineBackend):
     ) -> list[Instance]:
         network_names = self.ensure_networks(context.project, compose_project, spec)
         volume_names = self.ensure_volumes(context.project, compose_project, spec)
+        archive = files_archive(spec, compose_project)
         compose_service = context.compose_service(color)
 
         def run(number: int) -> str:
@@ -134,12 +141,13 @@ class ContainerBackend(EngineBackend):
                     LABEL_COMPOSE_SERVICE: compose_service,
                     LABEL_CONTAINER_NUMBER: str(number),
                     LABEL_ONEOFF: "False",
-                }
+                },
+                **files_label(spec),
             )
             self._remove_conflicting_name(name, context.service)
             return self._create_and_start(
                 name, spec, context.environment(spec, color, release), labels, network_names, volume_names,
-                context.publish_address, [context.target, compose_service],
+                context.publish_address, [context.target, compose_service], archive,
             )
 
         return self._all_or_none(run, numbers)
@@ -171,8 +179,10 @@ class ContainerBackend(EngineBackend):
         volume_names: dict[str, str],
         publish_address: str,
         aliases: list[str],
+        archive: bytes | None = None,
     ) -> str:
-        """Create container ``name`` of ``spec`` on its first network, join the others and start it; its ID."""
+        """Create container ``name`` of ``spec`` on its first network, put ``archive`` (its secrets and configs)
+        into it, join the others and start it; its ID."""
         network_keys = list(spec.networks)
         first = network_names[network_keys[0]]
         created = self._call(
@@ -187,7 +197,7 @@ class ContainerBackend(EngineBackend):
             **create_args(spec),
         )
         others = [(network_names[key], aliases + spec.networks[key]["aliases"]) for key in network_keys[1:]]
-        self._join_and_start(name, created["Id"], others)
+        self._join_and_start(name, created["Id"], others, archive)
         return created["Id"]
 
     def _clone(self, template: Instance, data: dict[str, Any], number: int) -> str:
@@ -207,16 +217,30 @@ class ContainerBackend(EngineBackend):
         )
         others = [(network, inherited_aliases(endpoint, template.id)) for network, endpoint in networks.items()
                   if network != first]
-        self._join_and_start(name, created["Id"], others)
+        self._join_and_start(name, created["Id"], others, self._template_files(template, data))
         return created["Id"]
+
+    def _template_files(self, template: Instance, data: dict[str, Any]) -> bytes | None:
+        """The secrets and configs of ``template`` (inspect data ``data``), as a tar for its clone."""
+        targets = labelled_targets(data["Config"].get("Labels") or {})
+        copies = [
+            (target, self._call("copying %s of %s" % (target, template.name), self.api.get_archive, template.id, target)[0])
+            for target in targets
+        ]
+        return retargeted_archive(copies) if copies else None
 
     def _networking_config(self, network: str, aliases: list[str]) -> dict[str, Any]:
         """The networking config of create_container: one network (the engine's API takes only one there)."""
         return self.api.create_networking_config({network: self.api.create_endpoint_config(aliases=aliases)})
 
-    def _join_and_start(self, name: str, container_id: str, networks: list[tuple[str, list[str]]]) -> None:
-        """Connect a created container to its other (network, aliases) and start it; remove it when that fails."""
+    def _join_and_start(
+        self, name: str, container_id: str, networks: list[tuple[str, list[str]]], archive: bytes | None = None
+    ) -> None:
+        """Put ``archive`` into a created container, connect it to its other (network, aliases) and start it;
+        remove it when that fails."""
         try:
+            if archive:
+                self._call("writing the secrets and configs of %s" % name, self.api.put_archive, container_id, "/", archive)
             for network, aliases in networks:
                 self._call(
                     "connecting %s to %s" % (name, network),
@@ -312,10 +336,12 @@ class ContainerBackend(EngineBackend):
                 LABEL_CONTAINER_NUMBER: "1",
                 LABEL_ONEOFF: "False",
                 LABEL_SIDE_TARGET: "true",
-            }
+            },
+            **files_label(spec),
         )
         self._create_and_start(
-            name, spec, dict(spec.environment), labels, network_names, volume_names, publish_address, [spec.name]
+            name, spec, dict(spec.environment), labels, network_names, volume_names, publish_address, [spec.name],
+            files_archive(spec, compose_project),
         )
 
     def side_target_instance(self, spec: ServiceSpec, project: str) -> Instance:

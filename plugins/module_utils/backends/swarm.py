@@ -29,6 +29,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import DeploymentContext, Instance
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.swarm_files import SwarmFiles
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.swarm_services import (
     TASK_WAIT_SECONDS,
     Service,
@@ -73,7 +74,7 @@ if TYPE_CHECKING:
     from ansible_collections.dockerflow.flow.plugins.module_utils.compose import ComposeProject, ServiceSpec
 
 
-class SwarmBackend(SwarmServices):
+class SwarmBackend(SwarmServices, SwarmFiles):
     """Instances are the tasks of Swarm services; every call goes to one manager."""
 
     registration_owner = "registrator"
@@ -160,6 +161,7 @@ class SwarmBackend(SwarmServices):
             _container_labels(spec, context, release_labels), context.environment(spec, color, release),
             networks, [context.target, compose_service], context.project, compose_project,
         )
+        wanted["TaskTemplate"]["ContainerSpec"].update(self.file_references(spec, context.project, compose_project))
         service_id, known = self._create_or_update(wanted, context.service, release)
         service = self._service(service_id)
         return self._task_instances(service, self._new_tasks(service_id, known, len(numbers), name))
@@ -316,6 +318,7 @@ class SwarmBackend(SwarmServices):
             dict(labels, **{LABEL_DOCKER_HEALTH: str(self._has_docker_health(spec)).lower()}),
             dict(spec.labels, **labels), dict(spec.environment), networks, [spec.name], project, compose_project,
         )
+        wanted["TaskTemplate"]["ContainerSpec"].update(self.file_references(spec, project, compose_project))
         self._create(wanted)
 
     def side_target_instance(self, spec: ServiceSpec, project: str) -> Instance:

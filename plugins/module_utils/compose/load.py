@@ -18,7 +18,7 @@ from typing import Any
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import project_variables
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import interpolate
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.resources import top_level_resources
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.resources import top_level_files, top_level_resources
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
 
@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover
     HAS_YAML = False
 
-SUPPORTED_TOP_KEYS = frozenset(["version", "name", "services", "networks", "volumes"])
+SUPPORTED_TOP_KEYS = frozenset(["version", "name", "services", "networks", "volumes", "secrets", "configs"])
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # Extends merge rules, as Compose documents them: mappings merge, sequences add up.
 _LIST_OR_MAPPING = ("environment", "labels")
@@ -44,10 +44,12 @@ def load_project(
     project_name: str | None = None,
     environ: Mapping[str, str] | None = None,
     env_files: list[str] | None = None,
+    profiles: list[str] | None = None,
 ) -> ComposeProject:
     """Read, interpolate and check ``compose_path``; service specs are built on demand.
 
-    ``env_files`` (relative to the file's directory) replace its ``.env``, as ``--env-file`` does.
+    ``env_files`` (relative to the file's directory) replace its ``.env``, as ``--env-file`` does;
+    ``profiles``: the active ones.
     """
     if not HAS_YAML:  # pragma: no cover
         raise FlowError("PyYAML is required to read compose files.")
@@ -73,6 +75,9 @@ def load_project(
         networks=top_level_resources(data.get("networks"), path, "networks"),
         volumes=top_level_resources(data.get("volumes"), path, "volumes"),
         variables=variables,
+        secrets=top_level_files(data.get("secrets"), path, "secrets", directory),
+        configs=top_level_files(data.get("configs"), path, "configs", directory),
+        profiles=[str(profile) for profile in profiles or []],
     )
 
 

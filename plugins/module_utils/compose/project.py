@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.resources import FileResource
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.services import normalize_service, parse_depends_on
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import ServiceSpec
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
 
@@ -22,6 +24,9 @@ class ComposeProject:
     networks: dict[str, dict[str, Any]]  # key -> {"name": str, "external": bool, "driver": str|None}
     volumes: dict[str, dict[str, Any]]  # key -> {"name": str, "external": bool, "driver": str|None}
     variables: dict[str, str] = field(default_factory=dict)  # what ${VAR} and bare environment names resolve from
+    secrets: dict[str, FileResource] = field(default_factory=dict)
+    configs: dict[str, FileResource] = field(default_factory=dict)
+    profiles: list[str] = field(default_factory=list)  # the active ones ("*": all)
 
     def service(self, name: str, parameter: str = "target") -> ServiceSpec:
         """The spec of service ``name``; ``parameter`` is the option that named it, for the error."""
@@ -30,7 +35,17 @@ class ComposeProject:
                 "%s %r is not a service of %s. Services: %s."
                 % (parameter, name, self.path, ", ".join(sorted(self.services)) or "none")
             )
+        self._check_profiles(name, parameter)
         return normalize_service(self, name)
+
+    def _check_profiles(self, name: str, parameter: str) -> None:
+        """A service with ``profiles`` runs only when one of them is active, as in Compose."""
+        wanted = [str(profile) for profile in as_list(self.services[name].get("profiles"))]
+        if wanted and "*" not in self.profiles and not set(wanted) & set(self.profiles):
+            raise FlowError(
+                "%s %r is in profile(s) %s, none of them active: activate one with the profiles option (or "
+                "COMPOSE_PROFILES)." % (parameter, name, ", ".join(wanted))
+            )
 
     def dependencies(self, name: str) -> list[str]:
         """Services ``name`` depends on, transitively, dependencies first."""

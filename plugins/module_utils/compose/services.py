@@ -4,7 +4,7 @@
 """One raw Compose service into a ServiceSpec.
 
 Only the keys listed in SUPPORTED_SERVICE_KEYS are understood; any other key is an error
-naming it, because silently ignoring (say) ``build`` or ``secrets`` would deploy something
+naming it, because silently ignoring (say) ``build`` would deploy something
 other than what the file describes. A new key: add it to SUPPORTED_SERVICE_KEYS, a field to
 ServiceSpec (``specs``), and its parsing here (a section of its own gets a file beside
 ``ports``, ``mounts`` and ``deploy_section``).
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.deploy_section import parse_deploy
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import service_env_files
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_mounts
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_files, service_mounts
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import parse_port
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import ServiceSpec
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping, parse_duration_ns
@@ -32,6 +32,7 @@ SUPPORTED_SERVICE_KEYS = frozenset(
         "labels", "networks", "restart", "healthcheck", "depends_on", "extends", "container_name",
         "hostname", "user", "working_dir", "stop_signal", "stop_grace_period", "extra_hosts", "tmpfs",
         "read_only", "init", "cap_add", "cap_drop", "logging", "pull_policy", "deploy",
+        "secrets", "configs", "profiles",
     ]
 )
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
@@ -60,6 +61,8 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
         ports=[parse_port(item, where) for item in as_list(raw.get("ports"))],
         expose=[str(item) for item in as_list(raw.get("expose"))],
         mounts=service_mounts(project, raw, where),
+        secrets=service_files(project, raw, where, "secrets"),
+        configs=service_files(project, raw, where, "configs"),
         labels=as_mapping(raw.get("labels"), where, "labels"),
         networks=_service_networks(project, raw, where),
         restart=restart,

@@ -37,6 +37,19 @@ class MountSpec:
 
 
 @dataclass
+class FileMountSpec:
+    """A secret or config a service mounts. The content is never here: ``digest`` (its SHA-256) stands for it,
+    so a new content makes a new config hash (a new release) and a new Swarm object name."""
+
+    source: str  # the key under the top-level secrets or configs
+    target: str  # absolute path in the container
+    uid: str | None = None
+    gid: str | None = None
+    mode: int | None = None
+    digest: str | None = None  # None for an external one
+
+
+@dataclass
 class DeploySpec:
     """The ``deploy`` section, in the Docker Engine's Swarm API units (durations in ns, bytes, NanoCPUs).
 
@@ -68,6 +81,8 @@ class ServiceSpec:
     ports: list[PortSpec] = field(default_factory=list)
     expose: list[str] = field(default_factory=list)
     mounts: list[MountSpec] = field(default_factory=list)
+    secrets: list[FileMountSpec] = field(default_factory=list)
+    configs: list[FileMountSpec] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     networks: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # compose network key -> {"aliases": [...]}
     restart: str | None = None

@@ -50,6 +50,7 @@ class FlowSettings:
     compose_path: str | None = None
     env_files: list | None = None
     side_targets: list = field(default_factory=partial(default, "side_targets"))
+    profiles: list = field(default_factory=partial(default, "profiles"))
     pull_side_targets: bool = default("pull_side_targets")
     blue_green: bool = default("blue_green")
     scale: object = None

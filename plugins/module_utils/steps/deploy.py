@@ -109,7 +109,8 @@ class Deploy(Step):
     # -- before the lock: what the Compose file asks for ---------------------------------------------------
     def _read_compose(self) -> Wanted:
         settings, backend = self.settings, self.flow.backend
-        project = load_project(settings.compose_path, settings.project, env_files=settings.env_files)
+        project = load_project(settings.compose_path, settings.project, env_files=settings.env_files,
+                               profiles=settings.profiles)
         spec = project.service(settings.target, "target")
         if spec.container_name:
             raise FlowError(

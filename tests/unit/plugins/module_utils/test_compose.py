@@ -147,7 +147,7 @@ def test_unknown_deploy_key(compose):
 # --- unsupported keys and structural errors ----------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["build", "secrets", "configs", "profiles", "devices"])
+@pytest.mark.parametrize("key", ["build", "devices"])
 def test_unsupported_service_key_is_named(compose, key):
     with pytest.raises(FlowError) as info:
         app(compose, "%s: x\n" % key)
@@ -158,16 +158,16 @@ def test_unsupported_service_key_is_named(compose, key):
 
 
 def test_all_unsupported_keys_are_listed(compose):
-    with pytest.raises(FlowError, match=r"key\(s\) build, secrets are not supported"):
-        app(compose, "secrets: [s]\nbuild: .\n")
+    with pytest.raises(FlowError, match=r"key\(s\) build, devices are not supported"):
+        app(compose, "devices: [d]\nbuild: .\n")
 
 
-@pytest.mark.parametrize("key", ["secrets", "configs", "include"])
+@pytest.mark.parametrize("key", ["include"])
 def test_unsupported_top_level_key(compose, key):
     with pytest.raises(FlowError) as info:
         compose("services:\n  app:\n    image: a\n%s: {}\n" % key)
     assert "top-level key(s) %s are not supported" % key in str(info.value)
-    assert "supported: name, networks, services, version, volumes" in str(info.value)
+    assert "supported: configs, name, networks, secrets, services, version, volumes" in str(info.value)
 
 
 def test_extension_fields_are_allowed(compose):
