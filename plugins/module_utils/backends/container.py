@@ -22,6 +22,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container
     first_network,
     host_config_args,
     inherited_aliases,
+    namespace_peers,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.engine import EngineBackend
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -119,6 +120,7 @@ class ContainerBackend(EngineBackend):
         network_names = self.ensure_networks(context.project, compose_project, spec)
         volume_names = self.ensure_volumes(context.project, compose_project, spec)
         compose_service = context.compose_service(color)
+        peers = namespace_peers(spec, context.project, compose_project.services if compose_project else {})
 
         def run(number: int) -> str:
             name = "%s-%s-%d" % (context.project, compose_service, number)
@@ -139,7 +141,7 @@ class ContainerBackend(EngineBackend):
             self._remove_conflicting_name(name, context.service)
             return self._create_and_start(
                 name, spec, context.environment(spec, color, release), labels, network_names, volume_names,
-                context.publish_address, [context.target, compose_service],
+                context.publish_address, [context.target, compose_service], peers,
             )
 
         return self._all_or_none(run, numbers)
@@ -171,10 +173,16 @@ class ContainerBackend(EngineBackend):
         volume_names: dict[str, str],
         publish_address: str,
         aliases: list[str],
+        peers: dict[str, str],
     ) -> str:
-        """Create container ``name`` of ``spec`` on its first network, join the others and start it; its ID."""
+        """Create container ``name`` of ``spec`` on its first network, join the others and start it; its ID.
+
+        A service with a ``network_mode`` joins no network: the mode is its whole networking.
+        """
         network_keys = list(spec.networks)
-        first = network_names[network_keys[0]]
+        first = network_names[network_keys[0]] if network_keys else None
+        host_config = host_config_args(spec, volume_names, publish_address, first, peers)
+        networking = self._networking_config(first, aliases + spec.networks[network_keys[0]]["aliases"]) if first else None
         created = self._call(
             "creating container %s" % name,
             self.api.create_container,
@@ -182,8 +190,8 @@ class ContainerBackend(EngineBackend):
             name=name,
             environment=environment,
             labels=labels,
-            host_config=self.api.create_host_config(**host_config_args(spec, volume_names, publish_address, first)),
-            networking_config=self._networking_config(first, aliases + spec.networks[network_keys[0]]["aliases"]),
+            host_config=self.api.create_host_config(**host_config),
+            networking_config=networking,
             **create_args(spec),
         )
         others = [(network_names[key], aliases + spec.networks[key]["aliases"]) for key in network_keys[1:]]
@@ -315,7 +323,8 @@ class ContainerBackend(EngineBackend):
             }
         )
         self._create_and_start(
-            name, spec, dict(spec.environment), labels, network_names, volume_names, publish_address, [spec.name]
+            name, spec, dict(spec.environment), labels, network_names, volume_names, publish_address, [spec.name],
+            namespace_peers(spec, project, compose_project.services),
         )
 
     def side_target_instance(self, spec: ServiceSpec, project: str) -> Instance:

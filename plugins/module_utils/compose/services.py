@@ -17,6 +17,10 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.deploy_section import parse_deploy
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.engine_options import (
+    ENGINE_OPTION_KEYS,
+    parse_engine_options,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import read_dotenv
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_mounts
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import parse_port
@@ -34,8 +38,10 @@ SUPPORTED_SERVICE_KEYS = frozenset(
         "hostname", "user", "working_dir", "stop_signal", "stop_grace_period", "extra_hosts", "tmpfs",
         "read_only", "init", "cap_add", "cap_drop", "logging", "pull_policy", "deploy",
     ]
-)
+) | ENGINE_OPTION_KEYS
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
+# Compose's pull_policy values, as the pull policies of the backends (backends.engine.PULL_POLICIES).
+PULL_POLICY_VALUES = {"always": "always", "missing": "missing", "if_not_present": "missing", "never": "never"}
 DEPENDS_ON_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 _HEALTHCHECK_KEYS = frozenset(["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"])
 _HEALTHCHECK_TESTS = ("CMD", "CMD-SHELL", "NONE")
@@ -79,8 +85,9 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
         cap_add=[str(item) for item in as_list(raw.get("cap_add"))],
         cap_drop=[str(item) for item in as_list(raw.get("cap_drop"))],
         logging=raw.get("logging"),
-        pull_policy=raw.get("pull_policy"),
+        pull_policy=_pull_policy(raw.get("pull_policy"), where),
         deploy=parse_deploy(raw.get("deploy"), where),
+        engine=parse_engine_options(project, raw, where),
     )
 
 
@@ -92,6 +99,23 @@ def _check_service_keys(raw: dict[str, Any], where: str) -> None:
             "%s: key(s) %s are not supported%s. Supported: %s."
             % (where, ", ".join(unknown), hint, ", ".join(sorted(SUPPORTED_SERVICE_KEYS)))
         )
+
+
+def _pull_policy(value: Any, where: str) -> str | None:
+    """Compose's pull_policy as always, missing or never; the values that need what Flow lacks are refused."""
+    if value is None:
+        return None
+    text = str(value)
+    if text in PULL_POLICY_VALUES:
+        return PULL_POLICY_VALUES[text]
+    if text == "build":
+        raise FlowError("%s: pull_policy build is not supported: build the image beforehand and name it in image." % where)
+    if text in ("daily", "weekly") or text.startswith("every_"):
+        raise FlowError(
+            "%s: pull_policy %s needs the time of the last pull, which Flow does not keep; use always or missing."
+            % (where, text)
+        )
+    raise FlowError("%s: pull_policy=%r is not one of %s." % (where, text, ", ".join(sorted(PULL_POLICY_VALUES))))
 
 
 def _environment(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, str]:
@@ -175,8 +199,12 @@ def _healthcheck(raw: dict[str, Any], where: str) -> dict[str, Any] | None:
 
 
 def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, dict[str, list[str]]]:
-    """The networks the service joins (``default`` when none is named), each with its aliases."""
+    """The networks the service joins (``default`` when none is named, none with a network_mode), each with its aliases."""
     value = raw.get("networks")
+    if raw.get("network_mode") is not None:
+        if value:
+            raise FlowError("%s: network_mode and networks cannot be combined (as in Compose); remove one." % where)
+        return {}
     if value is None:
         return {"default": {"aliases": []}}
     if isinstance(value, list):

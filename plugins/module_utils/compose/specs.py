@@ -57,6 +57,38 @@ class DeploySpec:
 
 
 @dataclass
+class EngineOptions:
+    """The long tail of service keys: engine settings every instance gets alike (names follow Compose's).
+
+    Sizes are bytes, ``cpus`` a fraction of CPUs; ``network_mode``/``pid``/``ipc`` keep Compose's
+    ``service:<name>`` form, which the container backend resolves to that service's container.
+    """
+
+    platform: str | None = None
+    runtime: str | None = None
+    network_mode: str | None = None  # bridge | host | none | service:<name> | container:<name>
+    stdin_open: bool = False
+    tty: bool = False
+    sysctls: dict[str, str] = field(default_factory=dict)
+    ulimits: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> {"soft": n, "hard": n}
+    mem_limit: int | None = None
+    mem_reservation: int | None = None
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    shm_size: int | None = None
+    devices: list[str] = field(default_factory=list)  # host[:container[:permissions]]
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_opt: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    privileged: bool = False
+    pid: str | None = None
+    ipc: str | None = None
+    group_add: list[str] = field(default_factory=list)
+    gpus: list[dict[str, Any]] = field(default_factory=list)  # Engine API DeviceRequests
+
+
+@dataclass
 class ServiceSpec:
     """One Compose service, normalized; field names follow Compose's."""
 
@@ -88,8 +120,14 @@ class ServiceSpec:
     logging: dict[str, Any] | None = None
     pull_policy: str | None = None
     deploy: DeploySpec = field(default_factory=DeploySpec)
+    engine: EngineOptions = field(default_factory=EngineOptions)
 
     def config_hash(self) -> str:
         """A stable digest of everything that defines a running instance."""
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        data = asdict(self)
+        if self.engine == EngineOptions():
+            # a service that uses none of these keys keeps the digest it had before they existed
+            # (no needless redeploy after an upgrade)
+            del data["engine"]
+        blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

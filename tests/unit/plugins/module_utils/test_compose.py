@@ -147,7 +147,7 @@ def test_unknown_deploy_key(compose):
 # --- unsupported keys and structural errors ----------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["build", "secrets", "configs", "profiles", "devices"])
+@pytest.mark.parametrize("key", ["build", "secrets", "configs", "profiles", "links"])
 def test_unsupported_service_key_is_named(compose, key):
     with pytest.raises(FlowError) as info:
         app(compose, "%s: x\n" % key)
@@ -477,8 +477,8 @@ def test_top_level_volumes_and_networks(compose):
                   "labels": {"a": "b"}},
     }
     assert project.networks == {
-        "front": {"name": None, "external": False, "driver": "bridge", "driver_opts": {}, "labels": {}},
-        "shared": {"name": "shared-net", "external": True, "driver": None, "driver_opts": {}, "labels": {}},
+        "front": {"name": None, "external": False, "driver": "bridge", "driver_opts": {}, "labels": {}, "ipam": None},
+        "shared": {"name": "shared-net", "external": True, "driver": None, "driver_opts": {}, "labels": {}, "ipam": None},
     }
 
 
