@@ -30,7 +30,7 @@ _NOT_IN_SWARM = {
     "runtime": "a task runs with its node's default runtime",
     "privileged": "a task's container cannot be privileged",
     "devices": "a task's container cannot map host devices",
-    "security_opt": "the service API of this engine (1.41) takes no security options",
+    "security_opt": "a Swarm service has no security options, only Privileges that Compose does not map",
     "pid": "a task's container has its own PID namespace",
     "ipc": "a task's container has its own IPC namespace",
     "cpu_shares": "a task's CPU is set by cpus or deploy.resources",
