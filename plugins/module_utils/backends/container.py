@@ -19,6 +19,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container
     clone_args,
     container_instance,
     create_args,
+    endpoint_args,
     first_network,
     host_config_args,
     inherited_aliases,
@@ -182,7 +183,7 @@ class ContainerBackend(EngineBackend):
         network_keys = list(spec.networks)
         first = network_names[network_keys[0]] if network_keys else None
         host_config = host_config_args(spec, volume_names, publish_address, first, peers)
-        networking = self._networking_config(first, aliases + spec.networks[network_keys[0]]["aliases"]) if first else None
+        networking = self._networking_config(first, endpoint_args(spec.networks[network_keys[0]], aliases)) if first else None
         created = self._call(
             "creating container %s" % name,
             self.api.create_container,
@@ -194,7 +195,7 @@ class ContainerBackend(EngineBackend):
             networking_config=networking,
             **create_args(spec),
         )
-        others = [(network_names[key], aliases + spec.networks[key]["aliases"]) for key in network_keys[1:]]
+        others = [(network_names[key], endpoint_args(spec.networks[key], aliases)) for key in network_keys[1:]]
         self._join_and_start(name, created["Id"], others)
         return created["Id"]
 
@@ -210,28 +211,28 @@ class ContainerBackend(EngineBackend):
             data["Config"]["Image"],
             name=name,
             host_config=dict(data["HostConfig"]),
-            networking_config=self._networking_config(first, inherited_aliases(networks[first], template.id)),
+            networking_config=self._networking_config(first, {"aliases": inherited_aliases(networks[first], template.id)}),
             **clone_args(data["Config"], template.id, number),
         )
-        others = [(network, inherited_aliases(endpoint, template.id)) for network, endpoint in networks.items()
+        others = [(network, {"aliases": inherited_aliases(endpoint, template.id)}) for network, endpoint in networks.items()
                   if network != first]
         self._join_and_start(name, created["Id"], others)
         return created["Id"]
 
-    def _networking_config(self, network: str, aliases: list[str]) -> dict[str, Any]:
+    def _networking_config(self, network: str, endpoint: dict[str, Any]) -> dict[str, Any]:
         """The networking config of create_container: one network (the engine's API takes only one there)."""
-        return self.api.create_networking_config({network: self.api.create_endpoint_config(aliases=aliases)})
+        return self.api.create_networking_config({network: self.api.create_endpoint_config(**endpoint)})
 
-    def _join_and_start(self, name: str, container_id: str, networks: list[tuple[str, list[str]]]) -> None:
-        """Connect a created container to its other (network, aliases) and start it; remove it when that fails."""
+    def _join_and_start(self, name: str, container_id: str, networks: list[tuple[str, dict[str, Any]]]) -> None:
+        """Connect a created container to its other (network, endpoint) and start it; remove it when that fails."""
         try:
-            for network, aliases in networks:
+            for network, endpoint in networks:
                 self._call(
                     "connecting %s to %s" % (name, network),
                     self.api.connect_container_to_network,
                     container_id,
                     network,
-                    aliases=aliases,
+                    **endpoint,
                 )
             self._call("starting %s" % name, self.api.start, container_id)
         except FlowError:

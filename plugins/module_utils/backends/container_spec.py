@@ -171,6 +171,14 @@ def restart_policy(restart: str | None) -> dict[str, Any] | None:
     return {"Name": policy, "MaximumRetryCount": int(retries or 0)}
 
 
+def endpoint_args(options: dict[str, Any], aliases: list[str]) -> dict[str, Any]:
+    """The endpoint of one of the service's networks (create_endpoint_config and connect_container_to_network
+    take the same arguments): ``aliases`` and the network's own, and its fixed addresses when the file sets them."""
+    endpoint = dict(options)
+    endpoint["aliases"] = list(aliases) + list(options["aliases"])
+    return endpoint
+
+
 # -- a running container -> its clones ------------------------------------------------------------
 
 

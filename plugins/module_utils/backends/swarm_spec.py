@@ -13,7 +13,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import EngineOptions
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import FIXED_ADDRESS_KEYS, EngineOptions
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.labels import LABEL_PROJECT
 
@@ -158,6 +158,13 @@ def _task_template(
 def refuse_swarm_unsupported(spec: ServiceSpec) -> None:
     """Refuse, in one line naming it, the first setting of ``spec`` a Swarm service cannot have (ports included)."""
     _endpoint(spec, "service %s" % spec.name)
+    for key, options in spec.networks.items():
+        for name in FIXED_ADDRESS_KEYS:
+            if options.get(name):
+                raise FlowError(
+                    "service %s: networks.%s.%s is not supported by backend swarm: tasks get their addresses from "
+                    "the network; remove it, or use backend container." % (spec.name, key, name)
+                )
     unset = EngineOptions()
     for key, reason in _NOT_IN_SWARM.items():
         if getattr(spec.engine, key) != getattr(unset, key):

@@ -10,7 +10,7 @@ network) cannot hold for that. Side targets run one instance and may use these k
 
 from __future__ import annotations
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import ServiceSpec
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import FIXED_ADDRESS_KEYS, ServiceSpec
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
 
@@ -28,6 +28,13 @@ def blue_green_refusal(spec: ServiceSpec) -> str | None:
         return (
             "sets container_name, which allows one instance only; remove it "
             "(instances are named <project>-<target>-<color>-<n>)"
+        )
+    fixed = [(key, name) for key, options in spec.networks.items() for name in FIXED_ADDRESS_KEYS
+             if options.get(name)]
+    if fixed:
+        return (
+            "sets networks.%s.%s: one address allows one instance, and the new color would need it while the old one "
+            "serves; remove it (instances get addresses from the network's ipam)" % fixed[0]
         )
     if mode == "host":
         return (

@@ -24,7 +24,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.compose.engine_opt
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import read_dotenv
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_mounts
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import parse_port
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import ServiceSpec
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import FIXED_ADDRESS_KEYS, ServiceSpec
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping, parse_duration_ns
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
@@ -198,7 +198,7 @@ def _healthcheck(raw: dict[str, Any], where: str) -> dict[str, Any] | None:
     return result
 
 
-def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, dict[str, list[str]]]:
+def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
     """The networks the service joins (``default`` when none is named, none with a network_mode), each with its aliases."""
     value = raw.get("networks")
     if raw.get("network_mode") is not None:
@@ -216,8 +216,10 @@ def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) 
         if key != "default" and key not in project.networks:
             raise FlowError("%s: network %r is not declared under the top-level networks key." % (where, key))
         options = options or {}
-        unknown = set(options) - {"aliases"}
+        unknown = set(options) - {"aliases", *FIXED_ADDRESS_KEYS}
         if unknown:
             raise FlowError("%s: networks.%s key(s) %s are not supported." % (where, key, ", ".join(sorted(unknown))))
         result[str(key)] = {"aliases": [str(alias) for alias in options.get("aliases") or []]}
+        # only when set: the spec (and its config hash) of a service without them is what it was
+        result[str(key)].update({name: str(options[name]) for name in FIXED_ADDRESS_KEYS if options.get(name)})
     return result

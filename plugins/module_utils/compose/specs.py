@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+FIXED_ADDRESS_KEYS = ("ipv4_address", "ipv6_address")  # what a service may fix on one of its networks
+
 
 @dataclass
 class PortSpec:
@@ -101,7 +103,8 @@ class ServiceSpec:
     expose: list[str] = field(default_factory=list)
     mounts: list[MountSpec] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
-    networks: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # compose network key -> {"aliases": [...]}
+    # compose network key -> {"aliases": [...]}, with "ipv4_address"/"ipv6_address" when the file fixes them
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     restart: str | None = None
     healthcheck: dict[str, Any] | None = None  # Docker API form (test, interval ns, ...), {"test": ["NONE"]} to disable
     depends_on: dict[str, str] = field(default_factory=dict)  # service -> condition

@@ -510,8 +510,8 @@ def test_service_network_must_be_declared(compose):
 
 
 def test_service_network_options(compose):
-    with pytest.raises(FlowError, match=r"networks\.front key\(s\) ipv4_address are not supported\.$"):
-        app(compose, "networks:\n  front:\n    ipv4_address: 10.0.0.2\n", top="networks:\n  front:\n")
+    with pytest.raises(FlowError, match=r"networks\.front key\(s\) priority are not supported\.$"):
+        app(compose, "networks:\n  front:\n    priority: 10\n", top="networks:\n  front:\n")
     with pytest.raises(FlowError, match=r"networks must be a list or a mapping\.$"):
         app(compose, "networks: front\n", top="networks:\n  front:\n")
 

@@ -222,3 +222,12 @@ def test_a_clone_keeps_the_templates_tty_and_open_stdin():
     args = container_spec.clone_args(config, TEMPLATE_ID, 2)
     assert (args["tty"], args["stdin_open"]) == (True, True)
     assert container_spec.clone_args(TEMPLATE["Config"], TEMPLATE_ID, 2)["tty"] is False
+
+
+def test_an_endpoint_has_the_flow_aliases_the_files_and_its_fixed_addresses():
+    options = {"aliases": ["db"], "ipv4_address": "172.28.0.9"}
+    assert container_spec.endpoint_args(options, ["t-db"]) == {"aliases": ["t-db", "db"], "ipv4_address": "172.28.0.9"}
+    assert container_spec.endpoint_args({"aliases": []}, ["app"]) == {"aliases": ["app"]}
+    # create_endpoint_config and connect_container_to_network take these very arguments
+    assert docker_types.EndpointConfig("1.41", **container_spec.endpoint_args(options, []))["IPAMConfig"] == {
+        "IPv4Address": "172.28.0.9"}

@@ -233,6 +233,14 @@ def test_the_long_tail_keys_swarm_lacks_are_refused_in_one_line_naming_key_and_b
     assert message.endswith("; remove it, or use backend container.") and "\n" not in message
 
 
+def test_a_fixed_address_is_refused_naming_the_network_and_the_backend(write_file):
+    text = "services:\n  app:\n    image: app:1\n    networks: {back: {ipv4_address: 10.0.9.9}}\nnetworks:\n  back: {}\n"
+    spec = load_project(write_file("fa/docker-compose.yml", text), "fa").service("app")
+    with pytest.raises(FlowError, match=r"^service app: networks\.back\.ipv4_address is not supported by backend swarm: "
+                                        r"tasks get their addresses from the network; remove it, or use backend container\.$"):
+        swarm_spec.refuse_swarm_unsupported(spec)
+
+
 def test_the_swarm_backend_refuses_them_before_anything_changes(write_file):
     """The deploy step asks the backend before it takes the lock (steps/deploy.py): no engine call is needed."""
     text = "services:\n  app:\n    image: app:1\n    privileged: true\n  ok:\n    image: app:1\n    tty: true\n"

@@ -210,6 +210,13 @@ def test_bad_ipam_is_refused_naming_the_key(compose, ipam, message):
         compose("services:\n  app:\n    image: a\nnetworks:\n  front:\n    ipam: %s\n" % ipam)
 
 
+def test_a_service_may_fix_its_address_on_a_network(compose):
+    spec = app(compose, "networks:\n  back: {ipv4_address: 172.28.0.9, ipv6_address: 'fd00::9', aliases: [b]}\n  front:\n",
+               "networks:\n  back: {}\n  front: {}\n")
+    assert spec.networks == {"back": {"aliases": ["b"], "ipv4_address": "172.28.0.9", "ipv6_address": "fd00::9"},
+                             "front": {"aliases": []}}
+
+
 def test_volumes_have_no_ipam(compose):
     with pytest.raises(FlowError, match=re.escape("volumes.data: key(s) ipam are not supported.")):
         compose("services:\n  app:\n    image: a\nvolumes:\n  data:\n    ipam: {}\n")
@@ -231,10 +238,14 @@ def test_volumes_have_no_ipam(compose):
         ("network_mode: container:x\n", "target app sets network_mode container:x: every instance"),
         ("network_mode: none\nports: ['80']\n", "target app sets network_mode none and publishes ports: an instance "
                                                 "without a network cannot be reached; remove network_mode or the ports."),
+        ("networks: {back: {ipv4_address: 172.28.0.9}}\n", "target app sets networks.back.ipv4_address: one address "
+                                                           "allows one instance, and the new color would need it while "
+                                                           "the old one serves; remove it (instances get addresses from "
+                                                           "the network's ipam)."),
     ],
 )
 def test_keys_a_blue_green_target_cannot_have_are_refused_with_why_and_what_instead(compose, body, message):
-    spec = app(compose, body, "  db:\n    image: db:1\n")
+    spec = app(compose, body, "  db:\n    image: db:1\nnetworks:\n  back: {}\n")
     with pytest.raises(FlowError) as info:
         refuse_for_blue_green(spec)
     assert message in str(info.value) and "\n" not in str(info.value)
