@@ -1,10 +1,13 @@
 # -*- coding: utf-8 -*-
 """The long tail of Compose service keys reaches every instance on the real engine (API 1.41):
 flow_deploy creates the instances with them and flow_scale's clones keep them, as ``docker
-inspect`` and the processes inside the containers show. The mapping itself is unit-tested
+inspect`` and the processes inside the containers show; the network gets its ipam and the side
+target its fixed address. The mapping itself is unit-tested
 (tests/unit/plugins/module_utils/backends/test_container_spec.py)."""
 
 from __future__ import annotations
+
+import random
 
 from conftest import APP_V1, BASE_IMAGE
 
@@ -31,12 +34,16 @@ SERVICE_KEYS = {
 
 
 def test_the_long_tail_keys_reach_every_instance_and_its_clones(flow_project):
+    subnet = "10.199.%d" % random.randint(0, 255)  # a subnet of its own on the shared engine
     flow_project.write_compose(
         {
             "services": {
-                "app": dict({"image": APP_V1, "ports": ["8080"], "depends_on": ["db"]}, **SERVICE_KEYS),
-                "db": {"image": BASE_IMAGE, "command": "sleep infinity", "pid": "host"},
-            }
+                "app": dict({"image": APP_V1, "ports": ["8080"], "depends_on": ["db"], "networks": ["back"]}, **SERVICE_KEYS),
+                # a side target may use what a blue-green target may not: it runs one instance
+                "db": {"image": BASE_IMAGE, "command": "sleep infinity", "pid": "host",
+                       "networks": {"back": {"ipv4_address": subnet + ".9"}}},
+            },
+            "networks": {"back": {"ipam": {"config": [{"subnet": subnet + ".0/24", "gateway": subnet + ".1"}]}}},
         }
     )
     deployed = flow_project.run("flow_deploy")
@@ -62,9 +69,12 @@ def test_the_long_tail_keys_reach_every_instance_and_its_clones(flow_project):
         assert _inside(container, "grep NoNewPrivs /proc/self/status") == "NoNewPrivs:\t1"
         assert "1234" in _inside(container, "id -G").split()
         assert flow_project.answer(container)["color"] == "blue"
-    # a side target may use what a blue-green target may not: it runs one instance
     db = flow_project.docker.containers.get("%s-db-1" % flow_project.name)
     assert db.attrs["HostConfig"]["PidMode"] == "host"
+    network = "%s_back" % flow_project.name
+    assert db.attrs["NetworkSettings"]["Networks"][network]["IPAddress"] == subnet + ".9"
+    ipam = flow_project.docker.networks.get(network).attrs["IPAM"]["Config"]
+    assert ipam == [{"Subnet": subnet + ".0/24", "Gateway": subnet + ".1"}]
 
 
 def _inside(container, script):
