@@ -31,7 +31,7 @@ ENGINE_OPTION_KEYS = frozenset(
     [
         "platform", "runtime", "network_mode", "stdin_open", "tty", "sysctls", "ulimits", "mem_limit",
         "mem_reservation", "cpus", "cpu_shares", "shm_size", "devices", "dns", "dns_search", "dns_opt",
-        "security_opt", "privileged", "pid", "ipc", "group_add", "gpus", "annotations",
+        "security_opt", "privileged", "pid", "ipc", "group_add", "gpus",
     ]
 )
 NETWORK_MODES = ("bridge", "host", "none", "service:<name>", "container:<name>")
@@ -42,11 +42,6 @@ _GPU_KEYS = frozenset(["driver", "count", "device_ids", "capabilities", "options
 
 def parse_engine_options(project: ComposeProject, raw: dict[str, Any], where: str) -> EngineOptions:
     """The EngineOptions of raw service ``raw``; ``where`` names the file and service for errors."""
-    if raw.get("annotations"):
-        raise FlowError(
-            "%s: annotations are not supported: the engine takes them from API 1.43 on and the Docker SDK "
-            "cannot send them; use labels instead." % where
-        )
     return EngineOptions(
         platform=_text(raw.get("platform"), where + ": platform"),
         runtime=_text(raw.get("runtime"), where + ": runtime"),

@@ -43,6 +43,11 @@ RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
 # Compose's pull_policy values, as the pull policies of the backends (backends.engine.PULL_POLICIES).
 PULL_POLICY_VALUES = {"always": "always", "missing": "missing", "if_not_present": "missing", "never": "never"}
 DEPENDS_ON_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
+# What to do instead, for the unsupported keys real files use most.
+_UNSUPPORTED_HINTS = {
+    "build": "build the image beforehand and name it in image",
+    "annotations": "annotations need engine API 1.43 and the Docker SDK cannot send them: use labels instead",
+}
 _HEALTHCHECK_KEYS = frozenset(["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"])
 _HEALTHCHECK_TESTS = ("CMD", "CMD-SHELL", "NONE")
 
@@ -94,7 +99,8 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
 def _check_service_keys(raw: dict[str, Any], where: str) -> None:
     unknown = sorted(key for key in raw if key not in SUPPORTED_SERVICE_KEYS and not str(key).startswith("x-"))
     if unknown:
-        hint = " (build the image beforehand and name it in image)" if "build" in unknown else ""
+        hints = [hint for key, hint in _UNSUPPORTED_HINTS.items() if key in unknown]
+        hint = " (%s)" % "; ".join(hints) if hints else ""
         raise FlowError(
             "%s: key(s) %s are not supported%s. Supported: %s."
             % (where, ", ".join(unknown), hint, ", ".join(sorted(SUPPORTED_SERVICE_KEYS)))

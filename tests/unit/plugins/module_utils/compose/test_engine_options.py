@@ -131,8 +131,9 @@ def test_a_service_without_these_keys_keeps_its_config_hash(compose):
         ("gpus: 2\n", "service app: gpus must be all or a list of device requests."),
         ("gpus: [{count: 1, device_ids: ['0']}]\n", "service app: gpus[0] sets both count and device_ids; set one."),
         ("gpus: [{vendor: x}]\n", "service app: gpus[0]: key(s) vendor are not supported."),
-        ("annotations: {com.example.a: b}\n", "service app: annotations are not supported: the engine takes them from "
-                                              "API 1.43 on and the Docker SDK cannot send them; use labels instead."),
+        ("annotations: {com.example.a: b}\n", "service app: key(s) annotations are not supported (annotations need "
+                                              "engine API 1.43 and the Docker SDK cannot send them: use labels instead). "
+                                              "Supported: "),
         ("network_mode: host\nnetworks: [default]\n", "service app: network_mode and networks cannot be combined (as in "
                                                       "Compose); remove one."),
     ],
