@@ -99,15 +99,16 @@ def _bytes(value: Any, where: str) -> int | None:
 
 
 def _cpus(value: Any, where: str) -> float | None:
+    """A number of CPUs (``0.5``); 0 is no limit, as in Compose."""
     if value is None:
         return None
     try:
-        cpus = float(value)
+        cpus = None if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
-        cpus = 0.0
-    if isinstance(value, bool) or cpus <= 0:
-        raise FlowError("%s=%r is not valid: use a number of CPUs above 0 (examples: 0.5, 2)." % (where, value))
-    return cpus
+        cpus = None
+    if cpus is None or cpus < 0:
+        raise FlowError("%s=%r is not valid: use a number of CPUs, 0 for no limit (examples: 0.5, 2)." % (where, value))
+    return cpus or None
 
 
 def _namespace_mode(project: ComposeProject, value: Any, allowed: tuple[str, ...], where: str) -> str | None:

@@ -79,6 +79,11 @@ def test_every_long_tail_key_is_normalized(compose):
     )
 
 
+@pytest.mark.parametrize("value", ["0", "0.000", "'0'"])
+def test_zero_cpus_is_no_limit_as_in_compose(compose, value):
+    assert app(compose, "cpus: %s\n" % value).engine.cpus is None
+
+
 def test_sysctls_in_mapping_form(compose):
     assert app(compose, "sysctls: {net.ipv4.tcp_syncookies: 0}\n").engine.sysctls == {"net.ipv4.tcp_syncookies": "0"}
 
@@ -114,7 +119,8 @@ def test_a_service_without_these_keys_keeps_its_config_hash(compose):
         ("tty: maybe\n", "service app: tty='maybe' is not a boolean: use true or false."),
         ("mem_limit: lots\n", "service app: mem_limit='lots' is not a size (examples: 512m, 1g, 1048576)."),
         ("shm_size: -1\n", "service app: shm_size=-1 is not a size"),
-        ("cpus: 0\n", "service app: cpus=0 is not valid: use a number of CPUs above 0 (examples: 0.5, 2)."),
+        ("cpus: -1\n", "service app: cpus=-1 is not valid: use a number of CPUs, 0 for no limit (examples: 0.5, 2)."),
+        ("cpus: many\n", "service app: cpus='many' is not valid: use a number of CPUs, 0 for no limit"),
         ("cpu_shares: 1\n", "service app: cpu_shares=1 is not valid: use a whole number of 2 or more."),
         ("ulimits: [nofile]\n", "service app: ulimits must be a mapping of limit names to a number or {soft, hard}."),
         ("ulimits: {nofile: {soft: 10}}\n", "service app: ulimits.nofile needs both soft and hard (and nothing else)."),
