@@ -108,6 +108,9 @@ class Backend:
     def image_has_healthcheck(self, image: str) -> bool:
         raise NotImplementedError
 
+    def refuse_unsupported(self, spec: ServiceSpec) -> None:
+        """Refuse, in one line, a setting of ``spec`` this backend cannot run; called before anything changes."""
+
     def run_instances(
         self,
         spec: ServiceSpec,

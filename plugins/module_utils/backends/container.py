@@ -25,9 +25,11 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container
     clone_args,
     container_instance,
     create_args,
+    endpoint_args,
     first_network,
     host_config_args,
     inherited_aliases,
+    namespace_peers,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.engine import EngineBackend
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -126,6 +128,7 @@ class ContainerBackend(EngineBackend):
         volume_names = self.ensure_volumes(context.project, compose_project, spec)
         archive = files_archive(spec, compose_project)
         compose_service = context.compose_service(color)
+        peers = namespace_peers(spec, context.project, compose_project.services if compose_project else {})
 
         def run(number: int) -> str:
             name = "%s-%s-%d" % (context.project, compose_service, number)
@@ -147,7 +150,7 @@ class ContainerBackend(EngineBackend):
             self._remove_conflicting_name(name, context.service)
             return self._create_and_start(
                 name, spec, context.environment(spec, color, release), labels, network_names, volume_names,
-                context.publish_address, [context.target, compose_service], archive,
+                context.publish_address, [context.target, compose_service], peers, archive,
             )
 
         return self._all_or_none(run, numbers)
@@ -179,12 +182,18 @@ class ContainerBackend(EngineBackend):
         volume_names: dict[str, str],
         publish_address: str,
         aliases: list[str],
+        peers: dict[str, str],
         archive: bytes | None = None,
     ) -> str:
         """Create container ``name`` of ``spec`` on its first network, put ``archive`` (its secrets and configs)
-        into it, join the others and start it; its ID."""
+        into it, join the others and start it; its ID.
+
+        A service with a ``network_mode`` joins no network: the mode is its whole networking.
+        """
         network_keys = list(spec.networks)
-        first = network_names[network_keys[0]]
+        first = network_names[network_keys[0]] if network_keys else None
+        host_config = host_config_args(spec, volume_names, publish_address, first, peers)
+        networking = self._networking_config(first, endpoint_args(spec.networks[network_keys[0]], aliases)) if first else None
         created = self._call(
             "creating container %s" % name,
             self.api.create_container,
@@ -192,11 +201,11 @@ class ContainerBackend(EngineBackend):
             name=name,
             environment=environment,
             labels=labels,
-            host_config=self.api.create_host_config(**host_config_args(spec, volume_names, publish_address, first)),
-            networking_config=self._networking_config(first, aliases + spec.networks[network_keys[0]]["aliases"]),
+            host_config=self.api.create_host_config(**host_config),
+            networking_config=networking,
             **create_args(spec),
         )
-        others = [(network_names[key], aliases + spec.networks[key]["aliases"]) for key in network_keys[1:]]
+        others = [(network_names[key], endpoint_args(spec.networks[key], aliases)) for key in network_keys[1:]]
         self._join_and_start(name, created["Id"], others, archive)
         return created["Id"]
 
@@ -212,10 +221,10 @@ class ContainerBackend(EngineBackend):
             data["Config"]["Image"],
             name=name,
             host_config=dict(data["HostConfig"]),
-            networking_config=self._networking_config(first, inherited_aliases(networks[first], template.id)),
+            networking_config=self._networking_config(first, {"aliases": inherited_aliases(networks[first], template.id)}),
             **clone_args(data["Config"], template.id, number),
         )
-        others = [(network, inherited_aliases(endpoint, template.id)) for network, endpoint in networks.items()
+        others = [(network, {"aliases": inherited_aliases(endpoint, template.id)}) for network, endpoint in networks.items()
                   if network != first]
         self._join_and_start(name, created["Id"], others, self._template_files(template, data))
         return created["Id"]
@@ -229,25 +238,25 @@ class ContainerBackend(EngineBackend):
         ]
         return retargeted_archive(copies) if copies else None
 
-    def _networking_config(self, network: str, aliases: list[str]) -> dict[str, Any]:
+    def _networking_config(self, network: str, endpoint: dict[str, Any]) -> dict[str, Any]:
         """The networking config of create_container: one network (the engine's API takes only one there)."""
-        return self.api.create_networking_config({network: self.api.create_endpoint_config(aliases=aliases)})
+        return self.api.create_networking_config({network: self.api.create_endpoint_config(**endpoint)})
 
     def _join_and_start(
-        self, name: str, container_id: str, networks: list[tuple[str, list[str]]], archive: bytes | None = None
+        self, name: str, container_id: str, networks: list[tuple[str, dict[str, Any]]], archive: bytes | None = None
     ) -> None:
-        """Put ``archive`` into a created container, connect it to its other (network, aliases) and start it;
+        """Put ``archive`` into a created container, connect it to its other (network, endpoint) and start it;
         remove it when that fails."""
         try:
             if archive:
                 self._call("writing the secrets and configs of %s" % name, self.api.put_archive, container_id, "/", archive)
-            for network, aliases in networks:
+            for network, endpoint in networks:
                 self._call(
                     "connecting %s to %s" % (name, network),
                     self.api.connect_container_to_network,
                     container_id,
                     network,
-                    aliases=aliases,
+                    **endpoint,
                 )
             self._call("starting %s" % name, self.api.start, container_id)
         except FlowError:
@@ -341,7 +350,7 @@ class ContainerBackend(EngineBackend):
         )
         self._create_and_start(
             name, spec, dict(spec.environment), labels, network_names, volume_names, publish_address, [spec.name],
-            files_archive(spec, compose_project),
+            namespace_peers(spec, project, compose_project.services), files_archive(spec, compose_project),
         )
 
     def side_target_instance(self, spec: ServiceSpec, project: str) -> Instance:

@@ -49,6 +49,9 @@ def create_args(spec: ServiceSpec) -> dict[str, Any]:
         "stop_signal": spec.stop_signal,
         "stop_timeout": spec.stop_grace_period,
         "healthcheck": spec.healthcheck,
+        "stdin_open": spec.engine.stdin_open,
+        "tty": spec.engine.tty,
+        "platform": spec.engine.platform,
     }
 
 
@@ -62,10 +65,19 @@ def _exposed(spec: ServiceSpec) -> list[tuple[int, str]]:
 
 
 def host_config_args(
-    spec: ServiceSpec, volume_names: dict[str, str], publish_address: str, network_mode: str
+    spec: ServiceSpec,
+    volume_names: dict[str, str],
+    publish_address: str,
+    first_network: str | None,
+    peers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The create_host_config arguments of ``spec``, its ports published on ``publish_address``."""
-    return {
+    """The create_host_config arguments of ``spec``, its ports published on ``publish_address``.
+
+    The network mode is ``first_network``, or when the service joins none its ``network_mode``;
+    ``peers`` names the container of each Compose service a ``service:<name>`` mode refers to.
+    """
+    peers = peers or {}
+    return dict(engine_host_config(spec, peers), **{
         "port_bindings": port_bindings(spec, publish_address) or None,
         "mounts": mounts(spec, volume_names) or None,
         "restart_policy": restart_policy(spec.restart),
@@ -76,8 +88,55 @@ def host_config_args(
         "cap_add": spec.cap_add or None,
         "cap_drop": spec.cap_drop or None,
         "log_config": spec.logging,
-        "network_mode": network_mode,
+        "network_mode": first_network or namespace_mode(spec.engine.network_mode, peers),
+    })
+
+
+def engine_host_config(spec: ServiceSpec, peers: dict[str, str]) -> dict[str, Any]:
+    """The create_host_config arguments of the long-tail keys (``EngineOptions``); unset ones are None."""
+    engine = spec.engine
+    ulimits = [{"Name": name, "Soft": limit["soft"], "Hard": limit["hard"]} for name, limit in engine.ulimits.items()]
+    return {
+        "runtime": engine.runtime,
+        "sysctls": engine.sysctls or None,
+        "ulimits": ulimits or None,
+        "mem_limit": engine.mem_limit,
+        "mem_reservation": engine.mem_reservation,
+        "nano_cpus": int(engine.cpus * 10**9) if engine.cpus else None,
+        "cpu_shares": engine.cpu_shares,
+        "shm_size": engine.shm_size,
+        "devices": engine.devices or None,
+        "dns": engine.dns or None,
+        "dns_search": engine.dns_search or None,
+        "dns_opt": engine.dns_opt or None,
+        "security_opt": engine.security_opt or None,
+        "privileged": engine.privileged,
+        "pid_mode": namespace_mode(engine.pid, peers),
+        "ipc_mode": namespace_mode(engine.ipc, peers),
+        "group_add": engine.group_add or None,
+        "device_requests": [dict(request) for request in engine.gpus] or None,
     }
+
+
+def namespace_mode(mode: str | None, peers: dict[str, str]) -> str | None:
+    """A network/pid/ipc mode for the engine: Compose's ``service:<name>`` becomes ``container:<its container>``."""
+    kind, _colon, name = (mode or "").partition(":")
+    if kind == "service":
+        return "container:%s" % peers[name]
+    return mode
+
+
+def namespace_peers(spec: ServiceSpec, project: str, services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The container of each Compose service ``spec`` shares a namespace with (``service:<name>``).
+
+    That service runs as a side target: its container_name, else ``<project>-<service>-1``.
+    """
+    peers = {}
+    for mode in (spec.engine.network_mode, spec.engine.pid, spec.engine.ipc):
+        kind, _colon, name = (mode or "").partition(":")
+        if kind == "service":
+            peers[name] = (services.get(name) or {}).get("container_name") or "%s-%s-1" % (project, name)
+    return peers
 
 
 def port_bindings(spec: ServiceSpec, publish_address: str) -> dict[str, list[tuple]]:
@@ -112,6 +171,14 @@ def restart_policy(restart: str | None) -> dict[str, Any] | None:
     return {"Name": policy, "MaximumRetryCount": int(retries or 0)}
 
 
+def endpoint_args(options: dict[str, Any], aliases: list[str]) -> dict[str, Any]:
+    """The endpoint of one of the service's networks (create_endpoint_config and connect_container_to_network
+    take the same arguments): ``aliases`` and the network's own, and its fixed addresses when the file sets them."""
+    endpoint = dict(options)
+    endpoint["aliases"] = list(aliases) + list(options["aliases"])
+    return endpoint
+
+
 # -- a running container -> its clones ------------------------------------------------------------
 
 
@@ -133,6 +200,8 @@ def clone_args(config: dict[str, Any], template_id: str, number: int) -> dict[st
         "stop_signal": config.get("StopSignal"),
         "stop_timeout": config.get("StopTimeout"),
         "healthcheck": config.get("Healthcheck"),
+        "stdin_open": config.get("OpenStdin", False),
+        "tty": config.get("Tty", False),
     }
 
 

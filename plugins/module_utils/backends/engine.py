@@ -115,7 +115,7 @@ class EngineBackend(Backend):
         """Create the project networks ``spec`` uses; return compose key -> engine name."""
         names = {}
         for key in spec.networks:
-            undeclared = {"name": None, "external": False, "driver": None, "driver_opts": {}, "labels": {}}
+            undeclared = {"name": None, "external": False, "driver": None, "driver_opts": {}, "labels": {}, "ipam": None}
             declared = compose_project.networks.get(key, undeclared)
             name = declared["name"] or "%s_%s" % (project, key)
             names[key] = name
@@ -133,6 +133,7 @@ class EngineBackend(Backend):
                 driver=declared["driver"] or self.NETWORK_DRIVER,
                 options=declared["driver_opts"] or None,
                 labels=labels,
+                ipam=declared.get("ipam"),
                 check_duplicate=True,
                 **self.NETWORK_OPTIONS,
             )

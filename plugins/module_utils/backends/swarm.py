@@ -38,6 +38,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.backends.swarm_ser
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.swarm_spec import (
     LABEL_DOCKER_HEALTH,
     build_service_spec,
+    refuse_swarm_unsupported,
     replicas_of,
     service_name,
     stopped_of,
@@ -132,6 +133,9 @@ class SwarmBackend(SwarmServices, SwarmFiles):
         return before, after
 
     # -- the Backend interface ---------------------------------------------------------------
+    def refuse_unsupported(self, spec: ServiceSpec) -> None:
+        refuse_swarm_unsupported(spec)
+
     def run_instances(
         self,
         spec: ServiceSpec,

@@ -13,6 +13,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import FIXED_ADDRESS_KEYS, EngineOptions
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.labels import LABEL_PROJECT
 
@@ -23,6 +24,19 @@ LABEL_STOPPED = "dockerflow.stopped-replicas"
 LABEL_DOCKER_HEALTH = "dockerflow.docker-health"  # "true": the tasks have a Docker HEALTHCHECK
 DEFAULT_ENDPOINT_MODE = "dnsrr"
 SERVICE_NAME_MAX = 63
+# The long-tail keys (EngineOptions) a Swarm service has no setting for, and why.
+_NOT_IN_SWARM = {
+    "network_mode": "tasks join networks (networks:), they have no network mode",
+    "runtime": "a task runs with its node's default runtime",
+    "privileged": "a task's container cannot be privileged",
+    "devices": "a task's container cannot map host devices",
+    "security_opt": "a Swarm service has no security options, only Privileges that Compose does not map",
+    "pid": "a task's container has its own PID namespace",
+    "ipc": "a task's container has its own IPC namespace",
+    "cpu_shares": "a task's CPU is set by cpus or deploy.resources",
+    "shm_size": "a task's /dev/shm has the default size (mount a tmpfs there instead)",
+    "gpus": "a task gets GPUs as generic resources of its node, not as device requests",
+}
 # Compose's container restart policy, for a service whose deploy section has none.
 _RESTART_CONDITIONS = {"no": "none", "on-failure": "on-failure", "always": "any", "unless-stopped": "any"}
 
@@ -57,6 +71,7 @@ def build_service_spec(
     ``aliases`` are added to the Compose aliases on every network.
     """
     deploy = spec.deploy
+    refuse_swarm_unsupported(spec)
     container = _container_spec(spec, image, container_labels, environment, project, compose_project)
     result = {
         "Name": name,
@@ -101,6 +116,13 @@ def _container_spec(
         "CapabilityAdd": spec.cap_add or None,
         "CapabilityDrop": spec.cap_drop or None,
         "Mounts": _mounts(spec, project, compose_project) or None,
+        "TTY": spec.engine.tty or None,
+        "OpenStdin": spec.engine.stdin_open or None,
+        "Groups": spec.engine.group_add or None,
+        "DNSConfig": _dns_config(spec),
+        "Sysctls": spec.engine.sysctls or None,
+        "Ulimits": [{"Name": name, "Soft": limit["soft"], "Hard": limit["hard"]}
+                    for name, limit in spec.engine.ulimits.items()] or None,
     }
     container.update({key: value for key, value in optional.items() if value is not None})
     return container
@@ -118,18 +140,55 @@ def _task_template(
             for key, options in spec.networks.items()
         ],
     }
-    resources = {kind: values for kind, values in (("Limits", deploy.limits), ("Reservations", deploy.reservations)) if values}
+    limits, reservations = _resources(spec)
+    resources = {kind: values for kind, values in (("Limits", limits), ("Reservations", reservations)) if values}
     if resources:
         task["Resources"] = resources
     restart = _restart_policy(spec)
     if restart:
         task["RestartPolicy"] = restart
-    placement = _placement(deploy)
+    placement = _placement(deploy, spec.engine.platform)
     if placement:
         task["Placement"] = placement
     if spec.logging:
         task["LogDriver"] = {"Name": spec.logging.get("driver") or "json-file", "Options": spec.logging.get("options") or {}}
     return task
+
+
+def refuse_swarm_unsupported(spec: ServiceSpec) -> None:
+    """Refuse, in one line naming it, the first setting of ``spec`` a Swarm service cannot have (ports included)."""
+    _endpoint(spec, "service %s" % spec.name)
+    for key, options in spec.networks.items():
+        for name in FIXED_ADDRESS_KEYS:
+            if options.get(name):
+                raise FlowError(
+                    "service %s: networks.%s.%s is not supported by backend swarm: tasks get their addresses from "
+                    "the network; remove it, or use backend container." % (spec.name, key, name)
+                )
+    unset = EngineOptions()
+    for key, reason in _NOT_IN_SWARM.items():
+        if getattr(spec.engine, key) != getattr(unset, key):
+            raise FlowError(
+                "service %s: %s is not supported by backend swarm: %s; remove it, or use backend container."
+                % (spec.name, key, reason)
+            )
+
+
+def _resources(spec: ServiceSpec) -> tuple[dict[str, int], dict[str, int]]:
+    """Limits and reservations: ``deploy.resources``, else the service's mem_limit, cpus and mem_reservation."""
+    engine = spec.engine
+    limits = {"MemoryBytes": engine.mem_limit, "NanoCPUs": int(engine.cpus * 10**9) if engine.cpus else None}
+    reservations = {"MemoryBytes": engine.mem_reservation}
+    return (
+        dict({key: value for key, value in limits.items() if value}, **spec.deploy.limits),
+        dict({key: value for key, value in reservations.items() if value}, **spec.deploy.reservations),
+    )
+
+
+def _dns_config(spec: ServiceSpec) -> dict[str, list[str]] | None:
+    engine = spec.engine
+    config = {"Nameservers": engine.dns, "Search": engine.dns_search, "Options": engine.dns_opt}
+    return {key: list(value) for key, value in config.items() if value} or None
 
 
 def _healthcheck(healthcheck: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -202,9 +261,12 @@ def _restart_policy(spec: ServiceSpec) -> dict[str, Any] | None:
     return None
 
 
-def _placement(deploy: DeploySpec) -> dict[str, Any]:
-    """Where Swarm may put the tasks (constraints, spread preferences, a cap per node); empty for anywhere."""
-    placement = {}
+def _placement(deploy: DeploySpec, platform: str | None) -> dict[str, Any]:
+    """Where Swarm may put the tasks (constraints, spread preferences, a cap per node, a platform); empty for anywhere."""
+    placement: dict[str, Any] = {}
+    if platform:
+        system, _slash, architecture = platform.partition("/")
+        placement["Platforms"] = [{"OS": system, "Architecture": architecture.partition("/")[0]}]
     if deploy.constraints:
         placement["Constraints"] = list(deploy.constraints)
     if deploy.spread:

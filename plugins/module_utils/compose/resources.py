@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.network_ipam import parse_ipam
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_mapping
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
@@ -33,7 +34,7 @@ def top_level_resources(section: Any, path: str, kind: str) -> dict[str, dict[st
         value = value or {}
         if not isinstance(value, dict):
             raise FlowError("%s: %s.%s must be a mapping." % (path, kind, key))
-        unknown = sorted(set(value) - RESOURCE_KEYS)
+        unknown = sorted(set(value) - RESOURCE_KEYS - ({"ipam"} if kind == "networks" else set()))
         if unknown:
             raise FlowError("%s: %s.%s: key(s) %s are not supported." % (path, kind, key, ", ".join(unknown)))
         external = value.get("external", False)
@@ -50,6 +51,8 @@ def top_level_resources(section: Any, path: str, kind: str) -> dict[str, dict[st
             "driver_opts": value.get("driver_opts") or {},
             "labels": as_mapping(value.get("labels"), path, "%s.%s.labels" % (kind, key)),
         }
+        if kind == "networks":
+            result[str(key)]["ipam"] = parse_ipam(value.get("ipam"), "%s: networks.%s.ipam" % (path, key))
     return result
 
 

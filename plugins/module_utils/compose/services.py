@@ -16,10 +16,14 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.deploy_section import parse_deploy
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.engine_options import (
+    ENGINE_OPTION_KEYS,
+    parse_engine_options,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import service_env_files
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_files, service_mounts
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import parse_port
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import ServiceSpec
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import FIXED_ADDRESS_KEYS, ServiceSpec
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping, parse_duration_ns
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
@@ -34,9 +38,16 @@ SUPPORTED_SERVICE_KEYS = frozenset(
         "read_only", "init", "cap_add", "cap_drop", "logging", "pull_policy", "deploy",
         "secrets", "configs", "profiles",
     ]
-)
+) | ENGINE_OPTION_KEYS
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
+# Compose's pull_policy values, as the pull policies of the backends (backends.engine.PULL_POLICIES).
+PULL_POLICY_VALUES = {"always": "always", "missing": "missing", "if_not_present": "missing", "never": "never"}
 DEPENDS_ON_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
+# What to do instead, for the unsupported keys real files use most.
+_UNSUPPORTED_HINTS = {
+    "build": "build the image beforehand and name it in image",
+    "annotations": "annotations need engine API 1.43 and the Docker SDK cannot send them: use labels instead",
+}
 _HEALTHCHECK_KEYS = frozenset(["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"])
 _HEALTHCHECK_TESTS = ("CMD", "CMD-SHELL", "NONE")
 
@@ -81,19 +92,38 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
         cap_add=[str(item) for item in as_list(raw.get("cap_add"))],
         cap_drop=[str(item) for item in as_list(raw.get("cap_drop"))],
         logging=raw.get("logging"),
-        pull_policy=raw.get("pull_policy"),
+        pull_policy=_pull_policy(raw.get("pull_policy"), where),
         deploy=parse_deploy(raw.get("deploy"), where),
+        engine=parse_engine_options(project, raw, where),
     )
 
 
 def _check_service_keys(raw: dict[str, Any], where: str) -> None:
     unknown = sorted(key for key in raw if key not in SUPPORTED_SERVICE_KEYS and not str(key).startswith("x-"))
     if unknown:
-        hint = " (build the image beforehand and name it in image)" if "build" in unknown else ""
+        hints = [hint for key, hint in _UNSUPPORTED_HINTS.items() if key in unknown]
+        hint = " (%s)" % "; ".join(hints) if hints else ""
         raise FlowError(
             "%s: key(s) %s are not supported%s. Supported: %s."
             % (where, ", ".join(unknown), hint, ", ".join(sorted(SUPPORTED_SERVICE_KEYS)))
         )
+
+
+def _pull_policy(value: Any, where: str) -> str | None:
+    """Compose's pull_policy as always, missing or never; the values that need what Flow lacks are refused."""
+    if value is None:
+        return None
+    text = str(value)
+    if text in PULL_POLICY_VALUES:
+        return PULL_POLICY_VALUES[text]
+    if text == "build":
+        raise FlowError("%s: pull_policy build is not supported: build the image beforehand and name it in image." % where)
+    if text in ("daily", "weekly") or text.startswith("every_"):
+        raise FlowError(
+            "%s: pull_policy %s needs the time of the last pull, which Flow does not keep; use always or missing."
+            % (where, text)
+        )
+    raise FlowError("%s: pull_policy=%r is not one of %s." % (where, text, ", ".join(sorted(PULL_POLICY_VALUES))))
 
 
 def _environment(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, str]:
@@ -173,9 +203,13 @@ def _healthcheck(raw: dict[str, Any], where: str) -> dict[str, Any] | None:
     return result
 
 
-def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, dict[str, list[str]]]:
-    """The networks the service joins (``default`` when none is named), each with its aliases."""
+def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """The networks the service joins (``default`` when none is named, none with a network_mode), each with its aliases."""
     value = raw.get("networks")
+    if raw.get("network_mode") is not None:
+        if value:
+            raise FlowError("%s: network_mode and networks cannot be combined (as in Compose); remove one." % where)
+        return {}
     if value is None:
         return {"default": {"aliases": []}}
     if isinstance(value, list):
@@ -187,8 +221,10 @@ def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) 
         if key != "default" and key not in project.networks:
             raise FlowError("%s: network %r is not declared under the top-level networks key." % (where, key))
         options = options or {}
-        unknown = set(options) - {"aliases"}
+        unknown = set(options) - {"aliases", *FIXED_ADDRESS_KEYS}
         if unknown:
             raise FlowError("%s: networks.%s key(s) %s are not supported." % (where, key, ", ".join(sorted(unknown))))
         result[str(key)] = {"aliases": [str(alias) for alias in options.get("aliases") or []]}
+        # only when set: the spec (and its config hash) of a service without them is what it was
+        result[str(key)].update({name: str(options[name]) for name in FIXED_ADDRESS_KEYS if options.get(name)})
     return result

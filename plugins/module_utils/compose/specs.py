@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+FIXED_ADDRESS_KEYS = ("ipv4_address", "ipv6_address")  # what a service may fix on one of its networks
+
 
 @dataclass
 class PortSpec:
@@ -70,6 +72,38 @@ class DeploySpec:
 
 
 @dataclass
+class EngineOptions:
+    """The long tail of service keys: engine settings every instance gets alike (names follow Compose's).
+
+    Sizes are bytes, ``cpus`` a fraction of CPUs; ``network_mode``/``pid``/``ipc`` keep Compose's
+    ``service:<name>`` form, which the container backend resolves to that service's container.
+    """
+
+    platform: str | None = None
+    runtime: str | None = None
+    network_mode: str | None = None  # bridge | host | none | service:<name> | container:<name>
+    stdin_open: bool = False
+    tty: bool = False
+    sysctls: dict[str, str] = field(default_factory=dict)
+    ulimits: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> {"soft": n, "hard": n}
+    mem_limit: int | None = None
+    mem_reservation: int | None = None
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    shm_size: int | None = None
+    devices: list[str] = field(default_factory=list)  # host[:container[:permissions]]
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_opt: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    privileged: bool = False
+    pid: str | None = None
+    ipc: str | None = None
+    group_add: list[str] = field(default_factory=list)
+    gpus: list[dict[str, Any]] = field(default_factory=list)  # Engine API DeviceRequests
+
+
+@dataclass
 class ServiceSpec:
     """One Compose service, normalized; field names follow Compose's."""
 
@@ -84,7 +118,8 @@ class ServiceSpec:
     secrets: list[FileMountSpec] = field(default_factory=list)
     configs: list[FileMountSpec] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
-    networks: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # compose network key -> {"aliases": [...]}
+    # compose network key -> {"aliases": [...]}, with "ipv4_address"/"ipv6_address" when the file fixes them
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     restart: str | None = None
     healthcheck: dict[str, Any] | None = None  # Docker API form (test, interval ns, ...), {"test": ["NONE"]} to disable
     depends_on: dict[str, str] = field(default_factory=dict)  # service -> condition
@@ -103,8 +138,15 @@ class ServiceSpec:
     logging: dict[str, Any] | None = None
     pull_policy: str | None = None
     deploy: DeploySpec = field(default_factory=DeploySpec)
+    engine: EngineOptions = field(default_factory=EngineOptions)
 
     def config_hash(self) -> str:
         """A stable digest of everything that defines a running instance."""
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        data = asdict(self)
+        # A service that uses none of the keys read since 0.x keeps the digest it had before they existed
+        # (no needless redeploy after an upgrade).
+        for key, unused in (("engine", EngineOptions()), ("secrets", []), ("configs", [])):
+            if getattr(self, key) == unused:
+                del data[key]
+        blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

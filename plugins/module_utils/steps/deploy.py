@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import DeploymentContext
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.blue_green import refuse_for_blue_green
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import LockLost, who_am_i
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import record_release
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -112,12 +113,10 @@ class Deploy(Step):
         project = load_project(settings.compose_path, settings.project, env_files=settings.env_files,
                                profiles=settings.profiles)
         spec = project.service(settings.target, "target")
-        if spec.container_name:
-            raise FlowError(
-                "target %s sets container_name, which allows one instance only; remove it "
-                "(instances are named <project>-<target>-<color>-<n>)." % settings.target
-            )
+        refuse_for_blue_green(spec)
         side_specs = [project.service(name, "side_targets") for name in side_target_names(settings, project)]
+        for wanted_spec in [spec, *side_specs]:
+            backend.refuse_unsupported(wanted_spec)
         scale_request = parse_scale(settings.scale, "scale")
         if settings.service_port is not None and settings.service_port not in [p.container_port for p in spec.ports]:
             raise FlowError(

@@ -147,7 +147,7 @@ def test_unknown_deploy_key(compose):
 # --- unsupported keys and structural errors ----------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["build", "devices"])
+@pytest.mark.parametrize("key", ["build", "links"])
 def test_unsupported_service_key_is_named(compose, key):
     with pytest.raises(FlowError) as info:
         app(compose, "%s: x\n" % key)
@@ -158,8 +158,8 @@ def test_unsupported_service_key_is_named(compose, key):
 
 
 def test_all_unsupported_keys_are_listed(compose):
-    with pytest.raises(FlowError, match=r"key\(s\) build, devices are not supported"):
-        app(compose, "devices: [d]\nbuild: .\n")
+    with pytest.raises(FlowError, match=r"key\(s\) build, links are not supported"):
+        app(compose, "links: [d]\nbuild: .\n")
 
 
 @pytest.mark.parametrize("key", ["include"])
@@ -477,8 +477,8 @@ def test_top_level_volumes_and_networks(compose):
                   "labels": {"a": "b"}},
     }
     assert project.networks == {
-        "front": {"name": None, "external": False, "driver": "bridge", "driver_opts": {}, "labels": {}},
-        "shared": {"name": "shared-net", "external": True, "driver": None, "driver_opts": {}, "labels": {}},
+        "front": {"name": None, "external": False, "driver": "bridge", "driver_opts": {}, "labels": {}, "ipam": None},
+        "shared": {"name": "shared-net", "external": True, "driver": None, "driver_opts": {}, "labels": {}, "ipam": None},
     }
 
 
@@ -510,8 +510,8 @@ def test_service_network_must_be_declared(compose):
 
 
 def test_service_network_options(compose):
-    with pytest.raises(FlowError, match=r"networks\.front key\(s\) ipv4_address are not supported\.$"):
-        app(compose, "networks:\n  front:\n    ipv4_address: 10.0.0.2\n", top="networks:\n  front:\n")
+    with pytest.raises(FlowError, match=r"networks\.front key\(s\) priority are not supported\.$"):
+        app(compose, "networks:\n  front:\n    priority: 10\n", top="networks:\n  front:\n")
     with pytest.raises(FlowError, match=r"networks must be a list or a mapping\.$"):
         app(compose, "networks: front\n", top="networks:\n  front:\n")
 

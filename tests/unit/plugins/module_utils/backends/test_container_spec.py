@@ -118,3 +118,116 @@ def test_a_container_is_an_instance_with_its_published_ports():
         "books-app-blue-1", "books-app", "blue", 4, 1)
     assert (instance.status, instance.health, instance.running) == ("running", "healthy", True)
     assert instance.ports == {"8080/tcp": 32768}
+
+
+# -- the long tail of service keys (compose.engine_options) -> create_container / create_host_config --
+
+LONG_TAIL = """
+services:
+  app:
+    image: app:1
+    platform: linux/amd64
+    runtime: runc
+    stdin_open: true
+    tty: true
+    sysctls: {net.core.somaxconn: 1024}
+    ulimits: {nofile: {soft: 1024, hard: 2048}, nproc: 512}
+    mem_limit: 64m
+    mem_reservation: 32m
+    cpus: 1.5
+    cpu_shares: 512
+    shm_size: 16m
+    devices: [/dev/fuse]
+    dns: [10.0.0.2]
+    dns_search: example.org
+    dns_opt: [ndots:1]
+    security_opt: [no-new-privileges:true]
+    privileged: true
+    pid: service:sidecar
+    ipc: host
+    group_add: [audio]
+    gpus: all
+  sidecar:
+    image: sidecar:1
+    container_name: the-sidecar
+  worker:
+    image: worker:1
+    network_mode: service:db
+  db:
+    image: db:1
+"""
+
+
+@pytest.fixture
+def long_tail(write_file):
+    return load_project(write_file("t/docker-compose.yml", LONG_TAIL), "t")
+
+
+def test_the_long_tail_keys_become_create_container_arguments(long_tail):
+    args = container_spec.create_args(long_tail.service("app"))
+    assert (args["platform"], args["stdin_open"], args["tty"]) == ("linux/amd64", True, True)
+
+
+def test_the_long_tail_keys_become_host_config_arguments(long_tail):
+    spec = long_tail.service("app")
+    peers = container_spec.namespace_peers(spec, "t", long_tail.services)
+    assert peers == {"sidecar": "the-sidecar"}  # a service:<name> mode points at that side target's container
+    args = container_spec.host_config_args(spec, {}, "127.0.0.1", "t_default", peers)
+    expected = {
+        "runtime": "runc",
+        "sysctls": {"net.core.somaxconn": "1024"},
+        "ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}, {"Name": "nproc", "Soft": 512, "Hard": 512}],
+        "mem_limit": 64 * 1024**2,
+        "mem_reservation": 32 * 1024**2,
+        "nano_cpus": 1_500_000_000,
+        "cpu_shares": 512,
+        "shm_size": 16 * 1024**2,
+        "devices": ["/dev/fuse"],
+        "dns": ["10.0.0.2"],
+        "dns_search": ["example.org"],
+        "dns_opt": ["ndots:1"],
+        "security_opt": ["no-new-privileges:true"],
+        "privileged": True,
+        "pid_mode": "container:the-sidecar",
+        "ipc_mode": "host",
+        "group_add": ["audio"],
+        "device_requests": [{"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]], "Options": {}}],
+        "network_mode": "t_default",
+    }
+    assert {key: args[key] for key in expected} == expected
+    # the Docker SDK takes every one of them (API 1.41, the engine's version here)
+    host_config = docker_types.HostConfig(version="1.41", **args)
+    assert (host_config["Sysctls"], host_config["NanoCpus"], host_config["PidMode"]) == (
+        {"net.core.somaxconn": "1024"}, 1_500_000_000, "container:the-sidecar")
+    assert host_config["Ulimits"][0] == {"Name": "nofile", "Soft": 1024, "Hard": 2048}
+    assert host_config["DeviceRequests"][0]["Capabilities"] == [["gpu"]]
+
+
+def test_a_service_without_the_long_tail_keys_gets_none_of_them(spec):
+    args = container_spec.host_config_args(spec, {"data": "c_data"}, "10.1.2.3", "c_default")
+    engine_keys = container_spec.engine_host_config(spec, {})
+    assert {key: args[key] for key in engine_keys if args[key] not in (None, False)} == {}
+    assert (container_spec.create_args(spec)["tty"], container_spec.create_args(spec)["platform"]) == (False, None)
+
+
+def test_a_network_mode_is_the_whole_networking_of_a_service_without_networks(long_tail):
+    worker = long_tail.service("worker")
+    peers = container_spec.namespace_peers(worker, "t", long_tail.services)
+    assert peers == {"db": "t-db-1"}  # the side target's default name
+    assert container_spec.host_config_args(worker, {}, "127.0.0.1", None, peers)["network_mode"] == "container:t-db-1"
+
+
+def test_a_clone_keeps_the_templates_tty_and_open_stdin():
+    config = dict(TEMPLATE["Config"], Tty=True, OpenStdin=True)
+    args = container_spec.clone_args(config, TEMPLATE_ID, 2)
+    assert (args["tty"], args["stdin_open"]) == (True, True)
+    assert container_spec.clone_args(TEMPLATE["Config"], TEMPLATE_ID, 2)["tty"] is False
+
+
+def test_an_endpoint_has_the_flow_aliases_the_files_and_its_fixed_addresses():
+    options = {"aliases": ["db"], "ipv4_address": "172.28.0.9"}
+    assert container_spec.endpoint_args(options, ["t-db"]) == {"aliases": ["t-db", "db"], "ipv4_address": "172.28.0.9"}
+    assert container_spec.endpoint_args({"aliases": []}, ["app"]) == {"aliases": ["app"]}
+    # create_endpoint_config and connect_container_to_network take these very arguments
+    assert docker_types.EndpointConfig("1.41", **container_spec.endpoint_args(options, []))["IPAMConfig"] == {
+        "IPv4Address": "172.28.0.9"}

@@ -175,6 +175,83 @@ def test_a_fixed_published_port_and_the_vip_endpoint_mode_are_kept(write_file):
     assert endpoint == {"Mode": "vip", "Ports": [port]}
 
 
+# -- the long tail of service keys (compose.engine_options) ---------------------------------------
+
+
+def long_tail(write_file, body):
+    """The Swarm service spec of service ``app`` with ``body`` (service keys) under it."""
+    text = "services:\n  app:\n    image: app:1\n" + "".join("    %s\n" % line for line in body.splitlines())
+    project = load_project(write_file("lt/docker-compose.yml", text), "lt")
+    return swarm_spec.build_service_spec(
+        project.service("app"), "lt-app-blue", "app:1", 1, {}, {}, {}, {"default": "lt_default"}, [], "lt", project
+    )
+
+
+def test_the_long_tail_keys_swarm_has_go_to_the_container_spec_resources_and_placement(write_file):
+    wanted = long_tail(
+        write_file,
+        "tty: true\nstdin_open: true\ngroup_add: [audio]\ndns: [10.0.0.2]\ndns_search: [example.org]\n"
+        "dns_opt: [ndots:1]\nsysctls: {net.core.somaxconn: 1024}\nulimits: {nofile: {soft: 1024, hard: 2048}}\n"
+        "mem_limit: 64m\nmem_reservation: 32m\ncpus: 0.25\nplatform: linux/arm64/v8",
+    )
+    task = wanted["TaskTemplate"]
+    container = task["ContainerSpec"]
+    assert (container["TTY"], container["OpenStdin"], container["Groups"]) == (True, True, ["audio"])
+    assert container["DNSConfig"] == {"Nameservers": ["10.0.0.2"], "Search": ["example.org"], "Options": ["ndots:1"]}
+    assert container["Sysctls"] == {"net.core.somaxconn": "1024"}
+    assert container["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+    assert task["Resources"] == {"Limits": {"MemoryBytes": 64 * 1024**2, "NanoCPUs": NS // 4},
+                                 "Reservations": {"MemoryBytes": 32 * 1024**2}}
+    assert task["Placement"] == {"Platforms": [{"OS": "linux", "Architecture": "arm64"}]}
+
+
+def test_deploy_resources_win_over_mem_limit_and_cpus(write_file):
+    wanted = long_tail(write_file, "mem_limit: 64m\ncpus: 2\ndeploy: {resources: {limits: {memory: 128m}}}")
+    assert wanted["TaskTemplate"]["Resources"] == {"Limits": {"MemoryBytes": 128 * 1024**2, "NanoCPUs": 2 * NS}}
+
+
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        ("network_mode: host", "network_mode"),
+        ("runtime: runc", "runtime"),
+        ("privileged: true", "privileged"),
+        ("devices: [/dev/fuse]", "devices"),
+        ("security_opt: [no-new-privileges:true]", "security_opt"),
+        ("pid: host", "pid"),
+        ("ipc: host", "ipc"),
+        ("cpu_shares: 512", "cpu_shares"),
+        ("shm_size: 64m", "shm_size"),
+        ("gpus: all", "gpus"),
+    ],
+)
+def test_the_long_tail_keys_swarm_lacks_are_refused_in_one_line_naming_key_and_backend(write_file, body, key):
+    with pytest.raises(FlowError) as info:
+        long_tail(write_file, body)
+    message = str(info.value)
+    assert message.startswith("service app: %s is not supported by backend swarm: " % key)
+    assert message.endswith("; remove it, or use backend container.") and "\n" not in message
+
+
+def test_a_fixed_address_is_refused_naming_the_network_and_the_backend(write_file):
+    text = "services:\n  app:\n    image: app:1\n    networks: {back: {ipv4_address: 10.0.9.9}}\nnetworks:\n  back: {}\n"
+    spec = load_project(write_file("fa/docker-compose.yml", text), "fa").service("app")
+    with pytest.raises(FlowError, match=r"^service app: networks\.back\.ipv4_address is not supported by backend swarm: "
+                                        r"tasks get their addresses from the network; remove it, or use backend container\.$"):
+        swarm_spec.refuse_swarm_unsupported(spec)
+
+
+def test_the_swarm_backend_refuses_them_before_anything_changes(write_file):
+    """The deploy step asks the backend before it takes the lock (steps/deploy.py): no engine call is needed."""
+    text = "services:\n  app:\n    image: app:1\n    privileged: true\n  ok:\n    image: app:1\n    tty: true\n"
+    project = load_project(write_file("rb/docker-compose.yml", text), "rb")
+    backend = SwarmBackend.__new__(SwarmBackend)  # no engine: refuse_unsupported reads the spec only
+    backend.refuse_unsupported(project.service("ok"))
+    with pytest.raises(FlowError, match=r"^service app: privileged is not supported by backend swarm: "):
+        backend.refuse_unsupported(project.service("app"))
+    ContainerBackend.__new__(ContainerBackend).refuse_unsupported(project.service("app"))  # containers can
+
+
 # -- names ----------------------------------------------------------------------------------------
 
 

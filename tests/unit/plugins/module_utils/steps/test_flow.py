@@ -224,6 +224,11 @@ def test_without_blue_green_a_release_is_plain_and_live_at_once(world):
     "compose, options, message",
     [
         ("services:\n  app:\n    image: x\n    container_name: fixed\n", {}, "sets container_name"),
+        ("services:\n  app:\n    image: x\n    network_mode: host\n", {}, "sets network_mode host: every instance"),
+        ("services:\n  app:\n    image: x\n    network_mode: service:db\n  db:\n    image: y\n", {},
+         "sets network_mode service:db: every instance of both colors would share"),
+        ("services:\n  app:\n    image: x\n    network_mode: none\n    ports: ['8080']\n", {},
+         "sets network_mode none and publishes ports"),
         ("services:\n  app:\n    image: x\n", {"side_targets": ["app"]}, "must not name the target"),
         ("services:\n  app:\n    image: x\n", {"side_targets": ["nope"]}, "'nope' is not a service of"),
         ("services:\n  app:\n    image: x\n  db:\n    image: y\n    depends_on: [app]\n", {"side_targets": ["db"]},

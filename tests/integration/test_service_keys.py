@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+"""The long tail of Compose service keys reaches every instance on the real engine (API 1.41):
+flow_deploy creates the instances with them and flow_scale's clones keep them, as ``docker
+inspect`` and the processes inside the containers show; the network gets its ipam and the side
+target its fixed address. The mapping itself is unit-tested
+(tests/unit/plugins/module_utils/backends/test_container_spec.py)."""
+
+from __future__ import annotations
+
+import random
+
+from conftest import APP_V1, BASE_IMAGE
+
+MIB = 1024**2
+SERVICE_KEYS = {
+    "platform": "linux/amd64",
+    "runtime": "runc",
+    "tty": True,
+    "stdin_open": True,
+    "sysctls": {"net.core.somaxconn": 1024},
+    "ulimits": {"nofile": {"soft": 4096, "hard": 8192}, "core": 0},
+    "mem_limit": "96m",
+    "mem_reservation": "32m",
+    "cpus": 0.5,
+    "cpu_shares": 512,
+    "shm_size": "16m",
+    "dns": ["192.0.2.53"],
+    "dns_search": ["flow.test"],
+    "dns_opt": ["ndots:2"],
+    "security_opt": ["no-new-privileges:true"],
+    "group_add": ["1234"],
+    "ipc": "shareable",
+}
+
+
+def test_the_long_tail_keys_reach_every_instance_and_its_clones(flow_project):
+    subnet = "10.199.%d" % random.randint(0, 255)  # a subnet of its own on the shared engine
+    flow_project.write_compose(
+        {
+            "services": {
+                "app": dict({"image": APP_V1, "ports": ["8080"], "depends_on": ["db"], "networks": ["back"]}, **SERVICE_KEYS),
+                # a side target may use what a blue-green target may not: it runs one instance
+                "db": {"image": BASE_IMAGE, "command": "sleep infinity", "pid": "host",
+                       "networks": {"back": {"ipv4_address": subnet + ".9"}}},
+            },
+            "networks": {"back": {"ipam": {"config": [{"subnet": subnet + ".0/24", "gateway": subnet + ".1"}]}}},
+        }
+    )
+    deployed = flow_project.run("flow_deploy")
+    assert (deployed["color"], deployed["release"]) == ("blue", 1)
+    flow_project.run("flow_scale", {"scale": "+1"})  # the clone is made from the first instance's inspect data
+    instances = flow_project.running("blue")
+    assert len(instances) == 2
+    for container in instances:
+        container.reload()
+        config, host = container.attrs["Config"], container.attrs["HostConfig"]
+        assert (config["Tty"], config["OpenStdin"]) == (True, True), container.name
+        assert host["Runtime"] == "runc"
+        assert host["Sysctls"] == {"net.core.somaxconn": "1024"}
+        assert sorted((u["Name"], u["Soft"], u["Hard"]) for u in host["Ulimits"]) == [("core", 0, 0), ("nofile", 4096, 8192)]
+        assert (host["Memory"], host["MemoryReservation"], host["NanoCpus"]) == (96 * MIB, 32 * MIB, 500_000_000)
+        assert (host["CpuShares"], host["ShmSize"]) == (512, 16 * MIB)
+        assert (host["Dns"], host["DnsSearch"], host["DnsOptions"]) == (["192.0.2.53"], ["flow.test"], ["ndots:2"])
+        assert host["SecurityOpt"] == ["no-new-privileges:true"]
+        assert (host["GroupAdd"], host["IpcMode"]) == (["1234"], "shareable")
+        # what the process inside sees
+        assert _inside(container, "cat /proc/sys/net/core/somaxconn") == "1024"
+        assert _inside(container, "ulimit -Sn; ulimit -Hn") == "4096\n8192"
+        assert _inside(container, "grep NoNewPrivs /proc/self/status") == "NoNewPrivs:\t1"
+        assert "1234" in _inside(container, "id -G").split()
+        assert flow_project.answer(container)["color"] == "blue"
+    db = flow_project.docker.containers.get("%s-db-1" % flow_project.name)
+    assert db.attrs["HostConfig"]["PidMode"] == "host"
+    network = "%s_back" % flow_project.name
+    assert db.attrs["NetworkSettings"]["Networks"][network]["IPAddress"] == subnet + ".9"
+    ipam = flow_project.docker.networks.get(network).attrs["IPAM"]["Config"]
+    assert ipam == [{"Subnet": subnet + ".0/24", "Gateway": subnet + ".1"}]
+
+
+def _inside(container, script):
+    exit_code, output = container.exec_run(["bash", "-c", script])
+    assert exit_code == 0, output
+    return output.decode().strip()
