@@ -23,19 +23,19 @@ def test_bad_compose_files_fail_clearly_and_the_live_release_keeps_serving(flow_
     live = flow_project.running("blue")[0]
     before = flow_project.snapshot()
     held_port = free_ports(1)[0]
-    flow_project.write("unsupported.yml", compose({"build": ".", "links": ["db"], "secrets": ["s"]}))
+    flow_project.write("unsupported.yml", compose({"build": ".", "links": ["db"]}))
     flow_project.write("host-network.yml", compose({"network_mode": "host"}))
-    flow_project.write("top-level.yml", compose({}, secrets={"s": {"file": "x"}}, configs={}))
+    flow_project.write("top-level.yml", compose({}, include=["other.yml"]))
     flow_project.write("no-image.yml", compose({"image": "dockerflow-test/no-such-image:1"}))
     flow_project.write("held-port.yml", compose({"ports": ["127.0.0.1:%d:8080" % held_port]}))
     cases = [
         ({"compose_path": "unsupported.yml"},
-         "service app: key(s) build, links, secrets are not supported (build the image beforehand and name it in "
+         "service app: key(s) build, links are not supported (build the image beforehand and name it in "
          "image). Supported: "),
         ({"compose_path": "host-network.yml"},
          "target app sets network_mode host: every instance of both colors would listen on the same host port, so the "
          "new color could not start while the old one serves; remove network_mode and publish the port under ports."),
-        ({"compose_path": "top-level.yml"}, "top-level key(s) configs, secrets are not supported"),
+        ({"compose_path": "top-level.yml"}, "top-level key(s) include are not supported"),
         ({"compose_path": "no-image.yml", "pull": "never"},
          "Image dockerflow-test/no-such-image:1 is not on the engine and pull is 'never'."),
         # No registry answers here: the pull fails and the message says which image and why.

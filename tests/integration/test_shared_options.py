@@ -43,8 +43,10 @@ def shared_options(project, proxy, tls_dir):
         "side_targets": ["db"], "pull_side_targets": False, "pull": "never", "scale": "2", "max_instances": 4,
         "health_path": "/health", "health_port": 8080, "health_timeout": 120, "keep_releases": 1, "drain_timeout": 5,
         "service_path": ["/shared"], "service_domain": HOST, "proxy_docker_cert_path": tls_path,
-        "proxy_tls_verify": False,
+        "proxy_tls_verify": False, "env_files": ["shared.env"],
     }
+    with open(os.path.join(project.dir, "shared.env"), "w", encoding="utf-8") as handle:
+        handle.write("SHARED_OPTIONS=1\n")  # env_files must name a file that is there
     given.update(proxy.options)
     given["proxy_docker_host"] = given["docker_host"]
     shared = [option for option in options.TABLE if option.shared]

@@ -176,7 +176,6 @@ def test_a_missing_external_secret_is_one_line(compose, write_file):
     assert str(info.value) == "secrets.ext is external, but the Swarm has no secret named shared_cert: create it first."
 
 
-
 class Captured(Exception):
     """Stops SwarmBackend right where it would send the service spec to the manager."""
 
@@ -199,8 +198,8 @@ class CapturingSwarm(SwarmBackend):
     def _create_or_update(self, wanted, service, release):
         raise Captured(wanted)
 
-    def _create(self, wanted):
-        raise Captured(wanted)
+    def _create(self, spec):
+        raise Captured(spec)
 
 
 def sent(call):
