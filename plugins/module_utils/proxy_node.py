@@ -255,12 +255,18 @@ class ProxyNode:
                 return name[len(GENERATION_BACKEND_PREFIX):]
         return None
 
-    def reports_generation(self, generation: str, within: float = 5.0) -> bool:
+    def reports_generation(self, generation: str, within: float = 5.0, failed_before: int | None = None) -> bool:
         """Whether the running worker reports ``generation`` within ``within`` seconds. Right after a reload a
         query can still reach the worker that is leaving (the runtime socket passes to the new worker through
-        ``expose-fd listeners``; the old one answers until it has unbound), so one stale answer is no verdict."""
+        ``expose-fd listeners``; the old one answers until it has unbound), so one stale answer is no verdict.
+        With ``failed_before`` (the master's failed reloads before ours), a failed reload ends it in FlowError."""
         deadline = time.monotonic() + within
-        while self._running_generation_or_none() != generation:
+        while self._running_generation_or_none() != generation:  # None: the new worker may not listen yet
+            failed = self.failed_reloads() if failed_before is not None else None
+            if failed is not None and failed > failed_before:
+                alerts = [line.strip() for line in self.logs(tail=30).splitlines() if "ALERT" in line]
+                raise FlowError("HAProxy could not start a worker with the new configuration: %s"
+                                % (" | ".join(alerts[-2:]) or "see the proxy's log"))
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.2)
@@ -336,17 +342,8 @@ class ProxyNode:
             raise FlowError("Reloading HAProxy failed: %s" % output.strip()[:300])
 
     def _wait_for_generation(self, generation: str, timeout: float, failed_before: int | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._running_generation_or_none() == generation:  # None: the new worker may not listen yet
-                return
-            failed = self.failed_reloads()
-            if failed is not None and failed_before is not None and failed > failed_before:
-                alerts = [line.strip() for line in self.logs(tail=30).splitlines() if "ALERT" in line]
-                raise FlowError("HAProxy could not start a worker with the new configuration: %s"
-                                % (" | ".join(alerts[-2:]) or "see the proxy's log"))
-            time.sleep(0.2)
-        raise FlowError("HAProxy did not load the new configuration within %ds: %s" % (timeout, self.logs()[-300:]))
+        if not self.reports_generation(generation, timeout, failed_before):
+            raise FlowError("HAProxy did not load the new configuration within %ds: %s" % (timeout, self.logs()[-300:]))
 
     def _put_back(self, previous: str | None, timeout: float) -> str:
         """After a failed activation: haproxy.cfg holds ``previous`` again, and the worker runs it."""

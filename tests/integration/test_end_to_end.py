@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -102,7 +101,6 @@ def e2e(tmp_path, docker_client):
 
 @pytest.mark.long_running
 def test_setup_then_the_seed_walkthrough_through_the_setups_proxy(e2e, docker_client):
-    started = time.monotonic()
     project, infra, service = e2e.project, e2e.infra, e2e.service
 
     # setup.yml on this machine: Consul has a leader, the proxy answers 503 on a path nothing routes.
@@ -164,4 +162,3 @@ def test_setup_then_the_seed_walkthrough_through_the_setups_proxy(e2e, docker_cl
     assert again.returncode == 0, output(again)[-6000:]
     assert recap(again)["localhost"]["changed"] == 0, again.stdout[-6000:]
     assert e2e.served() == ("green", "2")
-    assert time.monotonic() - started < 180, "the walkthrough took %.0fs" % (time.monotonic() - started)

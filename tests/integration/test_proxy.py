@@ -121,13 +121,11 @@ def test_scaling_is_followed_without_a_proxy_call(routed_project, proxy):
     deploy_and_route(routed_project)
     backend = "be_%s_blue" % routed_project.service
     routed_project.run("flow_scale", {"scale": "+2"})
-    started = time.monotonic()
     wait_for(lambda: proxy.servers_up(backend) == 3, timeout=5, what="3 servers up in the proxy")
     hosts = {proxy.get("/demo")[1]["hostname"] for _request in range(30)}
     assert len(hosts) == 3, hosts
     routed_project.run("flow_scale", {"scale": "-2"})
     wait_for(lambda: proxy.servers_up(backend) == 1, timeout=5, what="1 server up after scaling down")
-    assert time.monotonic() - started < 60
 
 
 def routed_under_load(project, proxy, instances, connections, max_seconds):
