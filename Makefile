@@ -19,7 +19,7 @@ TEST_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) PYTHONPATH=$(COLLECTIONS)
 UNIT := $(TEST_ENV) $(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
 INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) DOCKERFLOW_TEST_CONSUL_DNS=127.0.0.1:8600 \
-	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 --durations=15 $(PYTEST_ARGS)
 
 .PHONY: help venv collection-path engine images consul consul-stop clean-containers \
         unit integration awx quality faults test-cluster coverage test demo benchmarks options clean
@@ -88,7 +88,7 @@ quality: venv collection-path
 # Run serially, after the integration tests: some restart engines and Consul.
 FAULTS := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) DOCKERFLOW_TEST_CONSUL_DNS=127.0.0.1:8600 \
-	$(VENV)/bin/python -m pytest tests/faults -q -p no:cacheprovider -s $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/faults -q -p no:cacheprovider -s --durations=8 $(PYTEST_ARGS)
 faults: venv collection-path
 	@$(FAULTS)
 
