@@ -31,7 +31,7 @@ BUILD_KEYS = frozenset(
         "extra_hosts", "shm_size", "no_cache", "pull", "isolation", "platforms", "tags",
     ]
 )
-# Compose keys of build the SDK's build call cannot pass to the engine, and why.
+# Compose keys of build only BuildKit honours (the SDK's build call cannot open its session), and what they ask for.
 NEEDS_BUILDKIT = {
     "ssh": "an SSH agent for the build",
     "secrets": "build secrets",
@@ -41,8 +41,9 @@ NEEDS_BUILDKIT = {
     "privileged": "a privileged build",
     "provenance": "a provenance attestation",
     "sbom": "an SBOM attestation",
-    "ulimits": "build ulimits (the SDK's build call has no ulimits)",
 }
+# The classic builder takes these, but the SDK's build call has no argument for them.
+NOT_IN_THE_SDK = frozenset(["ulimits"])
 
 
 def parse_build(raw_build: Any, directory: str, variables: Mapping[str, str], where: str) -> BuildSpec | None:
@@ -54,13 +55,7 @@ def parse_build(raw_build: Any, directory: str, variables: Mapping[str, str], wh
         raw_build = {"context": raw_build}
     if not isinstance(raw_build, dict):
         raise FlowError("%s must be a path (the context) or a mapping." % where)
-    refused = sorted(key for key in raw_build if key in NEEDS_BUILDKIT)
-    if refused:
-        key = refused[0]
-        raise FlowError(
-            "%s.%s needs BuildKit (%s), which the Docker SDK's build call cannot use: remove it, or build the image "
-            "beforehand and name it in image." % (where, key, NEEDS_BUILDKIT[key])
-        )
+    _refuse_what_the_sdk_cannot_build(raw_build, where)
     only_keys(raw_build, BUILD_KEYS, where)
     dockerfile = _text(raw_build.get("dockerfile"), where + ".dockerfile")
     inline = raw_build.get("dockerfile_inline")
@@ -84,6 +79,18 @@ def parse_build(raw_build: Any, directory: str, variables: Mapping[str, str], wh
         platform=_platform(raw_build.get("platforms"), where + ".platforms"),
         tags=_texts(raw_build.get("tags"), where + ".tags"),
     )
+
+
+def _refuse_what_the_sdk_cannot_build(raw_build: dict[str, Any], where: str) -> None:
+    """The first key of ``raw_build`` that the Docker SDK's build call cannot honour, refused in one line."""
+    for key in sorted(raw_build):
+        if key in NEEDS_BUILDKIT:
+            reason = "needs BuildKit (%s), which the Docker SDK's build call cannot use" % NEEDS_BUILDKIT[key]
+        elif key in NOT_IN_THE_SDK:
+            reason = "cannot be sent by the Docker SDK's build call, which has no %s argument" % key
+        else:
+            continue
+        raise FlowError("%s.%s %s: remove it, or build the image beforehand and name it in image." % (where, key, reason))
 
 
 def _context(value: Any, directory: str, where: str) -> str:
