@@ -5,7 +5,7 @@ The manager builds the image (over TLS, the modules' own connection) from a Dock
 app image the nodes pull from the cluster's registry; without the ``registry`` option the deploy is
 refused in one line and nothing changes; with it, the image is pushed there as
 ``<registry>/<project>-app:<release>`` and the release's Swarm service runs it pinned to its digest,
-on whichever nodes Swarm picks (they pull it from the registry).
+on whichever nodes Swarm picks (they pull it from the registry), and its tasks read a file secret.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from test_swarm_backend import SwarmService
 
 from conftest import http_get
 
+SECRET = "swarm-built-secret-value"
 DOCKERFILE = """\
 FROM {base}
 ARG VERSION=dev
@@ -30,14 +31,27 @@ class BuiltService(SwarmService):
         return {
             "services": {
                 "app": {"build": {"context": "./src", "args": {"VERSION": image}}, "ports": ["8080"],
-                        "healthcheck": {"interval": "2s", "timeout": "20s", "retries": 5}},
-            }
+                        "healthcheck": {"interval": "2s", "timeout": "20s", "retries": 5},
+                        "secrets": ["greeting_secret"]},
+            },
+            "secrets": {"greeting_secret": {"file": "./secret.txt"}},
         }
 
     def write_context(self):
         self.project.write_compose(self.compose("s1"))
         self.project.write("src/Dockerfile", DOCKERFILE.format(base=self.cluster.image("app:1")))
         self.project.write("src/greeting.txt", "built on the manager\n")
+        self.project.write("secret.txt", SECRET)
+
+    def secret_in_tasks(self):
+        """The secret as each running task of the blue release reads it, on its own node."""
+        found = []
+        for address in self.cluster.nodes:
+            for container in self.cluster.engine(address).containers.list(
+                    filters={"label": "com.docker.swarm.service.name=%s-blue" % self.service}):
+                code, content = container.exec_run(["cat", "/run/secrets/greeting_secret"])
+                found.append(content.decode() if code == 0 else "exit %d: %s" % (code, content))
+        return found
 
     def remove_images(self):
         for address in self.cluster.nodes:
@@ -77,6 +91,9 @@ def test_swarm_builds_only_with_a_registry_and_runs_the_pushed_image_on_the_node
     for address, port in tasks.values():
         status, body = http_get("http://%s:%d/" % (address, port))
         assert (status, body["version"]) == (200, "s1"), body
+
+    assert built_service.secret_in_tasks() == [SECRET, SECRET]  # the built service reads its file secret
+    assert SECRET not in str(deployed)
 
     again = built_service.run("flow_deploy", {"registry": registry, "scale": 2, "health_path": "/health"})
     assert not again["changed"], again["msg"]

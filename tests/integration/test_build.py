@@ -23,6 +23,7 @@ DOCKERFILE = """\
 FROM dockerflow-test/app:1 AS app
 ARG VERSION=dev
 ENV APP_VERSION=${VERSION}
+LABEL org.example.stage=app
 COPY greeting.txt /srv/greeting.txt
 RUN echo "checked the greeting: $(cat /srv/greeting.txt)"
 
@@ -97,7 +98,7 @@ def test_each_release_runs_its_own_built_image_and_a_rollback_runs_the_first_aga
     code, greeting = blue.exec_run(["cat", "/srv/greeting.txt"])  # the COPY of the context
     assert (code, greeting.decode()) == (0, "hello from the build context\n")
     image = project.docker.images.get(name + ":1")
-    assert image.labels["org.example.built-by"] == "flow-test"
+    assert (image.labels["org.example.built-by"], image.labels["org.example.stage"]) == ("flow-test", "app")
     assert SECRET not in str(first)
 
     again = project.run("flow_deploy")  # the same inputs: no build, no release
