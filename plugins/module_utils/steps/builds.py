@@ -48,11 +48,11 @@ class PlannedBuild:
     service: str  # the Compose service
     build: BuildSpec
     digest: str
-    name: str  # the image name; the target's Flow-named one ends with ':' until the release is known
-    side: bool
+    name: str  # the image name, without the tag when the release is the tag (``per_release``)
+    per_release: bool  # the target's Flow-named image: tagged with the release, known under the lock
 
     def image(self, release: int) -> str:
-        return "%s%d" % (self.name, release) if self.name.endswith(":") else self.name
+        return "%s:%d" % (self.name, release) if self.per_release else self.name
 
 
 def builds_now(spec: ServiceSpec, build_option: bool) -> bool:
@@ -80,8 +80,8 @@ def plan_builds(flow: FlowContext, project: ComposeProject, spec: ServiceSpec,
             build=wanted.build,
             digest=build_digest(wanted.build, "%s: service %s: build" % (project.path, wanted.name)),
             name=wanted.image or image_repository(registry, settings.project, wanted.name) + (
-                ":" + SIDE_TAG if side else ":"),
-            side=side,
+                ":" + SIDE_TAG if side else ""),
+            per_release=not wanted.image and not side,
         )
     return planned
 
