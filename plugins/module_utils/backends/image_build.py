@@ -21,11 +21,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import short_error
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.labels import LABEL_BUILD_DIGEST
 
 try:
     import docker.errors
+    import requests.exceptions
     from docker.utils import parse_repository_tag
 
     HAS_DOCKER = True
@@ -54,6 +56,8 @@ class ImageBuilds:
             data = self.api.inspect_image(name)
         except docker.errors.ImageNotFound:
             return None
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise FlowError("Inspecting image %s failed: %s." % (name, short_error(exc)))
         return ((data.get("Config") or {}).get("Labels") or {}).get(LABEL_BUILD_DIGEST)
 
     def build_image(self, build: BuildSpec, name: str, digest: str, progress: Progress) -> str:
