@@ -246,3 +246,12 @@ def test_a_missing_context_or_dockerfile_fails_naming_the_key(context, tmp_path,
     with pytest.raises(FlowError) as info:
         digest(root, **change)
     assert info.value.msg == message % tmp_path
+
+
+def test_an_engine_error_while_looking_for_a_built_image_is_one_line():
+    class Refusing(FakeAPI):
+        def inspect_image(self, name):
+            raise docker.errors.APIError("500 Server Error: the engine is busy")
+
+    with pytest.raises(FlowError, match=r"^Inspecting image a:1 failed: 500 Server Error: the engine is busy\.$"):
+        backend(Refusing()).built_digest("a:1")
