@@ -168,6 +168,25 @@ options:
       - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
     type: str
     choices: [always, missing, never]
+  build:
+    description:
+      - "Build the images of the target and side targets that have both C(image) and C(build) in the Compose file before
+        deploying them, as C(docker compose up --build) does (C(pull_policy: build) asks the same for one service).
+        Falls back to E(FLOW_BUILD), then C(build) in C(docker-flow.yml), then V(false)."
+      - "A service with C(build) and no C(image) is always built, on the engine of O(docker_host) (the classic builder
+        of the Docker SDK: the C(build) keys that need BuildKit are refused), and its image is named
+        C(<project>-<service>:<release>) for the target, so a rollback still has its image, and C(<project>-<service>)
+        for a side target. A release whose build inputs did not change builds nothing. A failed build changes nothing,
+        with the failing step's last lines in the message."
+      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+    type: bool
+  registry:
+    description:
+      - Registry (C(HOST[:PORT][/PATH]), for example V(10.0.0.2:5000)) the images Flow builds are pushed to, named
+        C(<registry>/<project>-<service>:<release>); required to build with O(backend=swarm), whose nodes pull their
+        images. Falls back to E(FLOW_REGISTRY), then C(registry) in C(docker-flow.yml).
+      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+    type: str
   scale:
     description:
       - "Instance count: V(3) is absolute, V(+2) and V(-1) are relative to the live release's count. Falls back to

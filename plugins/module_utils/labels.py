@@ -28,3 +28,5 @@ LABEL_VOLUME = "com.docker.compose.volume"
 LABEL_REGISTER_PORT = "dockerflow.register-port"
 LABEL_CHECK_HTTP = "dockerflow.check-http"
 LABEL_LEGACY_NAMES = "dockerflow.legacy-names"
+# On an image Flow built: the digest of what it was built from (backends.build_context).
+LABEL_BUILD_DIGEST = "dockerflow.build-digest"

@@ -250,6 +250,8 @@ class FlowModule:
             scale=values.get("scale"),
             max_instances=values.get("max_instances"),
             pull=self._value("pull"),
+            build=bool(values.get("build")),
+            registry=values.get("registry"),
             health_path=values.get("health_path"),
             health_port=values.get("health_port"),
             health_timeout=self._value("health_timeout"),

@@ -206,6 +206,19 @@ TABLE = (
               modules=(DEPLOY,), default=False, seed=True),
     _resolved("pull", "str", "release", "When to pull the target's image: V(missing) pulls only an image the engine lacks.",
               modules=(DEPLOY,), default="missing", choices=("always", "missing", "never")),
+    _resolved("build", "bool", "release",
+              "Build the images of the target and side targets that have both C(image) and C(build) in the Compose file "
+              "before deploying them, as C(docker compose up --build) does (C(pull_policy: build) asks the same for "
+              "one service).", modules=(DEPLOY,), default=False, details=(
+                  "A service with C(build) and no C(image) is always built, on the engine of O(docker_host) (the"
+                  " classic builder of the Docker SDK: the C(build) keys that need BuildKit are refused), and its image"
+                  " is named C(<project>-<service>:<release>) for the target, so a rollback still has its image, and"
+                  " C(<project>-<service>) for a side target. A release whose build inputs did not change builds"
+                  " nothing. A failed build changes nothing, with the failing step's last lines in the message.",)),
+    _resolved("registry", "str", "release",
+              "Registry (C(HOST[:PORT][/PATH]), for example V(10.0.0.2:5000)) the images Flow builds are pushed to, "
+              "named C(<registry>/<project>-<service>:<release>); required to build with O(backend=swarm), whose "
+              "nodes pull their images.", modules=(DEPLOY,)),
     _resolved("scale", "str", "release",
               "Instance count: V(3) is absolute, V(+2) and V(-1) are relative to the live release's count.",
               modules=(DEPLOY, SCALE), as_written=True, seed=True, details=(

@@ -30,8 +30,7 @@ def test_bad_compose_files_fail_clearly_and_the_live_release_keeps_serving(flow_
     flow_project.write("held-port.yml", compose({"ports": ["127.0.0.1:%d:8080" % held_port]}))
     cases = [
         ({"compose_path": "unsupported.yml"},
-         "service app: key(s) build, links are not supported (build the image beforehand and name it in "
-         "image). Supported: "),
+         "service app: key(s) links are not supported. Supported: "),
         ({"compose_path": "host-network.yml"},
          "target app sets network_mode host: every instance of both colors would listen on the same host port, so the "
          "new color could not start while the old one serves; remove network_mode and publish the port under ports."),

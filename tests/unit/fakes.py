@@ -213,12 +213,16 @@ class FakeConsulClient(ConsulClient):
 class FakeBackend(Backend):
     """Instances as records: what run, clone, start, stop and remove did is visible to the test.
 
-    Images whose name contains ``unhealthy`` yield instances Docker reports unhealthy.
+    Images whose name contains ``unhealthy`` yield instances Docker reports unhealthy. Builds are records too:
+    ``images`` (name -> build digest) is what the engine has, ``built`` and ``pushed`` what it did, and a build
+    fails as the classic builder does when ``fail_build`` is set.
     """
 
     def __init__(self):
         self.instances = {}  # id -> Instance
         self.removed, self.stopped, self.side_targets, self.pulled = [], [], [], []
+        self.images, self.built, self.pushed, self.fail_build = {}, [], [], False
+        self.events = []  # what changed, in order: ("build", name), ("push", name), ("side", name), ("run", image)
         self._ids = itertools.count(1)
         self._ports = itertools.count(32768)
         self.fail_remove = False
@@ -240,6 +244,26 @@ class FakeBackend(Backend):
     def image_has_healthcheck(self, image):
         return True
 
+    def built_digest(self, name):
+        return self.images.get(name)
+
+    def build_image(self, build, name, digest, progress):
+        progress("building %s: Step 1/2 : FROM base" % name)
+        progress("building %s: Step 2/2 : RUN make" % name)
+        if self.fail_build:
+            raise FlowError("Building image %s failed at Step 2/2 : RUN make: the command returned a non-zero code: 2. "
+                            "Its last lines: make: *** No rule to make target 'all'." % name,
+                            logs=["Step 2/2 : RUN make", "make: *** No rule to make target 'all'."])
+        self.images[name] = digest
+        self.built.append(name)
+        self.events.append(("build", name))
+        return "sha256:" + digest[:12]
+
+    def push_image(self, name, progress):
+        self.pushed.append(name)
+        self.events.append(("push", name))
+        progress("pushed %s (sha256:feed)" % name)
+
     def logs(self, instance, tail=20):
         return "starting\n%s gave up" % instance.name
 
@@ -259,6 +283,7 @@ class FakeBackend(Backend):
         return instance
 
     def run_instances(self, spec, context, color, release, numbers, config_hash, compose_project=None, image_id=None):
+        self.events.append(("run", spec.image))
         return [self._new(context.service, color, release, number, spec.image, config_hash, [p.key for p in spec.ports])
                 for number in numbers]
 
@@ -285,6 +310,9 @@ class FakeBackend(Backend):
 
     def ensure_side_target(self, spec, compose_project, project, pull, publish_address, check_mode=False):
         self.side_targets.append(spec.name)
+        self.events.append(("side", spec.image))
+        if pull:
+            self.pulled.append(spec.image)
         return "created"
 
     def side_target_instance(self, spec, project):

@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ansible_collections.dockerflow.flow.plugins.module_utils.compose import ComposeProject, ServiceSpec
+    from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import BuildSpec
 
 
 @dataclass
@@ -95,6 +98,8 @@ class Backend:
     """
 
     registration_owner = "flow"
+    # Whether the images Flow builds must go through a registry (Swarm: every node pulls the image).
+    builds_need_registry = False
 
     def list_instances(self, service: str) -> list[Instance]:
         raise NotImplementedError
@@ -106,6 +111,17 @@ class Backend:
         raise NotImplementedError
 
     def image_has_healthcheck(self, image: str) -> bool:
+        raise NotImplementedError
+
+    def built_digest(self, name: str) -> str | None:
+        """The build digest the local image ``name`` carries (None: no such image, or not built by Flow)."""
+        raise NotImplementedError
+
+    def build_image(self, build: BuildSpec, name: str, digest: str, progress: Callable[[str], None]) -> str:
+        """Build image ``name`` from ``build``, labelled with ``digest``; its ID (backends.image_build)."""
+        raise NotImplementedError
+
+    def push_image(self, name: str, progress: Callable[[str], None]) -> None:
         raise NotImplementedError
 
     def refuse_unsupported(self, spec: ServiceSpec) -> None:

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the dockerflow.flow collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the container and the Swarm backend do alike on one engine: errors, images, networks, side targets."""
+"""What the container and the Swarm backend do alike on one engine: errors, images (built: ``image_build``),
+networks, side targets."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Backend
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import short_error
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.image_build import ImageBuilds
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.labels import LABEL_NETWORK, LABEL_PROJECT
 
@@ -35,7 +37,7 @@ _BUSY_PORT_RE = re.compile(
 Result = TypeVar("Result")
 
 
-class EngineBackend(Backend):
+class EngineBackend(ImageBuilds, Backend):
     """What both backends do alike on one engine: error translation, images, networks."""
 
     NETWORK_DRIVER: str | None = None  # None: the engine's default (bridge)

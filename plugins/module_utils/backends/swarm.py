@@ -79,6 +79,7 @@ class SwarmBackend(SwarmServices, SwarmFiles):
     """Instances are the tasks of Swarm services; every call goes to one manager."""
 
     registration_owner = "registrator"
+    builds_need_registry = True
 
     def __init__(self, client: docker.DockerClient) -> None:
         super().__init__(client)

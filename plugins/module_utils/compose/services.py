@@ -4,7 +4,7 @@
 """One raw Compose service into a ServiceSpec.
 
 Only the keys listed in SUPPORTED_SERVICE_KEYS are understood; any other key is an error
-naming it, because silently ignoring (say) ``build`` would deploy something
+naming it, because silently ignoring (say) ``develop`` would deploy something
 other than what the file describes. A new key: add it to SUPPORTED_SERVICE_KEYS, a field to
 ServiceSpec (``specs``), and its parsing here (a section of its own gets a file beside
 ``ports``, ``mounts`` and ``deploy_section``).
@@ -15,6 +15,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.build import parse_build
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.deploy_section import parse_deploy
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.engine_options import (
     ENGINE_OPTION_KEYS,
@@ -23,7 +24,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.compose.engine_opt
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import service_env_files
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_files, service_mounts
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import parse_port
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import FIXED_ADDRESS_KEYS, ServiceSpec
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import FIXED_ADDRESS_KEYS, BuildSpec, ServiceSpec
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping, parse_duration_ns
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
@@ -36,16 +37,17 @@ SUPPORTED_SERVICE_KEYS = frozenset(
         "labels", "networks", "restart", "healthcheck", "depends_on", "extends", "container_name",
         "hostname", "user", "working_dir", "stop_signal", "stop_grace_period", "extra_hosts", "tmpfs",
         "read_only", "init", "cap_add", "cap_drop", "logging", "pull_policy", "deploy",
-        "secrets", "configs", "profiles",
+        "secrets", "configs", "profiles", "build",
     ]
 ) | ENGINE_OPTION_KEYS
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
-# Compose's pull_policy values, as the pull policies of the backends (backends.engine.PULL_POLICIES).
-PULL_POLICY_VALUES = {"always": "always", "missing": "missing", "if_not_present": "missing", "never": "never"}
+# Compose's pull_policy values, as the pull policies of the backends (backends.engine.PULL_POLICIES); ``build``:
+# build the image (of a service with image and build) on every deploy (steps.builds).
+PULL_POLICY_VALUES = {"always": "always", "missing": "missing", "if_not_present": "missing", "never": "never",
+                      "build": "build"}
 DEPENDS_ON_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 # What to do instead, for the unsupported keys real files use most.
 _UNSUPPORTED_HINTS = {
-    "build": "build the image beforehand and name it in image",
     "annotations": "annotations need engine API 1.43 and the Docker SDK cannot send them: use labels instead",
 }
 _HEALTHCHECK_KEYS = frozenset(["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"])
@@ -57,9 +59,7 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
     raw = project.services[name]
     where = "%s: service %s" % (project.path, name)
     _check_service_keys(raw, where)
-    image = raw.get("image")
-    if not image or not isinstance(image, str):
-        raise FlowError("%s has no image." % where)
+    image, build, pull_policy = _image_source(project, raw, where)
     environment = _environment(project, raw, where)
     restart = _restart(raw, where)
     grace = raw.get("stop_grace_period")
@@ -92,9 +92,10 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
         cap_add=[str(item) for item in as_list(raw.get("cap_add"))],
         cap_drop=[str(item) for item in as_list(raw.get("cap_drop"))],
         logging=raw.get("logging"),
-        pull_policy=_pull_policy(raw.get("pull_policy"), where),
+        pull_policy=pull_policy,
         deploy=parse_deploy(raw.get("deploy"), where),
         engine=parse_engine_options(project, raw, where),
+        build=build,
     )
 
 
@@ -109,6 +110,21 @@ def _check_service_keys(raw: dict[str, Any], where: str) -> None:
         )
 
 
+def _image_source(project: ComposeProject, raw: dict[str, Any], where: str) -> tuple[str, BuildSpec | None, str | None]:
+    """(``image``, empty when Flow names what it builds; the ``build`` section; ``pull_policy``)."""
+    image = raw.get("image")
+    build = parse_build(raw.get("build"), project.directory, project.variables, where)
+    if not (image and isinstance(image, str)):
+        if build is None:
+            raise FlowError("%s has neither image nor build." % where)
+        if image is not None:
+            raise FlowError("%s: image=%r is not valid: use an image name, or leave it out to build one." % (where, image))
+    pull_policy = _pull_policy(raw.get("pull_policy"), where)
+    if pull_policy == "build" and build is None:
+        raise FlowError("%s: pull_policy build needs a build section (what to build the image from)." % where)
+    return image or "", build, pull_policy
+
+
 def _pull_policy(value: Any, where: str) -> str | None:
     """Compose's pull_policy as always, missing or never; the values that need what Flow lacks are refused."""
     if value is None:
@@ -116,8 +132,6 @@ def _pull_policy(value: Any, where: str) -> str | None:
     text = str(value)
     if text in PULL_POLICY_VALUES:
         return PULL_POLICY_VALUES[text]
-    if text == "build":
-        raise FlowError("%s: pull_policy build is not supported: build the image beforehand and name it in image." % where)
     if text in ("daily", "weekly") or text.startswith("every_"):
         raise FlowError(
             "%s: pull_policy %s needs the time of the last pull, which Flow does not keep; use always or missing."

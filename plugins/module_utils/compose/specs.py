@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 FIXED_ADDRESS_KEYS = ("ipv4_address", "ipv6_address")  # what a service may fix on one of its networks
+# A build context the engine fetches itself (the Docker SDK passes these on as ``remote``).
+REMOTE_CONTEXT_PREFIXES = ("http://", "https://", "git://", "github.com/", "git@")
 
 
 @dataclass
@@ -104,11 +106,41 @@ class EngineOptions:
 
 
 @dataclass
+class BuildSpec:
+    """The ``build`` section: how the service's image is built on the engine (``backends.image_build``).
+
+    Names follow Compose's; ``context`` is an absolute directory or a URL the engine fetches, ``dockerfile``
+    is as written (relative to the context, or absolute), ``shm_size`` is bytes.
+    """
+
+    context: str
+    dockerfile: str | None = None
+    dockerfile_inline: str | None = field(default=None, repr=False)
+    args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str | None = None
+    cache_from: list[str] = field(default_factory=list)
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+    shm_size: int | None = None
+    no_cache: bool = False
+    pull: bool = False
+    isolation: str | None = None
+    platform: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def remote(self) -> bool:
+        """Whether the context is a URL (a Git repository or a tarball) the engine fetches itself."""
+        return self.context.startswith(REMOTE_CONTEXT_PREFIXES)
+
+
+@dataclass
 class ServiceSpec:
     """One Compose service, normalized; field names follow Compose's."""
 
     name: str
-    image: str
+    image: str  # empty for a service Flow builds (``build`` alone): the deploy step names the image per release
     command: list[str] | None = None
     entrypoint: list[str] | None = None
     environment: dict[str, str] = field(default_factory=dict)
@@ -139,10 +171,14 @@ class ServiceSpec:
     pull_policy: str | None = None
     deploy: DeploySpec = field(default_factory=DeploySpec)
     engine: EngineOptions = field(default_factory=EngineOptions)
+    build: BuildSpec | None = None
 
     def config_hash(self) -> str:
         """A stable digest of everything that defines a running instance."""
         data = asdict(self)
+        # What a build makes is the digest of its inputs (backends.build_context), which the deploy step adds:
+        # the context's absolute path would make a moved project directory a new release.
+        del data["build"]
         # A service that uses none of the keys read since 0.x keeps the digest it had before they existed
         # (no needless redeploy after an upgrade).
         for key, unused in (("engine", EngineOptions()), ("secrets", []), ("configs", [])):

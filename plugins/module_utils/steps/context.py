@@ -56,6 +56,8 @@ class FlowSettings:
     scale: object = None
     max_instances: int | None = None
     pull: str = default("pull")
+    build: bool = default("build")
+    registry: str | None = None
     health_path: str | None = None
     health_port: int | None = None
     health_timeout: int = default("health_timeout")

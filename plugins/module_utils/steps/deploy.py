@@ -11,6 +11,7 @@ to it and stopping the old color are the next steps (flow_proxy, flow_stop_old).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +26,12 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, choose_probe
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import ScaleRequest, parse_scale
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import refuse_beyond_slots
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.builds import (
+    PlannedBuild,
+    build_images,
+    plan_builds,
+    predicted_builds,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import Step, now
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances import (
     await_healthy,
@@ -56,6 +63,7 @@ class Wanted:
     probe: Probe
     port_key: str | None
     config_hash: str
+    builds: dict[str, PlannedBuild]  # by Compose service: the images this deploy builds (steps.builds)
 
 
 @dataclass
@@ -94,7 +102,8 @@ class Deploy(Step):
             refuse_if_possibly_served(placement.state, doomed, "deploy would replace")
             if self.flow.check_mode:
                 return self._predicted(wanted, placement)
-            start_side_targets(self.flow, wanted.project, wanted.spec, wanted.side_specs)
+            wanted = self._build(wanted, placement)
+            start_side_targets(self.flow, wanted.project, wanted.spec, wanted.side_specs, built=wanted.builds)
             new, before, after = self._start(wanted, placement)
             self._remove_replaced(placement)
             if not wanted.port_key:
@@ -123,14 +132,42 @@ class Deploy(Step):
                 "service_port=%s is not a published container port of %s (published: %s)."
                 % (settings.service_port, settings.target, ", ".join(str(p.container_port) for p in spec.ports) or "none")
             )
-        image_id, will_pull = backend.resolve_image(spec.image, settings.pull, check_mode=self.flow.check_mode)
+        builds = plan_builds(self.flow, project, spec, side_specs)
+        if spec.name in builds:  # built under the lock: its inputs' digest stands for the image
+            image_id, will_pull, identity = None, False, "build:" + builds[spec.name].digest
+        else:
+            image_id, will_pull = backend.resolve_image(spec.image, settings.pull, check_mode=self.flow.check_mode)
+            identity = image_id or spec.image
         has_image_check = backend.image_has_healthcheck(spec.image) if image_id else False
         return Wanted(
             project=project, spec=spec, side_specs=side_specs, scale_request=scale_request,
             image_id=image_id, will_pull=will_pull,
             probe=choose_probe(spec, has_image_check, settings.health_path, settings.health_port, settings.service_address),
             port_key=self._port_key(spec),
-            config_hash=hashlib.sha256(("%s|%s" % (spec.config_hash(), image_id or spec.image)).encode()).hexdigest()[:16],
+            config_hash=hashlib.sha256(("%s|%s" % (spec.config_hash(), identity)).encode()).hexdigest()[:16],
+            builds=builds,
+        )
+
+    def _build(self, wanted: Wanted, placement: Placement) -> Wanted:
+        """Build the planned images (steps.builds) and name them in the specs; a failure changes nothing."""
+        if not wanted.builds:
+            return wanted
+        try:
+            names = build_images(self.flow, wanted.builds, placement.release)
+        except FlowError as error:
+            keeps = (" Live color %s keeps serving." % placement.live) if placement.live else ""
+            raise FlowError("%s Nothing was deployed.%s" % (error.msg, keeps), **error.details)
+        side_specs = [dataclasses.replace(side, image=names.get(side.name, side.image)) for side in wanted.side_specs]
+        spec = wanted.spec
+        if spec.name not in names:
+            return dataclasses.replace(wanted, side_specs=side_specs)
+        spec = dataclasses.replace(spec, image=names[spec.name])
+        backend, settings = self.flow.backend, self.settings
+        return dataclasses.replace(
+            wanted, spec=spec, side_specs=side_specs,
+            image_id=backend.resolve_image(spec.image, "never")[0],
+            probe=choose_probe(spec, backend.image_has_healthcheck(spec.image), settings.health_path,
+                               settings.health_port, settings.service_address),
         )
 
     def _port_key(self, spec: ServiceSpec) -> str | None:
@@ -197,6 +234,7 @@ class Deploy(Step):
                          live_color=colors.live_after_deploy(color, placement.live, bool(state.get("routes"))))
         after_instances = [i for i in placement.instances if i.color != color or color == colors.PLAIN]
         pulling = " after pulling" if wanted.will_pull else ""
+        predicted_builds(self.flow, wanted.builds, release)
         self.flow.progress("would run release %d as %s with %d instance(s)%s" % (release, color, count, pulling))
         return self.flow.result(
             True, "Would deploy release %d of %s as %s with %d instance(s)." % (release, self.settings.service, color, count),

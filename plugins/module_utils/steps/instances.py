@@ -13,6 +13,7 @@ only waits for Consul to list them, or to stop listing them).
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -188,13 +189,17 @@ def side_target_names(settings: FlowSettings, project: ComposeProject) -> list[s
     return names
 
 
-def start_side_targets(flow: FlowContext, project: ComposeProject, spec: ServiceSpec, side_specs: list[ServiceSpec]) -> None:
-    """Make sure the side targets run (one instance each, not blue-green); wait for those something needs healthy."""
+def start_side_targets(flow: FlowContext, project: ComposeProject, spec: ServiceSpec, side_specs: list[ServiceSpec],
+                       built: Collection[str] = ()) -> None:
+    """Make sure the side targets run (one instance each, not blue-green); wait for those something needs healthy.
+
+    ``built``: the side targets whose image this deploy built (never pulled)."""
     settings = flow.settings
     if side_specs:
         flow.fence("starting the side targets")
     for side in side_specs:
-        outcome = flow.backend.ensure_side_target(side, project, settings.project, settings.pull_side_targets,
+        outcome = flow.backend.ensure_side_target(side, project, settings.project,
+                                                  settings.pull_side_targets and side.name not in built,
                                                   settings.publish_address)
         if outcome:
             flow.progress("side target %s %s" % (side.name, outcome))

@@ -166,10 +166,10 @@ def test_pull_policy_values(compose, value, expected):
 @pytest.mark.parametrize(
     "value, message",
     [
-        ("build", "pull_policy build is not supported: build the image beforehand and name it in image."),
+        ("build", "pull_policy build needs a build section (what to build the image from)."),
         ("daily", "pull_policy daily needs the time of the last pull, which Flow does not keep; use always or missing."),
         ("every_12h", "pull_policy every_12h needs the time of the last pull"),
-        ("sometimes", "pull_policy='sometimes' is not one of always, if_not_present, missing, never."),
+        ("sometimes", "pull_policy='sometimes' is not one of always, build, if_not_present, missing, never."),
     ],
 )
 def test_pull_policy_values_flow_cannot_honour_are_refused(compose, value, message):
