@@ -169,6 +169,20 @@ def test_the_same_content_reuses_its_object(compose, write_file, engine):
     assert len(engine.objects["secrets"]) == 2
 
 
+def test_pruning_spares_other_projects_unlabelled_objects_and_a_longer_name(compose, write_file, engine):
+    """Only the project's own digest-named objects go; the engine's name filter matches a prefix, not the name."""
+    files = Files(engine)
+    project = load(compose, write_file, SECRET)
+    name = "shop_db_password_%s" % digest12(SECRET)
+    engine.create_secret(name + "x", b"other", labels={LABEL_PROJECT: "shop", LABEL_FILE: "db_password"})
+    engine.create_secret("shop_db_password_0123456789ab", b"old", labels={LABEL_PROJECT: "other", LABEL_FILE: "db_password"})
+    engine.create_secret("shop_hand_made", b"mine", labels={LABEL_PROJECT: "shop"})
+    references = files.file_references(project.service("app"), "shop", project)
+    assert references["Secrets"][0]["SecretName"] == name
+    assert engine.data[references["Secrets"][0]["SecretID"]] == SECRET.encode()
+    assert engine.names("secrets") == sorted([name, "shared_cert", "shop_db_password_0123456789ab", "shop_hand_made"])
+
+
 def test_a_missing_external_secret_is_one_line(compose, write_file):
     project = load(compose, write_file, SECRET)
     with pytest.raises(FlowError) as info:
