@@ -73,16 +73,18 @@ class SwarmFiles:
         """``Secrets`` and ``Configs`` of ``spec``'s ContainerSpec, their objects made when missing (empty: none)."""
         result = {}
         for kind in ("secrets", "configs"):
-            mounts = getattr(spec, kind)
-            if not mounts or compose_project is None:
+            if compose_project is None:
                 continue
             declared = getattr(compose_project, kind)
             wanted = {}
-            for mount in mounts:
+            for mount in getattr(spec, kind):
                 resource = declared[mount.source]
                 wanted[mount.target] = (mount, (resource.name or mount.source) if resource.external
                                         else object_name(project, mount.source, mount.digest or ""))
+            # Also when this release mounts none: the objects of one that did must not stay forever.
             self._prune_objects(kind, project, {name for _mount, name in wanted.values()})
+            if not wanted:
+                continue
             references = []
             for mount, name in wanted.values():
                 resource = declared[mount.source]

@@ -161,6 +161,18 @@ def test_a_new_content_is_a_new_object_and_the_old_one_stays_while_a_release_use
     assert engine.names("secrets") == sorted(["shop_db_password_%s" % digest12("two"), "shared_cert"])
 
 
+def test_a_release_without_secrets_still_removes_the_unused_objects_of_earlier_ones(compose, write_file, engine):
+    """Failed on 66a39dd: only a release that mounted secrets (configs) pruned them, so dropping them kept the
+    objects of the earlier releases for good."""
+    files = Files(engine)
+    first = load(compose, write_file, SECRET)
+    files.file_references(first.service("app"), "shop", first)
+    assert len(engine.names("secrets")) == 2 and len(engine.names("configs")) == 1
+    plain = compose("services: {app: {image: app:1}}")
+    assert files.file_references(plain.service("app"), "shop", plain) == {}
+    assert engine.names("secrets") == ["shared_cert"] and engine.names("configs") == []
+
+
 def test_the_same_content_reuses_its_object(compose, write_file, engine):
     files = Files(engine)
     project = load(compose, write_file, SECRET)
