@@ -94,7 +94,7 @@ class SwarmFiles:
                                     % (resource.where, kind[:-1], name))
                 if object_id is None:
                     object_id = self._create_object(kind, name, file_data(resource, compose_project.variables),
-                                                    {LABEL_PROJECT: project, LABEL_FILE: mount.source})
+                                                    dict(resource.labels, **{LABEL_PROJECT: project, LABEL_FILE: mount.source}))
                 references.append(file_reference(kind, mount, object_id, name))
             result[_API[kind][5]] = references
         return result

@@ -147,6 +147,15 @@ def test_references_create_digest_named_objects_and_use_external_ones(compose, w
     assert SECRET not in repr(references)
 
 
+def test_an_object_carries_the_labels_the_compose_file_gives_it(compose, write_file, engine):
+    """Failed on 66a39dd: the top-level ``labels`` of a secret or config were read and not put on the object."""
+    write_file("pw.txt", SECRET, dedent=False)
+    project = compose(FILE.replace("{file: ./pw.txt}", "{file: ./pw.txt, labels: {team: shop}}"))
+    Files(engine).file_references(project.service("app"), "shop", project)
+    created = next(spec for spec in engine.objects["secrets"].values() if spec["Name"].startswith("shop_db_password_"))
+    assert created["Labels"] == {"team": "shop", LABEL_PROJECT: "shop", LABEL_FILE: "db_password"}
+
+
 def test_a_new_content_is_a_new_object_and_the_old_one_stays_while_a_release_uses_it(compose, write_file, engine):
     files = Files(engine)
     first = load(compose, write_file, "one")
