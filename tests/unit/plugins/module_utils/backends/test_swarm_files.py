@@ -3,8 +3,7 @@
 
 No Swarm manager runs in unit tests (the host's engine must never enter Swarm mode), so the
 engine here is a stand-in that keeps secrets and configs in dicts and refuses, as the engine
-does, to remove one a service names. The real thing belongs to the cluster harness
-(tests/cluster), which this change does not run.
+does, to remove one a service names. The real thing: tests/cluster/test_swarm_compose.py.
 """
 
 from __future__ import annotations
