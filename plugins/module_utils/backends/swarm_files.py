@@ -73,16 +73,18 @@ class SwarmFiles:
         """``Secrets`` and ``Configs`` of ``spec``'s ContainerSpec, their objects made when missing (empty: none)."""
         result = {}
         for kind in ("secrets", "configs"):
-            mounts = getattr(spec, kind)
-            if not mounts or compose_project is None:
+            if compose_project is None:
                 continue
             declared = getattr(compose_project, kind)
             wanted = {}
-            for mount in mounts:
+            for mount in getattr(spec, kind):
                 resource = declared[mount.source]
                 wanted[mount.target] = (mount, (resource.name or mount.source) if resource.external
                                         else object_name(project, mount.source, mount.digest or ""))
+            # Also when this release mounts none: the objects of one that did must not stay forever.
             self._prune_objects(kind, project, {name for _mount, name in wanted.values()})
+            if not wanted:
+                continue
             references = []
             for mount, name in wanted.values():
                 resource = declared[mount.source]
@@ -92,7 +94,7 @@ class SwarmFiles:
                                     % (resource.where, kind[:-1], name))
                 if object_id is None:
                     object_id = self._create_object(kind, name, file_data(resource, compose_project.variables),
-                                                    {LABEL_PROJECT: project, LABEL_FILE: mount.source})
+                                                    dict(resource.labels, **{LABEL_PROJECT: project, LABEL_FILE: mount.source}))
                 references.append(file_reference(kind, mount, object_id, name))
             result[_API[kind][5]] = references
         return result

@@ -3,8 +3,7 @@
 
 No Swarm manager runs in unit tests (the host's engine must never enter Swarm mode), so the
 engine here is a stand-in that keeps secrets and configs in dicts and refuses, as the engine
-does, to remove one a service names. The real thing belongs to the cluster harness
-(tests/cluster), which this change does not run.
+does, to remove one a service names. The real thing: tests/cluster/test_swarm_compose.py.
 """
 
 from __future__ import annotations
@@ -147,6 +146,15 @@ def test_references_create_digest_named_objects_and_use_external_ones(compose, w
     assert SECRET not in repr(references)
 
 
+def test_an_object_carries_the_labels_the_compose_file_gives_it(compose, write_file, engine):
+    """Failed on 66a39dd: the top-level ``labels`` of a secret or config were read and not put on the object."""
+    write_file("pw.txt", SECRET, dedent=False)
+    project = compose(FILE.replace("{file: ./pw.txt}", "{file: ./pw.txt, labels: {team: shop}}"))
+    Files(engine).file_references(project.service("app"), "shop", project)
+    created = next(spec for spec in engine.objects["secrets"].values() if spec["Name"].startswith("shop_db_password_"))
+    assert created["Labels"] == {"team": "shop", LABEL_PROJECT: "shop", LABEL_FILE: "db_password"}
+
+
 def test_a_new_content_is_a_new_object_and_the_old_one_stays_while_a_release_uses_it(compose, write_file, engine):
     files = Files(engine)
     first = load(compose, write_file, "one")
@@ -161,12 +169,38 @@ def test_a_new_content_is_a_new_object_and_the_old_one_stays_while_a_release_use
     assert engine.names("secrets") == sorted(["shop_db_password_%s" % digest12("two"), "shared_cert"])
 
 
+def test_a_release_without_secrets_still_removes_the_unused_objects_of_earlier_ones(compose, write_file, engine):
+    """Failed on 66a39dd: only a release that mounted secrets (configs) pruned them, so dropping them kept the
+    objects of the earlier releases for good."""
+    files = Files(engine)
+    first = load(compose, write_file, SECRET)
+    files.file_references(first.service("app"), "shop", first)
+    assert len(engine.names("secrets")) == 2 and len(engine.names("configs")) == 1
+    plain = compose("services: {app: {image: app:1}}")
+    assert files.file_references(plain.service("app"), "shop", plain) == {}
+    assert engine.names("secrets") == ["shared_cert"] and engine.names("configs") == []
+
+
 def test_the_same_content_reuses_its_object(compose, write_file, engine):
     files = Files(engine)
     project = load(compose, write_file, SECRET)
     first = files.file_references(project.service("app"), "shop", project)
     assert files.file_references(project.service("app"), "shop", project) == first
     assert len(engine.objects["secrets"]) == 2
+
+
+def test_pruning_spares_other_projects_unlabelled_objects_and_a_longer_name(compose, write_file, engine):
+    """Only the project's own digest-named objects go; the engine's name filter matches a prefix, not the name."""
+    files = Files(engine)
+    project = load(compose, write_file, SECRET)
+    name = "shop_db_password_%s" % digest12(SECRET)
+    engine.create_secret(name + "x", b"other", labels={LABEL_PROJECT: "shop", LABEL_FILE: "db_password"})
+    engine.create_secret("shop_db_password_0123456789ab", b"old", labels={LABEL_PROJECT: "other", LABEL_FILE: "db_password"})
+    engine.create_secret("shop_hand_made", b"mine", labels={LABEL_PROJECT: "shop"})
+    references = files.file_references(project.service("app"), "shop", project)
+    assert references["Secrets"][0]["SecretName"] == name
+    assert engine.data[references["Secrets"][0]["SecretID"]] == SECRET.encode()
+    assert engine.names("secrets") == sorted([name, "shared_cert", "shop_db_password_0123456789ab", "shop_hand_made"])
 
 
 def test_a_missing_external_secret_is_one_line(compose, write_file):
