@@ -60,6 +60,6 @@ def test_consul_outage_keeps_the_live_release_serving_and_a_rerun_converges(
     assert facts["live"] == "green" and own_consul_proxy.get(PATH)[1]["version"] == "2", facts
     assert any("without releasing it" in w for w in rerun[0].get("warnings", [])), rerun[0].get("warnings")
     assert failed_during_outage == 0, "requests failed while Consul was down: %s" % summary["first_failures"]
-    assert summary["failed"] == 0, summary
+    assert summary["failed"] == 0, "requests failed during the rerun: %s" % summary["first_failures"]
     report("consul stopped mid-deploy + down", summary, True, outage_s=round(outage, 1),
            failed_during_outage=failed_during_outage, rerun_s=round(rerun_seconds, 1), live=facts["live"])
