@@ -104,6 +104,8 @@ class SwarmBackend(SwarmServices, SwarmFiles):
     def _service_of(self, instance: Instance) -> str:
         if is_stopped_instance(instance):
             return service_id_of_stopped(instance)
+        if instance.id in self._task_services:
+            return self._task_services[instance.id]
         task = self._call("inspecting task %s" % instance.name, self.api.inspect_task, instance.id)
         return task["ServiceID"]
 

@@ -45,6 +45,9 @@ class SwarmServices(EngineBackend):
     def __init__(self, client: docker.DockerClient) -> None:
         super().__init__(client)
         self._nodes: dict[str, str | None] = {}  # node ID -> the address its tasks publish on
+        # task ID -> its service's ID, as listed: a task that a deploy replaced in place can be gone (Swarm prunes
+        # its task history) by the time this run asks which service it belonged to.
+        self._task_services: dict[str, str] = {}
 
     # -- networks ----------------------------------------------------------------------------
     def _check_network(self, network: dict[str, Any], key: str) -> None:
@@ -93,6 +96,7 @@ class SwarmServices(EngineBackend):
         return tasks
 
     def _task_instances(self, service: Service, tasks: list[Task]) -> list[Instance]:
+        self._task_services.update((task["ID"], service["ID"]) for task in tasks)
         return [task_instance(task, service["Spec"], self._node_address(task.get("NodeID"))) for task in tasks]
 
     # -- images ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Docker-in-Docker cluster (the host's engine must never enter Swarm mode).
 
 from __future__ import annotations
 
+import docker
 import pytest
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends import swarm_spec, swarm_tasks
@@ -395,3 +396,23 @@ def test_swarm_on_an_engine_that_is_no_manager_fails_naming_it(state, control, w
 def test_a_bad_backend_names_the_allowed_values():
     with pytest.raises(FlowError, match=r"^backend='k8s' is not valid: use one of auto, container, swarm\.$"):
         select_backend(EngineInfo("inactive", False), "k8s", "x")
+
+
+class _PrunedTaskHistory:
+    """A manager that no longer knows a task it listed before (Swarm pruned the task history of a service
+    a deploy updated in place)."""
+
+    base_url = "https://manager:2376"
+
+    def inspect_task(self, task_id):
+        raise docker.errors.NotFound("task %s not found" % task_id)
+
+
+def test_the_service_of_a_listed_task_is_known_after_swarm_pruned_the_task():
+    # Seen on the cluster: release 4 replacing release 3 in green failed with "inspecting task ...: not found".
+    backend = SwarmBackend.__new__(SwarmBackend)
+    backend.api, backend._nodes, backend._task_services = _PrunedTaskHistory(), {}, {}
+    listed = task()
+    listed.pop("NodeID", None)
+    (instance,) = backend._task_instances({"ID": "service-green", "Spec": SERVICE_SPEC}, [listed])
+    assert backend._service_of(instance) == "service-green"
