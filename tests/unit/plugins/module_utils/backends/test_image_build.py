@@ -124,8 +124,8 @@ class FakeAPI:
 
     base_url = "http+docker://localhost"
 
-    def __init__(self, output=BUILT, images=None):
-        self.output, self.images, self.calls = output, dict(images or {}), []
+    def __init__(self, output=None, images=None):
+        self.output, self.images, self.calls = BUILT if output is None else output, dict(images or {}), []
 
     def build(self, **kwargs):
         self.calls.append(("build", kwargs))

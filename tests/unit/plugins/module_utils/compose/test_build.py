@@ -117,8 +117,9 @@ def test_the_build_section_does_not_change_the_config_hash():
                                       "and name it in image."),
         ("build: {secrets: [token]}\n", "service app: build.secrets needs BuildKit (build secrets)"),
         ("build: {additional_contexts: {a: ./a}}\n", "service app: build.additional_contexts needs BuildKit"),
-        ("build: {ulimits: {nproc: 1}}\n", "service app: build.ulimits cannot be sent by the Docker SDK's build call, "
-                                            "which has no ulimits argument: remove it, or build the image beforehand"),
+        ("build: {ulimits: {nproc: 1}}\n",
+         "service app: build.ulimits cannot be sent by the Docker SDK's build call, "
+         "which has no ulimits argument: remove it, or build the image beforehand"),
         ("image: ''\nbuild: .\n", "service app: image='' is not valid: use an image name, or leave it out to build one."),
         ("restart: always\n", "service app has neither image nor build."),
         ("image: a\npull_policy: build\n",
