@@ -41,6 +41,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots impor
 PATH_TYPES = OPTIONS["path_type"].choices  # prefix, exact, regex
 _DEFAULT_CONSUL_DNS = default("consul_dns").rpartition(":")  # (host, ":", port)
 DNS_FAILURE_HOLD = "24h"
+NO_INSTANCE_HOLD = "30s"
 GENERATION_BACKEND_PREFIX = "be_dockerflow_generation_"
 
 
@@ -303,7 +304,10 @@ def _resolvers_lines(settings: ProxySettings) -> list[str]:
         "    timeout retry 500ms",
         "    hold valid 1s",
         "    hold obsolete 2s",
-        "    hold nx 1s",
+        # NXDOMAIN (no passing instance at all) is also what a restarted Consul answers for seconds before it
+        # has replayed its catalog: keep the servers for HAProxy's default 30 s rather than serve 503 from
+        # running instances; their own checks still take dead ones out at once.
+        "    hold nx %s" % NO_INSTANCE_HOLD,
         # Consul unreachable or failing is not "no instance": keep serving the servers known so far (their own
         # checks still take dead ones out). HAProxy's default, 30 s, drops them all when Consul is down longer.
         "    hold refused %s" % DNS_FAILURE_HOLD,

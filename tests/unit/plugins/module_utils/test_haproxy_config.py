@@ -686,10 +686,11 @@ def test_render_without_routes_has_only_the_default_backend():
     assert none_block == "    http-request return status 503 content-type text/plain string 'no route'"
 
 
-def test_servers_outlive_a_consul_outage_but_not_a_missing_instance():
+def test_servers_outlive_a_consul_outage_and_a_restarted_consul_saying_no_instance():
     text, _generation = render([Route(service="web", color="blue", paths=("/web",))], SETTINGS)
     resolvers = text.split("\nresolvers consul\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert "    hold nx 1s" in resolvers, "Consul's NXDOMAIN means no passing instance: drop the servers at once"
+    assert "    hold nx 30s" in resolvers, "a restarted Consul answers NXDOMAIN for seconds: keep the servers"
+    assert "    hold obsolete 2s" in resolvers, "an instance missing from an answer leaves at once"
     for status in ("refused", "timeout", "other"):
         assert "    hold %s 24h" % status in resolvers, "a failing Consul DNS must not empty the backends after 30 s"
 
