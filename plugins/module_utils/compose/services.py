@@ -31,13 +31,16 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject
 
+# Read and left out of the containers: ``develop`` (``watch``) is what ``docker compose watch`` does while a developer
+# edits; ``docker compose up`` ignores it, and so does a deploy (docs/compose-keys.md).
+IGNORED_SERVICE_KEYS = ("develop",)
 SUPPORTED_SERVICE_KEYS = frozenset(
     [
         "image", "command", "entrypoint", "environment", "env_file", "ports", "expose", "volumes",
         "labels", "networks", "restart", "healthcheck", "depends_on", "extends", "container_name",
         "hostname", "user", "working_dir", "stop_signal", "stop_grace_period", "extra_hosts", "tmpfs",
         "read_only", "init", "cap_add", "cap_drop", "logging", "pull_policy", "deploy",
-        "secrets", "configs", "profiles", "build",
+        "secrets", "configs", "profiles", "build", *IGNORED_SERVICE_KEYS,
     ]
 ) | ENGINE_OPTION_KEYS
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
