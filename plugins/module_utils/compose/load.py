@@ -34,7 +34,7 @@ _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # Extends merge rules, as Compose documents them: mappings merge, sequences add up.
 _LIST_OR_MAPPING = ("environment", "labels")
 _NESTED_MAPPINGS = ("healthcheck", "logging", "deploy")
-_CONCATENATED_LISTS = ("ports", "expose", "volumes", "env_file", "extra_hosts", "tmpfs", "cap_add", "cap_drop")
+_CONCATENATED_LISTS = ("ports", "expose", "volumes", "env_file", "label_file", "extra_hosts", "tmpfs", "cap_add", "cap_drop")
 # Never inherited through extends, as in Compose.
 _NOT_INHERITED = ("depends_on", "container_name")
 

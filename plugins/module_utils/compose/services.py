@@ -21,7 +21,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.compose.engine_opt
     ENGINE_OPTION_KEYS,
     parse_engine_options,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import service_env_files
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import service_env_files, service_label_files
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_files, service_mounts
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import parse_port
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import FIXED_ADDRESS_KEYS, BuildSpec, ServiceSpec
@@ -40,7 +40,7 @@ SUPPORTED_SERVICE_KEYS = frozenset(
         "labels", "networks", "restart", "healthcheck", "depends_on", "extends", "container_name",
         "hostname", "user", "working_dir", "stop_signal", "stop_grace_period", "extra_hosts", "tmpfs",
         "read_only", "init", "cap_add", "cap_drop", "logging", "pull_policy", "deploy",
-        "secrets", "configs", "profiles", "build", *IGNORED_SERVICE_KEYS,
+        "secrets", "configs", "profiles", "build", "label_file", *IGNORED_SERVICE_KEYS,
     ]
 ) | ENGINE_OPTION_KEYS
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
@@ -77,7 +77,7 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
         mounts=service_mounts(project, raw, where),
         secrets=service_files(project, raw, where, "secrets"),
         configs=service_files(project, raw, where, "configs"),
-        labels=as_mapping(raw.get("labels"), where, "labels"),
+        labels=_labels(project, raw, where),
         networks=_service_networks(project, raw, where),
         restart=restart,
         healthcheck=_healthcheck(raw, where),
@@ -148,6 +148,13 @@ def _environment(project: ComposeProject, raw: dict[str, Any], where: str) -> di
     environment = service_env_files(raw.get("env_file"), project.directory, project.variables, where + ": env_file")
     environment.update(as_mapping(raw.get("environment"), where, "environment", project.variables))
     return environment
+
+
+def _labels(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, str]:
+    """``label_file`` files in order, then ``labels`` over them, as Compose does."""
+    labels = service_label_files(raw.get("label_file"), project.directory, project.variables, where + ": label_file")
+    labels.update(as_mapping(raw.get("labels"), where, "labels"))
+    return labels
 
 
 def _restart(raw: dict[str, Any], where: str) -> str | None:

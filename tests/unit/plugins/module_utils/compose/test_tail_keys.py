@@ -28,3 +28,19 @@ def test_develop_is_accepted_and_reaches_nothing(compose):
     spec = app(compose, "command: run\ndevelop:\n  watch:\n    - path: ./src\n      action: rebuild\n")
     assert spec == plain
     assert spec.config_hash() == plain.config_hash()
+
+
+def test_label_file_labels_are_read_and_labels_win(compose, write_file):
+    write_file("app.labels", "# comment\ncom.example.tier=web\ncom.example.owner=\"ops team\"\n")
+    write_file("more.labels", "com.example.tier=api\ncom.example.extra=${EXTRA}\n")
+    text = "services:\n  app:\n    image: app:1\n    label_file: [./app.labels, ./more.labels]\n    labels:\n      com.example.owner: me\n"
+    spec = compose(text, environ={"EXTRA": "x"}).service("app")
+    assert spec.labels == {"com.example.tier": "api", "com.example.owner": "me", "com.example.extra": "x"}
+
+
+def test_label_file_missing_is_one_line_naming_it(compose):
+    with pytest.raises(FlowError) as caught:
+        app(compose, "label_file: ./missing.labels\n")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert re.search(r"service app: label_file: label file \S+/missing\.labels does not exist\.$", message)
