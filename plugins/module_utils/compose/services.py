@@ -61,9 +61,10 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
     """Build the ServiceSpec of service ``name``; unsupported keys are errors that name them."""
     raw = project.services[name]
     where = "%s: service %s" % (project.path, name)
+    directory = project.directory_of(name)
     _check_service_keys(raw, where)
-    image, build, pull_policy = _image_source(project, raw, where)
-    environment = _environment(project, raw, where)
+    image, build, pull_policy = _image_source(project, raw, where, directory)
+    environment = _environment(project, raw, where, directory)
     restart = _restart(raw, where)
     grace = raw.get("stop_grace_period")
     return ServiceSpec(
@@ -74,10 +75,10 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
         environment=environment,
         ports=[parse_port(item, where) for item in as_list(raw.get("ports"))],
         expose=[str(item) for item in as_list(raw.get("expose"))],
-        mounts=service_mounts(project, raw, where),
+        mounts=service_mounts(project, raw, where, directory),
         secrets=service_files(project, raw, where, "secrets"),
         configs=service_files(project, raw, where, "configs"),
-        labels=_labels(project, raw, where),
+        labels=_labels(project, raw, where, directory),
         networks=_service_networks(project, raw, where),
         restart=restart,
         healthcheck=_healthcheck(raw, where),
@@ -113,10 +114,10 @@ def _check_service_keys(raw: dict[str, Any], where: str) -> None:
         )
 
 
-def _image_source(project: ComposeProject, raw: dict[str, Any], where: str) -> tuple[str, BuildSpec | None, str | None]:
+def _image_source(project: ComposeProject, raw: dict[str, Any], where: str, directory: str) -> tuple[str, BuildSpec | None, str | None]:
     """(``image``, empty when Flow names what it builds; the ``build`` section; ``pull_policy``)."""
     image = raw.get("image")
-    build = parse_build(raw.get("build"), project.directory, project.variables, where)
+    build = parse_build(raw.get("build"), directory, project.variables, where)
     if not (image and isinstance(image, str)):
         if build is None:
             raise FlowError("%s has neither image nor build." % where)
@@ -143,16 +144,16 @@ def _pull_policy(value: Any, where: str) -> str | None:
     raise FlowError("%s: pull_policy=%r is not one of %s." % (where, text, ", ".join(sorted(PULL_POLICY_VALUES))))
 
 
-def _environment(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, str]:
+def _environment(project: ComposeProject, raw: dict[str, Any], where: str, directory: str) -> dict[str, str]:
     """``env_file`` files in order, then ``environment`` over them (bare names from the project's variables)."""
-    environment = service_env_files(raw.get("env_file"), project.directory, project.variables, where + ": env_file")
+    environment = service_env_files(raw.get("env_file"), directory, project.variables, where + ": env_file")
     environment.update(as_mapping(raw.get("environment"), where, "environment", project.variables))
     return environment
 
 
-def _labels(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, str]:
+def _labels(project: ComposeProject, raw: dict[str, Any], where: str, directory: str) -> dict[str, str]:
     """``label_file`` files in order, then ``labels`` over them, as Compose does."""
-    labels = service_label_files(raw.get("label_file"), project.directory, project.variables, where + ": label_file")
+    labels = service_label_files(raw.get("label_file"), directory, project.variables, where + ": label_file")
     labels.update(as_mapping(raw.get("labels"), where, "labels"))
     return labels
 

@@ -48,6 +48,8 @@ REASONS = (
     # A pull schedule (daily, weekly, every_<duration>) needs the time of the last pull, which Flow does not keep.
     (re.compile(r"pull_policy \S+ needs the time of the last pull"), NOT_YET),
     (re.compile(r"(secrets|configs)\.\S+: cannot read file .*: No such file or directory\.$"), COMPOSE_REFUSES_TOO),
+    # An include of a file the example does not ship (the spec's fragments name files they leave out).
+    (re.compile(r"^include: compose file \S+ does not exist\.$"), COMPOSE_REFUSES_TOO),
 )
 
 
@@ -147,6 +149,7 @@ def test_every_refusal_is_a_listed_reason_and_the_floor_holds(record_property):
         ("f: service foo has neither image nor build.", (COMPOSE_REFUSES_TOO, [])),
         ("f: service a: build.ssh needs BuildKit (an SSH agent for the build), which ...", (SDK_BUILD, [])),
         ("f: service a: deploy.mode='global' is not supported: blue-green needs ...", (BLUE_GREEN, [])),
+        ("include: compose file /x/common/compose.yaml does not exist.", (COMPOSE_REFUSES_TOO, [])),
         ("f: something new went wrong.", ("", [])),
     ],
 )

@@ -44,3 +44,85 @@ def test_label_file_missing_is_one_line_naming_it(compose):
     message = str(caught.value)
     assert "\n" not in message
     assert re.search(r"service app: label_file: label file \S+/missing\.labels does not exist\.$", message)
+
+
+def test_include_brings_services_and_resources_with_their_own_paths(write_file):
+    write_file("common/.env", "TAG=7\n")
+    write_file("common/db.env", "PASSWORD=x\n")
+    write_file("common/compose.yaml", """\
+        services:
+          db:
+            image: db:${TAG}
+            env_file: db.env
+            volumes: [./data:/data, dbdata:/var/lib/db]
+            networks: [back]
+        networks:
+          back: {}
+        volumes:
+          dbdata: {}
+        """)
+    write_file("other/compose.yaml", "services:\n  cache:\n    image: cache:${CACHE_TAG}\n")
+    write_file("other.env", "CACHE_TAG=3\n")
+    path = write_file("app/compose.yaml", """\
+        include:
+          - ../common/compose.yaml
+          - path: ../other/compose.yaml
+            env_file: ../other.env
+        services:
+          web:
+            image: web:1
+            depends_on: [db]
+            networks: [back]
+        """)
+    project = load_project(path, environ={})
+    assert sorted(project.services) == ["cache", "db", "web"]
+    db = project.service("db")
+    assert db.image == "db:7"
+    assert db.environment == {"PASSWORD": "x"}
+    assert db.mounts[0].source == str(write_file("common/data/x", "")).rsplit("/", 1)[0]
+    assert project.service("cache").image == "cache:3"
+    assert project.service("web").networks == {"back": {"aliases": []}}
+    assert project.dependencies("web") == ["db"]
+
+
+def test_include_project_directory_is_where_its_paths_start(write_file):
+    write_file("inc/compose.yaml", "services:\n  db:\n    image: db:1\n    volumes: [./data:/data]\n")
+    write_file("base/.env", "X=1\n")
+    path = write_file("compose.yaml", "include:\n  - path: inc/compose.yaml\n    project_directory: base\nservices: {}\n")
+    mount = load_project(path, environ={}).service("db").mounts[0]
+    assert mount.source.endswith("/base/data")
+
+
+def test_a_service_in_both_files_is_one_line_naming_it(write_file):
+    write_file("inc.yaml", "services:\n  web:\n    image: other:1\n")
+    path = write_file("compose.yaml", "include: [inc.yaml]\nservices:\n  web:\n    image: web:1\n")
+    with pytest.raises(FlowError) as caught:
+        load_project(path, environ={})
+    assert "\n" not in str(caught.value)
+    assert re.search(r"service 'web' is also defined by the included file \S+inc\.yaml; Compose refuses", str(caught.value))
+
+
+def test_a_resource_both_define_differently_is_an_error_and_alike_is_fine(write_file):
+    write_file("inc.yaml", "services:\n  db:\n    image: db:1\nnetworks:\n  back: {}\n")
+    path = write_file("compose.yaml", "include: [inc.yaml]\nservices:\n  web:\n    image: web:1\nnetworks:\n  back: {}\n")
+    assert sorted(load_project(path, environ={}).networks) == ["back"]
+    write_file("inc.yaml", "services:\n  db:\n    image: db:1\nnetworks:\n  back:\n    external: true\n")
+    with pytest.raises(FlowError, match=r"networks\.back is defined differently by the included file"):
+        load_project(path, environ={})
+
+
+@pytest.mark.parametrize(
+    "include, message",
+    [
+        ("[missing.yaml]", r"^include: compose file \S+/missing\.yaml does not exist\.$"),
+        ("[compose.yaml]", r"include cycle: \S+compose\.yaml includes \S+compose\.yaml\.$"),
+        ("[{path: [a.yaml, b.yaml]}]", r"include\[0\]: path must be one Compose file"),
+        ("[{path: a.yaml, extra: 1}]", r"include\[0\]"),
+    ],
+)
+def test_bad_includes_are_one_line(write_file, include, message):
+    path = write_file("compose.yaml", "include: %s\nservices:\n  web:\n    image: web:1\n" % include)
+    with pytest.raises(FlowError) as caught:
+        load_project(path, environ={})
+    assert "\n" not in str(caught.value)
+    assert re.search(message, str(caught.value))
