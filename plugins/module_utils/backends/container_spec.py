@@ -173,8 +173,9 @@ def restart_policy(restart: str | None) -> dict[str, Any] | None:
 
 def endpoint_args(options: dict[str, Any], aliases: list[str]) -> dict[str, Any]:
     """The endpoint of one of the service's networks (create_endpoint_config and connect_container_to_network
-    take the same arguments): ``aliases`` and the network's own, and its fixed addresses when the file sets them."""
-    endpoint = dict(options)
+    take the same arguments): ``aliases`` and the network's own, and its fixed addresses when the file sets them
+    (``priority`` is the order the container joins its networks, not an endpoint setting)."""
+    endpoint = {key: value for key, value in options.items() if key != "priority"}
     endpoint["aliases"] = list(aliases) + list(options["aliases"])
     return endpoint
 

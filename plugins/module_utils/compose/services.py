@@ -229,7 +229,8 @@ def _healthcheck(raw: dict[str, Any], where: str) -> dict[str, Any] | None:
 
 
 def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
-    """The networks the service joins (``default`` when none is named, none with a network_mode), each with its aliases."""
+    """The networks the service joins (``default`` when none is named, none with a network_mode), each with its
+    aliases, in the order the container joins them: highest ``priority`` first, then the file's order (Compose's)."""
     value = raw.get("networks")
     if raw.get("network_mode") is not None:
         if value:
@@ -245,11 +246,35 @@ def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) 
     for key, options in value.items():
         if key != "default" and key not in project.networks:
             raise FlowError("%s: network %r is not declared under the top-level networks key." % (where, key))
-        options = options or {}
-        unknown = set(options) - {"aliases", *FIXED_ADDRESS_KEYS}
-        if unknown:
-            raise FlowError("%s: networks.%s key(s) %s are not supported." % (where, key, ", ".join(sorted(unknown))))
-        result[str(key)] = {"aliases": [str(alias) for alias in options.get("aliases") or []]}
-        # only when set: the spec (and its config hash) of a service without them is what it was
-        result[str(key)].update({name: str(options[name]) for name in FIXED_ADDRESS_KEYS if options.get(name)})
-    return result
+        result[str(key)] = _network_attachment(options or {}, "%s: networks.%s" % (where, key))
+    return dict(sorted(result.items(), key=lambda item: -item[1].get("priority", 0)))
+
+
+def _network_attachment(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """One network's endpoint options; the optional ones only when set, so the spec (and its config hash) of a
+    service without them is what it was."""
+    if "gw_priority" in options:
+        raise FlowError(
+            "%s.gw_priority needs Docker Engine API 1.48, which the Docker SDK 7.1 Flow uses cannot send; remove it "
+            "(priority orders the networks a container joins)." % where
+        )
+    unknown = set(options) - {"aliases", "priority", *FIXED_ADDRESS_KEYS}
+    if unknown:
+        raise FlowError("%s key(s) %s are not supported." % (where, ", ".join(sorted(unknown))))
+    attachment: dict[str, Any] = {"aliases": [str(alias) for alias in options.get("aliases") or []]}
+    attachment.update({name: str(options[name]) for name in ("ipv4_address", "ipv6_address") if options.get(name)})
+    if options.get("link_local_ips"):
+        attachment["link_local_ips"] = [str(address) for address in as_list(options["link_local_ips"])]
+    if options.get("priority") is not None:
+        attachment["priority"] = _priority(options["priority"], where + ".priority")
+    return attachment
+
+
+def _priority(value: Any, where: str) -> int:
+    """A network's priority: a whole number, negative too (Compose's default is 0)."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return int(str(value).strip())
+    except ValueError:
+        raise FlowError("%s=%r is not a whole number." % (where, value))

@@ -14,7 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FIXED_ADDRESS_KEYS = ("ipv4_address", "ipv6_address")  # what a service may fix on one of its networks
+# What a service may fix on one of its networks (link_local_ips: a list, the others one address each).
+FIXED_ADDRESS_KEYS = ("ipv4_address", "ipv6_address", "link_local_ips")
 # A build context the engine fetches itself (the Docker SDK passes these on as ``remote``).
 REMOTE_CONTEXT_PREFIXES = ("http://", "https://", "git://", "github.com/", "git@")
 
@@ -150,7 +151,8 @@ class ServiceSpec:
     secrets: list[FileMountSpec] = field(default_factory=list)
     configs: list[FileMountSpec] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
-    # compose network key -> {"aliases": [...]}, with "ipv4_address"/"ipv6_address" when the file fixes them
+    # compose network key -> {"aliases": [...]}, with "ipv4_address"/"ipv6_address"/"link_local_ips" when the file
+    # fixes them and "priority" when it sets one; in the order the container joins them (priority first)
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     restart: str | None = None
     healthcheck: dict[str, Any] | None = None  # Docker API form (test, interval ns, ...), {"test": ["NONE"]} to disable

@@ -126,3 +126,33 @@ def test_bad_includes_are_one_line(write_file, include, message):
         load_project(path, environ={})
     assert "\n" not in str(caught.value)
     assert re.search(message, str(caught.value))
+
+
+NETWORKS = "networks:\n  front: {}\n  back: {}\n  side: {}\n"
+
+
+def test_priority_orders_the_networks_highest_first_then_the_files_order(compose):
+    spec = app(compose, "networks:\n  front:\n  back: {priority: 1000}\n  side: {priority: '100'}\n", NETWORKS)
+    assert list(spec.networks) == ["back", "side", "front"]
+    assert spec.networks["back"] == {"aliases": [], "priority": 1000}
+    plain = app(compose, "networks: [front, back, side]\n", NETWORKS)
+    assert list(plain.networks) == ["front", "back", "side"]
+    assert plain.networks["front"] == {"aliases": []}  # unset: the spec (and config hash) of before
+    with pytest.raises(FlowError, match=r"networks\.back\.priority='high' is not a whole number\.$"):
+        app(compose, "networks:\n  back: {priority: high}\n", NETWORKS)
+
+
+def test_link_local_ips_reach_the_endpoint_and_are_a_side_target_only(compose):
+    from ansible_collections.dockerflow.flow.plugins.module_utils.compose.blue_green import blue_green_refusal
+
+    spec = app(compose, "networks:\n  front:\n    link_local_ips: [169.254.8.8, 169.254.8.9]\n", NETWORKS)
+    assert spec.networks["front"] == {"aliases": [], "link_local_ips": ["169.254.8.8", "169.254.8.9"]}
+    assert "sets networks.front.link_local_ips: one address allows one instance" in blue_green_refusal(spec)
+
+
+def test_gw_priority_is_one_line_naming_the_key_and_the_api_version(compose):
+    with pytest.raises(FlowError) as caught:
+        app(compose, "networks:\n  front: {gw_priority: 1}\n", NETWORKS)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert re.search(r"service app: networks\.front\.gw_priority needs Docker Engine API 1\.48", message)
