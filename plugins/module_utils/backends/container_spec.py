@@ -115,6 +115,7 @@ def engine_host_config(spec: ServiceSpec, peers: dict[str, str]) -> dict[str, An
         "ipc_mode": namespace_mode(engine.ipc, peers),
         "group_add": engine.group_add or None,
         "device_requests": [dict(request) for request in engine.gpus] or None,
+        **engine.blkio_config,
     }
 
 

@@ -20,6 +20,11 @@ FIXED_ADDRESS_KEYS = ("ipv4_address", "ipv6_address", "link_local_ips")
 REMOTE_CONTEXT_PREFIXES = ("http://", "https://", "git://", "github.com/", "git@")
 
 
+# EngineOptions fields newer than the others: left out of the config hash when unset, so a service that sets
+# older engine keys only keeps its digest (no needless redeploy after an upgrade).
+_ENGINE_FIELDS_ADDED_LATER = ("blkio_config",)
+
+
 @dataclass
 class PortSpec:
     container_port: int
@@ -104,6 +109,8 @@ class EngineOptions:
     ipc: str | None = None
     group_add: list[str] = field(default_factory=list)
     gpus: list[dict[str, Any]] = field(default_factory=list)  # Engine API DeviceRequests
+    # the Docker SDK's host config arguments: blkio_weight, blkio_weight_device, device_read_bps, ...
+    blkio_config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,5 +193,8 @@ class ServiceSpec:
         for key, unused in (("engine", EngineOptions()), ("secrets", []), ("configs", [])):
             if getattr(self, key) == unused:
                 del data[key]
+        for key in _ENGINE_FIELDS_ADDED_LATER:
+            if key in data.get("engine", {}) and not data["engine"][key]:
+                del data["engine"][key]
         blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

@@ -25,7 +25,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 
 CORPUS = Path(__file__).resolve().parents[3] / "compose_corpus"
 # The services that normalize today; a change that lowers it is a regression.
-FLOOR = 150
+FLOOR = 151
 COMPOSE_REFUSES_TOO = "Compose refuses it too"
 NOT_YET = "not supported yet (issue 12 in progress)"
 BLUE_GREEN = "cannot work for blue-green"

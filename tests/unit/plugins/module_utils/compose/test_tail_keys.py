@@ -156,3 +156,46 @@ def test_gw_priority_is_one_line_naming_the_key_and_the_api_version(compose):
     message = str(caught.value)
     assert "\n" not in message
     assert re.search(r"service app: networks\.front\.gw_priority needs Docker Engine API 1\.48", message)
+
+
+BLKIO = """\
+blkio_config:
+  weight: 300
+  weight_device: [{path: /dev/sda, weight: 400}]
+  device_read_bps: [{path: /dev/sdb, rate: '12mb'}]
+  device_read_iops: [{path: /dev/sdb, rate: 120}]
+  device_write_bps: [{path: /dev/sdb, rate: '1024k'}]
+  device_write_iops: [{path: /dev/sdb, rate: 30}]
+"""
+
+
+def test_blkio_config_becomes_the_sdks_host_config_arguments(compose):
+    assert app(compose, BLKIO).engine.blkio_config == {
+        "blkio_weight": 300,
+        "blkio_weight_device": [{"Path": "/dev/sda", "Weight": 400}],
+        "device_read_bps": [{"Path": "/dev/sdb", "Rate": 12 * 1024**2}],
+        "device_read_iops": [{"Path": "/dev/sdb", "Rate": 120}],
+        "device_write_bps": [{"Path": "/dev/sdb", "Rate": 1024**2}],
+        "device_write_iops": [{"Path": "/dev/sdb", "Rate": 30}],
+    }
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("blkio_config: {weight: 5}\n", r"blkio_config\.weight=5 is not valid: use a whole number of 10 or more\.$"),
+        ("blkio_config: {weight: 2000}\n", r"blkio_config\.weight=2000 is not valid: use a whole number from 10 to 1000\.$"),
+        ("blkio_config: {device_read_bps: [{path: /dev/sda}]}\n", r"device_read_bps\[0\] must be a mapping with path and rate\.$"),
+        ("blkio_config: {speed: 1}\n", r"blkio_config: key\(s\) speed are not supported"),
+    ],
+)
+def test_a_bad_blkio_config_is_one_line_naming_it(compose, body, message):
+    with pytest.raises(FlowError) as caught:
+        app(compose, body)
+    assert "\n" not in str(caught.value)
+    assert re.search(message, str(caught.value))
+
+
+def test_a_service_with_older_engine_keys_keeps_its_config_hash(compose):
+    # the digest main (e8e961c) gave this service, before blkio_config was read: no redeploy after an upgrade
+    assert app(compose, "mem_limit: 64m\ncommand: run\n").config_hash() == "3cff1e37282cc6a5"
