@@ -19,6 +19,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files 
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.include import include_entries, merge_included
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import interpolate
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.services import MODEL_RUNNER_REFUSAL
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.resources import top_level_files, top_level_resources
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
@@ -112,6 +113,8 @@ def load_yaml(path: str, parameter: str) -> dict[str, Any]:
 
 def _check_top_level(data: Mapping[str, Any], path: str) -> None:
     unknown_top = sorted(k for k in data if k not in SUPPORTED_TOP_KEYS and not str(k).startswith("x-"))
+    if "models" in data:
+        raise FlowError("%s: top-level models %s." % (path, MODEL_RUNNER_REFUSAL))
     if "services" not in data and "include" not in data:
         raise FlowError("%s has no services section." % path)
     if unknown_top:

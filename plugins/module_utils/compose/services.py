@@ -53,6 +53,15 @@ DEPENDS_ON_CONDITIONS = ("service_started", "service_healthy", "service_complete
 _UNSUPPORTED_HINTS = {
     "annotations": "annotations need engine API 1.43 and the Docker SDK cannot send them: use labels instead",
 }
+# Compose keys Flow reads and refuses, each for a reason no code here can remove: the rest of a one-line error.
+MODEL_RUNNER_REFUSAL = "needs Docker Model Runner, which this engine lacks (Flow cannot provide AI models); remove it"
+_REFUSED_SERVICE_KEYS = {
+    "credential_spec": (
+        "sets a Windows container's gMSA identity (Compose passes it as security_opt credentialspec=...), which an "
+        "engine running Linux containers refuses; remove it"
+    ),
+    "models": MODEL_RUNNER_REFUSAL,
+}
 _HEALTHCHECK_KEYS = frozenset(["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"])
 _HEALTHCHECK_TESTS = ("CMD", "CMD-SHELL", "NONE")
 
@@ -104,6 +113,9 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
 
 
 def _check_service_keys(raw: dict[str, Any], where: str) -> None:
+    for key, reason in _REFUSED_SERVICE_KEYS.items():
+        if key in raw:
+            raise FlowError("%s: %s %s." % (where, key, reason))
     unknown = sorted(key for key in raw if key not in SUPPORTED_SERVICE_KEYS and not str(key).startswith("x-"))
     if unknown:
         hints = [hint for key, hint in _UNSUPPORTED_HINTS.items() if key in unknown]

@@ -30,6 +30,8 @@ COMPOSE_REFUSES_TOO = "Compose refuses it too"
 NOT_YET = "not supported yet (issue 12 in progress)"
 BLUE_GREEN = "cannot work for blue-green"
 SDK_BUILD = "a build key the Docker SDK's build cannot send"
+MODEL_RUNNER = "needs Docker Model Runner, which this engine lacks"
+WINDOWS_ONLY = "a Windows container setting, which a Linux engine refuses"
 NEWER_API = "needs an engine API the Docker SDK 7.1 cannot send"
 # Keys the Compose spec documents (05-services.md) that its schema does not list yet.
 _DOCUMENTED_NOT_IN_SCHEMA = {"pre_start"}
@@ -51,6 +53,8 @@ REASONS = (
     (re.compile(r"(secrets|configs)\.\S+: cannot read file .*: No such file or directory\.$"), COMPOSE_REFUSES_TOO),
     # Keys of a newer engine API than the SDK speaks (gw_priority: API 1.48).
     (re.compile(r"needs Docker Engine API [0-9.]+, which the Docker SDK [0-9.]+ Flow uses cannot send"), NEWER_API),
+    (re.compile(r"models needs Docker Model Runner, which this engine lacks"), MODEL_RUNNER),
+    (re.compile(r"credential_spec sets a Windows container's gMSA identity"), WINDOWS_ONLY),
     # An include of a file the example does not ship (the spec's fragments name files they leave out).
     (re.compile(r"^include: compose file \S+ does not exist\.$"), COMPOSE_REFUSES_TOO),
 )
@@ -155,6 +159,8 @@ def test_every_refusal_is_a_listed_reason_and_the_floor_holds(record_property):
         ("include: compose file /x/common/compose.yaml does not exist.", (COMPOSE_REFUSES_TOO, [])),
         ("f: service a: networks.n.gw_priority needs Docker Engine API 1.48, which the Docker SDK 7.1 Flow uses "
          "cannot send; remove it.", (NEWER_API, [])),
+        ("f: top-level models needs Docker Model Runner, which this engine lacks (...); remove it.", (MODEL_RUNNER, [])),
+        ("f: service a: credential_spec sets a Windows container's gMSA identity (...); remove it.", (WINDOWS_ONLY, [])),
         ("f: something new went wrong.", ("", [])),
     ],
 )

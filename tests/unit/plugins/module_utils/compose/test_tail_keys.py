@@ -199,3 +199,21 @@ def test_a_bad_blkio_config_is_one_line_naming_it(compose, body, message):
 def test_a_service_with_older_engine_keys_keeps_its_config_hash(compose):
     # the digest main (e8e961c) gave this service, before blkio_config was read: no redeploy after an upgrade
     assert app(compose, "mem_limit: 64m\ncommand: run\n").config_hash() == "3cff1e37282cc6a5"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("services:\n  app:\n    image: app:1\n    credential_spec: {registry: spec}\n",
+         r"service app: credential_spec sets a Windows container's gMSA identity .*; remove it\.$"),
+        ("services:\n  app:\n    image: app:1\n    models: [m]\n",
+         r"service app: models needs Docker Model Runner, which this engine lacks .*; remove it\.$"),
+        ("services:\n  app:\n    image: app:1\nmodels:\n  m: {model: ai/model}\n",
+         r"top-level models needs Docker Model Runner, which this engine lacks .*; remove it\.$"),
+    ],
+)
+def test_keys_refused_for_good_are_one_line_with_the_reason(compose, text, message):
+    with pytest.raises(FlowError) as caught:
+        compose(text).service("app")
+    assert "\n" not in str(caught.value)
+    assert re.search(message, str(caught.value))
