@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import DeploymentContext, Instance
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import short_error
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_hooks import hook_labels, labelled_hooks, run_hooks
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_files import (
     files_archive,
     files_label,
@@ -190,6 +191,7 @@ class ContainerBackend(EngineBackend):
 
         A service with a ``network_mode`` joins no network: the mode is its whole networking.
         """
+        labels = dict(labels, **hook_labels(spec))
         network_keys = list(spec.networks)
         first = network_names[network_keys[0]] if network_keys else None
         host_config = host_config_args(spec, volume_names, publish_address, first, peers)
@@ -206,7 +208,7 @@ class ContainerBackend(EngineBackend):
             **create_args(spec),
         )
         others = [(network_names[key], endpoint_args(spec.networks[key], aliases)) for key in network_keys[1:]]
-        self._join_and_start(name, created["Id"], others, archive)
+        self._join_and_start(name, created["Id"], others, archive, spec.engine.post_start)
         return created["Id"]
 
     def _clone(self, template: Instance, data: dict[str, Any], number: int) -> str:
@@ -226,7 +228,8 @@ class ContainerBackend(EngineBackend):
         )
         others = [(network, {"aliases": inherited_aliases(endpoint, template.id)}) for network, endpoint in networks.items()
                   if network != first]
-        self._join_and_start(name, created["Id"], others, self._template_files(template, data))
+        self._join_and_start(name, created["Id"], others, self._template_files(template, data),
+                             labelled_hooks(data["Config"].get("Labels") or {}, "post_start"))
         return created["Id"]
 
     def _template_files(self, template: Instance, data: dict[str, Any]) -> bytes | None:
@@ -243,10 +246,15 @@ class ContainerBackend(EngineBackend):
         return self.api.create_networking_config({network: self.api.create_endpoint_config(**endpoint)})
 
     def _join_and_start(
-        self, name: str, container_id: str, networks: list[tuple[str, dict[str, Any]]], archive: bytes | None = None
+        self,
+        name: str,
+        container_id: str,
+        networks: list[tuple[str, dict[str, Any]]],
+        archive: bytes | None = None,
+        post_start: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Put ``archive`` into a created container, connect it to its other (network, endpoint) and start it;
-        remove it when that fails."""
+        """Put ``archive`` into a created container, connect it to its other (network, endpoint), start it and run
+        its ``post_start`` hooks; remove it when that fails."""
         try:
             if archive:
                 self._call("writing the secrets and configs of %s" % name, self.api.put_archive, container_id, "/", archive)
@@ -259,6 +267,7 @@ class ContainerBackend(EngineBackend):
                     **endpoint,
                 )
             self._call("starting %s" % name, self.api.start, container_id)
+            run_hooks(self, name, container_id, post_start or [], "post_start")
         except FlowError:
             self._force_remove(container_id)
             raise
@@ -283,7 +292,15 @@ class ContainerBackend(EngineBackend):
     def stop(self, instances: list[Instance], timeout: int | None = None) -> None:
         for instance in instances:
             kwargs = {} if timeout is None else {"timeout": timeout}
+            self._pre_stop(instance)
             self._call("stopping %s" % instance.name, self.api.stop, instance.id, **kwargs)
+
+    def _pre_stop(self, instance: Instance) -> None:
+        """Run the ``pre_stop`` hooks of a running instance (its labels carry them)."""
+        if not instance.running:
+            return
+        data = self._call("inspecting %s" % instance.name, self.api.inspect_container, instance.id)
+        run_hooks(self, instance.name, instance.id, labelled_hooks(data["Config"].get("Labels") or {}, "pre_stop"), "pre_stop")
 
     def remove(self, instances: list[Instance]) -> None:
         for instance in instances:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.hooks import parse_hooks
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import EngineOptions
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import (
     as_list,
@@ -31,7 +32,7 @@ ENGINE_OPTION_KEYS = frozenset(
     [
         "platform", "runtime", "network_mode", "stdin_open", "tty", "sysctls", "ulimits", "mem_limit",
         "mem_reservation", "cpus", "cpu_shares", "shm_size", "devices", "dns", "dns_search", "dns_opt",
-        "security_opt", "privileged", "pid", "ipc", "group_add", "gpus", "blkio_config",
+        "security_opt", "privileged", "pid", "ipc", "group_add", "gpus", "blkio_config", "post_start", "pre_stop",
     ]
 )
 NETWORK_MODES = ("bridge", "host", "none", "service:<name>", "container:<name>")
@@ -74,6 +75,8 @@ def parse_engine_options(project: ComposeProject, raw: dict[str, Any], where: st
         group_add=_texts(raw.get("group_add")),
         gpus=_gpus(raw.get("gpus"), where + ": gpus"),
         blkio_config=_blkio_config(raw.get("blkio_config"), where + ": blkio_config"),
+        post_start=parse_hooks(raw.get("post_start"), project.variables, where + ": post_start"),
+        pre_stop=parse_hooks(raw.get("pre_stop"), project.variables, where + ": pre_stop"),
     )
 
 

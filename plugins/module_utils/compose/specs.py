@@ -22,7 +22,7 @@ REMOTE_CONTEXT_PREFIXES = ("http://", "https://", "git://", "github.com/", "git@
 
 # EngineOptions fields newer than the others: left out of the config hash when unset, so a service that sets
 # older engine keys only keeps its digest (no needless redeploy after an upgrade).
-_ENGINE_FIELDS_ADDED_LATER = ("blkio_config",)
+_ENGINE_FIELDS_ADDED_LATER = ("blkio_config", "post_start", "pre_stop")
 
 
 @dataclass
@@ -111,6 +111,9 @@ class EngineOptions:
     gpus: list[dict[str, Any]] = field(default_factory=list)  # Engine API DeviceRequests
     # the Docker SDK's host config arguments: blkio_weight, blkio_weight_device, device_read_bps, ...
     blkio_config: dict[str, Any] = field(default_factory=dict)
+    # lifecycle hooks run in the container (compose.hooks): after it started, before it is stopped
+    post_start: list[dict[str, Any]] = field(default_factory=list)
+    pre_stop: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

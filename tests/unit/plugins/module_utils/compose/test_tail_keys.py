@@ -217,3 +217,45 @@ def test_keys_refused_for_good_are_one_line_with_the_reason(compose, text, messa
         compose(text).service("app")
     assert "\n" not in str(caught.value)
     assert re.search(message, str(caught.value))
+
+
+def test_post_start_and_pre_stop_hooks_are_read_and_carried_in_labels(compose):
+    from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_hooks import hook_labels, labelled_hooks
+
+    spec = app(compose, """\
+        post_start:
+          - command: ./warm.sh --all
+            user: root
+            privileged: true
+            environment: [FOO=BAR]
+        pre_stop:
+          - command: [sh, -c, "echo bye"]
+            working_dir: /app
+        """)
+    assert spec.engine.post_start == [{"command": ["./warm.sh", "--all"], "user": "root", "privileged": True,
+                                       "working_dir": None, "environment": {"FOO": "BAR"}}]
+    assert spec.engine.pre_stop[0]["command"] == ["sh", "-c", "echo bye"]
+    labels = hook_labels(spec)
+    assert labelled_hooks(labels, "post_start") == spec.engine.post_start
+    assert labelled_hooks(labels, "pre_stop") == spec.engine.pre_stop
+    assert hook_labels(app(compose, "command: run\n")) == {}
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("post_start: [{user: root}]\n", r"post_start\[0\]\.command is required"),
+        ("pre_stop: [./x.sh]\n", r"pre_stop\[0\] must be a mapping with command"),
+        ("post_start: [{command: x, image: busybox}]\n", r"post_start\[0\]: key\(s\) image are not supported"),
+    ],
+)
+def test_a_bad_hook_is_one_line_naming_it(compose, body, message):
+    with pytest.raises(FlowError) as caught:
+        app(compose, body)
+    assert "\n" not in str(caught.value)
+    assert re.search(message, str(caught.value))
+
+
+def test_pre_start_is_still_not_read(compose):
+    with pytest.raises(FlowError, match=r"key\(s\) pre_start are not supported"):
+        app(compose, "pre_start: [{command: migrate}]\n")
