@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import DeploymentContext, Instance
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import short_error
-from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_hooks import hook_labels, labelled_hooks, run_hooks
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_files import (
     files_archive,
     files_label,
     labelled_targets,
     retargeted_archive,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_hooks import (
+    hook_labels,
+    labelled_hooks,
+    run_hooks,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_spec import (
     clone_args,

@@ -19,8 +19,8 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files 
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.include import include_entries, merge_included
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import interpolate
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.services import MODEL_RUNNER_REFUSAL
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.resources import top_level_files, top_level_resources
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.services import MODEL_RUNNER_REFUSAL
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
 

@@ -126,7 +126,9 @@ def _check_service_keys(raw: dict[str, Any], where: str) -> None:
         )
 
 
-def _image_source(project: ComposeProject, raw: dict[str, Any], where: str, directory: str) -> tuple[str, BuildSpec | None, str | None]:
+def _image_source(
+    project: ComposeProject, raw: dict[str, Any], where: str, directory: str
+) -> tuple[str, BuildSpec | None, str | None]:
     """(``image``, empty when Flow names what it builds; the ``build`` section; ``pull_policy``)."""
     image = raw.get("image")
     build = parse_build(raw.get("build"), directory, project.variables, where)

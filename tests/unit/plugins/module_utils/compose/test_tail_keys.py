@@ -33,7 +33,8 @@ def test_develop_is_accepted_and_reaches_nothing(compose):
 def test_label_file_labels_are_read_and_labels_win(compose, write_file):
     write_file("app.labels", "# comment\ncom.example.tier=web\ncom.example.owner=\"ops team\"\n")
     write_file("more.labels", "com.example.tier=api\ncom.example.extra=${EXTRA}\n")
-    text = "services:\n  app:\n    image: app:1\n    label_file: [./app.labels, ./more.labels]\n    labels:\n      com.example.owner: me\n"
+    text = ("services:\n  app:\n    image: app:1\n    label_file: [./app.labels, ./more.labels]\n"
+            "    labels:\n      com.example.owner: me\n")
     spec = compose(text, environ={"EXTRA": "x"}).service("app")
     assert spec.labels == {"com.example.tier": "api", "com.example.owner": "me", "com.example.extra": "x"}
 
@@ -185,11 +186,15 @@ def test_blkio_config_becomes_the_sdks_host_config_arguments(compose):
     [
         ("blkio_config: {weight: 5}\n", r"blkio_config\.weight=5 is not valid: use a whole number of 10 or more\.$"),
         ("blkio_config: {weight: 2000}\n", r"blkio_config\.weight=2000 is not valid: use a whole number from 10 to 1000\.$"),
-        ("blkio_config: {device_read_bps: [{path: /dev/sda}]}\n", r"device_read_bps\[0\] must be a mapping with path and rate\.$"),
+        ("blkio_config: {device_read_bps: [{path: /dev/sda}]}\n",
+         r"device_read_bps\[0\] must be a mapping with path and rate\.$"),
         ("blkio_config: {speed: 1}\n", r"blkio_config: key\(s\) speed are not supported"),
+        ("post_start: [{user: root}]\n", r"post_start\[0\]\.command is required"),
+        ("pre_stop: [./x.sh]\n", r"pre_stop\[0\] must be a mapping with command"),
+        ("post_start: [{command: x, image: busybox}]\n", r"post_start\[0\]: key\(s\) image are not supported"),
     ],
 )
-def test_a_bad_blkio_config_is_one_line_naming_it(compose, body, message):
+def test_a_bad_blkio_config_or_hook_is_one_line_naming_it(compose, body, message):
     with pytest.raises(FlowError) as caught:
         app(compose, body)
     assert "\n" not in str(caught.value)
@@ -239,21 +244,6 @@ def test_post_start_and_pre_stop_hooks_are_read_and_carried_in_labels(compose):
     assert labelled_hooks(labels, "post_start") == spec.engine.post_start
     assert labelled_hooks(labels, "pre_stop") == spec.engine.pre_stop
     assert hook_labels(app(compose, "command: run\n")) == {}
-
-
-@pytest.mark.parametrize(
-    "body, message",
-    [
-        ("post_start: [{user: root}]\n", r"post_start\[0\]\.command is required"),
-        ("pre_stop: [./x.sh]\n", r"pre_stop\[0\] must be a mapping with command"),
-        ("post_start: [{command: x, image: busybox}]\n", r"post_start\[0\]: key\(s\) image are not supported"),
-    ],
-)
-def test_a_bad_hook_is_one_line_naming_it(compose, body, message):
-    with pytest.raises(FlowError) as caught:
-        app(compose, body)
-    assert "\n" not in str(caught.value)
-    assert re.search(message, str(caught.value))
 
 
 def test_pre_start_is_still_not_read(compose):
