@@ -7,9 +7,10 @@ target its fixed address. The mapping itself is unit-tested
 
 from __future__ import annotations
 
+import os
 import random
 
-from conftest import APP_V1, BASE_IMAGE
+from conftest import APP_V1, APP_V2, BASE_IMAGE
 
 MIB = 1024**2
 SERVICE_KEYS = {
@@ -128,3 +129,23 @@ def test_label_file_blkio_config_hooks_and_link_local_ips_reach_the_engine(flow_
     assert "post_start[0] (sh -c echo no warm-up; exit 3)" in failed["msg"] and "exited 3: no warm-up" in failed["msg"]
     assert flow_project.containers("green") == []
     assert len(flow_project.running("blue")) == 2
+
+
+def test_a_pre_stop_hook_runs_before_flow_stop_old_stops_the_old_color(flow_project):
+    """pre_stop hooks run in each old instance before flow_stop_old stops it (they write to a bind mount)."""
+    out = os.path.join(flow_project.dir, "out")
+    os.makedirs(out)
+    os.chmod(out, 0o777)
+    app = {"image": APP_V1, "ports": ["8080"], "volumes": ["./out:/out"],
+           "pre_stop": [{"command": ["sh", "-c", "echo stopping > /out/$$(hostname)"]}]}
+    flow_project.write_compose({"services": {"app": app}})
+    flow_project.run("flow_deploy")
+    blue = flow_project.running("blue")
+    flow_project.set_image(APP_V2)
+    flow_project.run("flow_deploy")
+    assert os.listdir(out) == []  # nothing stopped yet
+    flow_project.run("flow_stop_old")
+    assert flow_project.running("blue") == []
+    for container in blue:
+        with open(os.path.join(out, container.attrs["Config"]["Hostname"])) as handle:
+            assert handle.read().strip() == "stopping", container.name
