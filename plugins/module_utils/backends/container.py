@@ -294,17 +294,13 @@ class ContainerBackend(EngineBackend):
         return [self.refresh(instance) for instance in instances]
 
     def stop(self, instances: list[Instance], timeout: int | None = None) -> None:
+        # Every pre_stop hook first: one that fails stops nothing, so a stop is whole or not at all.
+        for instance in instances:
+            if instance.running:
+                run_hooks(self, instance.name, instance.id, list(instance.pre_stop), "pre_stop")
         for instance in instances:
             kwargs = {} if timeout is None else {"timeout": timeout}
-            self._pre_stop(instance)
             self._call("stopping %s" % instance.name, self.api.stop, instance.id, **kwargs)
-
-    def _pre_stop(self, instance: Instance) -> None:
-        """Run the ``pre_stop`` hooks of a running instance (its labels carry them)."""
-        if not instance.running:
-            return
-        data = self._call("inspecting %s" % instance.name, self.api.inspect_container, instance.id)
-        run_hooks(self, instance.name, instance.id, labelled_hooks(data["Config"].get("Labels") or {}, "pre_stop"), "pre_stop")
 
     def remove(self, instances: list[Instance]) -> None:
         for instance in instances:

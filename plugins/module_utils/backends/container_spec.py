@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Instance
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_hooks import labelled_hooks
 from ansible_collections.dockerflow.flow.plugins.module_utils.labels import (
     LABEL_COLOR,
     LABEL_CONFIG_HASH,
@@ -244,4 +245,5 @@ def container_instance(data: dict[str, Any]) -> Instance:
         created=data["Created"],
         ports=ports,
         exit_code=state.get("ExitCode"),
+        pre_stop=tuple(labelled_hooks(labels, "pre_stop")),
     )
