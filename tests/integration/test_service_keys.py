@@ -7,9 +7,10 @@ target its fixed address. The mapping itself is unit-tested
 
 from __future__ import annotations
 
+import os
 import random
 
-from conftest import APP_V1, BASE_IMAGE
+from conftest import APP_V1, APP_V2, BASE_IMAGE
 
 MIB = 1024**2
 SERVICE_KEYS = {
@@ -82,3 +83,69 @@ def _inside(container, script):
     exit_code, output = container.exec_run(["bash", "-c", script])
     assert exit_code == 0, output
     return output.decode().strip()
+
+
+def test_label_file_blkio_config_hooks_and_link_local_ips_reach_the_engine(flow_project):
+    """label_file labels, blkio_config throttles, a post_start hook (in the instances and their clones) and a
+    side target's link_local_ips on the real engine; a failing post_start hook fails the next deploy in one line
+    naming it and its exit code, leaves no container of the new color, and the live color keeps running."""
+    flow_project.write("app.labels", "com.example.tier=web\ncom.example.owner=file\n")
+    app = {
+        "image": APP_V1, "ports": ["8080"], "depends_on": ["db"], "networks": ["back"],
+        "label_file": "./app.labels", "labels": {"com.example.owner": "compose"},
+        "blkio_config": {"device_read_bps": [{"path": "/dev/vda", "rate": "12mb"}],
+                         "device_write_iops": [{"path": "/dev/vda", "rate": 30}]},
+        "post_start": [{"command": "sh -c 'echo \"$$HOOK_WORD\" > /tmp/post-start'", "environment": ["HOOK_WORD=started"]}],
+    }
+    flow_project.write_compose(
+        {
+            "services": {
+                "app": app,
+                "db": {"image": BASE_IMAGE, "command": "sleep infinity",
+                       "networks": {"back": {"link_local_ips": ["169.254.77.7"]}}},
+            },
+            "networks": {"back": {}},
+        }
+    )
+    flow_project.run("flow_deploy")
+    flow_project.run("flow_scale", {"scale": "+1"})
+    instances = flow_project.running("blue")
+    assert len(instances) == 2
+    for container in instances:
+        container.reload()
+        labels, host = container.attrs["Config"]["Labels"], container.attrs["HostConfig"]
+        assert (labels["com.example.tier"], labels["com.example.owner"]) == ("web", "compose")
+        assert host["BlkioDeviceReadBps"] == [{"Path": "/dev/vda", "Rate": 12 * MIB}]
+        assert host["BlkioDeviceWriteIOps"] == [{"Path": "/dev/vda", "Rate": 30}]
+        assert _inside(container, "cat /tmp/post-start") == "started", container.name  # the clone ran it too
+    db = flow_project.docker.containers.get("%s-db-1" % flow_project.name)
+    endpoint = db.attrs["NetworkSettings"]["Networks"]["%s_back" % flow_project.name]
+    assert endpoint["IPAMConfig"]["LinkLocalIPs"] == ["169.254.77.7"]
+
+    app["post_start"] = [{"command": ["sh", "-c", "echo no warm-up; exit 3"]}]
+    flow_project.write_compose({"services": {"app": app, "db": {"image": BASE_IMAGE, "command": "sleep infinity",
+                                "networks": {"back": {"link_local_ips": ["169.254.77.7"]}}}}, "networks": {"back": {}}})
+    failed = flow_project.run("flow_deploy", expect_failure=True)
+    assert "post_start[0] (sh -c echo no warm-up; exit 3)" in failed["msg"] and "exited 3: no warm-up" in failed["msg"]
+    assert flow_project.containers("green") == []
+    assert len(flow_project.running("blue")) == 2
+
+
+def test_a_pre_stop_hook_runs_before_flow_stop_old_stops_the_old_color(flow_project):
+    """pre_stop hooks run in each old instance before flow_stop_old stops it (they write to a bind mount)."""
+    out = os.path.join(flow_project.dir, "out")
+    os.makedirs(out)
+    os.chmod(out, 0o777)
+    app = {"image": APP_V1, "ports": ["8080"], "volumes": ["./out:/out"],
+           "pre_stop": [{"command": ["sh", "-c", "echo stopping > /out/$$(hostname)"]}]}
+    flow_project.write_compose({"services": {"app": app}})
+    flow_project.run("flow_deploy")
+    blue = flow_project.running("blue")
+    flow_project.set_image(APP_V2)
+    flow_project.run("flow_deploy")
+    assert os.listdir(out) == []  # nothing stopped yet
+    flow_project.run("flow_stop_old")
+    assert flow_project.running("blue") == []
+    for container in blue:
+        with open(os.path.join(out, container.attrs["Config"]["Hostname"])) as handle:
+            assert handle.read().strip() == "stopping", container.name

@@ -41,6 +41,7 @@ class Instance:
     exit_code: int | None = None
     address: str | None = None  # where its ports answer when not at the flow's service_address (a Swarm node)
     error: str | None = None  # why the engine gave up on it (a Swarm task's error)
+    pre_stop: tuple[dict[str, Any], ...] = ()  # Compose pre_stop hooks its labels carry, run before a stop
 
     @property
     def running(self) -> bool:

@@ -21,6 +21,11 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container
     labelled_targets,
     retargeted_archive,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_hooks import (
+    hook_labels,
+    labelled_hooks,
+    run_hooks,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_spec import (
     clone_args,
     container_instance,
@@ -190,6 +195,7 @@ class ContainerBackend(EngineBackend):
 
         A service with a ``network_mode`` joins no network: the mode is its whole networking.
         """
+        labels = dict(labels, **hook_labels(spec))
         network_keys = list(spec.networks)
         first = network_names[network_keys[0]] if network_keys else None
         host_config = host_config_args(spec, volume_names, publish_address, first, peers)
@@ -206,7 +212,7 @@ class ContainerBackend(EngineBackend):
             **create_args(spec),
         )
         others = [(network_names[key], endpoint_args(spec.networks[key], aliases)) for key in network_keys[1:]]
-        self._join_and_start(name, created["Id"], others, archive)
+        self._join_and_start(name, created["Id"], others, archive, spec.engine.post_start)
         return created["Id"]
 
     def _clone(self, template: Instance, data: dict[str, Any], number: int) -> str:
@@ -226,7 +232,8 @@ class ContainerBackend(EngineBackend):
         )
         others = [(network, {"aliases": inherited_aliases(endpoint, template.id)}) for network, endpoint in networks.items()
                   if network != first]
-        self._join_and_start(name, created["Id"], others, self._template_files(template, data))
+        self._join_and_start(name, created["Id"], others, self._template_files(template, data),
+                             labelled_hooks(data["Config"].get("Labels") or {}, "post_start"))
         return created["Id"]
 
     def _template_files(self, template: Instance, data: dict[str, Any]) -> bytes | None:
@@ -243,10 +250,15 @@ class ContainerBackend(EngineBackend):
         return self.api.create_networking_config({network: self.api.create_endpoint_config(**endpoint)})
 
     def _join_and_start(
-        self, name: str, container_id: str, networks: list[tuple[str, dict[str, Any]]], archive: bytes | None = None
+        self,
+        name: str,
+        container_id: str,
+        networks: list[tuple[str, dict[str, Any]]],
+        archive: bytes | None = None,
+        post_start: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Put ``archive`` into a created container, connect it to its other (network, endpoint) and start it;
-        remove it when that fails."""
+        """Put ``archive`` into a created container, connect it to its other (network, endpoint), start it and run
+        its ``post_start`` hooks; remove it when that fails."""
         try:
             if archive:
                 self._call("writing the secrets and configs of %s" % name, self.api.put_archive, container_id, "/", archive)
@@ -259,6 +271,7 @@ class ContainerBackend(EngineBackend):
                     **endpoint,
                 )
             self._call("starting %s" % name, self.api.start, container_id)
+            run_hooks(self, name, container_id, post_start or [], "post_start")
         except FlowError:
             self._force_remove(container_id)
             raise
@@ -281,6 +294,10 @@ class ContainerBackend(EngineBackend):
         return [self.refresh(instance) for instance in instances]
 
     def stop(self, instances: list[Instance], timeout: int | None = None) -> None:
+        # Every pre_stop hook first: one that fails stops nothing, so a stop is whole or not at all.
+        for instance in instances:
+            if instance.running:
+                run_hooks(self, instance.name, instance.id, list(instance.pre_stop), "pre_stop")
         for instance in instances:
             kwargs = {} if timeout is None else {"timeout": timeout}
             self._call("stopping %s" % instance.name, self.api.stop, instance.id, **kwargs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Instance
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_hooks import labelled_hooks
 from ansible_collections.dockerflow.flow.plugins.module_utils.labels import (
     LABEL_COLOR,
     LABEL_CONFIG_HASH,
@@ -115,6 +116,7 @@ def engine_host_config(spec: ServiceSpec, peers: dict[str, str]) -> dict[str, An
         "ipc_mode": namespace_mode(engine.ipc, peers),
         "group_add": engine.group_add or None,
         "device_requests": [dict(request) for request in engine.gpus] or None,
+        **engine.blkio_config,
     }
 
 
@@ -173,8 +175,9 @@ def restart_policy(restart: str | None) -> dict[str, Any] | None:
 
 def endpoint_args(options: dict[str, Any], aliases: list[str]) -> dict[str, Any]:
     """The endpoint of one of the service's networks (create_endpoint_config and connect_container_to_network
-    take the same arguments): ``aliases`` and the network's own, and its fixed addresses when the file sets them."""
-    endpoint = dict(options)
+    take the same arguments): ``aliases`` and the network's own, and its fixed addresses when the file sets them
+    (``priority`` is the order the container joins its networks, not an endpoint setting)."""
+    endpoint = {key: value for key, value in options.items() if key != "priority"}
     endpoint["aliases"] = list(aliases) + list(options["aliases"])
     return endpoint
 
@@ -242,4 +245,5 @@ def container_instance(data: dict[str, Any]) -> Instance:
         created=data["Created"],
         ports=ports,
         exit_code=state.get("ExitCode"),
+        pre_stop=tuple(labelled_hooks(labels, "pre_stop")),
     )

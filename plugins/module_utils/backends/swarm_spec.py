@@ -36,6 +36,9 @@ _NOT_IN_SWARM = {
     "cpu_shares": "a task's CPU is set by cpus or deploy.resources",
     "shm_size": "a task's /dev/shm has the default size (mount a tmpfs there instead)",
     "gpus": "a task gets GPUs as generic resources of its node, not as device requests",
+    "blkio_config": "a Swarm service has no block IO settings",
+    "post_start": "Flow cannot exec in a Swarm task's container, which may run on another node",
+    "pre_stop": "Flow cannot exec in a Swarm task's container, which may run on another node",
 }
 # Compose's container restart policy, for a service whose deploy section has none.
 _RESTART_CONDITIONS = {"no": "none", "on-failure": "on-failure", "always": "any", "unless-stopped": "any"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.hooks import parse_hooks
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import EngineOptions
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import (
     as_list,
@@ -31,13 +32,21 @@ ENGINE_OPTION_KEYS = frozenset(
     [
         "platform", "runtime", "network_mode", "stdin_open", "tty", "sysctls", "ulimits", "mem_limit",
         "mem_reservation", "cpus", "cpu_shares", "shm_size", "devices", "dns", "dns_search", "dns_opt",
-        "security_opt", "privileged", "pid", "ipc", "group_add", "gpus",
+        "security_opt", "privileged", "pid", "ipc", "group_add", "gpus", "blkio_config", "post_start", "pre_stop",
     ]
 )
 NETWORK_MODES = ("bridge", "host", "none", "service:<name>", "container:<name>")
 PID_MODES = ("host", "service:<name>", "container:<name>")
 IPC_MODES = ("host", "private", "shareable", "none", "service:<name>", "container:<name>")
 _GPU_KEYS = frozenset(["driver", "count", "device_ids", "capabilities", "options"])
+# blkio_config's device lists: Compose key -> (the Docker SDK's host config argument, the entry's value key, bytes?)
+_BLKIO_DEVICE_LISTS = {
+    "weight_device": ("blkio_weight_device", "weight", "Weight", False),
+    "device_read_bps": ("device_read_bps", "rate", "Rate", True),
+    "device_write_bps": ("device_write_bps", "rate", "Rate", True),
+    "device_read_iops": ("device_read_iops", "rate", "Rate", False),
+    "device_write_iops": ("device_write_iops", "rate", "Rate", False),
+}
 
 
 def parse_engine_options(project: ComposeProject, raw: dict[str, Any], where: str) -> EngineOptions:
@@ -65,6 +74,9 @@ def parse_engine_options(project: ComposeProject, raw: dict[str, Any], where: st
         ipc=_namespace_mode(project, raw.get("ipc"), IPC_MODES, where + ": ipc"),
         group_add=_texts(raw.get("group_add")),
         gpus=_gpus(raw.get("gpus"), where + ": gpus"),
+        blkio_config=_blkio_config(raw.get("blkio_config"), where + ": blkio_config"),
+        post_start=parse_hooks(raw.get("post_start"), project.variables, where + ": post_start"),
+        pre_stop=parse_hooks(raw.get("pre_stop"), project.variables, where + ": pre_stop"),
     )
 
 
@@ -208,3 +220,42 @@ def _gpu_count(item: dict[str, Any], where: str) -> int:
         return 0
     count = item.get("count", "all")
     return -1 if count == "all" else int(whole_number(count, where + ".count") or 0)
+
+
+def _blkio_config(value: Any, where: str) -> dict[str, Any]:
+    """``blkio_config`` as the Docker SDK's host config arguments (``blkio_weight``, ``blkio_weight_device``,
+    ``device_read_bps``, ...); bps rates are byte values (``12mb``), iops and weights whole numbers."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FlowError("%s must be a mapping of weight, %s." % (where, ", ".join(_BLKIO_DEVICE_LISTS)))
+    only_keys(value, ["weight", *_BLKIO_DEVICE_LISTS], where)
+    result: dict[str, Any] = {}
+    if value.get("weight") is not None:
+        result["blkio_weight"] = _blkio_weight(value["weight"], where + ".weight")
+    for key, (argument, value_key, engine_key, is_bytes) in _BLKIO_DEVICE_LISTS.items():
+        entries = []
+        for index, entry in enumerate(as_list(value.get(key))):
+            here = "%s.%s[%d]" % (where, key, index)
+            if not isinstance(entry, dict) or not entry.get("path") or value_key not in entry:
+                raise FlowError("%s must be a mapping with path and %s." % (here, value_key))
+            only_keys(entry, ["path", value_key], here)
+            raw_value = entry[value_key]
+            if is_bytes:
+                number = parse_bytes(raw_value, "%s.%s" % (here, value_key))
+            elif value_key == "weight":
+                number = _blkio_weight(raw_value, "%s.%s" % (here, value_key))
+            else:
+                number = int(whole_number(raw_value, "%s.%s" % (here, value_key)) or 0)
+            entries.append({"Path": str(entry["path"]), engine_key: number})
+        if entries:
+            result[argument] = entries
+    return result
+
+
+def _blkio_weight(value: Any, where: str) -> int:
+    """A block IO weight: 10 to 1000, as the engine takes it."""
+    weight = int(whole_number(value, where, minimum=10) or 0)
+    if weight > 1000:
+        raise FlowError("%s=%r is not valid: use a whole number from 10 to 1000." % (where, value))
+    return weight

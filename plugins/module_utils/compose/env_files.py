@@ -60,6 +60,20 @@ def service_env_files(entries: Any, directory: str, variables: Mapping[str, str]
     return environment
 
 
+def service_label_files(entries: Any, directory: str, variables: Mapping[str, str], where: str) -> dict[str, str]:
+    """A service's ``label_file`` (a path or a list of paths, relative to the project directory), a later file
+    over an earlier one; the lines are read as env files are (compose-go reads them with the same parser)."""
+    labels: dict[str, str] = {}
+    for path in as_list(entries):
+        if not isinstance(path, str) or not path:
+            raise FlowError("%s: each entry must be a path (a string)." % where)
+        full_path = os.path.join(directory, path)
+        if not os.path.isfile(full_path):
+            raise FlowError("%s: label file %s does not exist." % (where, full_path))
+        labels.update(read_dotenv(full_path, variables))
+    return labels
+
+
 def read_dotenv(path: str, lookup: Mapping[str, str] | None = None, raw: bool = False) -> dict[str, str]:
     """The KEY=VALUE lines of ``path``; ``${VAR}`` resolves from ``lookup``, then the file's earlier lines.
 

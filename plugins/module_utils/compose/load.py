@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import project_variables
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.include import include_entries, merge_included
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.interpolation import interpolate
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.resources import top_level_files, top_level_resources
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.services import MODEL_RUNNER_REFUSAL
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, yaml_error
 
@@ -29,12 +31,12 @@ try:
 except ImportError:  # pragma: no cover
     HAS_YAML = False
 
-SUPPORTED_TOP_KEYS = frozenset(["version", "name", "services", "networks", "volumes", "secrets", "configs"])
+SUPPORTED_TOP_KEYS = frozenset(["version", "name", "include", "services", "networks", "volumes", "secrets", "configs"])
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # Extends merge rules, as Compose documents them: mappings merge, sequences add up.
 _LIST_OR_MAPPING = ("environment", "labels")
 _NESTED_MAPPINGS = ("healthcheck", "logging", "deploy")
-_CONCATENATED_LISTS = ("ports", "expose", "volumes", "env_file", "extra_hosts", "tmpfs", "cap_add", "cap_drop")
+_CONCATENATED_LISTS = ("ports", "expose", "volumes", "env_file", "label_file", "extra_hosts", "tmpfs", "cap_add", "cap_drop")
 # Never inherited through extends, as in Compose.
 _NOT_INHERITED = ("depends_on", "container_name")
 
@@ -45,17 +47,20 @@ def load_project(
     environ: Mapping[str, str] | None = None,
     env_files: list[str] | None = None,
     profiles: list[str] | None = None,
+    project_directory: str | None = None,
+    _including: tuple[str, ...] = (),
 ) -> ComposeProject:
     """Read, interpolate and check ``compose_path``; service specs are built on demand.
 
-    ``env_files`` (relative to the file's directory) replace its ``.env``, as ``--env-file`` does;
-    ``profiles``: the active ones.
+    ``env_files`` (relative to the project directory) replace its ``.env``, as ``--env-file`` does;
+    ``profiles``: the active ones; ``project_directory``: where relative paths start (default: the
+    file's directory); ``_including``: the files that include this one (``include`` cycles).
     """
     if not HAS_YAML:  # pragma: no cover
         raise FlowError("PyYAML is required to read compose files.")
     path = os.path.abspath(compose_path)
-    data = load_yaml(path, "compose_path")
-    directory = os.path.dirname(path)
+    data = load_yaml(path, "include" if _including else "compose_path")
+    directory = os.path.abspath(project_directory or os.path.dirname(path))
     variables = project_variables(directory, os.environ if environ is None else environ, env_files)
     data = interpolate(data, variables, path)
     _check_top_level(data, path)
@@ -67,7 +72,7 @@ def load_project(
         if not _NAME_RE.match(str(name)):
             raise FlowError("%s: service name %r is not valid." % (path, name))
         services[str(name)] = _resolve_extends(raw_services, path, name, variables)
-    return ComposeProject(
+    project = ComposeProject(
         path=path,
         directory=directory,
         name=project_name or data.get("name"),
@@ -79,6 +84,15 @@ def load_project(
         configs=top_level_files(data.get("configs"), path, "configs", directory),
         profiles=[str(profile) for profile in profiles or []],
     )
+    for entry in include_entries(data.get("include"), os.path.dirname(path), path):
+        if entry.path in _including + (path,):
+            raise FlowError("%s: include cycle: %s includes %s." % (path, path, entry.path))
+        included = load_project(
+            entry.path, environ=environ, env_files=entry.env_files, profiles=profiles,
+            project_directory=entry.project_directory, _including=_including + (path,),
+        )
+        merge_included(project, included)
+    return project
 
 
 def load_yaml(path: str, parameter: str) -> dict[str, Any]:
@@ -99,7 +113,9 @@ def load_yaml(path: str, parameter: str) -> dict[str, Any]:
 
 def _check_top_level(data: Mapping[str, Any], path: str) -> None:
     unknown_top = sorted(k for k in data if k not in SUPPORTED_TOP_KEYS and not str(k).startswith("x-"))
-    if "services" not in data:
+    if "models" in data:
+        raise FlowError("%s: top-level models %s." % (path, MODEL_RUNNER_REFUSAL))
+    if "services" not in data and "include" not in data:
         raise FlowError("%s has no services section." % path)
     if unknown_top:
         raise FlowError(

@@ -24,8 +24,8 @@ _FILE_REFERENCE_KEYS = frozenset(["source", "target", "uid", "gid", "mode"])
 SECRETS_DIRECTORY = "/run/secrets"
 
 
-def service_mounts(project: ComposeProject, raw: dict[str, Any], where: str) -> list[MountSpec]:
-    """The service's ``volumes``; bind sources are made absolute from the project directory."""
+def service_mounts(project: ComposeProject, raw: dict[str, Any], where: str, directory: str) -> list[MountSpec]:
+    """The service's ``volumes``; bind sources are made absolute from ``directory`` (its project directory)."""
     mounts = []
     for item in as_list(raw.get("volumes")):
         if isinstance(item, dict):
@@ -40,7 +40,7 @@ def service_mounts(project: ComposeProject, raw: dict[str, Any], where: str) -> 
         if kind == "bind":
             if not source:
                 raise FlowError("%s: bind volume %r needs a source path." % (where, item))
-            source = os.path.normpath(os.path.join(project.directory, os.path.expanduser(source)))
+            source = os.path.normpath(os.path.join(directory, os.path.expanduser(source)))
         elif kind == "volume" and source:
             if source not in project.volumes:
                 raise FlowError("%s: named volume %r is not declared under the top-level volumes key." % (where, source))

@@ -27,6 +27,12 @@ class ComposeProject:
     secrets: dict[str, FileResource] = field(default_factory=dict)
     configs: dict[str, FileResource] = field(default_factory=dict)
     profiles: list[str] = field(default_factory=list)  # the active ones ("*": all)
+    # the project directory of each service an ``include`` brought in (its relative paths start there)
+    service_directories: dict[str, str] = field(default_factory=dict)
+
+    def directory_of(self, name: str) -> str:
+        """Where service ``name``'s relative paths start: its included file's project directory, else ours."""
+        return self.service_directories.get(name, self.directory)
 
     def service(self, name: str, parameter: str = "target") -> ServiceSpec:
         """The spec of service ``name``; ``parameter`` is the option that named it, for the error."""

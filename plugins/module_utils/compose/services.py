@@ -21,7 +21,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.compose.engine_opt
     ENGINE_OPTION_KEYS,
     parse_engine_options,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import service_env_files
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import service_env_files, service_label_files
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_files, service_mounts
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import parse_port
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import FIXED_ADDRESS_KEYS, BuildSpec, ServiceSpec
@@ -31,13 +31,16 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.dockerflow.flow.plugins.module_utils.compose.project import ComposeProject
 
+# Read and left out of the containers: ``develop`` (``watch``) is what ``docker compose watch`` does while a developer
+# edits; ``docker compose up`` ignores it, and so does a deploy (docs/compose-keys.md).
+IGNORED_SERVICE_KEYS = ("develop",)
 SUPPORTED_SERVICE_KEYS = frozenset(
     [
         "image", "command", "entrypoint", "environment", "env_file", "ports", "expose", "volumes",
         "labels", "networks", "restart", "healthcheck", "depends_on", "extends", "container_name",
         "hostname", "user", "working_dir", "stop_signal", "stop_grace_period", "extra_hosts", "tmpfs",
         "read_only", "init", "cap_add", "cap_drop", "logging", "pull_policy", "deploy",
-        "secrets", "configs", "profiles", "build",
+        "secrets", "configs", "profiles", "build", "label_file", *IGNORED_SERVICE_KEYS,
     ]
 ) | ENGINE_OPTION_KEYS
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
@@ -50,6 +53,15 @@ DEPENDS_ON_CONDITIONS = ("service_started", "service_healthy", "service_complete
 _UNSUPPORTED_HINTS = {
     "annotations": "annotations need engine API 1.43 and the Docker SDK cannot send them: use labels instead",
 }
+# Compose keys Flow reads and refuses, each for a reason no code here can remove: the rest of a one-line error.
+MODEL_RUNNER_REFUSAL = "needs Docker Model Runner, which this engine lacks (Flow cannot provide AI models); remove it"
+_REFUSED_SERVICE_KEYS = {
+    "credential_spec": (
+        "sets a Windows container's gMSA identity (Compose passes it as security_opt credentialspec=...), which an "
+        "engine running Linux containers refuses; remove it"
+    ),
+    "models": MODEL_RUNNER_REFUSAL,
+}
 _HEALTHCHECK_KEYS = frozenset(["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"])
 _HEALTHCHECK_TESTS = ("CMD", "CMD-SHELL", "NONE")
 
@@ -58,9 +70,10 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
     """Build the ServiceSpec of service ``name``; unsupported keys are errors that name them."""
     raw = project.services[name]
     where = "%s: service %s" % (project.path, name)
+    directory = project.directory_of(name)
     _check_service_keys(raw, where)
-    image, build, pull_policy = _image_source(project, raw, where)
-    environment = _environment(project, raw, where)
+    image, build, pull_policy = _image_source(project, raw, where, directory)
+    environment = _environment(project, raw, where, directory)
     restart = _restart(raw, where)
     grace = raw.get("stop_grace_period")
     return ServiceSpec(
@@ -71,10 +84,10 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
         environment=environment,
         ports=[parse_port(item, where) for item in as_list(raw.get("ports"))],
         expose=[str(item) for item in as_list(raw.get("expose"))],
-        mounts=service_mounts(project, raw, where),
+        mounts=service_mounts(project, raw, where, directory),
         secrets=service_files(project, raw, where, "secrets"),
         configs=service_files(project, raw, where, "configs"),
-        labels=as_mapping(raw.get("labels"), where, "labels"),
+        labels=_labels(project, raw, where, directory),
         networks=_service_networks(project, raw, where),
         restart=restart,
         healthcheck=_healthcheck(raw, where),
@@ -100,6 +113,9 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
 
 
 def _check_service_keys(raw: dict[str, Any], where: str) -> None:
+    for key, reason in _REFUSED_SERVICE_KEYS.items():
+        if key in raw:
+            raise FlowError("%s: %s %s." % (where, key, reason))
     unknown = sorted(key for key in raw if key not in SUPPORTED_SERVICE_KEYS and not str(key).startswith("x-"))
     if unknown:
         hints = [hint for key, hint in _UNSUPPORTED_HINTS.items() if key in unknown]
@@ -110,10 +126,12 @@ def _check_service_keys(raw: dict[str, Any], where: str) -> None:
         )
 
 
-def _image_source(project: ComposeProject, raw: dict[str, Any], where: str) -> tuple[str, BuildSpec | None, str | None]:
+def _image_source(
+    project: ComposeProject, raw: dict[str, Any], where: str, directory: str
+) -> tuple[str, BuildSpec | None, str | None]:
     """(``image``, empty when Flow names what it builds; the ``build`` section; ``pull_policy``)."""
     image = raw.get("image")
-    build = parse_build(raw.get("build"), project.directory, project.variables, where)
+    build = parse_build(raw.get("build"), directory, project.variables, where)
     if not (image and isinstance(image, str)):
         if build is None:
             raise FlowError("%s has neither image nor build." % where)
@@ -140,11 +158,18 @@ def _pull_policy(value: Any, where: str) -> str | None:
     raise FlowError("%s: pull_policy=%r is not one of %s." % (where, text, ", ".join(sorted(PULL_POLICY_VALUES))))
 
 
-def _environment(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, str]:
+def _environment(project: ComposeProject, raw: dict[str, Any], where: str, directory: str) -> dict[str, str]:
     """``env_file`` files in order, then ``environment`` over them (bare names from the project's variables)."""
-    environment = service_env_files(raw.get("env_file"), project.directory, project.variables, where + ": env_file")
+    environment = service_env_files(raw.get("env_file"), directory, project.variables, where + ": env_file")
     environment.update(as_mapping(raw.get("environment"), where, "environment", project.variables))
     return environment
+
+
+def _labels(project: ComposeProject, raw: dict[str, Any], where: str, directory: str) -> dict[str, str]:
+    """``label_file`` files in order, then ``labels`` over them, as Compose does."""
+    labels = service_label_files(raw.get("label_file"), directory, project.variables, where + ": label_file")
+    labels.update(as_mapping(raw.get("labels"), where, "labels"))
+    return labels
 
 
 def _restart(raw: dict[str, Any], where: str) -> str | None:
@@ -218,7 +243,8 @@ def _healthcheck(raw: dict[str, Any], where: str) -> dict[str, Any] | None:
 
 
 def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
-    """The networks the service joins (``default`` when none is named, none with a network_mode), each with its aliases."""
+    """The networks the service joins (``default`` when none is named, none with a network_mode), each with its
+    aliases, in the order the container joins them: highest ``priority`` first, then the file's order (Compose's)."""
     value = raw.get("networks")
     if raw.get("network_mode") is not None:
         if value:
@@ -234,11 +260,35 @@ def _service_networks(project: ComposeProject, raw: dict[str, Any], where: str) 
     for key, options in value.items():
         if key != "default" and key not in project.networks:
             raise FlowError("%s: network %r is not declared under the top-level networks key." % (where, key))
-        options = options or {}
-        unknown = set(options) - {"aliases", *FIXED_ADDRESS_KEYS}
-        if unknown:
-            raise FlowError("%s: networks.%s key(s) %s are not supported." % (where, key, ", ".join(sorted(unknown))))
-        result[str(key)] = {"aliases": [str(alias) for alias in options.get("aliases") or []]}
-        # only when set: the spec (and its config hash) of a service without them is what it was
-        result[str(key)].update({name: str(options[name]) for name in FIXED_ADDRESS_KEYS if options.get(name)})
-    return result
+        result[str(key)] = _network_attachment(options or {}, "%s: networks.%s" % (where, key))
+    return dict(sorted(result.items(), key=lambda item: -item[1].get("priority", 0)))
+
+
+def _network_attachment(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """One network's endpoint options; the optional ones only when set, so the spec (and its config hash) of a
+    service without them is what it was."""
+    if "gw_priority" in options:
+        raise FlowError(
+            "%s.gw_priority needs Docker Engine API 1.48, which the Docker SDK 7.1 Flow uses cannot send; remove it "
+            "(priority orders the networks a container joins)." % where
+        )
+    unknown = set(options) - {"aliases", "priority", *FIXED_ADDRESS_KEYS}
+    if unknown:
+        raise FlowError("%s key(s) %s are not supported." % (where, ", ".join(sorted(unknown))))
+    attachment: dict[str, Any] = {"aliases": [str(alias) for alias in options.get("aliases") or []]}
+    attachment.update({name: str(options[name]) for name in ("ipv4_address", "ipv6_address") if options.get(name)})
+    if options.get("link_local_ips"):
+        attachment["link_local_ips"] = [str(address) for address in as_list(options["link_local_ips"])]
+    if options.get("priority") is not None:
+        attachment["priority"] = _priority(options["priority"], where + ".priority")
+    return attachment
+
+
+def _priority(value: Any, where: str) -> int:
+    """A network's priority: a whole number, negative too (Compose's default is 0)."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return int(str(value).strip())
+    except ValueError:
+        raise FlowError("%s=%r is not a whole number." % (where, value))

@@ -14,9 +14,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FIXED_ADDRESS_KEYS = ("ipv4_address", "ipv6_address")  # what a service may fix on one of its networks
+# What a service may fix on one of its networks (link_local_ips: a list, the others one address each).
+FIXED_ADDRESS_KEYS = ("ipv4_address", "ipv6_address", "link_local_ips")
 # A build context the engine fetches itself (the Docker SDK passes these on as ``remote``).
 REMOTE_CONTEXT_PREFIXES = ("http://", "https://", "git://", "github.com/", "git@")
+
+
+# EngineOptions fields newer than the others: left out of the config hash when unset, so a service that sets
+# older engine keys only keeps its digest (no needless redeploy after an upgrade).
+_ENGINE_FIELDS_ADDED_LATER = ("blkio_config", "post_start", "pre_stop")
 
 
 @dataclass
@@ -103,6 +109,11 @@ class EngineOptions:
     ipc: str | None = None
     group_add: list[str] = field(default_factory=list)
     gpus: list[dict[str, Any]] = field(default_factory=list)  # Engine API DeviceRequests
+    # the Docker SDK's host config arguments: blkio_weight, blkio_weight_device, device_read_bps, ...
+    blkio_config: dict[str, Any] = field(default_factory=dict)
+    # lifecycle hooks run in the container (compose.hooks): after it started, before it is stopped
+    post_start: list[dict[str, Any]] = field(default_factory=list)
+    pre_stop: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -150,7 +161,8 @@ class ServiceSpec:
     secrets: list[FileMountSpec] = field(default_factory=list)
     configs: list[FileMountSpec] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
-    # compose network key -> {"aliases": [...]}, with "ipv4_address"/"ipv6_address" when the file fixes them
+    # compose network key -> {"aliases": [...]}, with "ipv4_address"/"ipv6_address"/"link_local_ips" when the file
+    # fixes them and "priority" when it sets one; in the order the container joins them (priority first)
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     restart: str | None = None
     healthcheck: dict[str, Any] | None = None  # Docker API form (test, interval ns, ...), {"test": ["NONE"]} to disable
@@ -184,5 +196,8 @@ class ServiceSpec:
         for key, unused in (("engine", EngineOptions()), ("secrets", []), ("configs", [])):
             if getattr(self, key) == unused:
                 del data[key]
+        for key in _ENGINE_FIELDS_ADDED_LATER:
+            if key in data.get("engine", {}) and not data["engine"][key]:
+                del data["engine"][key]
         blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

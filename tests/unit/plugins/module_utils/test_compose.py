@@ -147,7 +147,7 @@ def test_unknown_deploy_key(compose):
 # --- unsupported keys and structural errors ----------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["develop", "links"])
+@pytest.mark.parametrize("key", ["external_links", "links"])
 def test_unsupported_service_key_is_named(compose, key):
     with pytest.raises(FlowError) as info:
         app(compose, "%s: x\n" % key)
@@ -157,16 +157,16 @@ def test_unsupported_service_key_is_named(compose, key):
 
 
 def test_all_unsupported_keys_are_listed(compose):
-    with pytest.raises(FlowError, match=r"key\(s\) develop, links are not supported"):
-        app(compose, "links: [d]\ndevelop: {}\n")
+    with pytest.raises(FlowError, match=r"key\(s\) external_links, links are not supported"):
+        app(compose, "links: [d]\nexternal_links: [e]\n")
 
 
-@pytest.mark.parametrize("key", ["include"])
+@pytest.mark.parametrize("key", ["services_extra"])
 def test_unsupported_top_level_key(compose, key):
     with pytest.raises(FlowError) as info:
         compose("services:\n  app:\n    image: a\n%s: {}\n" % key)
     assert "top-level key(s) %s are not supported" % key in str(info.value)
-    assert "supported: configs, name, networks, secrets, services, version, volumes" in str(info.value)
+    assert "supported: configs, include, name, networks, secrets, services, version, volumes" in str(info.value)
 
 
 def test_extension_fields_are_allowed(compose):
@@ -509,8 +509,8 @@ def test_service_network_must_be_declared(compose):
 
 
 def test_service_network_options(compose):
-    with pytest.raises(FlowError, match=r"networks\.front key\(s\) priority are not supported\.$"):
-        app(compose, "networks:\n  front:\n    priority: 10\n", top="networks:\n  front:\n")
+    with pytest.raises(FlowError, match=r"networks\.front key\(s\) driver_opts are not supported\.$"):
+        app(compose, "networks:\n  front:\n    driver_opts: {a: b}\n", top="networks:\n  front:\n")
     with pytest.raises(FlowError, match=r"networks must be a list or a mapping\.$"):
         app(compose, "networks: front\n", top="networks:\n  front:\n")
 
@@ -1067,7 +1067,7 @@ def test_config_hash_changes_with_the_spec(change):
 
 
 def test_supported_keys_cover_what_service_spec_reads():
-    assert "develop" not in SUPPORTED_SERVICE_KEYS
+    assert "links" not in SUPPORTED_SERVICE_KEYS
     assert {"image", "ports", "volumes", "extends", "depends_on", "healthcheck"} <= SUPPORTED_SERVICE_KEYS
 
 

@@ -231,3 +231,18 @@ def test_an_endpoint_has_the_flow_aliases_the_files_and_its_fixed_addresses():
     # create_endpoint_config and connect_container_to_network take these very arguments
     assert docker_types.EndpointConfig("1.41", **container_spec.endpoint_args(options, []))["IPAMConfig"] == {
         "IPv4Address": "172.28.0.9"}
+
+
+def test_an_endpoint_carries_link_local_ips_and_not_the_priority():
+    options = {"aliases": [], "link_local_ips": ["169.254.8.8"], "priority": 100}
+    endpoint = container_spec.endpoint_args(options, ["app"])
+    assert endpoint == {"aliases": ["app"], "link_local_ips": ["169.254.8.8"]}
+    assert docker_types.EndpointConfig("1.41", **endpoint)["IPAMConfig"] == {"LinkLocalIPs": ["169.254.8.8"]}
+
+
+def test_blkio_config_reaches_the_host_config(compose):
+    spec = compose("services:\n  app:\n    image: app:1\n    blkio_config:\n      weight: 300\n"
+                   "      device_read_bps: [{path: /dev/sdb, rate: 1mb}]\n").service("app")
+    args = container_spec.host_config_args(spec, {}, "127.0.0.1", "t_default")
+    host_config = docker_types.HostConfig(version="1.41", **args)
+    assert (host_config["BlkioWeight"], host_config["BlkioDeviceReadBps"]) == (300, [{"Path": "/dev/sdb", "Rate": 1024**2}])
