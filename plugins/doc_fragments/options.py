@@ -165,6 +165,8 @@ options:
     description:
       - "When to pull the target's image: V(missing) pulls only an image the engine lacks. Falls back to E(FLOW_PULL),
         then C(pull) in C(docker-flow.yml), then V(missing)."
+      - "Not set anywhere, the target's C(pull_policy) in the Compose file decides, as for side targets: C(daily),
+        C(weekly) and C(every_<duration>) pull an image the engine last pulled that long ago."
       - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
     type: str
     choices: [always, missing, never]

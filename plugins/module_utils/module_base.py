@@ -249,7 +249,7 @@ class FlowModule:
             blue_green=self._value_unless_none("blue_green"),
             scale=values.get("scale"),
             max_instances=values.get("max_instances"),
-            pull=self._value("pull"),
+            pull=self.values.get("pull") if self.sources.get("pull") not in (None, "default") else None,
             build=bool(values.get("build")),
             registry=values.get("registry"),
             health_path=values.get("health_path"),

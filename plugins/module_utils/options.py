@@ -205,7 +205,9 @@ TABLE = (
     _resolved("pull_side_targets", "bool", "release", "Pull the side targets' images before starting them.",
               modules=(DEPLOY,), default=False, seed=True),
     _resolved("pull", "str", "release", "When to pull the target's image: V(missing) pulls only an image the engine lacks.",
-              modules=(DEPLOY,), default="missing", choices=("always", "missing", "never")),
+              modules=(DEPLOY,), default="missing", choices=("always", "missing", "never"), details=(
+                  "Not set anywhere, the target's C(pull_policy) in the Compose file decides, as for side targets:"
+                  " C(daily), C(weekly) and C(every_<duration>) pull an image the engine last pulled that long ago.",)),
     _resolved("build", "bool", "release",
               "Build the images of the target and side targets that have both C(image) and C(build) in the Compose file "
               "before deploying them, as C(docker compose up --build) does (C(pull_policy: build) asks the same for "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 
 from conftest import APP_V1, APP_V2, BASE_IMAGE
 
@@ -149,3 +150,27 @@ def test_a_pre_stop_hook_runs_before_flow_stop_old_stops_the_old_color(flow_proj
     for container in blue:
         with open(os.path.join(out, container.attrs["Config"]["Hostname"])) as handle:
             assert handle.read().strip() == "stopping", container.name
+
+
+def test_the_targets_pull_schedule_pulls_only_an_image_the_engine_last_pulled_that_long_ago(flow_project):
+    """With flow_deploy's pull option unset, the target's Compose pull_policy decides. ``daily`` deploys an
+    image the engine tagged a moment ago without pulling it; ``every_1s``, two seconds after the tag, pulls it
+    (no registry answers here: the deploy fails naming the pull, and the live color keeps running); the pull
+    option, when given, wins."""
+    image = "%s-app:scheduled" % flow_project.name
+    flow_project.docker.images.get(APP_V1).tag(image)
+    try:
+        app = {"image": image, "ports": ["8080"], "pull_policy": "daily"}
+        flow_project.write_compose({"services": {"app": app}})
+        flow_project.run("flow_deploy")
+        assert len(flow_project.running("blue")) == 1
+        time.sleep(2)
+        app.update(pull_policy="every_1s", environment=["RELEASE=2"])
+        flow_project.write_compose({"services": {"app": app}})
+        failed = flow_project.run("flow_deploy", expect_failure=True)
+        assert "Pulling %s failed" % image in failed["msg"], failed["msg"]
+        assert flow_project.containers("green") == [] and len(flow_project.running("blue")) == 1
+        flow_project.run("flow_deploy", {"pull": "missing"})
+        assert len(flow_project.running("green")) == 1
+    finally:
+        flow_project.docker.images.remove(image, force=True)

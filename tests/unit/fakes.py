@@ -235,7 +235,7 @@ class FakeBackend(Backend):
     def refresh(self, instance):
         return self.instances.get(instance.id, instance)
 
-    def resolve_image(self, image, pull_policy, check_mode=False):
+    def resolve_image(self, image, pull_policy, check_mode=False, refresh_after_s=None):
         will_pull = pull_policy == "always"
         if will_pull and not check_mode:
             self.pulled.append(image)

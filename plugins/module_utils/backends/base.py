@@ -108,7 +108,9 @@ class Backend:
     def refresh(self, instance: Instance) -> Instance:
         raise NotImplementedError
 
-    def resolve_image(self, image: str, pull_policy: str, check_mode: bool = False) -> tuple[str | None, bool]:
+    def resolve_image(
+        self, image: str, pull_policy: str, check_mode: bool = False, refresh_after_s: int | None = None
+    ) -> tuple[str | None, bool]:
         raise NotImplementedError
 
     def image_has_healthcheck(self, image: str) -> bool:

@@ -6,6 +6,7 @@ networks, side targets."""
 
 from __future__ import annotations
 
+import datetime
 import re
 import types
 from collections.abc import Callable, Mapping
@@ -28,7 +29,7 @@ except ImportError:  # pragma: no cover - reported by connection.connect
 if TYPE_CHECKING:
     from ansible_collections.dockerflow.flow.plugins.module_utils.compose import ComposeProject, ServiceSpec
 
-PULL_POLICIES = ("always", "missing", "never")
+PULL_POLICIES = ("always", "missing", "never", "refresh")
 # Docker's words for a host port another process or container holds.
 _BUSY_PORT_RE = re.compile(
     r"(?:listen tcp[46]? |Bind for )(?P<address>\S+?):? (?:failed: )?(?:bind: )?(?P<reason>address already in use|"
@@ -78,12 +79,19 @@ class EngineBackend(ImageBuilds, Backend):
         self._call("contacting the engine", self.api.ping)
 
     # -- images --------------------------------------------------------------
-    def resolve_image(self, image: str, pull_policy: str, check_mode: bool = False) -> tuple[str | None, bool]:
-        """Make ``image`` present per ``pull_policy``; return (image id or None, pulled?)."""
+    def resolve_image(
+        self, image: str, pull_policy: str, check_mode: bool = False, refresh_after_s: int | None = None
+    ) -> tuple[str | None, bool]:
+        """Make ``image`` present per ``pull_policy``; return (image id or None, pulled?).
+
+        ``refresh`` (Compose's daily, weekly and every_<duration>) pulls when the engine lacks the image or
+        last tagged it (a pull tags it) ``refresh_after_s`` or more seconds ago, as Compose does."""
         if pull_policy not in PULL_POLICIES:
             raise FlowError("pull=%r is not valid: use one of %s." % (pull_policy, ", ".join(PULL_POLICIES)))
-        local = self._local_image_id(image)
-        if pull_policy == "never" or (pull_policy == "missing" and local):
+        found = self._local_image(image)
+        local = found["Id"] if found else None
+        fresh = found is not None and pull_policy == "refresh" and _tagged_age_s(found) < (refresh_after_s or 0)
+        if pull_policy == "never" or (pull_policy == "missing" and local) or fresh:
             if not local:
                 raise FlowError("Image %s is not on the engine and pull is 'never'." % image)
             return local, False
@@ -92,14 +100,18 @@ class EngineBackend(ImageBuilds, Backend):
         try:
             self.api.pull(image)
         except (docker.errors.APIError, docker.errors.DockerException) as exc:
-            if local and pull_policy == "always":
+            if local and pull_policy in ("always", "refresh"):
                 raise FlowError("Pulling %s failed: %s. Use pull=missing to deploy the local copy." % (image, short_error(exc)))
             raise FlowError("Image %s is not on the engine and pulling it failed: %s." % (image, short_error(exc)))
         return self._local_image_id(image), True
 
     def _local_image_id(self, image: str) -> str | None:
+        found = self._local_image(image)
+        return found["Id"] if found else None
+
+    def _local_image(self, image: str) -> dict[str, Any] | None:
         try:
-            return self.api.inspect_image(image)["Id"]
+            return self.api.inspect_image(image)
         except docker.errors.ImageNotFound:
             return None
         except docker.errors.APIError as exc:
@@ -168,7 +180,7 @@ class EngineBackend(ImageBuilds, Backend):
         if check_mode:
             return "created"
         if not pull:
-            self.resolve_image(spec.image, spec.pull_policy if spec.pull_policy in PULL_POLICIES else "missing")
+            self.resolve_image(spec.image, *compose_pull_policy(spec))
         self._create_side_target(spec, compose_project, project, name, publish_address)
         return "created"
 
@@ -189,3 +201,21 @@ class EngineBackend(ImageBuilds, Backend):
         self, spec: ServiceSpec, compose_project: ComposeProject, project: str, name: str, publish_address: str
     ) -> None:
         raise NotImplementedError
+
+
+def compose_pull_policy(spec: ServiceSpec) -> tuple[str, int | None]:
+    """The pull policy of a service's Compose pull_policy, and its refresh age (``build``: what is built is not pulled)."""
+    if spec.pull_policy in PULL_POLICIES:
+        return spec.pull_policy, spec.pull_refresh_s
+    return "missing", None
+
+
+def _tagged_age_s(image: dict[str, Any]) -> float:
+    """Seconds since the engine last tagged ``image`` (a pull tags it); infinite when it does not say."""
+    stamp = str((image.get("Metadata") or {}).get("LastTagTime") or "")
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$", stamp)
+    if not match or match.group(1).startswith("0001-"):
+        return float("inf")
+    zone = "+00:00" if match.group(2) == "Z" else match.group(2)
+    tagged = datetime.datetime.fromisoformat(match.group(1) + zone)
+    return (datetime.datetime.now(datetime.timezone.utc) - tagged).total_seconds()

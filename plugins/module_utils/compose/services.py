@@ -45,9 +45,11 @@ SUPPORTED_SERVICE_KEYS = frozenset(
 ) | ENGINE_OPTION_KEYS
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
 # Compose's pull_policy values, as the pull policies of the backends (backends.engine.PULL_POLICIES); ``build``:
-# build the image (of a service with image and build) on every deploy (steps.builds).
+# build the image (of a service with image and build) on every deploy (steps.builds). The schedules (daily,
+# weekly, every_<duration>) are ``refresh`` with the age after which the image is pulled again.
 PULL_POLICY_VALUES = {"always": "always", "missing": "missing", "if_not_present": "missing", "never": "never",
                       "build": "build"}
+PULL_SCHEDULES_S = {"daily": 24 * 3600, "weekly": 7 * 24 * 3600}
 DEPENDS_ON_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 # What to do instead, for the unsupported keys real files use most.
 _UNSUPPORTED_HINTS = {
@@ -72,7 +74,7 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
     where = "%s: service %s" % (project.path, name)
     directory = project.directory_of(name)
     _check_service_keys(raw, where)
-    image, build, pull_policy = _image_source(project, raw, where, directory)
+    image, build, (pull_policy, pull_refresh_s) = _image_source(project, raw, where, directory)
     environment = _environment(project, raw, where, directory)
     restart = _restart(raw, where)
     grace = raw.get("stop_grace_period")
@@ -106,6 +108,7 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
         cap_drop=[str(item) for item in as_list(raw.get("cap_drop"))],
         logging=raw.get("logging"),
         pull_policy=pull_policy,
+        pull_refresh_s=pull_refresh_s,
         deploy=parse_deploy(raw.get("deploy"), where),
         engine=parse_engine_options(project, raw, where),
         build=build,
@@ -128,8 +131,8 @@ def _check_service_keys(raw: dict[str, Any], where: str) -> None:
 
 def _image_source(
     project: ComposeProject, raw: dict[str, Any], where: str, directory: str
-) -> tuple[str, BuildSpec | None, str | None]:
-    """(``image``, empty when Flow names what it builds; the ``build`` section; ``pull_policy``)."""
+) -> tuple[str, BuildSpec | None, tuple[str | None, int | None]]:
+    """(``image``, empty when Flow names what it builds; the ``build`` section; the pull policy and its refresh age)."""
     image = raw.get("image")
     build = parse_build(raw.get("build"), directory, project.variables, where)
     if not (image and isinstance(image, str)):
@@ -138,24 +141,27 @@ def _image_source(
         if image is not None:
             raise FlowError("%s: image=%r is not valid: use an image name, or leave it out to build one." % (where, image))
     pull_policy = _pull_policy(raw.get("pull_policy"), where)
-    if pull_policy == "build" and build is None:
+    if pull_policy[0] == "build" and build is None:
         raise FlowError("%s: pull_policy build needs a build section (what to build the image from)." % where)
     return image or "", build, pull_policy
 
 
-def _pull_policy(value: Any, where: str) -> str | None:
-    """Compose's pull_policy as always, missing or never; the values that need what Flow lacks are refused."""
+def _pull_policy(value: Any, where: str) -> tuple[str | None, int | None]:
+    """Compose's pull_policy as (always, missing, never, build or refresh; the refresh age in seconds)."""
     if value is None:
-        return None
+        return None, None
     text = str(value)
     if text in PULL_POLICY_VALUES:
-        return PULL_POLICY_VALUES[text]
-    if text in ("daily", "weekly") or text.startswith("every_"):
-        raise FlowError(
-            "%s: pull_policy %s needs the time of the last pull, which Flow does not keep; use always or missing."
-            % (where, text)
-        )
-    raise FlowError("%s: pull_policy=%r is not one of %s." % (where, text, ", ".join(sorted(PULL_POLICY_VALUES))))
+        return PULL_POLICY_VALUES[text], None
+    if text in PULL_SCHEDULES_S:
+        return "refresh", PULL_SCHEDULES_S[text]
+    if text.startswith("every_"):
+        age_ns = parse_duration_ns(text[len("every_"):], where + ": pull_policy " + text)
+        if age_ns and age_ns >= 10**9:
+            return "refresh", age_ns // 10**9
+        raise FlowError("%s: pull_policy %s is not valid: use every_<duration> of a second or more (every_12h)." % (where, text))
+    raise FlowError("%s: pull_policy=%r is not one of %s, daily, weekly or every_<duration>."
+                    % (where, text, ", ".join(sorted(PULL_POLICY_VALUES))))
 
 
 def _environment(project: ComposeProject, raw: dict[str, Any], where: str, directory: str) -> dict[str, str]:

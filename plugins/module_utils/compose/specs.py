@@ -181,6 +181,7 @@ class ServiceSpec:
     cap_drop: list[str] = field(default_factory=list)
     logging: dict[str, Any] | None = None
     pull_policy: str | None = None
+    pull_refresh_s: int | None = None  # pull_policy refresh: pull again when the local image is older than this
     deploy: DeploySpec = field(default_factory=DeploySpec)
     engine: EngineOptions = field(default_factory=EngineOptions)
     build: BuildSpec | None = None
@@ -191,6 +192,7 @@ class ServiceSpec:
         # What a build makes is the digest of its inputs (backends.build_context), which the deploy step adds:
         # the context's absolute path would make a moved project directory a new release.
         del data["build"]
+        del data["pull_refresh_s"]  # when to pull is no part of what runs
         # A service that uses none of the keys read since 0.x keeps the digest it had before they existed
         # (no needless redeploy after an upgrade).
         for key, unused in (("engine", EngineOptions()), ("secrets", []), ("configs", [])):

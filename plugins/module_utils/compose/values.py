@@ -15,8 +15,10 @@ from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
-_DURATION_UNITS_NS = {"us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+# Go's units, and the day and week Compose's pull_policy every_<duration> also takes (every_2d).
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h|d|w)")
+_DURATION_UNITS_NS = {"us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9,
+                      "w": 7 * 86400 * 10**9}
 _BYTES_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$", re.IGNORECASE)
 _BYTE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 

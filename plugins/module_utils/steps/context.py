@@ -55,7 +55,7 @@ class FlowSettings:
     blue_green: bool = default("blue_green")
     scale: object = None
     max_instances: int | None = None
-    pull: str = default("pull")
+    pull: str | None = None  # asked for; else the Compose file's pull_policy, else the option's default
     build: bool = default("build")
     registry: str | None = None
     health_path: str | None = None

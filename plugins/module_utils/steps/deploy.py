@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import DeploymentContext
+from ansible_collections.dockerflow.flow.plugins.module_utils.backends.engine import compose_pull_policy
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose import load_project
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.blue_green import refuse_for_blue_green
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import LockLost, who_am_i
@@ -136,7 +137,8 @@ class Deploy(Step):
         if spec.name in builds:  # built under the lock: its inputs' digest stands for the image
             image_id, will_pull, identity = None, False, "build:" + builds[spec.name].digest
         else:
-            image_id, will_pull = backend.resolve_image(spec.image, settings.pull, check_mode=self.flow.check_mode)
+            policy, refresh_after_s = (settings.pull, None) if settings.pull else compose_pull_policy(spec)
+            image_id, will_pull = backend.resolve_image(spec.image, policy, self.flow.check_mode, refresh_after_s)
             identity = image_id or spec.image
         has_image_check = backend.image_has_healthcheck(spec.image) if image_id else False
         return Wanted(

@@ -157,19 +157,30 @@ def test_network_modes_replace_the_networks(compose, mode):
 
 
 @pytest.mark.parametrize(
-    "value, expected", [("always", "always"), ("missing", "missing"), ("if_not_present", "missing"), ("never", "never")]
+    "value, expected",
+    [("always", ("always", None)), ("missing", ("missing", None)), ("if_not_present", ("missing", None)),
+     ("never", ("never", None)), ("daily", ("refresh", 86400)), ("weekly", ("refresh", 604800)),
+     ("every_12h", ("refresh", 43200)), ("every_2d", ("refresh", 172800)), ("every_1h30m", ("refresh", 5400))],
 )
 def test_pull_policy_values(compose, value, expected):
-    assert app(compose, "pull_policy: %s\n" % value).pull_policy == expected
+    spec = app(compose, "pull_policy: %s\n" % value)
+    assert (spec.pull_policy, spec.pull_refresh_s) == expected
+
+
+def test_a_pull_schedule_is_no_part_of_the_config_hash(compose):
+    """When to pull is no reason to replace the running instances."""
+    assert app(compose, "pull_policy: daily\n").config_hash() == app(compose, "pull_policy: weekly\n").config_hash()
 
 
 @pytest.mark.parametrize(
     "value, message",
     [
         ("build", "pull_policy build needs a build section (what to build the image from)."),
-        ("daily", "pull_policy daily needs the time of the last pull, which Flow does not keep; use always or missing."),
-        ("every_12h", "pull_policy every_12h needs the time of the last pull"),
-        ("sometimes", "pull_policy='sometimes' is not one of always, build, if_not_present, missing, never."),
+        ("every_", "pull_policy every_='' is not a duration"),
+        ("every_500ms", "pull_policy every_500ms is not valid: use every_<duration> of a second or more (every_12h)."),
+        ("every_soon", "pull_policy every_soon='soon' is not a duration"),
+        ("sometimes", "pull_policy='sometimes' is not one of always, build, if_not_present, missing, never, daily, "
+                      "weekly or every_<duration>."),
     ],
 )
 def test_pull_policy_values_flow_cannot_honour_are_refused(compose, value, message):
