@@ -174,3 +174,33 @@ def test_the_targets_pull_schedule_pulls_only_an_image_the_engine_last_pulled_th
         assert len(flow_project.running("green")) == 1
     finally:
         flow_project.docker.images.remove(image, force=True)
+
+
+def test_pre_start_steps_run_once_per_release_before_its_instances_and_a_failing_one_deploys_nothing(flow_project):
+    """pre_start steps run in order, each in its own container (its own image, or the service's) with the
+    service's environment, volumes and networks, before the release's instances are created; their containers
+    are removed. A step that exits non-zero fails the deploy in one line naming it, its exit code and last output
+    line: no instance of the new color, the live color keeps running."""
+    app = {
+        "image": APP_V1, "ports": ["8080"], "volumes": ["data:/data"], "environment": ["GREETING=hello"],
+        "scale": 2,
+        "pre_start": [
+            {"image": BASE_IMAGE, "command": "sh -c 'echo $$GREETING $$STEP $$DOCKERFLOW_RELEASE >> /data/migrated'",
+             "environment": ["STEP=migrate"]},
+            {"command": ["sh", "-c", "test -s /data/migrated"]},
+        ],
+    }
+    flow_project.write_compose({"services": {"app": app}, "volumes": {"data": {}}})
+    flow_project.run("flow_deploy")
+    blue = flow_project.running("blue")
+    assert len(blue) == 2
+    assert _inside(blue[0], "cat /data/migrated") == "hello migrate 1"  # once for the release, not per instance
+    leftovers = flow_project.docker.containers.list(all=True, filters={"label": "dockerflow.pre-start"})
+    assert [c.name for c in leftovers if c.name.startswith(flow_project.name)] == []
+
+    app["pre_start"] = [{"command": ["sh", "-c", "echo relation users does not exist; exit 4"]}]
+    flow_project.write_compose({"services": {"app": app}, "volumes": {"data": {}}})
+    failed = flow_project.run("flow_deploy", expect_failure=True)
+    assert "pre_start[0] (sh -c echo relation users does not exist; exit 4)" in failed["msg"], failed["msg"]
+    assert "exited 4: relation users does not exist" in failed["msg"]
+    assert flow_project.containers("green") == [] and len(flow_project.running("blue")) == 2

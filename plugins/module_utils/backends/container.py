@@ -25,6 +25,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container
     hook_labels,
     labelled_hooks,
     run_hooks,
+    run_pre_start,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container_spec import (
     clone_args,
@@ -158,7 +159,19 @@ class ContainerBackend(EngineBackend):
                 context.publish_address, [context.target, compose_service], peers, archive,
             )
 
+        if spec.engine.pre_start:
+            self._run_pre_start(spec, "%s-%s" % (context.project, compose_service),
+                                context.environment(spec, color, release), network_names, volume_names, peers)
         return self._all_or_none(run, numbers)
+
+    def _run_pre_start(self, spec: ServiceSpec, prefix: str, environment: dict[str, str], network_names: dict[str, str],
+                       volume_names: dict[str, str], peers: dict[str, str]) -> None:
+        """The release's pre_start steps, with its instances' mounts and networks (no published port, no alias)."""
+        keys = list(spec.networks)
+        first = network_names[keys[0]] if keys else None
+        others = [(network_names[key], dict(endpoint_args(spec.networks[key], []), aliases=[])) for key in keys[1:]]
+        host_config = host_config_args(spec, volume_names, "127.0.0.1", first, peers)
+        run_pre_start(self, prefix, spec, environment, host_config, others)
 
     def clone_instances(self, template: Instance, numbers: list[int]) -> list[Instance]:
         """New instances configured exactly like ``template`` (scaling needs no compose file)."""

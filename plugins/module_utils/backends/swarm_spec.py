@@ -39,6 +39,7 @@ _NOT_IN_SWARM = {
     "blkio_config": "a Swarm service has no block IO settings",
     "post_start": "Flow cannot exec in a Swarm task's container, which may run on another node",
     "pre_stop": "Flow cannot exec in a Swarm task's container, which may run on another node",
+    "pre_start": "Flow runs init containers on one engine, and a Swarm release's tasks run on many nodes",
 }
 # Compose's container restart policy, for a service whose deploy section has none.
 _RESTART_CONDITIONS = {"no": "none", "on-failure": "on-failure", "always": "any", "unless-stopped": "any"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.hooks import parse_hooks
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.hooks import parse_hooks, parse_pre_start
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import EngineOptions
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import (
     as_list,
@@ -33,6 +33,7 @@ ENGINE_OPTION_KEYS = frozenset(
         "platform", "runtime", "network_mode", "stdin_open", "tty", "sysctls", "ulimits", "mem_limit",
         "mem_reservation", "cpus", "cpu_shares", "shm_size", "devices", "dns", "dns_search", "dns_opt",
         "security_opt", "privileged", "pid", "ipc", "group_add", "gpus", "blkio_config", "post_start", "pre_stop",
+        "pre_start",
     ]
 )
 NETWORK_MODES = ("bridge", "host", "none", "service:<name>", "container:<name>")
@@ -77,6 +78,7 @@ def parse_engine_options(project: ComposeProject, raw: dict[str, Any], where: st
         blkio_config=_blkio_config(raw.get("blkio_config"), where + ": blkio_config"),
         post_start=parse_hooks(raw.get("post_start"), project.variables, where + ": post_start"),
         pre_stop=parse_hooks(raw.get("pre_stop"), project.variables, where + ": pre_stop"),
+        pre_start=parse_pre_start(raw.get("pre_start"), project.variables, where + ": pre_start"),
     )
 
 

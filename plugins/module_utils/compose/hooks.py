@@ -1,12 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the dockerflow.flow collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The lifecycle hooks ``post_start`` and ``pre_stop``: commands run inside an instance's container.
+"""The lifecycle hooks: ``post_start`` and ``pre_stop``, commands run inside an instance's container, and
+``pre_start``, init containers run before a release's instances start.
 
 Each hook is ``{command, user, privileged, working_dir, environment}`` as Compose reads it; the container
-backend runs them with the engine's exec (``backends.container_hooks``). ``pre_start`` is not read: its
-steps are init containers with their own image, run once per service (or per replica) and remembered
-across deploys, which is more than a key of one instance.
+backend runs them with the engine's exec (``backends.container_hooks``). A ``pre_start`` step adds ``image``
+(None: the service's) and runs in its own container once per release (``backends.container_hooks``): a
+blue-green release is always a new set of containers, which is when Compose runs the steps again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values imp
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
 HOOK_KEYS = ("command", "user", "privileged", "working_dir", "environment")
+PRE_START_KEYS = (*HOOK_KEYS, "image", "per_replica")
 
 
 def parse_hooks(value: Any, variables: dict[str, str], where: str) -> list[dict[str, Any]]:
@@ -38,6 +40,34 @@ def parse_hooks(value: Any, variables: dict[str, str], where: str) -> list[dict[
             }
         )
     return hooks
+
+
+def parse_pre_start(value: Any, variables: dict[str, str], where: str) -> list[dict[str, Any]]:
+    """A service's ``pre_start`` steps: the hooks' keys, and ``image`` (None: the service's image)."""
+    steps = []
+    for index, item in enumerate(as_list(value)):
+        here = "%s[%d]" % (where, index)
+        if not isinstance(item, dict):
+            raise FlowError("%s must be a mapping with command or image (and user, privileged, working_dir, "
+                            "environment)." % here)
+        only_keys(item, PRE_START_KEYS, here)
+        if item.get("per_replica") is True:
+            raise FlowError(
+                "%s.per_replica: true is not supported: Flow runs pre_start once per release, before its instances "
+                "start; run per-instance work as a post_start hook (in each instance, before its health wait)." % here)
+        if item.get("command") is None and not item.get("image"):
+            raise FlowError("%s needs command or image: what to run before the service starts." % here)
+        steps.append(
+            {
+                "command": _hook_command(item["command"], here + ".command") if item.get("command") is not None else None,
+                "image": str(item["image"]) if item.get("image") else None,
+                "user": str(item["user"]) if item.get("user") is not None else None,
+                "privileged": item.get("privileged") is True,
+                "working_dir": str(item["working_dir"]) if item.get("working_dir") else None,
+                "environment": as_mapping(item.get("environment"), here, "environment", variables),
+            }
+        )
+    return steps
 
 
 def _hook_command(value: Any, where: str) -> list[str]:

@@ -12,6 +12,7 @@ ServiceSpec (``specs``), and its parsing here (a section of its own gets a file 
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +25,18 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.compose.engine_opt
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.env_files import service_env_files, service_label_files
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.mounts import service_files, service_mounts
 from ansible_collections.dockerflow.flow.plugins.module_utils.compose.ports import parse_port
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import FIXED_ADDRESS_KEYS, BuildSpec, ServiceSpec
-from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import as_list, as_mapping, parse_duration_ns
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.specs import (
+    FIXED_ADDRESS_KEYS,
+    BuildSpec,
+    DeploySpec,
+    ServiceSpec,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.compose.values import (
+    as_list,
+    as_mapping,
+    parse_duration_ns,
+    whole_number,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,7 +51,7 @@ SUPPORTED_SERVICE_KEYS = frozenset(
         "labels", "networks", "restart", "healthcheck", "depends_on", "extends", "container_name",
         "hostname", "user", "working_dir", "stop_signal", "stop_grace_period", "extra_hosts", "tmpfs",
         "read_only", "init", "cap_add", "cap_drop", "logging", "pull_policy", "deploy",
-        "secrets", "configs", "profiles", "build", "label_file", *IGNORED_SERVICE_KEYS,
+        "secrets", "configs", "profiles", "build", "label_file", "scale", *IGNORED_SERVICE_KEYS,
     ]
 ) | ENGINE_OPTION_KEYS
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
@@ -109,10 +120,21 @@ def normalize_service(project: ComposeProject, name: str) -> ServiceSpec:
         logging=raw.get("logging"),
         pull_policy=pull_policy,
         pull_refresh_s=pull_refresh_s,
-        deploy=parse_deploy(raw.get("deploy"), where),
+        deploy=_deploy(raw, where),
         engine=parse_engine_options(project, raw, where),
         build=build,
     )
+
+
+def _deploy(raw: dict[str, Any], where: str) -> DeploySpec:
+    """The ``deploy`` section, its replicas from ``scale`` when the service sets that (Compose's older word)."""
+    deploy = parse_deploy(raw.get("deploy"), where)
+    scale = whole_number(raw.get("scale"), where + ": scale", minimum=0)
+    if scale is None:
+        return deploy
+    if deploy.replicas is not None and deploy.replicas != scale:
+        raise FlowError("%s: scale=%d and deploy.replicas=%d disagree: set one of them." % (where, scale, deploy.replicas))
+    return dataclasses.replace(deploy, replicas=scale)
 
 
 def _check_service_keys(raw: dict[str, Any], where: str) -> None:

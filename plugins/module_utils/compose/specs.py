@@ -22,7 +22,7 @@ REMOTE_CONTEXT_PREFIXES = ("http://", "https://", "git://", "github.com/", "git@
 
 # EngineOptions fields newer than the others: left out of the config hash when unset, so a service that sets
 # older engine keys only keeps its digest (no needless redeploy after an upgrade).
-_ENGINE_FIELDS_ADDED_LATER = ("blkio_config", "post_start", "pre_stop")
+_ENGINE_FIELDS_ADDED_LATER = ("blkio_config", "post_start", "pre_stop", "pre_start")
 
 
 @dataclass
@@ -114,6 +114,8 @@ class EngineOptions:
     # lifecycle hooks run in the container (compose.hooks): after it started, before it is stopped
     post_start: list[dict[str, Any]] = field(default_factory=list)
     pre_stop: list[dict[str, Any]] = field(default_factory=list)
+    # init containers run once per release before its instances start (compose.hooks)
+    pre_start: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -224,6 +224,9 @@ def test_deploy_resources_win_over_mem_limit_and_cpus(write_file):
         ("cpu_shares: 512", "cpu_shares"),
         ("shm_size: 64m", "shm_size"),
         ("gpus: all", "gpus"),
+        ("post_start: [{command: warm}]", "post_start"),
+        ("pre_stop: [{command: flush}]", "pre_stop"),
+        ("pre_start: [{command: migrate}]", "pre_start"),
     ],
 )
 def test_the_long_tail_keys_swarm_lacks_are_refused_in_one_line_naming_key_and_backend(write_file, body, key):

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 """The last service keys of issue 12: develop, label_file, include, the network attachment keys,
-blkio_config, credential_spec and the lifecycle hooks (what the reader makes of them).
+blkio_config, credential_spec, the lifecycle hooks and scale (what the reader makes of them).
 
 What the container backend makes of them is in backends/test_container_spec.py; that the engine
 takes them, in tests/integration/test_service_keys.py.
@@ -246,6 +246,53 @@ def test_post_start_and_pre_stop_hooks_are_read_and_carried_in_labels(compose):
     assert hook_labels(app(compose, "command: run\n")) == {}
 
 
-def test_pre_start_is_still_not_read(compose):
-    with pytest.raises(FlowError, match=r"key\(s\) pre_start are not supported"):
-        app(compose, "pre_start: [{command: migrate}]\n")
+def test_pre_start_steps_are_read_with_their_image_or_the_services(compose):
+    spec = app(compose, """\
+        pre_start:
+          - command: ["./manage.py", "migrate"]
+          - image: busybox
+            command: sh -c 'chown -R 1000:1000 /data'
+            user: root
+            environment: {STEP: chown}
+          - image: tools:1
+            per_replica: false
+        """)
+    assert spec.engine.pre_start == [
+        {"command": ["./manage.py", "migrate"], "image": None, "user": None, "privileged": False, "working_dir": None,
+         "environment": {}},
+        {"command": ["sh", "-c", "chown -R 1000:1000 /data"], "image": "busybox", "user": "root", "privileged": False,
+         "working_dir": None, "environment": {"STEP": "chown"}},
+        {"command": None, "image": "tools:1", "user": None, "privileged": False, "working_dir": None, "environment": {}},
+    ]
+    assert app(compose, "command: run\n").config_hash() == app(compose, "command: run\npre_start: []\n").config_hash()
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("pre_start: [migrate]\n", "pre_start[0] must be a mapping with command or image"),
+        ("pre_start: [{user: root}]\n", "pre_start[0] needs command or image: what to run before the service starts."),
+        ("pre_start: [{command: migrate, per_replica: true}]\n",
+         "pre_start[0].per_replica: true is not supported: Flow runs pre_start once per release"),
+        ("pre_start: [{command: migrate, when: always}]\n", "pre_start[0]"),
+    ],
+)
+def test_a_bad_pre_start_step_is_one_line_naming_it(compose, body, message):
+    with pytest.raises(FlowError, match=re.escape(message)) as error:
+        app(compose, body)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("body, replicas", [("scale: 3\n", 3), ("scale: 0\n", 0),
+                                            ("scale: 2\ndeploy: {replicas: 2}\n", 2)])
+def test_scale_is_the_first_releases_count_as_deploy_replicas_is(compose, body, replicas):
+    assert app(compose, body).deploy.replicas == replicas
+
+
+@pytest.mark.parametrize("body, message", [
+    ("scale: 2\ndeploy: {replicas: 3}\n", "scale=2 and deploy.replicas=3 disagree: set one of them."),
+    ("scale: many\n", "scale='many' is not valid: use a whole number of 0 or more."),
+])
+def test_a_bad_scale_is_one_line(compose, body, message):
+    with pytest.raises(FlowError, match=re.escape(message)):
+        app(compose, body)
