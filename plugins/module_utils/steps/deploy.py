@@ -255,6 +255,9 @@ class Deploy(Step):
             check_http_path=settings.health_path, legacy_names=settings.legacy_names,
         )
         self.flow.fence("starting release %d as %s" % (release, color))
+        if wanted.spec.engine.pre_start:
+            self.flow.progress("release %d: running %d pre_start step(s) before its instances"
+                               % (release, len(wanted.spec.engine.pre_start)))
         self.flow.progress("starting release %d as %s: %d instance(s) of %s"
                            % (release, color, placement.count, wanted.spec.image))
         new = self.flow.backend.run_instances(wanted.spec, context, color, release, numbers, wanted.config_hash,
