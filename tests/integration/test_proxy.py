@@ -385,7 +385,6 @@ def test_scaling_down_asks_the_proxy_and_waits_a_fixed_time_only_when_it_cannot(
     backend, load = routed_under_load(routed_project, proxy, instances=3, connections=8, max_seconds=90)
     try:
         down = routed_project.run("flow_scale", {"scale": "-1"})
-        print("DEBUG", down["steps"], proxy.runtime("show stat %s 4 -1" % backend))
         asked = [step for step in down["steps"] if "for the proxy to stop sending" in step]
         assert asked and asked[0].endswith("it no longer has them in rotation"), down["steps"]
         gone = {"%s:%d" % (address, port) for address, port in (
