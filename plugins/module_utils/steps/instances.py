@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import backend_name
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, wait_healthy
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import default
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_rotation import checked_endpoints, wait_out_of_rotation
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registration, service_id_for
 
@@ -135,16 +136,12 @@ def quiesce(flow: FlowContext, state: dict, leaving: list[Instance], endpoints: 
         return
     started = time.monotonic()
     try:
-        if flow.reach_proxy is None:
-            raise FlowError("this module does not reach the proxy")
-        node = flow.reach_proxy()
-        colors = sorted({instance.color for instance in leaving})
-        busy = [server for color in colors for server in wait_out_of_rotation(
-            node, backend_name(flow.settings.service, color), checked_endpoints(endpoints))[1]]
-    except FlowError as error:
+        busy = _ask_proxy(flow, state, leaving, endpoints)
+    except Exception as error:  # asking is only quicker than the fixed wait: whatever goes wrong, wait as before
+        reason = error.msg if isinstance(error, FlowError) else "%s: %s" % (error.__class__.__name__, error)
         time.sleep(max(0.0, DNS_QUIESCE_SECONDS - (time.monotonic() - started)))
         flow.progress("waited %ds for the proxy to stop sending requests to them (it was not asked: %s)"
-                      % (DNS_QUIESCE_SECONDS, (error.msg.splitlines() or [""])[0].rstrip(".")))
+                      % (DNS_QUIESCE_SECONDS, (reason.splitlines() or [""])[0].rstrip(".")))
         return
     waited = time.monotonic() - started
     if busy:
@@ -153,6 +150,19 @@ def quiesce(flow: FlowContext, state: dict, leaving: list[Instance], endpoints: 
     else:
         flow.progress("waited %.1fs for the proxy to stop sending requests to them: it no longer has them in rotation"
                       % waited)
+
+
+def _ask_proxy(flow: FlowContext, state: dict, leaving: list[Instance], endpoints: set[str]) -> list[str]:
+    """quiesce asking the proxy that routes the service: the servers still in rotation when it gave up waiting."""
+    if flow.reach_proxy is None:
+        raise FlowError("this module does not reach the proxy")
+    node = flow.reach_proxy()
+    routed_by = state["routes"].get("proxy") or default("proxy_name")
+    if node.name != routed_by:
+        raise FlowError("the service is routed by proxy %s, and this run reaches %s (proxy_name)" % (routed_by, node.name))
+    checked = checked_endpoints(endpoints)
+    return [server for color in sorted({instance.color for instance in leaving})
+            for server in wait_out_of_rotation(node, backend_name(flow.settings.service, color), checked)[1]]
 
 
 def discard(flow: FlowContext, instances: list[Instance]) -> None:

@@ -87,6 +87,8 @@ def test_instances_the_proxy_cannot_be_asked_about_are_refused(endpoints, error)
 class AnsweringNode:
     """The proxy's runtime API and master CLI as a list of answers, one a poll."""
 
+    name = "dockerflow-proxy"
+
     def __init__(self, stats, procs):
         self.stats, self.procs = list(stats), list(procs)
         self.asked = []
@@ -163,6 +165,20 @@ def test_a_proxy_that_cannot_be_asked_gets_the_fixed_wait(monkeypatch):
         assert time.monotonic() - started >= 0.2
         assert flow.steps[0].startswith("waited 0s for the proxy to stop sending requests to them (it was not asked: ")
     assert flow.steps[0].endswith("(it was not asked: Cannot reach the proxy's Docker engine: connection refused)")
+
+    def broken():
+        raise KeyError("ExitCode")
+
+    other = AnsweringNode([stat(("b1", "MAINT (resolution)", 0, ""))], [proc()])
+    for reach, state, reason in (
+        (broken, ROUTED, "KeyError: 'ExitCode'"),
+        (lambda: other, {"routes": dict(ROUTED["routes"], proxy="public-proxy")},
+         "the service is routed by proxy public-proxy, and this run reaches dockerflow-proxy (proxy_name)"),
+    ):
+        flow = Flow(reach)
+        step_instances.quiesce(flow, state, [Instance("books-app-blue-2")], {"127.0.0.1:32917"})
+        assert flow.steps == ["waited 0s for the proxy to stop sending requests to them (it was not asked: %s)" % reason]
+    assert other.asked == [], "another proxy's answer would say nothing about the one that routes the service"
     unrouted = Flow(unreachable)
     step_instances.quiesce(unrouted, {"routes": {}}, [Instance("books-app-blue-2")], {"127.0.0.1:32917"})
     assert unrouted.steps == [], "nothing routes the service: nothing to wait for"
