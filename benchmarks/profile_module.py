@@ -104,7 +104,7 @@ def install():
 
     api = docker.api.client.APIClient
     for name in dir(api):
-        if not name.startswith("_") and callable(getattr(api, name)) and name not in ("get", "post", "put", "delete"):
+        if not name.startswith("_") and callable(getattr(api, name)) and name not in ("get", "post", "put", "delete", "mount", "close"):
             setattr(api, name, _docker_method(name, getattr(api, name)))
     send = requests.Session.send
 
