@@ -103,8 +103,9 @@ def install():
     import requests
 
     api = docker.api.client.APIClient
+    transport = ("get", "post", "put", "delete", "mount", "close")  # requests.Session's, not Docker API calls
     for name in dir(api):
-        if not name.startswith("_") and callable(getattr(api, name)) and name not in ("get", "post", "put", "delete", "mount", "close"):
+        if not name.startswith("_") and callable(getattr(api, name)) and name not in transport:
             setattr(api, name, _docker_method(name, getattr(api, name)))
     send = requests.Session.send
 
