@@ -471,7 +471,7 @@ class Bench:
         params = {"consul_address": CONSUL_URL, "publish_address": "127.0.0.1"}
         if module == "flow_deploy":
             params.update(health_path="/health", health_timeout=60)
-        if module in ("flow_proxy", "flow_stop_old"):
+        if module in ("flow_proxy", "flow_stop_old", "flow_scale"):
             params.update(self.proxy.params())
         return params
 

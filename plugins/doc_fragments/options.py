@@ -268,26 +268,30 @@ options:
     description:
       - Docker engine of the proxy host. Falls back to E(FLOW_PROXY_DOCKER_HOST), then C(proxy_docker_host) in
         C(docker-flow.yml), then O(docker_host).
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: str
   proxy_docker_cert_path:
     description:
       - TLS files (C(ca.pem), C(cert.pem), C(key.pem)) for O(proxy_docker_host). Falls back to
         E(FLOW_PROXY_DOCKER_CERT_PATH), then C(proxy_docker_cert_path) in C(docker-flow.yml), then O(cert_path) when the
         proxy shares the service's engine.
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: path
   proxy_tls_verify:
     description:
       - Verify the proxy engine's certificate. Falls back to E(FLOW_PROXY_TLS_VERIFY), then C(proxy_tls_verify) in
         C(docker-flow.yml), then O(tls_verify).
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: bool
   proxy_name:
     description:
       - Name of the proxy container. Falls back to E(FLOW_PROXY_NAME), then C(proxy_name) in C(docker-flow.yml), then
         V(dockerflow-proxy).
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: str
   proxy_image:
     description:
@@ -332,19 +336,22 @@ options:
         then C(proxy_admin_address) in C(docker-flow.yml), then V(127.0.0.1).
       - Both take admin commands without authentication; any other than a loopback address gives a warning. The master
         CLI takes a new address when the proxy container is created.
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: str
   proxy_admin_port:
     description:
       - Port of HAProxy's runtime API on O(proxy_admin_address). Falls back to E(FLOW_PROXY_ADMIN_PORT), then
         C(proxy_admin_port) in C(docker-flow.yml), then V(9999).
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: int
   proxy_master_port:
     description:
       - Port of HAProxy's master CLI on O(proxy_admin_address). Falls back to E(FLOW_PROXY_MASTER_PORT), then
         C(proxy_master_port) in C(docker-flow.yml), then V(9998).
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: int
   proxy_max_servers:
     description:

@@ -105,6 +105,7 @@ class FlowModule:
         self.values: dict[str, Any] = {}
         self.sources: dict[str, str] = {}
         self.current_flow: Flow | None = None  # the Flow an action built, whose warnings the result carries
+        self._proxy_node: ProxyNode | None = None
 
     def resolve(self) -> dict[str, Any]:
         """Merge parameters, FLOW_* environment and docker-flow.yml; derive project and service names."""
@@ -182,7 +183,12 @@ class FlowModule:
         return backend
 
     def proxy_node(self) -> ProxyNode:
-        """The proxy container on ``proxy_docker_host`` (else the service's engine)."""
+        """The proxy container on ``proxy_docker_host`` (else the service's engine); connected once a run."""
+        if self._proxy_node is None:
+            self._proxy_node = self._connect_proxy()
+        return self._proxy_node
+
+    def _connect_proxy(self) -> ProxyNode:
         values = self.values
         host = values.get("proxy_docker_host") or values.get("docker_host")
         # The service's cert_path is for its own engine: it only applies when the proxy shares that engine.

@@ -121,6 +121,8 @@ def _resolved(name: str, type_: str, group: str, doc: str, env: tuple = (), **mo
 
 
 _ROUTED = (PROXY, STOP_OLD)
+# Where the proxy is: flow_scale reaches it too, to ask when it stopped sending requests to the instances it takes away.
+_REACH_PROXY = (PROXY, STOP_OLD, SCALE)
 
 TABLE = (
     # --- service --------------------------------------------------------------------------------
@@ -258,14 +260,14 @@ TABLE = (
     _resolved("path_type", "str", "routes", "How O(service_path) matches.", modules=(PROXY,), default="prefix",
               choices=("prefix", "exact", "regex")),
     # --- proxy ----------------------------------------------------------------------------------
-    _resolved("proxy_docker_host", "str", "proxy", "Docker engine of the proxy host.", modules=_ROUTED,
+    _resolved("proxy_docker_host", "str", "proxy", "Docker engine of the proxy host.", modules=_REACH_PROXY,
               default_doc="O(docker_host)", seed=True),
     _resolved("proxy_docker_cert_path", "path", "proxy",
-              "TLS files (C(ca.pem), C(cert.pem), C(key.pem)) for O(proxy_docker_host).", modules=_ROUTED,
+              "TLS files (C(ca.pem), C(cert.pem), C(key.pem)) for O(proxy_docker_host).", modules=_REACH_PROXY,
               default_doc="O(cert_path) when the proxy shares the service's engine", seed=True),
-    _resolved("proxy_tls_verify", "bool", "proxy", "Verify the proxy engine's certificate.", modules=_ROUTED,
+    _resolved("proxy_tls_verify", "bool", "proxy", "Verify the proxy engine's certificate.", modules=_REACH_PROXY,
               default_doc="O(tls_verify)"),
-    _resolved("proxy_name", "str", "proxy", "Name of the proxy container.", modules=_ROUTED, default="dockerflow-proxy"),
+    _resolved("proxy_name", "str", "proxy", "Name of the proxy container.", modules=_REACH_PROXY, default="dockerflow-proxy"),
     _resolved("proxy_image", "str", "proxy",
               "HAProxy image the proxy is created from when it does not exist (the default is an LTS release).",
               modules=_ROUTED, default="haproxy:3.0", details=(
@@ -286,13 +288,13 @@ TABLE = (
     _resolved("proxy_stats_port", "int", "proxy", "Port of the statistics page on O(proxy_stats_address).",
               modules=_ROUTED, default=8404),
     _resolved("proxy_admin_address", "str", "proxy", "Address HAProxy's runtime API and master CLI bind on the proxy host.",
-              modules=_ROUTED, default="127.0.0.1", details=(
+              modules=_REACH_PROXY, default="127.0.0.1", details=(
                   "Both take admin commands without authentication; any other than a loopback address gives a warning."
                   " The master CLI takes a new address when the proxy container is created.",)),
     _resolved("proxy_admin_port", "int", "proxy", "Port of HAProxy's runtime API on O(proxy_admin_address).",
-              modules=_ROUTED, default=9999),
+              modules=_REACH_PROXY, default=9999),
     _resolved("proxy_master_port", "int", "proxy", "Port of HAProxy's master CLI on O(proxy_admin_address).",
-              modules=_ROUTED, default=9998),
+              modules=_REACH_PROXY, default=9998),
     _resolved("proxy_max_servers", "int", "proxy",
               "Instances of one color the proxy sends requests to (the slots of its C(server-template)), 1 to 500.",
               modules=_ROUTED, default=DEFAULT_SERVER_SLOTS, details=(

@@ -135,13 +135,18 @@ class ProxyFlow:
                     % (self.node.name, difference))
         return outcome
 
-    def _activate(self, config: str, generation: str) -> None:
-        self.node.activate(config, generation)
+    def _activate(self, config: str, generation: str, running: str | bool | None = False) -> None:
+        """``running``: what runs now, when this run read it under the proxy's lock (else the node reads it)."""
+        self.node.activate(config, generation, running=running)
         self.flow.progress("proxy configuration %s checked and activated" % generation)
 
-    def _running_config(self) -> str | None:
-        """What the running worker runs (by the generation it reports, not by haproxy.cfg), or None."""
-        return self.node.running_config() if self.node.status() == "running" else None
+    def _running(self) -> tuple[str | None, set[str]]:
+        """What the running worker runs (by the generation it reports, not by haproxy.cfg; None if unknown) and its
+        backends. Read once a run: under the proxy's lock only this run changes them."""
+        if self.node.status() != "running":
+            return None, set()
+        backends = self.node.backends()
+        return self.node.running_config(backends), backends
 
     def run(self, state: str, service_path: Iterable[str] | None = None, service_domain: str | None = None,
             path_type: str = "prefix", color: str | None = None) -> Result:
@@ -244,7 +249,7 @@ class ProxyFlow:
     def _sync(self, documents: Mapping[str, Document]) -> Result:
         self._warn_overfull(documents)
         outcome = self._ensure_proxy(documents)
-        running = self._running_config()
+        running = self._running()[0]
         routes = routes_from_documents(documents, self.node.name)
         config, generation = self._render(routes)
         changed = self._apply(config, generation, running) or bool(outcome)
@@ -256,7 +261,7 @@ class ProxyFlow:
         if not document or not document.get("routes"):
             return self._result(False, "%s has no route." % service, None, None)
         self._ensure_proxy(documents)
-        running = self._running_config()
+        running = self._running()[0]
         config, generation = self._render(routes_from_documents(documents, self.node.name, skip=service))
         changed = self._apply(config, generation, running)
         if not self.flow.check_mode:
@@ -275,7 +280,7 @@ class ProxyFlow:
         self._refuse_a_color_not_passing(document, route.color)
         # A proxy created or started just now already serves the recorded route, but that is a change.
         proxy_outcome = self._ensure_proxy(documents)
-        running = self._running_config()
+        running, backends = self._running()
         config, generation = self._render(others + [route])
         facts = dict(color=route.color, live_color=route.color, routes=route.as_dict())
         recorded_slots = (document.get("routes") or {}).get("max_servers") or DEFAULT_SERVER_SLOTS
@@ -289,20 +294,20 @@ class ProxyFlow:
             servers = self._servers_up_or_refuse(target, document)
             self.flow.store.update(route.service, lambda doc: commit_served(doc, self._recorded_route(route)))
         else:
-            servers = self._switch_through_intent(route, others, document, running, (config, generation))
+            servers = self._switch_through_intent(route, others, document, (running, backends), (config, generation))
         self.flow.progress("proxy serves %s from %s (%d server(s) up)" % (route.service, route.color, servers))
         previous_live = document.get("live_color")
         was = (" (was %s)" % previous_live) if previous_live and previous_live != route.color else ""
         return self._result(True, "The proxy routes %s to %s%s." % (route.service, route.color, was), running, config,
                             previous_color=previous_live, servers_up=servers, **facts)
 
-    def _switch_through_intent(
-        self, route: Route, others: list[Route], document: Document, running: str | None, rendered: tuple[str, str]
-    ) -> int:
-        """Record the intent, activate, confirm from the running worker, then commit it (one CAS write)."""
+    def _switch_through_intent(self, route: Route, others: list[Route], document: Document,
+                               running: tuple[str | None, set[str]], rendered: tuple[str, str]) -> int:
+        """Record the intent, activate, confirm from the running worker, then commit it (one CAS write).
+        ``running``: the running configuration and backends, as this run read them."""
         config, generation = rendered
         target = backend_name(route.service, route.color)
-        previous = self._stage(route, others, document, running)
+        previous = self._stage(route, others, document, *running)
         self._servers_up_or_refuse(target, document)
         intent = PendingSwitch.new(route.color, generation, self.node.name, self._recorded_route(route),
                                    document.get("live_color"))
@@ -310,9 +315,10 @@ class ProxyFlow:
         self.flow.checkpoint("proxy:switch")
         try:
             self.flow.fence("activating the switch of %s to %s" % (route.service, route.color))
-            self._activate(config, generation)
+            self._activate(config, generation, running=previous)
+            activated_at = time.monotonic()
             self.flow.checkpoint("proxy:activated")
-            servers = self._confirm(target, generation, document, previous)
+            servers = self._confirm(target, activated_at, document, previous)
         except FlowError:
             self._settle_after_failure(route.service, intent)
             raise
@@ -373,10 +379,11 @@ class ProxyFlow:
                 % (self.flow.settings.service, color, _sentence(_keeps_serving(document)))
             )
 
-    def _stage(self, route: Route, others: list[Route], document: Document, running: str | None) -> str | None:
-        """Add the target's backend first, routing unchanged, so it is resolved before any request goes there.
-        Returns the configuration running afterwards."""
-        if backend_name(route.service, route.color) in self.node.backends():
+    def _stage(self, route: Route, others: list[Route], document: Document, running: str | None,
+               backends: set[str]) -> str | None:
+        """Add the target's backend first (unless the running worker has it: ``backends``), routing unchanged, so it
+        is resolved before any request goes there. Returns the configuration running afterwards."""
+        if backend_name(route.service, route.color) in backends:
             return running
         previous = document.get("routes") or {}
         if previous:
@@ -385,19 +392,18 @@ class ProxyFlow:
         else:
             config, generation = self._render(others + [route], unrouted=(route.service,))
         if config != running:
-            self._activate(config, generation)
+            self._activate(config, generation, running=running)
         return config
 
-    def _confirm(self, target: str, generation: str, document: Document, previous: str | None) -> int:
-        """The running worker serves the switch: it reports ``generation``, and the target's servers come UP and
-        stay UP for as long as HAProxy's checks need to find a dead one. If not, ``previous`` goes back."""
+    def _confirm(self, target: str, activated_at: float, document: Document, previous: str | None) -> int:
+        """The running worker serves the switch (activate returned once it reported the new generation): the
+        target's servers come UP and stay UP for as long as HAProxy's checks need to find a dead one, counted from
+        ``activated_at`` (the new worker ran by then). If not, ``previous`` goes back."""
         settings = self.node.settings
         seconds = settings.down_detection_seconds()
         try:
-            if not self.node.reports_generation(generation):
-                raise FlowError("The proxy's running worker does not report configuration %s" % generation)
             servers = self.node.wait_servers_up(target, self.switch_timeout)
-            if not self.node.hold_servers_up(target, seconds):
+            if not self.node.hold_servers_up(target, seconds, since=activated_at):
                 raise FlowError(
                     "The proxy marked every server of %s DOWN within %gs of the switch (its checks: %d failed, %d ms "
                     "apart)" % (target, seconds, settings.check_fall, settings.check_interval_ms))
@@ -423,12 +429,8 @@ class ProxyFlow:
             raise FlowError("%s Not switching.%s" % (error.msg, _sentence(_keeps_serving(document))))
 
     def _wait_passing(self, service: str, color: str) -> int:
-        deadline = time.monotonic() + self.switch_timeout
-        while True:
-            passing = self.flow.registrar.passing(service, color)
-            if passing or self.flow.check_mode or time.monotonic() >= deadline:
-                return passing
-            time.sleep(0.5)
+        timeout = 0 if self.flow.check_mode else self.switch_timeout
+        return len(self.flow.registrar.watch_passing(service, bool, timeout, tag=color))
 
 
 def commit_served(document: Document, recorded_route: Mapping[str, Any]) -> None:

@@ -248,9 +248,10 @@ class ProxyNode:
     def current_config(self) -> str | None:
         return self.read_file(CONFIG_FILE)
 
-    def running_generation(self) -> str | None:
-        """The generation the running worker reports, or None when it runs a configuration rendered elsewhere."""
-        for name in self.backends():
+    def running_generation(self, backends: set[str] | None = None) -> str | None:
+        """The generation the running worker reports (in ``backends``, its answer to ``show backend`` if already read),
+        or None when it runs a configuration rendered elsewhere."""
+        for name in self.backends() if backends is None else backends:
             if name.startswith(GENERATION_BACKEND_PREFIX):
                 return name[len(GENERATION_BACKEND_PREFIX):]
         return None
@@ -282,10 +283,10 @@ class ProxyNode:
             return self.running_generation()
         return config_generation(self.current_config())
 
-    def running_config(self) -> str | None:
-        """The text of the configuration the running worker reports: haproxy.cfg or the copy the last
-        activation kept. None when neither holds it: then the file is not the truth."""
-        generation = self.running_generation()
+    def running_config(self, backends: set[str] | None = None) -> str | None:
+        """The text of the configuration the running worker reports (``backends`` as in running_generation):
+        haproxy.cfg or the copy the last activation kept. None when neither holds it: then the file is not the truth."""
+        generation = self.running_generation(backends)
         if generation is None:
             return None
         for path in (CONFIG_FILE, PREVIOUS_FILE):
@@ -309,12 +310,13 @@ class ProxyNode:
     def backends(self) -> set[str]:
         return {line.strip() for line in self.runtime("show backend").splitlines() if line.strip() and not line.startswith("#")}
 
-    def activate(self, config: str, generation: str, timeout: float = 30) -> None:
+    def activate(self, config: str, generation: str, timeout: float = 30, running: str | bool | None = False) -> None:
         """Check ``config``, install it and reload; returns once the running worker reports ``generation``.
 
-        All or nothing: when no new worker comes up with it, the configuration that ran before goes back
-        into haproxy.cfg (and is loaded again if the worker no longer runs it), and FlowError says so."""
-        previous = self.running_config()
+        All or nothing: when no new worker comes up with it, the configuration that ran before (``running`` when
+        the caller read it under the proxy's lock, else read now) goes back into haproxy.cfg (and is loaded again
+        if the worker no longer runs it), and FlowError says so."""
+        previous = self.running_config() if running is False else running
         self.check(config)
         failed_before = self.failed_reloads()
         if previous is not None:
@@ -395,12 +397,13 @@ class ProxyNode:
                 count += 1
         return count
 
-    def hold_servers_up(self, backend: str, seconds: float) -> int:
-        """Watch ``backend`` in the running worker for ``seconds``: the fewest servers seen UP (0 ends the watch)."""
-        deadline = time.monotonic() + seconds
+    def hold_servers_up(self, backend: str, seconds: float, since: float | None = None) -> int:
+        """Watch ``backend`` in the running worker until ``seconds`` after ``since`` (a time.monotonic(), else now):
+        the fewest servers seen UP (0 ends the watch)."""
+        deadline = (time.monotonic() if since is None else since) + seconds
         fewest = self.servers_up(backend)
         while fewest and time.monotonic() < deadline:
-            time.sleep(0.25)
+            time.sleep(0.5)  # a server the checks find dead stays DOWN: no need to ask more often
             fewest = min(fewest, self.servers_up(backend))
         return fewest
 

@@ -18,6 +18,7 @@ This file is the contract between them: the registrator's image carries it (with
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +34,8 @@ META_CHECK_HTTP = "dockerflow-check-http"
 CHECK_INTERVAL = "2s"
 CHECK_TIMEOUT = "2s"
 LEGACY_ID_SUFFIX = "-legacy"
+BLOCKING_WAIT = 5  # seconds a blocking query may wait for a change, well within the client's timeout
+POLL_SECONDS = 0.5  # between two reads when Consul answers without blocking
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,14 @@ class Registrar:
             if candidate in registered:
                 self.client.call("deregistering %s" % candidate, api.agent.service.deregister, candidate)
 
+    def endpoints(self, service_ids: list[str]) -> set[str]:
+        """``address:port`` of the agent's registrations ``service_ids`` (legacy twins included): where the proxy,
+        through Consul DNS, sends their requests."""
+        wanted = set(service_ids) | {service_id + LEGACY_ID_SUFFIX for service_id in service_ids}
+        services = self.client.call("listing agent services", self.client.api.agent.services)
+        return {"%s:%s" % (entry.get("Address") or "", entry.get("Port"))
+                for service_id, entry in services.items() if service_id in wanted and entry.get("Port")}
+
     def registered_ids(self, service: str | None = None) -> set[str]:
         """Service IDs this collection registered in the agent, optionally for one service."""
         services = self.client.call("listing agent services", self.client.api.agent.services)
@@ -167,6 +178,26 @@ class Registrar:
             "reading health of %s" % service, self.client.api.health.service, service, passing=True
         )
         return {entry["Service"]["ID"] for entry in entries or []}
+
+    def watch_passing(self, service: str, done: Callable[[set[str]], bool], timeout: float,
+                      tag: str | None = None) -> set[str]:
+        """IDs of the passing instances of ``service`` (tagged ``tag``) once ``done(ids)``, or as they are when ``timeout``
+        runs out. Blocking queries: Consul answers when the list changes, so nobody polls and no change waits for a poll.
+        """
+        deadline = time.monotonic() + timeout
+        index = None
+        while True:
+            blocking = {} if index is None else {"index": index, "wait": "%ds" % max(1, min(BLOCKING_WAIT, timeout))}
+            asked = time.monotonic()
+            answer, entries = self.client.call("reading health of %s" % service, self.client.api.health.service, service,
+                                               passing=True, tag=tag, **blocking)
+            ids = {entry["Service"]["ID"] for entry in entries or []}
+            remaining = deadline - time.monotonic()
+            if done(ids) or remaining <= 0:
+                return ids
+            if answer == index and time.monotonic() - asked < 0.1:
+                time.sleep(min(POLL_SECONDS, remaining))  # an answer that did not block: poll as before
+            index, timeout = answer, remaining
 
     def health(self, service: str) -> dict[str, str]:
         """service_id -> passing|warning|critical for the instances of ``service``."""

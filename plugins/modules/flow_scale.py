@@ -19,7 +19,9 @@ description:
   - For a service a proxy routes, the count of one color cannot go beyond the proxy's server slots
     (C(proxy_max_servers) of M(dockerflow.flow.flow_proxy), recorded in the route), as instances beyond them would get
     no request.
-  - This module does not reach the proxy. While a proxy switch of the service is interrupted (its intent
+  - Scaling down a routed service asks the proxy (O(proxy_name) on O(proxy_docker_host)) when it stopped sending
+    requests to the instances taken away, before they stop; when it cannot be asked, it waits 3 seconds instead.
+  - This module does not switch the proxy. While a proxy switch of the service is interrupted (its intent
     C(pending_switch) is in the state, see M(dockerflow.flow.flow_proxy)), both the live and the pending color count
     as served - it refuses to scale either of them down (adding instances is fine), with one line saying to run
     M(dockerflow.flow.flow_proxy) (or O(dockerflow.flow.flow_proxy#module:state=synced)), which settles it.
@@ -83,7 +85,9 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.options import mod
 
 
 def scale(runner):
-    return runner.flow(color=runner.params["color"], stop_timeout=runner.params["stop_timeout"]).scale()
+    flow = runner.flow(color=runner.params["color"], stop_timeout=runner.params["stop_timeout"])
+    flow.reach_proxy = runner.proxy_node  # only to ask when it stopped sending requests to instances taken away
+    return flow.scale()
 
 
 def main():

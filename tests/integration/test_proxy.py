@@ -379,6 +379,33 @@ def test_scaling_down_under_load_fails_no_request(routed_project, proxy):
     assert summary["failed"] == 0 and summary["requests"] > 100, summary
 
 
+def test_scaling_down_asks_the_proxy_and_waits_a_fixed_time_only_when_it_cannot(routed_project, proxy):
+    """Issue 15: instead of a fixed 3 s for the proxy's DNS, scale-down asks the proxy's runtime API until the
+    instances it takes away are out of rotation; when the proxy cannot be asked it keeps the fixed wait."""
+    backend, load = routed_under_load(routed_project, proxy, instances=3, connections=8, max_seconds=90)
+    try:
+        down = routed_project.run("flow_scale", {"scale": "-1"})
+        asked = [step for step in down["steps"] if "for the proxy to stop sending" in step]
+        assert asked and asked[0].endswith("it no longer has them in rotation"), down["steps"]
+        gone = {"%s:%d" % (address, port) for address, port in (
+            ("127.0.0.1", routed_project.port_of(c)) for c in routed_project.running("blue"))}
+        stat = proxy.runtime("show stat %s 4 -1" % backend).splitlines()
+        columns = stat[0][2:].split(",")
+        in_rotation = {row.split(",")[columns.index("addr")] for row in stat[1:] if row.count(",") > 10
+                       and not row.split(",")[columns.index("status")].startswith("MAINT")
+                       and row.split(",")[1] != "BACKEND"}
+        assert len(in_rotation) == 2 and in_rotation <= gone, (in_rotation, gone)
+        unreachable = routed_project.run("flow_scale", {"scale": "-1", "proxy_admin_port": free_ports(1)[0]})
+        fixed = [step for step in unreachable["steps"] if "for the proxy to stop sending" in step]
+        assert fixed and fixed[0].startswith("waited 3s for the proxy to stop sending requests to them (it was not "
+                                             "asked: HAProxy's runtime API"), unreachable["steps"]
+        time.sleep(0.5)
+    finally:
+        result = load.stop()
+    summary = result.summary()
+    assert summary["failed"] == 0 and summary["requests"] > 100, summary
+
+
 def test_a_proxy_made_from_another_image_is_reported_and_left_serving(routed_project, proxy):
     routed = deploy_and_route(routed_project)
     assert not [w for w in routed.get("warnings", []) if "only a new container" in w], routed.get("warnings")

@@ -152,7 +152,7 @@ class _Health:
     def __init__(self, consul):
         self.consul = consul
 
-    def service(self, name, tag=None, passing=None):
+    def service(self, name, tag=None, passing=None, index=None, wait=None):  # answers at once: no blocking query
         found = []
         for entry in self.consul.services.values():
             if entry["Service"] != name or (tag and tag not in entry["Tags"]):

@@ -38,6 +38,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent impo
 if TYPE_CHECKING:
     from ansible_collections.dockerflow.flow.plugins.module_utils.backends.base import Backend, Instance
     from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
+    from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
 
 
 @dataclass
@@ -95,6 +96,9 @@ class FlowContext:
         self.warnings: list[str] = []
         # Set by flow_stop_old for a routed service: waits until the proxy finished requests to old colors.
         self.wait_for_drain: Callable[[], float] | None = None
+        # Set by the modules that reach the proxy (flow_stop_old, flow_scale): connects to it (proxy_node.ProxyNode),
+        # to ask it when it stopped sending requests to instances that leave (instances.quiesce).
+        self.reach_proxy: Callable[[], ProxyNode] | None = None
         # Set by the modules that reach the proxy (flow_stop_old; flow_proxy settles through ProxyFlow itself):
         # settles an interrupted switch, document -> document (switch_intent, proxy_flow.proxy_reconciler).
         self.switch_reconciler: Callable[[dict], dict] | None = None

@@ -17,7 +17,10 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import backend_name
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, wait_healthy
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import default
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_rotation import checked_endpoints, wait_out_of_rotation
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registration, service_id_for
 
 if TYPE_CHECKING:
@@ -26,7 +29,6 @@ if TYPE_CHECKING:
     from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext, FlowSettings
 
 DNS_QUIESCE_SECONDS = 3
-REGISTRATION_POLL_SECONDS = 0.5
 DEREGISTRATION_WAIT_SECONDS = 30
 
 
@@ -82,31 +84,32 @@ def _await_registrations(flow: FlowContext, instances: list[Instance], port_key:
     settings = flow.settings
     wanted = {service_id_for(instance.name): instance for instance in instances}
     started = time.monotonic()
-    deadline = started + settings.health_timeout
-    while True:
-        missing = sorted(set(wanted) - flow.registrar.passing_ids(settings.service))
-        if not missing:
-            break
-        if time.monotonic() >= deadline:
-            instance = wanted[missing[0]]
-            raise FlowError(
-                "Consul does not list %s passing after %ds (health_timeout). The registrator of its node (%s) "
-                "registers it: check that the registrator runs there (role dockerflow.flow.registrator) and that "
-                "the node's Consul agent reaches %s:%s."
-                % (instance.name, settings.health_timeout, instance.address or "unknown",
-                   instance.address or "the node", instance.ports.get(port_key)),
-                failed_instance=instance.name,
-            )
-        time.sleep(REGISTRATION_POLL_SECONDS)
+    passing = flow.registrar.watch_passing(settings.service, lambda ids: set(wanted) <= ids, settings.health_timeout)
+    missing = sorted(set(wanted) - passing)
+    if missing:
+        instance = wanted[missing[0]]
+        raise FlowError(
+            "Consul does not list %s passing after %ds (health_timeout). The registrator of its node (%s) "
+            "registers it: check that the registrator runs there (role dockerflow.flow.registrator) and that "
+            "the node's Consul agent reaches %s:%s."
+            % (instance.name, settings.health_timeout, instance.address or "unknown",
+               instance.address or "the node", instance.ports.get(port_key)),
+            failed_instance=instance.name,
+        )
     flow.progress("Consul lists %d new instance(s) passing, registered by the registrators of their nodes (%.1fs)"
                   % (len(wanted), time.monotonic() - started))
 
 
-def deregister(flow: FlowContext, instances: list[Instance]) -> None:
-    if flow.backend.registration_owner != "flow":
-        return  # the registrators deregister instances when they stop
-    for instance in instances:
-        flow.registrar.deregister(service_id_for(instance.name))
+def deregister(flow: FlowContext, instances: list[Instance]) -> set[str]:
+    """Take ``instances`` out of Consul; returns where they were registered (``address:port``), which quiesce
+    asks the proxy about."""
+    if flow.backend.registration_owner != "flow" or not instances:
+        return set()  # the registrators deregister instances when they stop
+    service_ids = [service_id_for(instance.name) for instance in instances]
+    endpoints = flow.registrar.endpoints(service_ids)
+    for service_id in service_ids:
+        flow.registrar.deregister(service_id)
+    return endpoints
 
 
 def await_deregistrations(flow: FlowContext, instances: list[Instance]) -> None:
@@ -114,27 +117,53 @@ def await_deregistrations(flow: FlowContext, instances: list[Instance]) -> None:
     if flow.backend.registration_owner == "flow" or not instances:
         return
     gone = {service_id_for(instance.name) for instance in instances}
-    deadline = time.monotonic() + DEREGISTRATION_WAIT_SECONDS
-    while gone & flow.registrar.passing_ids(flow.settings.service):
-        if time.monotonic() >= deadline:
-            flow.warnings.append(
-                "Consul still lists %s as passing %ds after Swarm stopped them: is the registrator of their "
-                "node running?" % (", ".join(sorted(gone)), DEREGISTRATION_WAIT_SECONDS)
-            )
-            return
-        time.sleep(REGISTRATION_POLL_SECONDS)
+    if gone & flow.registrar.watch_passing(flow.settings.service, lambda ids: not gone & ids, DEREGISTRATION_WAIT_SECONDS):
+        flow.warnings.append(
+            "Consul still lists %s as passing %ds after Swarm stopped them: is the registrator of their "
+            "node running?" % (", ".join(sorted(gone)), DEREGISTRATION_WAIT_SECONDS)
+        )
 
 
-def quiesce(flow: FlowContext, state: dict) -> None:
-    """After deregistering serving instances of a routed service, give the proxy time to see it.
+def quiesce(flow: FlowContext, state: dict, leaving: list[Instance], endpoints: set[str]) -> None:
+    """After deregistering serving instances (``leaving``, registered at ``endpoints``) of a routed service, wait
+    until the proxy stopped sending requests to them, before they stop.
 
-    The proxy learns about instances from Consul DNS (hold time ~1 s, a resolution per second):
-    stopping at once would cut requests it still sends there. Registrator-owned instances are
-    deregistered only when they stop, so there is nothing to wait for.
+    The proxy learns about instances from Consul DNS (a resolution a second, obsolete records kept 2 s), so
+    stopping at once would cut requests it still sends there. A step that reaches the proxy (``reach_proxy``)
+    asks it (proxy_rotation), bounded; else, or when the proxy cannot be asked, it waits DNS_QUIESCE_SECONDS.
+    Registrator-owned instances are deregistered only when they stop, so there is nothing to wait for.
     """
-    if state.get("routes") and flow.backend.registration_owner == "flow":
-        time.sleep(DNS_QUIESCE_SECONDS)
-        flow.progress("waited %ds for the proxy to stop sending requests to them" % DNS_QUIESCE_SECONDS)
+    if not state.get("routes") or flow.backend.registration_owner != "flow" or not leaving:
+        return
+    started = time.monotonic()
+    try:
+        busy = _ask_proxy(flow, state, leaving, endpoints)
+    except Exception as error:  # asking is only quicker than the fixed wait: whatever goes wrong, wait as before
+        reason = error.msg if isinstance(error, FlowError) else "%s: %s" % (error.__class__.__name__, error)
+        time.sleep(max(0.0, DNS_QUIESCE_SECONDS - (time.monotonic() - started)))
+        flow.progress("waited %ds for the proxy to stop sending requests to them (it was not asked: %s)"
+                      % (DNS_QUIESCE_SECONDS, (reason.splitlines() or [""])[0].rstrip(".")))
+        return
+    waited = time.monotonic() - started
+    if busy:
+        flow.warn("the proxy still sent requests to %s (or ran an earlier configuration) %.0fs after they left "
+                  "Consul; they stop now" % (", ".join(busy), waited))
+    else:
+        flow.progress("waited %.1fs for the proxy to stop sending requests to them: it no longer has them in rotation"
+                      % waited)
+
+
+def _ask_proxy(flow: FlowContext, state: dict, leaving: list[Instance], endpoints: set[str]) -> list[str]:
+    """quiesce asking the proxy that routes the service: the servers still in rotation when it gave up waiting."""
+    if flow.reach_proxy is None:
+        raise FlowError("this module does not reach the proxy")
+    node = flow.reach_proxy()
+    routed_by = state["routes"].get("proxy") or default("proxy_name")
+    if node.name != routed_by:
+        raise FlowError("the service is routed by proxy %s, and this run reaches %s (proxy_name)" % (routed_by, node.name))
+    checked = checked_endpoints(endpoints)
+    return [server for color in sorted({instance.color for instance in leaving})
+            for server in wait_out_of_rotation(node, backend_name(flow.settings.service, color), checked)[1]]
 
 
 def discard(flow: FlowContext, instances: list[Instance]) -> None:

@@ -123,8 +123,8 @@ class Scale(Step):
         """The newest instances go: out of Consul (and the proxy) first, then stopped and removed."""
         victims = sorted(count.running, key=lambda i: (i.created, i.number), reverse=True)[: count.current - count.wanted]
         self.flow.fence("removing %d %s instance(s)" % (len(victims), count.color))
-        deregister(self.flow, victims)
-        quiesce(self.flow, count.state)
+        endpoints = deregister(self.flow, victims)
+        quiesce(self.flow, count.state, victims, endpoints)
         gone = self.flow.backend.retire(victims, timeout=self.settings.stop_timeout)
         await_deregistrations(self.flow, gone)
         self.flow.progress("removed %s" % ", ".join(i.name for i in gone))

@@ -119,9 +119,10 @@ class StopOld(Step):
     def _take_out_of_service(self, state: dict, old: Old) -> None:
         """Out of Consul, and for a routed service out of the proxy, before anything stops."""
         self.flow.fence("deregistering the old instances")
-        deregister(self.flow, old.leaving)
-        if any(i.color == old.live for i in old.leaving):
-            quiesce(self.flow, state)  # plain releases share the live backend
+        endpoints = deregister(self.flow, old.leaving)
+        serving = [i for i in old.leaving if i.color == old.live]
+        if serving:
+            quiesce(self.flow, state, serving, endpoints)  # plain releases share the live backend
         if state.get("routes") and self.flow.wait_for_drain and old.leaving:
             waited = self.flow.wait_for_drain()
             self.flow.progress("the proxy drained requests to the old release in %.1fs" % waited)

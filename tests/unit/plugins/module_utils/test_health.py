@@ -157,6 +157,17 @@ def test_docker_probe_waits_for_healthy():
     assert len(backend.refreshed) == 3
 
 
+def test_the_first_probes_come_soon_after_the_start_and_later_ones_no_more_often_than_every_half_second(monkeypatch):
+    """Issue 15: a fixed 0.5 s between probes saw an app that is healthy in ~1 s up to 0.5 s late."""
+    monkeypatch.setattr(health, "POLL_SECONDS", 0.5)
+    pauses = []
+    monkeypatch.setattr(health.time, "sleep", pauses.append)
+    starting = [instance(health_state="starting")] * 6
+    backend = ReplayBackend({"c1": [instance(status="created")] + starting + [instance(health_state="healthy")]})
+    wait_healthy(backend, [instance()], Probe("docker"), timeout=5)
+    assert pauses == [0.1, 0.2, 0.4, 0.5, 0.5, 0.5, 0.5]
+
+
 def test_results_keep_the_given_order():
     one, two = instance(id="c1", name="a-1"), instance(id="c2", name="a-2")
     backend = ReplayBackend({

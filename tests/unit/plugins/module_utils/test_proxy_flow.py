@@ -93,7 +93,7 @@ class FakeProxyNode:
     def current_config(self):
         return self.file
 
-    def running_config(self):
+    def running_config(self, backends=None):
         return self.running
 
     def running_generation(self):
@@ -117,7 +117,7 @@ class FakeProxyNode:
     def backends(self):
         return set(re.findall(r"^backend (\S+)$", self.running or "", re.MULTILINE))
 
-    def activate(self, config, generation):
+    def activate(self, config, generation, running=False):
         if self.fail_activation:
             raise FlowError("HAProxy could not start a worker with the new configuration: cannot bind socket. "
                             "The previous configuration was restored.")
@@ -132,7 +132,7 @@ class FakeProxyNode:
             raise FlowError("The proxy sees no server of %s UP after %ds." % (backend, timeout))
         return count
 
-    def hold_servers_up(self, backend, seconds):
+    def hold_servers_up(self, backend, seconds, since=None):
         self.held.append((backend, seconds))
         return 0 if backend in self.dead_after_switch else self.up.get(backend, 1)
 
@@ -434,9 +434,9 @@ def test_the_intent_is_recorded_before_activating_and_committed_with_the_live_co
     seen = []
     activate = proxied.node.activate
 
-    def watching(config, generation):
+    def watching(config, generation, **kwargs):
         seen.append((generation, proxied.document()))
-        activate(config, generation)
+        activate(config, generation, **kwargs)
         proxied.consul.calls.append(("activated", generation))
 
     proxied.node.activate = watching
@@ -582,8 +582,8 @@ def test_a_commit_consul_does_not_take_leaves_the_intent_for_the_next_run(proxie
     proxied.deploy(image="dockerflow-test/app:2")
     activate = proxied.node.activate
 
-    def then_consul_fails(config, generation):
-        activate(config, generation)
+    def then_consul_fails(config, generation, **kwargs):
+        activate(config, generation, **kwargs)
 
         def refuse(_kv):
             raise requests.exceptions.ConnectionError()

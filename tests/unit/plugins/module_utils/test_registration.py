@@ -201,3 +201,34 @@ def test_health_takes_the_worst_service_check():
 
 def test_health_of_an_unknown_service():
     assert Registrar(FakeConsulClient(health_entries=None)).health("nothing") == {}
+
+
+class _ChangingHealth:
+    """Consul's health endpoint answering a blocking query: the next answer comes when the list changed."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)  # (index, service IDs)
+        self.asked = []
+
+    def __call__(self, service, **kwargs):
+        self.asked.append(kwargs)
+        index, ids = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return index, [{"Service": {"ID": service_id}} for service_id in ids]
+
+
+def test_waiting_for_instances_uses_blocking_queries_not_polls():
+    client = FakeConsulClient()
+    client.api.health.service = health = _ChangingHealth([("10", []), ("12", ["a"]), ("15", ["a", "b"])])
+    ids = Registrar(client).watch_passing("books-app", lambda found: {"a", "b"} <= found, 30, tag="green")
+    assert ids == {"a", "b"}
+    assert health.asked == [
+        {"passing": True, "tag": "green"},
+        {"passing": True, "tag": "green", "index": "10", "wait": "5s"},
+        {"passing": True, "tag": "green", "index": "12", "wait": "5s"},
+    ], "each query waits on the index of the answer before"
+
+
+def test_a_wait_that_runs_out_returns_what_passes_then():
+    client = FakeConsulClient()
+    client.api.health.service = _ChangingHealth([("10", ["a"])])
+    assert Registrar(client).watch_passing("books-app", lambda found: not found, 0.2) == {"a"}

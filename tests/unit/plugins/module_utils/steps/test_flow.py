@@ -14,6 +14,7 @@ import re
 
 import pytest
 
+from ansible_collections.dockerflow.flow.plugins.module_utils import registration
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import ServiceLock, lock_key
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe
@@ -44,7 +45,7 @@ services:
 def no_waiting(monkeypatch):
     """The proxy's DNS hold time and Consul polling are real-time waits in production."""
     monkeypatch.setattr(step_instances, "DNS_QUIESCE_SECONDS", 0)
-    monkeypatch.setattr(step_instances, "REGISTRATION_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(registration, "POLL_SECONDS", 0.01)
     monkeypatch.setattr(step_instances, "DEREGISTRATION_WAIT_SECONDS", 0.05)
 
 

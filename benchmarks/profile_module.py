@@ -1,0 +1,177 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+"""Run one flow module in this process, as AnsiballZ would run it, and count where its time goes.
+
+    profile_module.py MODULE ARGS_JSON OUT_JSON
+
+``ARGS_JSON`` holds the module's parameters (a dict). The module runs from the collection on
+``PYTHONPATH`` (``.build/collections``) with every Docker API call (``docker.APIClient``), every
+``docker exec`` into the proxy (``ProxyNode.exec``, by the command it runs), every HTTP request to
+Consul and every ``time.sleep`` timed. ``OUT_JSON`` gets the breakdown and the module's result.
+What module_profile.py calls per step; not meant to be run by hand, though it can be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import re
+import sys
+import threading
+import time
+from collections import defaultdict
+
+STARTED = time.perf_counter()
+_REAL_SLEEP = time.sleep
+_MAIN = threading.main_thread()
+
+
+class Tally:
+    """count and seconds per kind; only the module's own (main) thread counts, not the lock renewal."""
+
+    def __init__(self):
+        self.count = defaultdict(int)
+        self.seconds = defaultdict(float)
+
+    def add(self, kind, seconds):
+        if threading.current_thread() is _MAIN:
+            self.count[kind] += 1
+            self.seconds[kind] += seconds
+
+    def report(self):
+        kinds = sorted(self.count, key=lambda kind: -self.seconds[kind])
+        return {
+            "count": sum(self.count.values()),
+            "seconds": round(sum(self.seconds.values()), 3),
+            "by_kind": {kind: {"count": self.count[kind], "seconds": round(self.seconds[kind], 3)} for kind in kinds},
+        }
+
+
+DOCKER, EXECS, CONSUL, SLEEPS = Tally(), Tally(), Tally(), Tally()
+_depth = threading.local()
+
+
+def _timed(tally, kind, function, *args, **kwargs):
+    began = time.perf_counter()
+    try:
+        return function(*args, **kwargs)
+    finally:
+        tally.add(kind, time.perf_counter() - began)
+
+
+def _docker_method(name, function):
+    """Only the outermost APIClient call counts (the client's methods call each other)."""
+
+    def wrapper(*args, **kwargs):
+        if getattr(_depth, "docker", 0):
+            return function(*args, **kwargs)
+        _depth.docker = 1
+        try:
+            return _timed(DOCKER, name, function, *args, **kwargs)
+        finally:
+            _depth.docker = 0
+
+    return wrapper
+
+
+def _exec_kind(command):
+    """'runtime: show stat', 'master: show proc', 'haproxy -c', 'mv', 'reload', ..."""
+    text = " ".join(command)
+    if "dockerflow-cli.sh" in text:
+        port_and_command = command[2:4]
+        words = port_and_command[1].split()
+        return "cli %s %s" % (port_and_command[0], " ".join(words[:2]))
+    if "dockerflow-reload.sh" in text:
+        return "reload script"
+    return " ".join(command[:2])
+
+
+def _consul_kind(request):
+    path = re.sub(r"^https?://[^/]+", "", request.url)
+    base, _q, query = path.partition("?")
+    parts = base.split("/")
+    kind = "/".join(parts[:4])  # /v1/kv/dockerflow, /v1/health/service, /v1/session/create ...
+    if "index=" in query:
+        kind += " (blocking)"
+    return "%s %s" % (request.method, kind)
+
+
+def install():
+    import docker.api.client
+    import requests
+
+    api = docker.api.client.APIClient
+    transport = ("get", "post", "put", "delete", "mount", "close")  # requests.Session's, not Docker API calls
+    for name in dir(api):
+        if not name.startswith("_") and callable(getattr(api, name)) and name not in transport:
+            setattr(api, name, _docker_method(name, getattr(api, name)))
+    send = requests.Session.send
+
+    def consul_send(self, request, **kwargs):
+        if request.url.startswith("http+docker") or "/exec/" in request.url or "/containers/" in request.url:
+            return send(self, request, **kwargs)
+        return _timed(CONSUL, _consul_kind(request), send, self, request, **kwargs)
+
+    requests.Session.send = consul_send
+
+    def sleep(seconds):
+        _timed(SLEEPS, "%.2fs" % seconds, _REAL_SLEEP, seconds)
+
+    time.sleep = sleep
+
+
+def install_proxy_exec():
+    from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_node
+
+    execute = proxy_node.ProxyNode.exec
+
+    def exec_(self, command):
+        return _timed(EXECS, _exec_kind(command), execute, self, command)
+
+    proxy_node.ProxyNode.exec = exec_
+
+
+def main(module, args_path, out_path):
+    with open(args_path) as handle:
+        params = json.load(handle)
+    install()
+    began = time.perf_counter()
+    loaded = importlib.import_module("ansible_collections.dockerflow.flow.plugins.modules.%s" % module)
+    from ansible.module_utils import basic
+
+    install_proxy_exec()
+    imports = time.perf_counter() - began
+    basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": params}).encode()
+    basic._ANSIBLE_PROFILE = "legacy"
+    output = io.StringIO()
+    ran = time.perf_counter()
+    with contextlib.redirect_stdout(output):
+        try:
+            loaded.main()
+        except SystemExit:
+            pass
+    ended = time.perf_counter()
+    try:
+        result = json.loads(output.getvalue())
+    except ValueError:
+        result = {"failed": True, "msg": output.getvalue()[-2000:]}
+    report = {
+        "module": module,
+        "process_s": round(ended - STARTED, 3),  # from this script's first line: interpreter start-up excluded
+        "imports_s": round(imports, 3),
+        "run_s": round(ended - ran, 3),
+        "docker_api": DOCKER.report(),
+        "proxy_execs": EXECS.report(),
+        "consul": CONSUL.report(),
+        "sleeps": SLEEPS.report(),
+        "result": {key: result.get(key) for key in ("changed", "failed", "msg", "steps", "color", "live_color")},
+    }
+    with open(out_path, "w") as handle:
+        json.dump(report, handle, indent=1)
+    return 1 if result.get("failed") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:4]))
