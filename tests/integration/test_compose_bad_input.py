@@ -5,6 +5,7 @@ another process holds, and a fixed host port that two colors or two instances wo
 
 from __future__ import annotations
 
+import os
 import socket
 
 import yaml
@@ -34,7 +35,8 @@ def test_bad_compose_files_fail_clearly_and_the_live_release_keeps_serving(flow_
         ({"compose_path": "host-network.yml"},
          "target app sets network_mode host: every instance of both colors would listen on the same host port, so the "
          "new color could not start while the old one serves; remove network_mode and publish the port under ports."),
-        ({"compose_path": "top-level.yml"}, "top-level key(s) include are not supported"),
+        ({"compose_path": "top-level.yml"},
+         "include: compose file %s does not exist." % os.path.join(flow_project.dir, "other.yml")),
         ({"compose_path": "no-image.yml", "pull": "never"},
          "Image dockerflow-test/no-such-image:1 is not on the engine and pull is 'never'."),
         # No registry answers here: the pull fails and the message says which image and why.
