@@ -21,13 +21,13 @@ INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) DOCKERFLOW_TEST_CONSUL_DNS=127.0.0.1:8600 \
 	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 --durations=15 $(PYTEST_ARGS)
 
-.PHONY: help venv collection-path engine images consul consul-stop clean-containers \
+.PHONY: help venv collection-path engine images images-bench consul consul-stop clean-containers \
         unit integration awx quality faults test-cluster coverage test demo benchmarks options clean
 
 help:
 	@echo "targets: test (everything, as CI), venv, collection-path, engine, images, consul,"
 	echo "         consul-stop, clean-containers, unit, integration, awx, quality, faults, test-cluster,"
-	echo "         coverage, demo, benchmarks, options, clean"
+	echo "         coverage, demo, benchmarks, images-bench, options, clean"
 
 venv: $(VENV_STAMP)
 
@@ -47,6 +47,10 @@ engine:
 
 images:
 	@$(HARNESS)/build-images.sh
+
+# Images only the benchmarks use (proxy_overhead.py's nginx peer); not part of `make test` or CI.
+images-bench:
+	@$(HARNESS)/build-images.sh --bench
 
 consul:
 	@$(HARNESS)/consul.sh start
@@ -165,7 +169,7 @@ demo: venv collection-path engine images
 BENCH_ARGS ?=
 BENCH_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	DOCKERFLOW_BENCH_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT)
-benchmarks: venv collection-path engine images consul
+benchmarks: venv collection-path engine images images-bench consul
 	@status=0
 	for bench in zero_downtime proxy_overhead switch_latency; do
 	    echo "==> benchmarks/$$bench.py"

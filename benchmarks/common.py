@@ -9,8 +9,9 @@ projects ``dfbench*`` (services ``dfbench*-app``, their containers labelled
 and its volume ``dockerflow-test-bench-proxy-config``, Consul KV keys under
 ``dockerflow/services/dfbench*``, ``dockerflow/locks/dfbench*`` and
 ``dockerflow/locks/proxy-dockerflow-test-bench-proxy`` (the proxy's own lock),
-and the agent registrations whose ``dockerflow-service`` meta names such a
-service.
+the agent registrations whose ``dockerflow-service`` meta names such a
+service, and peer proxies ``dfbench-*`` labelled ``dockerflow.bench.peer``
+(proxy_overhead's nginx).
 ``Bench`` removes all of it on exit, also after a failure, Ctrl-C or SIGTERM,
 and removes leftovers of a killed earlier run before it starts.
 
@@ -57,6 +58,7 @@ SERVICE_PATH = "/bench"
 BACKENDS = ("container", "swarm")
 KV_SERVICES = "dockerflow/services/"
 KV_LOCKS = "dockerflow/locks/"
+PEER_LABEL = "dockerflow.bench.peer"  # a peer proxy a benchmark compares Flow's with (nginx_peer.py)
 
 
 class BenchError(Exception):
@@ -408,6 +410,7 @@ class Bench:
         self.docker = docker.from_env(version="auto", timeout=120)
         self.projects = []
         self.kv_keys = []  # extra keys written directly (switch_latency's routed services)
+        self.peer_names = set()  # peer proxies' containers (proxy_overhead's nginx)
         self._previous_handlers = {}
 
     # -- life cycle ----------------------------------------------------------------
@@ -585,6 +588,9 @@ class Bench:
             for container in self.docker.containers.list(
                     all=True, filters={"label": "com.docker.compose.project"}, ignore_removed=True):
                 if project_match(container.labels.get("com.docker.compose.project")):
+                    found[container.id] = container
+            for container in self.docker.containers.list(all=True, filters={"label": PEER_LABEL}, ignore_removed=True):
+                if (everything and self._ours(container.name)) or container.name in self.peer_names:
                     found[container.id] = container
             self._remove_containers(found.values(), "container")
 

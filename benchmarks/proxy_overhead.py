@@ -2,7 +2,12 @@
 # -*- coding: utf-8 -*-
 """Proxy overhead benchmark: throughput and p99 latency through the proxy against
 straight to the single instance's published port (the service is deployed with
-scale 1, so both paths end at the same one instance), with the same load.
+scale 1, so both paths end at the same one instance), with the same load; and,
+in the same run, through a stock Debian nginx set up as a typical reverse proxy in
+front of the same instance (benchmarks/nginx_peer.py; --no-nginx leaves it out).
+Rounds alternate direct / Flow's proxy / nginx, in a rotating order. Each proxy's
+CPU time per 1000 requests is read from /proc/<pid>/stat (utime + stime of its
+container's processes) before and after each of its runs.
 
 Throughput figures come from wrk when it is installed (``apt-get install wrk``),
 else from the Python load generator; the Python generator runs too, with the same
@@ -40,15 +45,23 @@ from common import (  # noqa: E402
     machine_info,
     main_wrapper,
     parser_for,
+    port_free,
     proxy_from_args,
 )
+from cpu_time import container_cpu_seconds  # noqa: E402
 from loadgen import check_loopback, run_load  # noqa: E402
+from nginx_peer import NGINX_IMAGE, NginxPeer  # noqa: E402
 
 GOAL = 0.8
 WRK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk_status.lua")
+# The measured paths: straight to the instance, through Flow's proxy, through the nginx peer.
+PATHS = ("direct", "proxy", "nginx")
+PROXIES = {"proxy": "Flow's proxy", "nginx": "nginx"}
+CPU_SOURCE = ("utime + stime from /proc/<pid>/stat of the proxy container's processes (host PIDs from docker top), "
+              "read before and after each run")
 # Per-run figures kept in the JSON report.
 RUN_FIELDS = ("requests", "answers_2xx", "seconds", "requests_per_second", "p50_ms", "p99_ms", "failed",
-              "app_listen_overflows")
+              "app_listen_overflows", "cpu_seconds", "cpu_seconds_per_1000_requests")
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
@@ -60,10 +73,14 @@ def arguments():
     parser.add_argument("--duration", type=int, default=12, help="seconds per wrk run")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=2,
-                        help="alternating direct/proxy rounds per tool (mean throughput, median latencies)")
+                        help="rounds per tool over direct / proxy / nginx, in an order rotating each round "
+                             "(mean throughput, median latencies and ratios)")
     parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto",
                         help="auto: wrk for the headline figures when installed, and the Python generator as well")
     parser.add_argument("--max-seconds", type=float, default=40, help="time bound of one Python generator run")
+    parser.add_argument("--nginx-port", type=int, default=18184,
+                        help="loopback port of the nginx peer (image %s, `make images-bench`)" % NGINX_IMAGE)
+    parser.add_argument("--no-nginx", action="store_true", help="measure without the nginx peer")
     args = parser.parse_args()
     check_backend(parser, args)
     if args.tool == "wrk" and not shutil.which("wrk"):
@@ -71,6 +88,8 @@ def arguments():
     for name in ("connections", "requests", "duration", "threads", "rounds"):
         if getattr(args, name) < 1:
             parser.error("--%s must be 1 or more" % name)
+    if not 1024 < args.nginx_port < 65536:
+        parser.error("--nginx-port must be a port number above 1024")
     return parser, args
 
 
@@ -131,9 +150,9 @@ def python_figures(url, connections, result):
 
 def aggregate(runs):
     """Mean throughput and median latencies over the runs of one path; each run is kept."""
-    def median(key):
+    def median(key, digits=2):
         values = [r[key] for r in runs if r.get(key) is not None]
-        return round(statistics.median(values), 2) if values else None
+        return round(statistics.median(values), digits) if values else None
 
     rates = [r["requests_per_second"] or 0 for r in runs]
     return {
@@ -145,54 +164,128 @@ def aggregate(runs):
         "p90_ms": median("p90_ms"),
         "p99_ms": median("p99_ms"),
         "failed": sum(r["failed"] for r in runs),
+        "cpu_seconds_per_1000_requests": median("cpu_seconds_per_1000_requests", digits=4),
         "runs": [{k: r.get(k) for k in RUN_FIELDS} for r in runs],
     }
 
 
-def measure(tool, args, targets, instance):
-    """Alternate direct and proxy for ``args.rounds`` rounds, then the tool's ceiling once."""
-    def one(url):
+def cpu_figures(before, after, requests):
+    """CPU seconds of one run and per 1000 requests, from two readings (None when either is missing)."""
+    if before is None or after is None:
+        return {}
+    seconds = after - before
+    return {"cpu_seconds": round(seconds, 3),
+            "cpu_seconds_per_1000_requests": round(seconds * 1000.0 / requests, 4) if requests else None}
+
+
+def round_order(paths, number):
+    """The paths in round ``number`` (0-based): rotated one step a round, so none is always first."""
+    shift = number % len(paths)
+    return list(paths[shift:]) + list(paths[:shift])
+
+
+def ratio(rate, direct_rate):
+    return round(rate / direct_rate, 3) if rate is not None and direct_rate else None
+
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def measure(tool, args, targets, instance, cpu_readers):
+    """Rounds over the paths in a rotating order, then the tool's ceiling once. ``cpu_readers``
+    maps a proxy path to a function giving its container's CPU seconds so far."""
+    paths = [name for name in PATHS if name in targets]
+
+    def one(name):
+        url = targets[name]
+        read_cpu = cpu_readers.get(name)
         before = listen_overflows(instance)
+        cpu_before = read_cpu() if read_cpu else None
         if tool == "wrk":
             figures = run_wrk(url, args.connections, args.threads, args.duration)
         else:
             figures = run_python(url, args.connections, args.requests, args.max_seconds)
+        cpu_after = read_cpu() if read_cpu else None
         after = listen_overflows(instance)
-        if before is not None and after is not None and url != targets["ceiling"]:
+        if before is not None and after is not None and name != "ceiling":
             figures["app_listen_overflows"] = after - before
+        figures.update(cpu_figures(cpu_before, cpu_after, figures["requests"]))
         return figures
 
-    runs = {"direct": [], "proxy": []}
+    runs = {name: [] for name in paths}
+    rounds = []
     for number in range(args.rounds):
-        order = ("direct", "proxy") if number % 2 == 0 else ("proxy", "direct")
-        for name in order:
-            figures = one(targets[name])
+        this_round = {}
+        for name in round_order(paths, number):
+            this_round[name] = figures = one(name)
             runs[name].append(figures)
-            log("%s %s round %d: %.0f req/s, p99 %s ms, failed %d, app accept-queue overflows %s" % (
+            log("%s %s round %d: %.0f req/s, p99 %s ms, failed %d, cpu %s s/1000 requests, app accept-queue overflows %s" % (
                 tool, name, number + 1, figures["requests_per_second"] or 0, figures["p99_ms"], figures["failed"],
-                figures.get("app_listen_overflows")))
-    ceiling = one(targets["ceiling"])
+                figures.get("cpu_seconds_per_1000_requests"), figures.get("app_listen_overflows")))
+        direct_rate = this_round["direct"]["requests_per_second"]
+        summary = {"round": number + 1, "order": round_order(paths, number)}
+        for name in PROXIES:
+            if name in this_round:
+                summary["ratio_%s_to_direct" % name] = ratio(this_round[name]["requests_per_second"], direct_rate)
+                summary["%s_p99_ms" % name] = this_round[name]["p99_ms"]
+                summary["%s_cpu_seconds_per_1000_requests" % name] = this_round[name].get("cpu_seconds_per_1000_requests")
+        rounds.append(summary)
+        log("%s round %d: %s" % (tool, number + 1, "; ".join(
+            "%s/direct %s, p99 %s ms, cpu %s s/1000 requests" % (
+                PROXIES[name], summary["ratio_%s_to_direct" % name], summary["%s_p99_ms" % name],
+                summary["%s_cpu_seconds_per_1000_requests" % name])
+            for name in PROXIES if name in this_round)))
+    ceiling = one("ceiling")
     log("%s ceiling (HAProxy answering itself): %.0f req/s, p99 %s ms" % (
         tool, ceiling["requests_per_second"] or 0, ceiling["p99_ms"]))
-    direct, proxied = aggregate(runs["direct"]), aggregate(runs["proxy"])
-    ratio = (proxied["requests_per_second"] / direct["requests_per_second"]) if direct["requests_per_second"] else None
-    return {
-        "direct": direct,
-        "proxy": proxied,
-        "ceiling_haproxy_self_answer": ceiling,
-        "ratio_proxy_to_direct": round(ratio, 3) if ratio is not None else None,
-        "p99_added_ms": round(proxied["p99_ms"] - direct["p99_ms"], 2)
-        if proxied.get("p99_ms") is not None and direct.get("p99_ms") is not None else None,
-    }
+    result = {name: aggregate(runs[name]) for name in paths}
+    result["ceiling_haproxy_self_answer"] = ceiling
+    result["rounds"] = rounds
+    direct = result["direct"]
+    for name in PROXIES:
+        if name not in result:
+            continue
+        figures = result[name]
+        # Ratio of the mean rates (the figure before the nginx peer came), and the median of the rounds' ratios.
+        result["ratio_%s_to_direct" % name] = ratio(figures["requests_per_second"], direct["requests_per_second"])
+        result["median_ratio_%s_to_direct" % name] = median_or_none(r["ratio_%s_to_direct" % name] for r in rounds)
+        result["%s_p99_added_ms" % name] = round(figures["p99_ms"] - direct["p99_ms"], 2) \
+            if figures.get("p99_ms") is not None and direct.get("p99_ms") is not None else None
+    result["p99_added_ms"] = result.pop("proxy_p99_added_ms")
+    return result
+
+
+def tool_summary(tool, figures):
+    """One tool's part of the summary line: direct, then each proxy's median round ratio, p99 and CPU."""
+    direct = figures["direct"]
+    parts = ["direct %.0f req/s p99 %s ms" % (direct["requests_per_second"] or 0, direct["p99_ms"])]
+    for name, title in PROXIES.items():
+        if name in figures:
+            path = figures[name]
+            parts.append("%s %.0f req/s p99 %s ms, ratio %s (rounds' median %s), cpu %s s/1000 req" % (
+                title, path["requests_per_second"] or 0, path["p99_ms"], figures["ratio_%s_to_direct" % name],
+                figures["median_ratio_%s_to_direct" % name], path["cpu_seconds_per_1000_requests"]))
+    parts.append("tool ceiling %.0f req/s" % (figures["ceiling_haproxy_self_answer"]["requests_per_second"] or 0))
+    return "%s: %s" % (tool, ", ".join(parts))
 
 
 def run(parser, args):
     proxy = proxy_from_args(parser, args)
+    if not args.no_nginx and args.nginx_port in proxy.ports:
+        parser.error("--nginx-port %d is one of --proxy-ports" % args.nginx_port)
     have_wrk = bool(shutil.which("wrk"))
     tools = {"auto": (["wrk"] if have_wrk else []) + ["python"], "wrk": ["wrk"], "python": ["python"]}[args.tool]
     report = {"benchmark": "proxy_overhead", "backend": args.backend, "goal_ratio": GOAL,
-              "wrk_installed": have_wrk, "tools": tools}
+              "wrk_installed": have_wrk, "tools": tools, "nginx_peer": not args.no_nginx, "cpu_source": CPU_SOURCE}
     with Bench(proxy, keep=args.keep) as bench:
+        peer = None
+        if not args.no_nginx:
+            peer = NginxPeer(bench, args.nginx_port)
+            peer.check_image()
+            if not port_free(args.nginx_port):
+                raise BenchError("Port %d on 127.0.0.1 is in use; pick another with --nginx-port." % args.nginx_port)
         report["machine"] = machine_info(bench.docker, proxy.image)
         project = bench.project("po")
         log("setting up %s: deploy with scale 1, proxy on 127.0.0.1:%d" % (project.service, proxy.http_port))
@@ -200,42 +293,56 @@ def run(parser, args):
         instances = project.instances()
         if len(instances) != 1:
             raise BenchError("expected 1 running instance, found %d" % len(instances))
+        instance_port = project.instance_port(instances[0])
         targets = {
-            "direct": "http://127.0.0.1:%d%s" % (project.instance_port(instances[0]), SERVICE_PATH),
+            "direct": "http://127.0.0.1:%d%s" % (instance_port, SERVICE_PATH),
             "proxy": proxy.url(),
             "ceiling": "http://127.0.0.1:%d/healthz" % proxy.stats_port,
         }
-        for name in ("direct", "proxy"):
+        flow_proxy = bench.docker.containers.get(proxy.name)
+        cpu_readers = {"proxy": lambda: container_cpu_seconds(flow_proxy)}
+        if peer is not None:
+            peer.start([instance_port])
+            targets["nginx"] = peer.url()
+            cpu_readers["nginx"] = lambda: container_cpu_seconds(peer.container)
+            report["machine"]["nginx"] = peer.version()
+            report["nginx_container"] = peer.name
+        paths = [name for name in PATHS if name in targets]
+        for name in paths:
             status, body = http_get(targets[name])
             if status != 200 or not isinstance(body, dict):
                 raise BenchError("%s target %s answers %s %r" % (name, targets[name], status, body))
+        for name, read_cpu in cpu_readers.items():
+            if read_cpu() is None:
+                log("cannot read the CPU time of %s's processes from /proc: no CPU figures for it" % PROXIES[name])
         report["targets"] = targets
         report["instance"] = instances[0].name
-        # Warm both paths (HAProxy's server connections, the app's threads) before measuring.
+        # Warm every path (the proxies' server connections, the app's threads) before measuring.
         report["warm_up_failed"] = sum(
-            run_load(targets[name], 500, connections=args.connections, max_seconds=10).failed for name in ("proxy", "direct"))
+            run_load(targets[name], 500, connections=args.connections, max_seconds=10).failed for name in paths)
         started = time.monotonic()
         for tool in tools:
-            report[tool] = measure(tool, args, targets, instances[0])
+            report[tool] = measure(tool, args, targets, instances[0], cpu_readers)
         report["measure_seconds"] = round(time.monotonic() - started, 1)
 
     headline_tool = tools[0]
     headline = report[headline_tool]
-    ratio = headline["ratio_proxy_to_direct"]
+    flow_ratio = headline["ratio_proxy_to_direct"]
     report["headline_tool"] = headline_tool
-    report["goal_met"] = bool(ratio is not None and ratio >= GOAL)
+    report["goal_met"] = bool(flow_ratio is not None and flow_ratio >= GOAL)
+    if peer is not None:
+        flow_median, nginx_median = headline["median_ratio_proxy_to_direct"], headline["median_ratio_nginx_to_direct"]
+        report["flow_at_least_nginx"] = bool(flow_median is not None and nginx_median is not None
+                                             and flow_median >= nginx_median)
     report["failed"] = report["warm_up_failed"] + sum(
-        report[tool][part]["failed"] for tool in tools for part in ("direct", "proxy", "ceiling_haproxy_self_answer"))
-    parts = []
-    for tool in tools:
-        figures = report[tool]
-        parts.append("%s: direct %.0f req/s p99 %s ms, proxy %.0f req/s p99 %s ms, ratio %.2f, tool ceiling %.0f req/s" % (
-            tool, figures["direct"]["requests_per_second"] or 0, figures["direct"]["p99_ms"],
-            figures["proxy"]["requests_per_second"] or 0, figures["proxy"]["p99_ms"],
-            figures["ratio_proxy_to_direct"] or 0, figures["ceiling_haproxy_self_answer"]["requests_per_second"] or 0))
-    line = "proxy_overhead (%d conns, 1 instance): %s: %s; goal proxy/direct >= %.1f %s (by %s); failed %d" % (
-        args.connections, "FAIL" if report["failed"] else "PASS", "; ".join(parts), GOAL,
-        "MET" if report["goal_met"] else "NOT MET", headline_tool, report["failed"])
+        report[tool][part]["failed"] for tool in tools for part in paths + ["ceiling_haproxy_self_answer"])
+    line = "proxy_overhead (%d conns, 1 instance, rounds %d): %s: %s; goal proxy/direct >= %.1f %s (by %s)%s; failed %d" % (
+        args.connections, args.rounds, "FAIL" if report["failed"] else "PASS",
+        "; ".join(tool_summary(tool, report[tool]) for tool in tools), GOAL,
+        "MET" if report["goal_met"] else "NOT MET", headline_tool,
+        "" if peer is None else "; Flow's proxy >= nginx (rounds' median ratio): %s" % (
+            "yes" if report["flow_at_least_nginx"] else "no"),
+        report["failed"])
     emit(report, line)
     return 1 if report["failed"] else 0
 

@@ -5,10 +5,12 @@
 #   dockerflow-test/haproxy:3.0        tests/images/haproxy
 #   dockerflow-test/app:{1,2,unhealthy,nohealthcheck}   tests/images/app
 #   dockerflow-test/app-record:{1,2}   tests/images/app-record, FROM app:1/:2 (the POST benchmark)
+# and, with --bench only (`make images-bench`, which `make benchmarks` runs; not for the tests):
+#   dockerflow-test/nginx:light        tests/images/nginx (proxy_overhead.py's nginx peer)
 # An image is out of date when its label dockerflow.test.context-hash differs from a sha256
 # over its build context files, build target/args and the base image's hash (and, for an image
 # built FROM another of these, that image's hash: app-record follows app's changes).
-# Usage: build-images.sh [--force]      (VERBOSE=1 streams build output)
+# Usage: build-images.sh [--force] [--bench]      (VERBOSE=1 streams build output)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,7 +20,14 @@ HASH_LABEL=dockerflow.test.context-hash
 BASE_IMAGE=dockerflow-test/base:bookworm
 LOG_DIR=$CACHE_DIR/logs
 FORCE=0
-[ "${1:-}" = --force ] && FORCE=1
+BENCH=0
+for arg in "$@"; do
+    case $arg in
+        --force) FORCE=1 ;;
+        --bench) BENCH=1 ;;
+        *) die "unknown argument $arg (usage: build-images.sh [--force] [--bench])" ;;
+    esac
+done
 
 # name | context dir (under tests/images) | --target | build args | FROM image of this list, if any
 IMAGES=(
@@ -31,6 +40,10 @@ IMAGES=(
     "dockerflow-test/python:3|python||"
     "dockerflow-test/app-record:1|app-record||VERSION=1|dockerflow-test/app:1"
     "dockerflow-test/app-record:2|app-record||VERSION=2|dockerflow-test/app:2"
+)
+# Only the benchmarks need these (--bench): `make test` and CI do not build them.
+BENCH_IMAGES=(
+    "dockerflow-test/nginx:light|nginx||"
 )
 
 # Image config given to `docker import` (part of the base image's hash).
@@ -135,7 +148,9 @@ main() {
         built=$((built + 1))
     fi
 
-    for entry in "${IMAGES[@]}"; do
+    local wanted=("${IMAGES[@]}")
+    [ "$BENCH" = 1 ] && wanted=("${BENCH_IMAGES[@]}")
+    for entry in "${wanted[@]}"; do
         IFS='|' read -r name ctx target args parent <<<"$entry"
         hash=$(context_hash "$IMAGES_DIR/$ctx" "parent=$base_hash" "target=$target" "args=$args" \
             ${parent:+"from=$(image_hash "$parent")"})

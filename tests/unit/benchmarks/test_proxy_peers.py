@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+"""proxy_overhead's nginx peer and CPU figures: the peer's nginx.conf, the CPU time read
+from /proc/<pid>/stat, and how rounds are ordered and turned into per-1000-request figures.
+
+The nginx.conf is checked for what makes it a typical reverse proxy (the benchmark runs it
+in the real nginx image; `nginx -t` there is not a unit test). The CPU reading is checked
+against this test process's own /proc entry and os.times().
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.abspath(__file__).rsplit(os.sep + "tests" + os.sep, 1)[0], "benchmarks"))
+
+import proxy_overhead  # noqa: E402
+from common import BenchError  # noqa: E402
+from cpu_time import CLOCK_TICKS, container_cpu_seconds, stat_cpu_ticks, top_pids  # noqa: E402
+from nginx_peer import render_config  # noqa: E402
+
+
+def test_the_nginx_peer_proxies_the_path_to_every_instance_over_kept_alive_http_1_1():
+    config = render_config(18184, [32768, 32769])
+    lines = [line.strip() for line in config.splitlines()]
+    assert "listen 127.0.0.1:18184;" in lines
+    assert "location /bench {" in lines
+    servers = [line for line in lines if line.startswith("server ") and line.endswith(";")]
+    assert servers == ["server 127.0.0.1:32768;", "server 127.0.0.1:32769;"]
+    for directive in ("keepalive 32;", "proxy_pass http://app;", "proxy_http_version 1.1;",
+                      'proxy_set_header Connection "";', "worker_processes auto;",
+                      "access_log /var/log/nginx/access.log combined;"):
+        assert directive in lines, directive
+    assert config.count("{") == config.count("}")
+
+
+def test_the_nginx_peer_needs_an_instance():
+    with pytest.raises(BenchError, match="at least one instance"):
+        render_config(18184, [])
+
+
+def test_cpu_ticks_are_utime_plus_stime_counted_after_the_last_parenthesis():
+    # comm may hold spaces and ')': fields are counted after the last ')'.
+    fields = ["S", "1", "1", "1", "0", "-1", "4194560", "10", "0", "0", "0", "250", "50", "7", "3", "20", "0", "1"]
+    assert stat_cpu_ticks("4242 (ha proxy) x) " + " ".join(fields)) == 300
+
+
+def test_docker_top_pids_come_from_the_pid_column():
+    top = {"Titles": ["UID", "PID", "PPID", "CMD"], "Processes": [["root", "101", "1", "nginx"], ["33", "102", "101", "w"]]}
+    assert top_pids(top) == [101, 102]
+    assert top_pids({"Titles": ["UID", "PID"], "Processes": None}) == []
+
+
+class _Container:
+    def __init__(self, pids):
+        self.pids = pids
+
+    def top(self):
+        return {"Titles": ["UID", "PID", "CMD"], "Processes": [["0", str(pid), "x"] for pid in self.pids]}
+
+
+def test_a_containers_cpu_seconds_are_its_processes_utime_and_stime():
+    sum(i * i for i in range(300000))  # some CPU time to read
+    times = os.times()
+    seconds = container_cpu_seconds(_Container([os.getpid()]))
+    assert seconds == pytest.approx(times.user + times.system, abs=3.0 / CLOCK_TICKS + 0.05)
+    assert seconds > 0
+
+
+def test_a_vanished_process_is_skipped_and_none_readable_gives_no_figure():
+    missing = 2 ** 22 + 1  # above the kernel's PID limit: never a process
+    assert container_cpu_seconds(_Container([os.getpid(), missing])) == pytest.approx(
+        container_cpu_seconds(_Container([os.getpid()])), abs=0.05)
+    assert container_cpu_seconds(_Container([missing])) is None
+
+
+def test_cpu_per_1000_requests_of_one_run():
+    assert proxy_overhead.cpu_figures(10.0, 10.5, 5000) == {"cpu_seconds": 0.5, "cpu_seconds_per_1000_requests": 0.1}
+    assert proxy_overhead.cpu_figures(None, 10.5, 5000) == {}
+    assert proxy_overhead.cpu_figures(10.0, 10.5, 0)["cpu_seconds_per_1000_requests"] is None
+
+
+def test_rounds_rotate_so_no_path_always_runs_first():
+    paths = ("direct", "proxy", "nginx")
+    firsts = [proxy_overhead.round_order(paths, number)[0] for number in range(3)]
+    assert firsts == ["direct", "proxy", "nginx"]
+    assert proxy_overhead.round_order(paths, 3) == list(paths)
+    # Without the peer: direct and proxy alternate, as before the peer came.
+    assert proxy_overhead.round_order(("direct", "proxy"), 1) == ["proxy", "direct"]
