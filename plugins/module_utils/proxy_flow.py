@@ -318,7 +318,7 @@ class ProxyFlow:
             self._activate(config, generation, running=previous)
             activated_at = time.monotonic()
             self.flow.checkpoint("proxy:activated")
-            servers = self._confirm(target, activated_at, document, previous)
+            servers = self._confirm(route, activated_at, document, previous)
         except FlowError:
             self._settle_after_failure(route.service, intent)
             raise
@@ -395,15 +395,16 @@ class ProxyFlow:
             self._activate(config, generation, running=running)
         return config
 
-    def _confirm(self, target: str, activated_at: float, document: Document, previous: str | None) -> int:
+    def _confirm(self, route: Route, activated_at: float, document: Document, previous: str | None) -> int:
         """The running worker serves the switch (activate returned once it reported the new generation): the
         target's servers come UP and stay UP for as long as HAProxy's checks need to find a dead one, counted from
-        ``activated_at`` (the new worker ran by then). If not, ``previous`` goes back."""
-        settings = self.node.settings
+        ``activated_at`` (the new worker ran by then), or until one passed a health_path check of that worker.
+        If not, ``previous`` goes back."""
+        settings, target = self.node.settings, backend_name(route.service, route.color)
         seconds = settings.down_detection_seconds()
         try:
             servers = self.node.wait_servers_up(target, self.switch_timeout)
-            if not self.node.hold_servers_up(target, seconds, since=activated_at):
+            if not self.node.hold_servers_up(target, seconds, since=activated_at, http_checks=bool(route.health_path)):
                 raise FlowError(
                     "The proxy marked every server of %s DOWN within %gs of the switch (its checks: %d failed, %d ms "
                     "apart)" % (target, seconds, settings.check_fall, settings.check_interval_ms))

@@ -27,6 +27,12 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     config_generation,
     socket_address,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_answers import (
+    is_up,
+    passed_a_check_of_this_worker,
+    server_rows,
+    workers,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import (
     CANDIDATE_FILE,
     CLI_SCRIPT,
@@ -386,26 +392,31 @@ class ProxyNode:
             return None
         return int(match.group(1)) if match else None
 
+    def _servers(self, backend: str, columns: tuple[str, ...] = ("status",)) -> list[dict[str, str]]:
+        answer = self.runtime("show stat %s 4 -1" % backend)  # this backend's servers only (type 4, all ids)
+        return server_rows(answer, backend, columns) if answer.startswith("# ") else []  # "No such proxy.", or none
+
     def servers_up(self, backend: str) -> int:
         """Number of servers UP in ``backend`` of the current worker (0 if it does not exist)."""
-        count = 0
-        # Only this backend's servers (type 4, all ids): the full list grows with every route.
-        for line in self.runtime("show stat %s 4 -1" % backend).splitlines():
-            fields = line.split(",")
-            is_server = len(fields) > 17 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND")
-            if is_server and fields[17].startswith("UP"):
-                count += 1
-        return count
+        return sum(1 for row in self._servers(backend) if is_up(row))
 
-    def hold_servers_up(self, backend: str, seconds: float, since: float | None = None) -> int:
+    def hold_servers_up(self, backend: str, seconds: float, since: float | None = None,
+                        http_checks: bool = False) -> int:
         """Watch ``backend`` in the running worker until ``seconds`` after ``since`` (a time.monotonic(), else now):
-        the fewest servers seen UP (0 ends the watch)."""
+        the fewest servers seen UP (0 ends the watch). With ``http_checks`` (the backend checks a health path) the
+        watch also ends once a server UP passed a check of this worker (proxy_answers): it answered after the switch."""
         deadline = (time.monotonic() if since is None else since) + seconds
-        fewest = self.servers_up(backend)
-        while fewest and time.monotonic() < deadline:
-            time.sleep(0.5)  # a server the checks find dead stays DOWN: no need to ask more often
-            fewest = min(fewest, self.servers_up(backend))
-        return fewest
+        columns = ("status", "check_status", "check_code")
+        fewest = None
+        while True:
+            rows = self._servers(backend, columns)
+            up = sum(1 for row in rows if is_up(row))
+            fewest = up if fewest is None else min(fewest, up)
+            checked = http_checks and any(passed_a_check_of_this_worker(row) for row in rows)
+            if not fewest or checked or time.monotonic() >= deadline:
+                return fewest
+            # A server the checks find dead stays DOWN: 0.5 s will do, unless a passed check can end the watch.
+            time.sleep(0.2 if http_checks else 0.5)
 
     def wait_servers_up(self, backend: str, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -422,17 +433,7 @@ class ProxyNode:
 
     def old_workers(self) -> list[str]:
         """PIDs of workers still finishing requests from before a reload."""
-        pids, in_old = [], False
-        for line in self.master("show proc").splitlines():
-            if line.startswith("# old workers"):
-                in_old = True
-                continue
-            if line.startswith("#"):
-                in_old = False
-                continue
-            if in_old and line.strip():
-                pids.append(line.split()[0])
-        return pids
+        return workers(self.master("show proc"))[1]
 
     def wait_drained(self, timeout: float) -> float:
         """Wait until no old worker is left; returns the seconds waited (or raises FlowError)."""

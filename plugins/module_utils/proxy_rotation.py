@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_answers import server_rows, workers
 
 if TYPE_CHECKING:
     from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
@@ -53,40 +54,15 @@ def servers_in_rotation(stat_csv: str, backend: str, endpoints: set[str], seen: 
     """Servers of ``backend`` (``show stat`` CSV) at one of ``endpoints`` the proxy may still send requests to
     (not in maintenance) or has requests in progress at (sessions). A server HAProxy took out of rotation for
     DNS has no address any more: ``seen`` (updated here) names those found at an endpoint in an earlier read."""
-    lines = stat_csv.splitlines()
-    if not lines or not lines[0].startswith("# "):
-        raise FlowError("the proxy's show stat gave no header")
-    columns = lines[0][2:].split(",")
-    try:
-        name, server, status, sessions, addr = (columns.index(key) for key in ("pxname", "svname", "status", "scur", "addr"))
-    except ValueError:
-        raise FlowError("the proxy's show stat has no addr, status or scur column")
     found = []
-    for line in lines[1:]:
-        fields = line.split(",")
-        if len(fields) <= max(name, server, status, sessions, addr) or fields[name] != backend:
-            continue
-        if fields[addr] in endpoints:
-            seen.add(fields[server])
-        elif fields[server] not in seen or fields[addr]:
+    for row in server_rows(stat_csv, backend, ("status", "scur", "addr")):
+        if row["addr"] in endpoints:
+            seen.add(row["svname"])
+        elif row["svname"] not in seen or row["addr"]:
             continue  # not ours, or the slot went to another instance meanwhile
-        if not fields[status].startswith("MAINT") or int(fields[sessions] or 0) > 0:
-            found.append(fields[server])
+        if not row["status"].startswith("MAINT") or int(row["scur"] or 0) > 0:
+            found.append(row["svname"])
     return found
-
-
-def workers(show_proc: str) -> tuple[list[str], list[str]]:
-    """(current, old) worker PIDs from the master CLI's ``show proc``."""
-    current: list[str] = []
-    old: list[str] = []
-    section = None
-    for line in show_proc.splitlines():
-        if line.startswith("#"):
-            section = {"# workers": current, "# old workers": old}.get(line.strip())
-            continue
-        if section is not None and line.strip():
-            section.append(line.split()[0])
-    return current, old
 
 
 def wait_out_of_rotation(node: ProxyNode, backend: str, endpoints: set[str], timeout: float | None = None,

@@ -132,7 +132,7 @@ class FakeProxyNode:
             raise FlowError("The proxy sees no server of %s UP after %ds." % (backend, timeout))
         return count
 
-    def hold_servers_up(self, backend, seconds, since=None):
+    def hold_servers_up(self, backend, seconds, since=None, http_checks=False):
         self.held.append((backend, seconds))
         return 0 if backend in self.dead_after_switch else self.up.get(backend, 1)
 

@@ -16,11 +16,11 @@ import pytest
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_rotation
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_answers import workers
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_rotation import (
     checked_endpoints,
     servers_in_rotation,
     wait_out_of_rotation,
-    workers,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import Registrar
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps import instances as step_instances
@@ -64,7 +64,7 @@ def test_a_server_at_a_leaving_address_is_in_rotation_until_haproxy_takes_it_out
 def test_an_answer_without_the_columns_it_needs_cannot_be_read():
     with pytest.raises(FlowError, match="no header"):
         servers_in_rotation("Unknown command", BACKEND, {"127.0.0.1:1"}, set())
-    with pytest.raises(FlowError, match="no addr, status or scur column"):
+    with pytest.raises(FlowError, match="no scur or addr column"):
         servers_in_rotation("# pxname,svname,status\n", BACKEND, {"127.0.0.1:1"}, set())
 
 

@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the dockerflow.flow collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading HAProxy's answers: the master CLI's ``show proc`` (its workers), and the servers of one backend from the
+runtime API's ``show stat`` CSV, by its header's column names (HAProxy adds columns between versions), with what
+its own health checks say about them.
+
+A new worker starts from the server-state file the reload saved: a server's status and check status
+(``UP``, ``L7OK``) come back, but not the answer code of its last HTTP check, which stays empty or 0 until
+this worker has checked the server itself. So an ``L7OK`` with a code is a check this worker made.
+Checked on HAProxy 3.0.11: after a reload, a live server showed ``UP,L7OK,0`` until its first check
+(within one ``inter``), then ``UP,L7OK,200``; a stopped one ``UP,L7OK,0``, then ``UP 1/2,L4TOUT``, then ``DOWN``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
+NOT_SERVERS = ("BACKEND", "FRONTEND")
+
+
+def server_rows(stat_csv: str, backend: str, columns: Sequence[str]) -> list[dict[str, str]]:
+    """The servers of ``backend`` in ``stat_csv``, each as ``{column: value}`` for ``columns`` (and ``svname``).
+    FlowError when the answer has no header or lacks one of ``columns``."""
+    lines = stat_csv.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise FlowError("the proxy's show stat gave no header")
+    header = lines[0][2:].split(",")
+    wanted = ("pxname", "svname") + tuple(columns)
+    missing = [column for column in wanted if column not in header]
+    if missing:
+        raise FlowError("the proxy's show stat has no %s column" % " or ".join(missing))
+    positions = {column: header.index(column) for column in wanted}
+    rows = []
+    for line in lines[1:]:
+        fields = line.split(",")
+        if len(fields) <= max(positions.values()):
+            continue
+        row = {column: fields[index] for column, index in positions.items()}
+        if row["pxname"] == backend and row["svname"] not in NOT_SERVERS:
+            rows.append(row)
+    return rows
+
+
+def is_up(row: dict[str, str]) -> bool:
+    return row["status"].startswith("UP")
+
+
+def passed_a_check_of_this_worker(row: dict[str, str]) -> bool:
+    """UP, and its last finished HTTP check (a ``*`` before it marks one in progress) passed with an answer
+    code, which the server-state file does not carry over a reload."""
+    status = row["check_status"].lstrip("* ")
+    return is_up(row) and status == "L7OK" and row["check_code"] not in ("", "0")
+
+
+def workers(show_proc: str) -> tuple[list[str], list[str]]:
+    """(current, old) worker PIDs from the master CLI's ``show proc``."""
+    current: list[str] = []
+    old: list[str] = []
+    section = None
+    for line in show_proc.splitlines():
+        if line.startswith("#"):
+            section = {"# workers": current, "# old workers": old}.get(line.strip())
+            continue
+        if section is not None and line.strip():
+            section.append(line.split()[0])
+    return current, old
