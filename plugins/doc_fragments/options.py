@@ -322,6 +322,9 @@ options:
         E(FLOW_PROXY_STATS_ADDRESS), then C(proxy_stats_address) in C(docker-flow.yml), then V(127.0.0.1).
       - The page lists every route, backend and server without authentication; any other than a loopback address gives a
         warning.
+      - "C(/metrics) there is HAProxy's Prometheus exporter: a backend per service and color, labelled
+        C(proxy=\"be_<service>_<color>\"), its servers C(server=\"b1\") (blue) or C(server=\"g1\") (green) and up; the
+        proxy image must be built with it (the official images are)."
       - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
     type: str
   proxy_stats_port:

@@ -325,6 +325,8 @@ def _stats_lines(settings: ProxySettings) -> list[str]:
         "    stats uri /",
         "    stats refresh 5s",
         "    http-request return status 200 content-type text/plain string ok if { path /healthz }",
+        # HAProxy's Prometheus exporter: a backend per service and color (proxy="be_<service>_<color>").
+        "    http-request use-service prometheus-exporter if { path /metrics }",
     ]
 
 

@@ -284,7 +284,10 @@ TABLE = (
               "Address the statistics page (and C(/healthz)) binds on the proxy host.", modules=_ROUTED,
               default="127.0.0.1", details=(
                   "The page lists every route, backend and server without authentication; any other than a loopback"
-                  " address gives a warning.",)),
+                  " address gives a warning.",
+                  "C(/metrics) there is HAProxy's Prometheus exporter: a backend per service and color, labelled"
+                  " C(proxy=\"be_<service>_<color>\"), its servers C(server=\"b1\") (blue) or C(server=\"g1\") (green)"
+                  " and up; the proxy image must be built with it (the official images are).")),
     _resolved("proxy_stats_port", "int", "proxy", "Port of the statistics page on O(proxy_stats_address).",
               modules=_ROUTED, default=8404),
     _resolved("proxy_admin_address", "str", "proxy", "Address HAProxy's runtime API and master CLI bind on the proxy host.",

@@ -12,6 +12,7 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.request
 
 import docker
 import pytest
@@ -79,6 +80,22 @@ def test_switch_under_load_fails_no_request(routed_project, proxy):
     assert summary["by_color"].get("blue") and summary["by_color"].get("green"), summary
     assert all(proxy.get("/demo")[1]["color"] == "green" for _request in range(20))
     assert routed_project.state()["live_color"] == "green"
+
+
+def test_the_stats_port_serves_prometheus_metrics_per_service_and_color(routed_project, proxy):
+    deploy_and_route(routed_project)
+    for _request in range(5):
+        assert proxy.get("/demo")[0] == 200
+    url = "http://127.0.0.1:%d/metrics" % proxy.options["proxy_stats_port"]
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        metrics = response.read().decode()
+    backend = 'proxy="be_%s_blue"' % routed_project.service
+    answered = [line for line in metrics.splitlines()
+                if line.startswith("haproxy_backend_http_responses_total{") and backend in line and 'code="2xx"' in line]
+    assert answered and float(answered[0].rsplit(" ", 1)[1]) >= 5, answered or metrics[:2000]
+    assert any(line.startswith("haproxy_server_status{") and backend in line and 'server="b1"' in line
+               for line in metrics.splitlines()), "the blue color's servers are labelled b1, b2, ..."
 
 
 def test_two_paths_and_a_domain(routed_project, proxy):

@@ -1071,3 +1071,10 @@ def test_any_value_is_refused_by_name_or_stays_inside_its_word(field, data):
     for name, value in vars(proxy_settings).items():
         if isinstance(value, str) and name.endswith("address") and value != "*":
             assert any(value.strip("[]") in " ".join(words) for words in lines), (name, value)
+
+
+def test_the_stats_listener_serves_prometheus_metrics_beside_the_page_and_healthz():
+    text, _generation = render([Route(service="web", color="blue", paths=("/web",))], SETTINGS)
+    stats = text.split("\nlisten stats\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    metrics = "    http-request use-service prometheus-exporter if { path /metrics }"
+    assert metrics in stats, "issue 13: the proxy's own counters for a user's Prometheus"
