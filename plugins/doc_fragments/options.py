@@ -264,6 +264,24 @@ options:
       - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
     type: str
     choices: [prefix, exact, regex]
+  preview_header:
+    description:
+      - Header that asks the proxy for the service's non-live color, by name (for example V(X-Flow-Color) with
+        V(green)), on the service's own paths and domain. Falls back to E(FLOW_PREVIEW_HEADER), then C(preview_header)
+        in C(docker-flow.yml), then the route's current preview, none at first.
+      - A request that names another color than the live one, when that color has no release or no server up, is
+        answered 503 C(no preview release); without the header it is served by the live color. V("") turns the preview
+        off.
+      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+    type: str
+  preview_allow:
+    description:
+      - "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header) applies to; from others the header is
+        ignored. Falls back to E(FLOW_PREVIEW_ALLOW) (comma-separated), then C(preview_allow) in C(docker-flow.yml),
+        then the route's current list; none: any address."
+      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+    type: list
+    elements: str
   proxy_docker_host:
     description:
       - Docker engine of the proxy host. Falls back to E(FLOW_PROXY_DOCKER_HOST), then C(proxy_docker_host) in

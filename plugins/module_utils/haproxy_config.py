@@ -36,6 +36,11 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import i
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import (
+    NO_PREVIEW_BACKEND_LINES,
+    Preview,
+    preview_rule_lines,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import check_server_slots, dns_payload_size
 
 PATH_TYPES = OPTIONS["path_type"].choices  # prefix, exact, regex
@@ -56,6 +61,7 @@ class Route:
     domain: str | None = None
     colors: tuple[str, ...] = ()  # every color that gets a backend (so a switch finds its servers resolved)
     health_path: str | None = None
+    preview: Preview | None = None  # who may reach the other colors through this route (proxy_preview)
 
     def validated(self) -> Route:
         """Raise FlowError for any value that may not reach the configuration."""
@@ -73,10 +79,12 @@ class Route:
             config_word(color, "color", "colors")
         if self.health_path is not None:
             config_word(self.health_path, "path", "health_path")
+        if self.preview is not None:
+            self.preview.validated()
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        recorded = {
             "color": self.color,
             "paths": list(self.paths),
             "path_type": self.path_type,
@@ -84,6 +92,9 @@ class Route:
             "colors": list(self.colors),
             "health_path": self.health_path,
         }
+        if self.preview:  # only then: a route recorded before previews keeps its document
+            recorded["preview"] = self.preview.as_dict()
+        return recorded
 
     @classmethod
     def from_dict(cls, service: str, data: dict[str, Any]) -> Route:
@@ -95,6 +106,7 @@ class Route:
             domain=data.get("domain"),
             colors=tuple(data.get("colors") or ()),
             health_path=data.get("health_path"),
+            preview=Preview.from_dict(data.get("preview")),
         )
 
 
@@ -203,6 +215,9 @@ def _rule_lines(route: Route, path: str | None, index: int) -> list[str]:
         else:
             lines.append("    acl r%d_host req.hdr(host),field(1,:),lower -m str %s" % (index, domain))
         conditions.append("r%d_host" % index)
+    if route.preview:
+        backends = {color: backend_name(route.service, color) for color in route.colors or (route.color,)}
+        lines += preview_rule_lines(route.preview, index, conditions, backends, route.color)
     lines.append("    use_backend %s if %s" % (backend_name(route.service, route.color), " ".join(conditions)))
     return lines
 
@@ -237,6 +252,7 @@ def render(
         + _stats_lines(settings)
         + _frontend_lines(settings, [route for route in routes if route.service not in unrouted])
         + _NO_ROUTE_BACKEND_LINES
+        + (NO_PREVIEW_BACKEND_LINES if any(route.preview for route in routes) else [])
         + _service_backend_lines(settings, routes)
     )
     body = "\n".join(lines) + "\n"

@@ -259,6 +259,16 @@ TABLE = (
               "sub-domain.", modules=(PROXY,)),
     _resolved("path_type", "str", "routes", "How O(service_path) matches.", modules=(PROXY,), default="prefix",
               choices=("prefix", "exact", "regex")),
+    _resolved("preview_header", "str", "routes",
+              "Header that asks the proxy for the service's non-live color, by name (for example V(X-Flow-Color) with "
+              "V(green)), on the service's own paths and domain.", modules=(PROXY,),
+              default_doc="the route's current preview, none at first", details=(
+                  "A request that names another color than the live one, when that color has no release or no server"
+                  " up, is answered 503 C(no preview release); without the header it is served by the live color."
+                  " V(\"\") turns the preview off.",)),
+    _resolved("preview_allow", "list", "routes",
+              "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header) applies to; from others the "
+              "header is ignored.", modules=(PROXY,), default_doc="the route's current list; none: any address"),
     # --- proxy ----------------------------------------------------------------------------------
     _resolved("proxy_docker_host", "str", "proxy", "Docker engine of the proxy host.", modules=_REACH_PROXY,
               default_doc="O(docker_host)", seed=True),

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
-    PATH_TYPES,
     Route,
     backend_name,
     config_generation,
     render,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import asked_preview
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import (
     DEFAULT_SERVER_SLOTS,
     overfull_colors,
@@ -149,11 +149,11 @@ class ProxyFlow:
         return self.node.running_config(backends), backends
 
     def run(self, state: str, service_path: Iterable[str] | None = None, service_domain: str | None = None,
-            path_type: str = "prefix", color: str | None = None) -> Result:
+            path_type: str = "prefix", color: str | None = None, preview: tuple[str | None, Any] = (None, None)) -> Result:
+        """``preview``: (preview_header, preview_allow) as asked (proxy_preview.asked_preview). Route values are
+        checked with the route (Route.validated), before anything changes."""
         if state not in PROXY_STATES:
             raise FlowError("state=%r is not valid: use one of %s." % (state, ", ".join(PROXY_STATES)))
-        if path_type not in PATH_TYPES:
-            raise FlowError("path_type=%r is not valid: use one of %s." % (path_type, ", ".join(PATH_TYPES)))
         flow = self.flow
         service = flow.settings.service
         # The proxy's own lock: a sync must not render what it read before another service's switch.
@@ -168,7 +168,7 @@ class ProxyFlow:
                 documents[service] = document
             if state == "absent":
                 return self._remove(documents, document)
-            return self._switch(documents, document, list(service_path or []), service_domain, path_type, color)
+            return self._switch(documents, document, (list(service_path or []), service_domain, path_type), color, preview)
 
     # -- an interrupted switch (switch_intent) ----------------------------------------------------------
     def reconcile(self, document: Document | None) -> Document | None:
@@ -270,9 +270,9 @@ class ProxyFlow:
         return self._result(True, "Removed the routes of %s." % service, running, config, routes={}, config_changed=changed)
 
     # -- the switch ------------------------------------------------------------------------------------------
-    def _switch(self, documents: Mapping[str, Document], document: Document | None, paths: list[str], domain: str | None,
-                path_type: str, color: str | None) -> Result:
-        route = self._route(document, paths, domain, path_type, color)
+    def _switch(self, documents: Mapping[str, Document], document: Document | None,
+                where: tuple[list[str], str | None, str], color: str | None, preview: tuple[str | None, Any]) -> Result:
+        route = self._route(document, where, color, preview)
         self._refuse_beyond_slots(document, route)
         self._warn_overfull(documents, skip=route.service)
         others = routes_from_documents(documents, self.node.name, skip=route.service)
@@ -329,11 +329,10 @@ class ProxyFlow:
                             "switch is recorded as pending)." % (error.msg, route.service, route.color))
         return servers
 
-    def _route(
-        self, document: Document | None, paths: list[str], domain: str | None, path_type: str, color: str | None
-    ) -> Route:
-        """The route asked for, completed from the recorded one, validated."""
-        service = self.flow.settings.service
+    def _route(self, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
+               preview: tuple[str | None, Any]) -> Route:
+        """The route asked for (``where``: paths, domain, path type), completed from the recorded one, validated."""
+        service, (paths, domain, path_type) = self.flow.settings.service, where
         if not document or not document.get("deployed_color"):
             raise FlowError("Service %s has no release to route; deploy it first." % service)
         previous = document.get("routes") or {}
@@ -349,6 +348,7 @@ class ProxyFlow:
         return Route(
             service=service, color=color, paths=tuple(paths), path_type=path_type, domain=domain,
             colors=route_colors(document), health_path=(document["colors"][color] or {}).get("health_path"),
+            preview=asked_preview(*preview, previous.get("preview")),
         ).validated()
 
     def _recorded_route(self, route: Route) -> dict[str, Any]:
