@@ -270,15 +270,23 @@ options:
         V(green)), on the service's own paths and domain. Falls back to E(FLOW_PREVIEW_HEADER), then C(preview_header)
         in C(docker-flow.yml), then the route's current preview, none at first.
       - A request that names another color than the live one, when that color has no release or no server up, is
-        answered 503 C(no preview release); without the header it is served by the live color. V("") turns the preview
-        off.
+        answered 503 C(no preview release); without the header it is served by the live color. V("") stops asking by
+        header (and turns the preview off without O(preview_cookie)).
+      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+    type: str
+  preview_cookie:
+    description:
+      - Cookie that asks the proxy for the service's non-live color, by name, as O(preview_header) does (either or
+        both). Falls back to E(FLOW_PREVIEW_COOKIE), then C(preview_cookie) in C(docker-flow.yml), then the route's
+        current preview, none at first.
+      - V("") stops asking by cookie.
       - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
     type: str
   preview_allow:
     description:
-      - "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header) applies to; from others the header is
-        ignored. Falls back to E(FLOW_PREVIEW_ALLOW) (comma-separated), then C(preview_allow) in C(docker-flow.yml),
-        then the route's current list; none: any address."
+      - "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header) and O(preview_cookie) apply to; from
+        others they are ignored. Falls back to E(FLOW_PREVIEW_ALLOW) (comma-separated), then C(preview_allow) in
+        C(docker-flow.yml), then the route's current list; none: any address."
       - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
     type: list
     elements: str

@@ -265,10 +265,14 @@ TABLE = (
               default_doc="the route's current preview, none at first", details=(
                   "A request that names another color than the live one, when that color has no release or no server"
                   " up, is answered 503 C(no preview release); without the header it is served by the live color."
-                  " V(\"\") turns the preview off.",)),
+                  " V(\"\") stops asking by header (and turns the preview off without O(preview_cookie)).",)),
+    _resolved("preview_cookie", "str", "routes",
+              "Cookie that asks the proxy for the service's non-live color, by name, as O(preview_header) does (either "
+              "or both).", modules=(PROXY,), default_doc="the route's current preview, none at first",
+              details=("V(\"\") stops asking by cookie.",)),
     _resolved("preview_allow", "list", "routes",
-              "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header) applies to; from others the "
-              "header is ignored.", modules=(PROXY,), default_doc="the route's current list; none: any address"),
+              "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header) and O(preview_cookie) apply to; "
+              "from others they are ignored.", modules=(PROXY,), default_doc="the route's current list; none: any address"),
     # --- proxy ----------------------------------------------------------------------------------
     _resolved("proxy_docker_host", "str", "proxy", "Docker engine of the proxy host.", modules=_REACH_PROXY,
               default_doc="O(docker_host)", seed=True),

@@ -149,9 +149,9 @@ class ProxyFlow:
         return self.node.running_config(backends), backends
 
     def run(self, state: str, service_path: Iterable[str] | None = None, service_domain: str | None = None,
-            path_type: str = "prefix", color: str | None = None, preview: tuple[str | None, Any] = (None, None)) -> Result:
-        """``preview``: (preview_header, preview_allow) as asked (proxy_preview.asked_preview). Route values are
-        checked with the route (Route.validated), before anything changes."""
+            path_type: str = "prefix", color: str | None = None, preview: tuple[Any, ...] = (None, None, None)) -> Result:
+        """``preview``: (preview_header, preview_cookie, preview_allow) as asked (proxy_preview.asked_preview). Route
+        values are checked with the route (Route.validated), before anything changes."""
         if state not in PROXY_STATES:
             raise FlowError("state=%r is not valid: use one of %s." % (state, ", ".join(PROXY_STATES)))
         flow = self.flow
@@ -271,7 +271,7 @@ class ProxyFlow:
 
     # -- the switch ------------------------------------------------------------------------------------------
     def _switch(self, documents: Mapping[str, Document], document: Document | None,
-                where: tuple[list[str], str | None, str], color: str | None, preview: tuple[str | None, Any]) -> Result:
+                where: tuple[list[str], str | None, str], color: str | None, preview: tuple[Any, ...]) -> Result:
         route = self._route(document, where, color, preview)
         self._refuse_beyond_slots(document, route)
         self._warn_overfull(documents, skip=route.service)
@@ -330,7 +330,7 @@ class ProxyFlow:
         return servers
 
     def _route(self, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
-               preview: tuple[str | None, Any]) -> Route:
+               preview: tuple[Any, ...]) -> Route:
         """The route asked for (``where``: paths, domain, path type), completed from the recorded one, validated."""
         service, (paths, domain, path_type) = self.flow.settings.service, where
         if not document or not document.get("deployed_color"):

@@ -139,7 +139,7 @@ def proxy(runner):
         service_domain=values.get("service_domain"),
         path_type=values.get("path_type") or default("path_type"),
         color=params["color"],
-        preview=(values.get("preview_header"), values.get("preview_allow")),
+        preview=(values.get("preview_header"), values.get("preview_cookie"), values.get("preview_allow")),
     )
 
 

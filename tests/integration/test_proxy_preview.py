@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 """The preview route on the real proxy (issue 13): after flow_deploy, the non-live color answers through the proxy
-only to requests that name it in the preview header; 0 of 2,000 requests without it reach the preview color."""
+only to requests that name it in the preview header or cookie; 0 of 2,000 requests without it reach the preview color."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def test_the_preview_color_answers_only_requests_naming_it(routed_project, proxy
     assert ask(proxy, header=green) == (503, "no preview release"), "no green release yet"
     routed_project.set_image(APP_V2)
     routed_project.run("flow_deploy", {"health_path": "/health"})
-
+    # The proxy finds the new instances by Consul DNS, resolved every second: no reload, and no wait in flow_deploy.
+    wait_for(lambda: ask(proxy, header=green)[0] == 200, timeout=10, what="the proxy resolving the green instance")
     assert {color_of(ask(proxy, header=green)) for _request in range(10)} == {"green"}
     assert {color_of(ask(proxy, header={"X-Flow-Color": "BLUE"})) for _request in range(5)} == {"blue"}
     assert ask(proxy, header={"X-Flow-Color": "purple"}) == (503, "no preview release")
@@ -60,11 +61,16 @@ def test_an_allow_list_and_turning_the_preview_off(routed_project, proxy):
     routed_project.run("flow_deploy", {"health_path": "/health"})
     green = {"X-Flow-Color": "green"}
     assert {color_of(ask(proxy, header=green)) for _request in range(5)} == {"blue"}, "127.0.0.1 is not allowed"
-    routed_project.run("flow_proxy", {"color": "blue", "preview_allow": ["127.0.0.0/8"]})
+    routed_project.run("flow_proxy", {"color": "blue", "preview_allow": ["127.0.0.0/8"], "preview_cookie": "flow-color"})
     assert color_of(ask(proxy, header=green)) == "green"
-    off = routed_project.run("flow_proxy", {"color": "blue", "preview_header": ""})
+    cookie = {"Cookie": "session=1; flow-color=green"}
+    assert color_of(ask(proxy, header=cookie)) == "green"
+    header_off = routed_project.run("flow_proxy", {"color": "blue", "preview_header": ""})
+    assert header_off["routes"]["preview"] == {"header": None, "cookie": "flow-color", "allow": ["127.0.0.0/8"]}
+    assert color_of(ask(proxy, header=green)) == "blue" and color_of(ask(proxy, header=cookie)) == "green"
+    off = routed_project.run("flow_proxy", {"color": "blue", "preview_cookie": ""})
     assert off["changed"] and "preview" not in off["routes"]
-    assert {color_of(ask(proxy, header=green)) for _request in range(5)} == {"blue"}
+    assert {color_of(ask(proxy, header=cookie)) for _request in range(5)} == {"blue"}
 
 
 def test_a_bad_preview_header_fails_in_one_line_and_changes_nothing(routed_project, proxy):
@@ -72,6 +78,6 @@ def test_a_bad_preview_header_fails_in_one_line_and_changes_nothing(routed_proje
     routed_project.run("flow_proxy", {"service_path": ["/demo"]})
     before = proxy.config()
     failed = routed_project.run("flow_proxy", {"preview_header": "X Flow"}, expect_failure=True)
-    assert failed["msg"] == ("preview_header='X Flow' is not a header name: use letters, digits and '-' (for example "
+    assert failed["msg"] == ("preview_header='X Flow' is not a name of letters, digits and '-' (for example "
                              "X-Flow-Color)."), failed["msg"]
     assert proxy.config() == before and "preview" not in routed_project.state()["routes"]

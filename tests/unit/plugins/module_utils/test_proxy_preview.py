@@ -25,13 +25,13 @@ def test_a_route_without_a_preview_renders_as_before():
 
 def test_the_other_color_answers_requests_naming_it_and_any_other_name_gets_no_preview_release():
     route = Route(service="books", color="blue", paths=("/books",), colors=("blue", "green"),
-                  preview=Preview("X-Flow-Color"))
+                  preview=Preview(header="X-Flow-Color"))
     text, _generation = render([route], ProxySettings())
-    assert frontend(text)[-5:] == [
+    assert frontend(text)[-6:] == [
         "    acl r0_preview req.hdr(X-Flow-Color) -m found",
         "    acl r0_preview_live req.hdr(X-Flow-Color) -m str -i blue",
-        "    use_backend be_books_green if r0_path r0_preview { req.hdr(X-Flow-Color) -m str -i green } "
-        "{ nbsrv(be_books_green) gt 0 }",
+        "    acl r0_preview_green req.hdr(X-Flow-Color) -m str -i green",
+        "    use_backend be_books_green if r0_path r0_preview r0_preview_green { nbsrv(be_books_green) gt 0 }",
         "    use_backend be_dockerflow_no_preview if r0_path r0_preview !r0_preview_live",
         "    use_backend be_books_blue if r0_path",
     ]
@@ -39,39 +39,47 @@ def test_the_other_color_answers_requests_naming_it_and_any_other_name_gets_no_p
            "'no preview release'\n" in text
 
 
-def test_an_allow_list_limits_the_preview_to_those_addresses():
+def test_a_cookie_asks_as_the_header_does_and_an_allow_list_limits_both_to_those_addresses():
     route = Route(service="books", color="green", domain="books.example.com", colors=("blue", "green"),
-                  preview=Preview("X-Preview", ("10.0.0.0/8", "192.168.1.7")))
+                  preview=Preview("X-Preview", "flow-color", ("10.0.0.0/8", "192.168.1.7")))
     lines = frontend(render([route], ProxySettings())[0])
+    for fetch in ("req.hdr(X-Preview)", "req.cook(flow-color)"):  # an ACL declared twice matches when either does
+        assert "    acl r0_preview %s -m found" % fetch in lines
+        assert "    acl r0_preview_blue %s -m str -i blue" % fetch in lines
     assert "    acl r0_preview_from src 10.0.0.0/8 192.168.1.7" in lines
-    assert "    use_backend be_books_blue if r0_host r0_preview r0_preview_from { req.hdr(X-Preview) -m str -i blue } " \
+    assert "    use_backend be_books_blue if r0_host r0_preview r0_preview_from r0_preview_blue " \
            "{ nbsrv(be_books_blue) gt 0 }" in lines
     assert lines[-1] == "    use_backend be_books_green if r0_host"
 
 
-@pytest.mark.parametrize("header, allow, message", [
-    ("X Flow", (), "preview_header='X Flow' is not a header name: use letters, digits and '-' (for example X-Flow-Color)."),
-    ("X-Flow-Color\nhttp-request deny", (), "preview_header="),
-    ("-X", (), "preview_header='-X' is not a header name"),
-    ("X-Flow-Color", ("10.0.0.0/8 0.0.0.0/0",), "preview_allow entry '10.0.0.0/8 0.0.0.0/0' is not an IP address or "
-                                                "network (for example 10.0.0.0/8)."),
-    ("X-Flow-Color", ("office",), "preview_allow entry 'office' is not an IP address or network"),
+@pytest.mark.parametrize("header, cookie, allow, message", [
+    ("X Flow", None, (), "preview_header='X Flow' is not a name of letters, digits and '-' (for example X-Flow-Color)."),
+    ("X-Flow-Color\nhttp-request deny", None, (), "preview_header="),
+    ("-X", None, (), "preview_header='-X' is not a name"),
+    (None, "a;b", (), "preview_cookie='a;b' is not a name"),
+    ("X-Flow-Color", None, ("10.0.0.0/8 0.0.0.0/0",), "preview_allow entry '10.0.0.0/8 0.0.0.0/0' is not an IP address "
+                                                      "or network (for example 10.0.0.0/8)."),
+    ("X-Flow-Color", None, ("office",), "preview_allow entry 'office' is not an IP address or network"),
 ])
-def test_bad_preview_input_is_one_line_naming_the_parameter(header, allow, message):
+def test_bad_preview_input_is_one_line_naming_the_parameter(header, cookie, allow, message):
     with pytest.raises(FlowError) as raised:
-        asked_preview(header, allow, None)
+        asked_preview(header, cookie, allow, None)
     assert raised.value.msg.startswith(message) and "\n" not in raised.value.msg
 
 
 def test_the_recorded_preview_is_kept_unless_asked_otherwise():
-    recorded = {"header": "X-Flow-Color", "allow": ["10.0.0.0/8"]}
-    assert asked_preview(None, None, recorded) == Preview("X-Flow-Color", ("10.0.0.0/8",))
-    assert asked_preview("", None, recorded) is None, "an empty header turns it off"
-    assert asked_preview("X-Canary", None, recorded) == Preview("X-Canary", ("10.0.0.0/8",))
-    assert asked_preview(None, ["127.0.0.0/8"], recorded) == Preview("X-Flow-Color", ("127.0.0.0/8",))
-    assert asked_preview(None, [], recorded) == Preview("X-Flow-Color"), "an empty list: any address"
-    assert asked_preview(None, None, None) is None
-    with pytest.raises(FlowError, match=r"^preview_allow needs preview_header: this route has no preview\.$"):
-        asked_preview(None, ["10.0.0.0/8"], None)
+    recorded = {"header": "X-Flow-Color", "cookie": None, "allow": ["10.0.0.0/8"]}
+    kept = Preview(header="X-Flow-Color", allow=("10.0.0.0/8",))
+    assert asked_preview(None, None, None, recorded) == kept
+    assert asked_preview("", None, None, recorded) is None, "an empty header turns it off"
+    assert asked_preview("X-Canary", None, None, recorded) == Preview("X-Canary", None, ("10.0.0.0/8",))
+    assert asked_preview(None, "flow", None, recorded) == Preview("X-Flow-Color", "flow", ("10.0.0.0/8",))
+    assert asked_preview("", "flow", None, recorded) == Preview(None, "flow", ("10.0.0.0/8",)), "by cookie only"
+    assert asked_preview(None, None, ["127.0.0.0/8"], recorded) == Preview("X-Flow-Color", None, ("127.0.0.0/8",))
+    assert asked_preview(None, None, [], recorded) == Preview("X-Flow-Color"), "an empty list: any address"
+    assert asked_preview(None, None, None, None) is None
+    with pytest.raises(FlowError, match=r"^preview_allow needs preview_header or preview_cookie: this route has no "
+                                        r"preview\.$"):
+        asked_preview(None, None, ["10.0.0.0/8"], None)
     route = Route.from_dict("books", dict(ROUTE.as_dict(), preview=recorded))
-    assert route.preview == Preview("X-Flow-Color", ("10.0.0.0/8",)) and route.as_dict()["preview"] == recorded
+    assert route.preview == kept and route.as_dict()["preview"] == recorded
