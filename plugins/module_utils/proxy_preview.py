@@ -3,10 +3,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The preview route (issue 13): the non-live color answers through the proxy, on the service's own paths and
 domain, only to requests that name it in a header (``preview_header``) or a cookie (``preview_cookie``), from the
-addresses allowed (``preview_allow``; none given: any). A request that names another color than the live one when there is no such
-release, or none with a server up, is answered 503 "no preview release"; a request without the header, or from
-an address not allowed, is served by the live color as if it had none. The preview is part of the recorded route,
-so every later render (any service's switch, a sync after a restart) keeps it.
+addresses allowed (``preview_allow``; none given: any). A request that names another color than the live one when
+there is no such release, or none with a server up, is answered 503 "no preview release"; a request that names
+none, or comes from an address not allowed, is served by the live color as if it had none. The preview is part of
+the recorded route, so every later render (any service's switch, a sync after a restart) keeps it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Preview:
         """Raise FlowError for a header or cookie name that is no token of letters, digits and '-', or an allowed
         entry that is no address or network: nothing else may reach the configuration."""
         for option, name in (("preview_header", self.header), ("preview_cookie", self.cookie)):
-            if name is not None and not HEADER_NAME.match(name):
+            if name is not None and not HEADER_NAME.fullmatch(name):
                 raise FlowError("%s=%r is not a name of letters, digits and '-' (for example X-Flow-Color)." % (option, name))
         for entry in self.allow:
             try:

@@ -56,6 +56,8 @@ def test_a_cookie_asks_as_the_header_does_and_an_allow_list_limits_both_to_those
     ("X Flow", None, (), "preview_header='X Flow' is not a name of letters, digits and '-' (for example X-Flow-Color)."),
     ("X-Flow-Color\nhttp-request deny", None, (), "preview_header="),
     ("-X", None, (), "preview_header='-X' is not a name"),
+    ("X-Flow-Color\n", None, (), "preview_header='X-Flow-Color\\n' is not a name"),  # what re's $ lets through
+    ("X-Flow-Color", None, ("10.0.0.0/8\n",), "preview_allow entry '10.0.0.0/8\\n' is not an IP address"),
     (None, "a;b", (), "preview_cookie='a;b' is not a name"),
     ("X-Flow-Color", None, ("10.0.0.0/8 0.0.0.0/0",), "preview_allow entry '10.0.0.0/8 0.0.0.0/0' is not an IP address "
                                                       "or network (for example 10.0.0.0/8)."),
