@@ -44,6 +44,7 @@ def shared_options(project, proxy, tls_dir):
         "health_path": "/health", "health_port": 8080, "health_timeout": 120, "keep_releases": 1, "drain_timeout": 5,
         "service_path": ["/shared"], "service_domain": HOST, "proxy_docker_cert_path": tls_path,
         "proxy_tls_verify": False, "env_files": ["shared.env"],
+        "preview_header": "X-Flow-Color", "preview_cookie": "flow-color", "preview_allow": ["127.0.0.0/8"],
         "registry": "127.0.0.1:5000",  # unused: this project builds nothing, so nothing is pushed
     }
     with open(os.path.join(project.dir, "shared.env"), "w", encoding="utf-8") as handle:
