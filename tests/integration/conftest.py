@@ -321,9 +321,9 @@ class TestProxy:
             "consul_dns": CONSUL_DNS,
         }
 
-    def get(self, path, host=None, timeout=5):
-        """(status, body) of a GET through the proxy; body is JSON when it parses."""
-        request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http_port, path))
+    def get(self, path, host=None, timeout=5, headers=None):
+        """(status, body) of a GET through the proxy, with ``headers`` if given; body is JSON when it parses."""
+        request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http_port, path), headers=headers or {})
         if host:
             request.add_header("Host", host)
         try:
