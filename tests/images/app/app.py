@@ -8,12 +8,20 @@ GET /<other> -> 200 the same JSON plus "path"
 Environment: APP_VERSION (baked in per image tag), APP_HEALTH (ok|fail, baked in),
 PORT (default 8080), BIND_ADDRESS (default 0.0.0.0), APP_START_DELAY (seconds to sleep
 before listening, default 0), DOCKERFLOW_COLOR / DOCKERFLOW_RELEASE / DOCKERFLOW_SERVICE.
+
+APP_ERROR_RATIO (0 to 1, default 0): that share of the requests other than /health answer
+500 "injected error" (JSON: the identity plus "error"), a bad release for the canary tests and
+benchmarks/canary.py. Deterministic: request n of the instance (counted from 1) fails when
+floor(n * ratio) passes an integer, so with 0.2 every 5th request fails and any run of k requests
+has floor or ceil of k * ratio failures. /health is never failed: the instance stays healthy in
+Docker and Consul, as a release with a bug in its pages would.
 """
 import json
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,6 +31,38 @@ PORT = int(os.environ.get("PORT", "8080"))
 BIND_ADDRESS = os.environ.get("BIND_ADDRESS", "0.0.0.0")
 START_DELAY = float(os.environ.get("APP_START_DELAY", "0") or 0)
 HOSTNAME = socket.gethostname()
+
+
+def _error_ratio(text):
+    """APP_ERROR_RATIO as a float in [0, 1]; anything else stops the app at start (a typo must not pass as 0)."""
+    ratio = float(text or 0)
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError("APP_ERROR_RATIO must be from 0 to 1, not %r" % text)
+    return ratio
+
+
+ERROR_RATIO = _error_ratio(os.environ.get("APP_ERROR_RATIO", "0"))
+
+
+def fails(number, ratio):
+    """Whether request ``number`` (from 1) of an instance answers 500 at APP_ERROR_RATIO ``ratio``."""
+    return int(number * ratio) > int((number - 1) * ratio)
+
+
+class _Counter:
+    """Requests other than /health, counted across the server's threads."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.value = 0
+
+    def next(self):
+        with self.lock:
+            self.value += 1
+            return self.value
+
+
+REQUESTS = _Counter()
 
 
 def log(msg):
@@ -86,6 +126,10 @@ class Handler(BaseHTTPRequestHandler):
         payload = identity()
         if path != "/":
             payload["path"] = self.path
+        if ERROR_RATIO and fails(REQUESTS.next(), ERROR_RATIO):
+            payload["error"] = "injected error (APP_ERROR_RATIO=%g)" % ERROR_RATIO
+            self._reply(500, json.dumps(payload) + "\n", "application/json", head)
+            return
         self._reply(200, json.dumps(payload) + "\n", "application/json", head)
 
     def do_GET(self):
@@ -124,8 +168,9 @@ def main():
         log("sleeping %.1fs before listening" % START_DELAY)
         time.sleep(START_DELAY)
     server = Server((BIND_ADDRESS, PORT), Handler)
-    log("version %s listening on %s:%d (health %s)"
-        % (VERSION, BIND_ADDRESS, PORT, "ok" if HEALTHY else "fail"))
+    log("version %s listening on %s:%d (health %s%s)"
+        % (VERSION, BIND_ADDRESS, PORT, "ok" if HEALTHY else "fail",
+           ", %g of the requests answer 500" % ERROR_RATIO if ERROR_RATIO else ""))
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
