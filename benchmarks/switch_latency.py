@@ -140,9 +140,9 @@ def analyse(samples, start, end, old, new):
 def proxy_code():
     if COLLECTIONS not in sys.path:
         sys.path.insert(0, COLLECTIONS)
-    from ansible_collections.dockerflow.flow.plugins.module_utils import haproxy_config, proxy_flow, proxy_node
+    from ansible_collections.dockerflow.flow.plugins.module_utils import haproxy_config, proxy_node, proxy_routes
     from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import empty_state
-    return haproxy_config, proxy_flow, proxy_node, empty_state
+    return haproxy_config, proxy_routes, proxy_node, empty_state
 
 
 def read_documents(empty_state):
@@ -159,7 +159,7 @@ def read_documents(empty_state):
 
 def time_reconfiguration(bench, proxy, label, service, color):
     """haproxy -c and the reload of the current routes, step by step, with ProxyNode (what flow_proxy runs)."""
-    haproxy_config, proxy_flow, proxy_node, empty_state = proxy_code()
+    haproxy_config, proxy_routes, proxy_node, empty_state = proxy_code()
     dns_host, _colon, dns_port = CONSUL_DNS.rpartition(":")
     settings = haproxy_config.ProxySettings(
         http_address="127.0.0.1", http_port=proxy.http_port, stats_port=proxy.stats_port,
@@ -167,7 +167,7 @@ def time_reconfiguration(bench, proxy, label, service, color):
     ).validated()
     node = proxy_node.ProxyNode(bench.docker, settings, name=proxy.name, image=proxy.image, master_port=proxy.master_port)
     documents = read_documents(empty_state)
-    routes = proxy_flow.routes_from_documents(documents, proxy.name)  # routes recorded for this proxy only
+    routes = proxy_routes.routes_from_documents(documents, proxy.name)  # routes recorded for this proxy only
     config, generation = haproxy_config.render(routes, settings, generation="bench-%s" % label)
     timings = {"routes": len(routes), "backends": sum(len(set(r.colors) | {r.color}) for r in routes),
                "config_kb": round(len(config) / 1024.0, 1)}

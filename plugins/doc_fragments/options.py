@@ -294,30 +294,30 @@ options:
     description:
       - Docker engine of the proxy host. Falls back to E(FLOW_PROXY_DOCKER_HOST), then C(proxy_docker_host) in
         C(docker-flow.yml), then O(docker_host).
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
+        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
     type: str
   proxy_docker_cert_path:
     description:
       - TLS files (C(ca.pem), C(cert.pem), C(key.pem)) for O(proxy_docker_host). Falls back to
         E(FLOW_PROXY_DOCKER_CERT_PATH), then C(proxy_docker_cert_path) in C(docker-flow.yml), then O(cert_path) when the
         proxy shares the service's engine.
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
+        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
     type: path
   proxy_tls_verify:
     description:
       - Verify the proxy engine's certificate. Falls back to E(FLOW_PROXY_TLS_VERIFY), then C(proxy_tls_verify) in
         C(docker-flow.yml), then O(tls_verify).
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
+        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
     type: bool
   proxy_name:
     description:
       - Name of the proxy container. Falls back to E(FLOW_PROXY_NAME), then C(proxy_name) in C(docker-flow.yml), then
         V(dockerflow-proxy).
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
+        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
     type: str
   proxy_image:
     description:
@@ -328,19 +328,22 @@ options:
         and changes nothing. Replacing the container drops its connections, so do it in a quiet moment with
         M(dockerflow.flow.flow_proxy) O(dockerflow.flow.flow_proxy#module:state=absent), then
         O(dockerflow.flow.flow_proxy#module:state=synced).
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: str
   proxy_listen_address:
     description:
       - "Address the proxy's HTTP frontend binds on the proxy host (V(*): all). Falls back to
         E(FLOW_PROXY_LISTEN_ADDRESS), then C(proxy_listen_address) in C(docker-flow.yml), then V(*)."
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: str
   proxy_http_port:
     description:
       - Port of the proxy's HTTP frontend. Falls back to E(FLOW_PROXY_HTTP_PORT), then C(proxy_http_port) in
         C(docker-flow.yml), then V(80).
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: int
   proxy_stats_address:
     description:
@@ -351,13 +354,15 @@ options:
       - "C(/metrics) there is HAProxy's Prometheus exporter: a backend per service and color, labelled
         C(proxy=\"be_<service>_<color>\"), its servers C(server=\"b1\") (blue) or C(server=\"g1\") (green) and up; the
         proxy image must be built with it (the official images are)."
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: str
   proxy_stats_port:
     description:
       - Port of the statistics page on O(proxy_stats_address). Falls back to E(FLOW_PROXY_STATS_PORT), then
         C(proxy_stats_port) in C(docker-flow.yml), then V(8404).
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: int
   proxy_admin_address:
     description:
@@ -365,22 +370,22 @@ options:
         then C(proxy_admin_address) in C(docker-flow.yml), then V(127.0.0.1).
       - Both take admin commands without authentication; any other than a loopback address gives a warning. The master
         CLI takes a new address when the proxy container is created.
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
+        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
     type: str
   proxy_admin_port:
     description:
       - Port of HAProxy's runtime API on O(proxy_admin_address). Falls back to E(FLOW_PROXY_ADMIN_PORT), then
         C(proxy_admin_port) in C(docker-flow.yml), then V(9999).
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
+        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
     type: int
   proxy_master_port:
     description:
       - Port of HAProxy's master CLI on O(proxy_admin_address). Falls back to E(FLOW_PROXY_MASTER_PORT), then
         C(proxy_master_port) in C(docker-flow.yml), then V(9998).
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
+        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
     type: int
   proxy_max_servers:
     description:
@@ -389,14 +394,16 @@ options:
       - An instance beyond them would run and get no request, so M(dockerflow.flow.flow_proxy) refuses to switch to a
         color with more instances and warns about other routed services that have more. It records the value in the
         service's route, and M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_scale) refuse to go beyond it.
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: int
   consul_dns:
     description:
       - Consul's DNS interface as the proxy host reaches it, C(HOST:PORT). Falls back to E(FLOW_CONSUL_DNS), then
         C(consul_dns) in C(docker-flow.yml), then V(127.0.0.1:8600).
       - The proxy finds instances through it, so scaling and failing instances reach the proxy without a flow call.
-      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
     type: str
 """
 
@@ -425,8 +432,8 @@ options:
 options:
   color:
     description: "Color to act on: M(dockerflow.flow.flow_scale) scales it (by default the live color, or the newest one
-      before the first switch), M(dockerflow.flow.flow_proxy) routes the service to it (by default the newest
-      release's)."
+      before the first switch), M(dockerflow.flow.flow_proxy) routes the service to it and
+      M(dockerflow.flow.flow_canary) makes it the canary (by default the newest release's)."
     type: str
     choices: [blue, green, plain]
   stop_timeout:
@@ -440,8 +447,8 @@ options:
 options:
   color:
     description: "Color to act on: M(dockerflow.flow.flow_scale) scales it (by default the live color, or the newest one
-      before the first switch), M(dockerflow.flow.flow_proxy) routes the service to it (by default the newest
-      release's)."
+      before the first switch), M(dockerflow.flow.flow_proxy) routes the service to it and
+      M(dockerflow.flow.flow_canary) makes it the canary (by default the newest release's)."
     type: str
     choices: [blue, green, plain]
   switch_timeout:
@@ -453,6 +460,70 @@ options:
     type: str
     default: present
     choices: [present, absent, synced]
+"""
+
+    # The options of flow_canary that not every module takes.
+    FLOW_CANARY = r"""
+options:
+  color:
+    description: "Color to act on: M(dockerflow.flow.flow_scale) scales it (by default the live color, or the newest one
+      before the first switch), M(dockerflow.flow.flow_proxy) routes the service to it and
+      M(dockerflow.flow.flow_canary) makes it the canary (by default the newest release's)."
+    type: str
+    choices: [blue, green, plain]
+  stop_timeout:
+    description: Seconds an instance gets to stop before it is killed (scaling down, stopping old releases). Defaults to
+      the container's own.
+    type: int
+  switch_timeout:
+    description: Seconds to wait until the proxy sees the target color's servers up.
+    type: int
+    default: 60
+  canary_weight:
+    description:
+      - "Percentage (0 to 100) of the service's requests to send to the canary, and nothing more: no gate, no promotion.
+        V(0) sends them all to the live color again and ends the canary. Defaults to none: the gated promotion of
+        O(canary_steps)."
+      - Without it, the module steps the weight through O(canary_steps), checks the gate at each step, and promotes the
+        canary once every step passed.
+    type: int
+  canary_steps:
+    description: Weights (percentages, increasing, 1 to 100) the canary takes in turn, each for O(canary_dwell), before
+      it is promoted.
+    type: list
+    elements: str
+    default: ["5", "25", "50", "100"]
+  canary_dwell:
+    description: "How long each step lasts: V(30s), V(500ms), V(2m), or a number of seconds."
+    type: str
+    default: 30s
+  canary_max_error_ratio:
+    description:
+      - Highest share of 5xx answers (V(0.01) or V(1%)) the canary may give in a step; above it the canary fails.
+      - Figures come from the proxy's own counters of the canary color's backend over the step.
+    type: str
+    default: "0.01"
+  canary_max_response_time:
+    description:
+      - Highest average response time (V(250ms), V(2s)) of the canary in a step; above it the canary fails. Defaults to
+        no limit.
+      - HAProxy's average over the backend's last 1,024 requests.
+    type: str
+  canary_against_live:
+    description: "Compare with the live color over the same step: the limits apply to how much worse the canary does."
+    type: bool
+    default: false
+  canary_min_requests:
+    description: Answers the canary must have given in a step before the gate may stop it early; at the end of a step it
+      is judged on whatever it answered.
+    type: int
+    default: 20
+  canary_on_failure:
+    description: "What happens to a canary that failed the gate, once its weight is 0: V(keep) it running (to look at
+      it, or preview it), or V(stop) it."
+    type: str
+    default: keep
+    choices: [keep, stop]
 """
 
     # The options of flow_stop_old that not every module takes.

@@ -36,6 +36,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import i
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import DICE_LINE, Canary, canary_rule_lines
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import (
     NO_PREVIEW_BACKEND_LINES,
     Preview,
@@ -62,6 +63,7 @@ class Route:
     colors: tuple[str, ...] = ()  # every color that gets a backend (so a switch finds its servers resolved)
     health_path: str | None = None
     preview: Preview | None = None  # who may reach the other colors through this route (proxy_preview)
+    canary: Canary | None = None  # the share of its requests another color takes (proxy_canary)
 
     def validated(self) -> Route:
         """Raise FlowError for any value that may not reach the configuration."""
@@ -81,7 +83,14 @@ class Route:
             config_word(self.health_path, "path", "health_path")
         if self.preview is not None:
             self.preview.validated()
+        if self.canary is not None:
+            config_word(self.canary.validated().color, "color", "color")
         return self
+
+    @property
+    def splits(self) -> bool:
+        """Whether a canary takes a share of its requests (none once the canary is the routed color)."""
+        return self.canary is not None and self.canary.color != self.color
 
     def as_dict(self) -> dict[str, Any]:
         recorded = {
@@ -94,6 +103,8 @@ class Route:
         }
         if self.preview:  # only then: a route recorded before previews keeps its document
             recorded["preview"] = self.preview.as_dict()
+        if self.canary:
+            recorded["canary"] = self.canary.as_dict()
         return recorded
 
     @classmethod
@@ -107,6 +118,7 @@ class Route:
             colors=tuple(data.get("colors") or ()),
             health_path=data.get("health_path"),
             preview=Preview.from_dict(data.get("preview")),
+            canary=Canary.from_dict(data.get("canary")),
         )
 
 
@@ -218,6 +230,8 @@ def _rule_lines(route: Route, path: str | None, index: int) -> list[str]:
     if route.preview:
         backends = {color: backend_name(route.service, color) for color in route.colors or (route.color,)}
         lines += preview_rule_lines(route.preview, index, conditions, backends, route.color)
+    if route.splits:
+        lines += canary_rule_lines(route.service, index, conditions, backend_name(route.service, route.canary.color))
     lines.append("    use_backend %s if %s" % (backend_name(route.service, route.color), " ".join(conditions)))
     return lines
 
@@ -354,6 +368,7 @@ def _frontend_lines(settings: ProxySettings, routed: list[Route]) -> list[str]:
         "    bind %s:%d" % (settings.http_address, settings.http_port),
         # Retrying after the request was sent (empty-response, response-timeout) replays it: only for reads.
         "    http-request disable-l7-retry if !METH_GET",
+    ] + ([DICE_LINE] if any(route.splits for route in routed) else []) + [
         "    default_backend be_dockerflow_none",
     ]
     for index, (route, path) in enumerate(_rules(routed)):

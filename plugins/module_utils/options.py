@@ -25,9 +25,9 @@ from typing import Any
 from ansible_collections.dockerflow.flow.plugins.module_utils.colors import ALL_COLORS
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
 
-DEPLOY, SCALE, PROXY, STOP_OLD, ROLLBACK, INFO = (
-    "flow_deploy", "flow_scale", "flow_proxy", "flow_stop_old", "flow_rollback", "flow_info")
-MODULES = (DEPLOY, SCALE, PROXY, STOP_OLD, ROLLBACK, INFO)
+DEPLOY, SCALE, PROXY, CANARY, STOP_OLD, ROLLBACK, INFO = (
+    "flow_deploy", "flow_scale", "flow_proxy", "flow_canary", "flow_stop_old", "flow_rollback", "flow_info")
+MODULES = (DEPLOY, SCALE, PROXY, CANARY, STOP_OLD, ROLLBACK, INFO)
 
 # Documentation groups, in the order the docs list them. The options of every group but the last
 # two are shared by all modules; "step" options belong to their modules only; "seed" keys are
@@ -120,9 +120,9 @@ def _resolved(name: str, type_: str, group: str, doc: str, env: tuple = (), **mo
     return _o(name, type_, group, doc, env=_flow_env(name) + env, file_keys=(name,), **more)
 
 
-_ROUTED = (PROXY, STOP_OLD)
+_ROUTED = (PROXY, CANARY, STOP_OLD)
 # Where the proxy is: flow_scale reaches it too, to ask when it stopped sending requests to the instances it takes away.
-_REACH_PROXY = (PROXY, STOP_OLD, SCALE)
+_REACH_PROXY = _ROUTED + (SCALE,)
 
 TABLE = (
     # --- service --------------------------------------------------------------------------------
@@ -338,14 +338,43 @@ TABLE = (
        modules=(DEPLOY,), default=False),
     _o("color", "str", "step",
        "Color to act on: M(dockerflow.flow.flow_scale) scales it (by default the live color, or the newest one before "
-       "the first switch), M(dockerflow.flow.flow_proxy) routes the service to it (by default the newest release's).",
-       modules=(SCALE, PROXY), choices=ALL_COLORS,
+       "the first switch), M(dockerflow.flow.flow_proxy) routes the service to it and M(dockerflow.flow.flow_canary) "
+       "makes it the canary (by default the newest release's).",
+       modules=(SCALE, PROXY, CANARY), choices=ALL_COLORS,
        role_details=("The C(rollback) step always routes to the release it started.",)),
     _o("stop_timeout", "int", "step",
        "Seconds an instance gets to stop before it is killed (scaling down, stopping old releases).",
-       modules=(SCALE, STOP_OLD), default_doc="the container's own"),
+       modules=(SCALE, STOP_OLD, CANARY), default_doc="the container's own"),
     _o("switch_timeout", "int", "step", "Seconds to wait until the proxy sees the target color's servers up.",
-       modules=(PROXY,), default=60),
+       modules=(PROXY, CANARY), default=60),
+    _o("canary_weight", "int", "step",
+       "Percentage (0 to 100) of the service's requests to send to the canary, and nothing more: no gate, no "
+       "promotion. V(0) sends them all to the live color again and ends the canary.", modules=(CANARY,),
+       default_doc="none: the gated promotion of O(canary_steps)", details=(
+           "Without it, the module steps the weight through O(canary_steps), checks the gate at each step, and"
+           " promotes the canary once every step passed.",)),
+    _o("canary_steps", "list", "step",
+       "Weights (percentages, increasing, 1 to 100) the canary takes in turn, each for O(canary_dwell), before it is "
+       "promoted.", modules=(CANARY,), default=["5", "25", "50", "100"]),
+    _o("canary_dwell", "str", "step", "How long each step lasts: V(30s), V(500ms), V(2m), or a number of seconds.",
+       modules=(CANARY,), default="30s"),
+    _o("canary_max_error_ratio", "str", "step",
+       "Highest share of 5xx answers (V(0.01) or V(1%)) the canary may give in a step; above it the canary fails.",
+       modules=(CANARY,), default="0.01", details=(
+           "Figures come from the proxy's own counters of the canary color's backend over the step.",)),
+    _o("canary_max_response_time", "str", "step",
+       "Highest average response time (V(250ms), V(2s)) of the canary in a step; above it the canary fails.",
+       modules=(CANARY,), default_doc="no limit", details=(
+           "HAProxy's average over the backend's last 1,024 requests.",)),
+    _o("canary_against_live", "bool", "step",
+       "Compare with the live color over the same step: the limits apply to how much worse the canary does.",
+       modules=(CANARY,), default=False),
+    _o("canary_min_requests", "int", "step",
+       "Answers the canary must have given in a step before the gate may stop it early; at the end of a step it is "
+       "judged on whatever it answered.", modules=(CANARY,), default=20),
+    _o("canary_on_failure", "str", "step",
+       "What happens to a canary that failed the gate, once its weight is 0: V(keep) it running (to look at it, or "
+       "preview it), or V(stop) it.", modules=(CANARY,), default="keep", choices=("keep", "stop")),
     _o("state", "str", "step",
        "V(present) routes the service, V(absent) removes its routes, V(synced) renders every recorded route.",
        modules=(PROXY,), default="present", choices=("present", "absent", "synced"), role_var=None),

@@ -21,9 +21,9 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 NOT_SERVERS = ("BACKEND", "FRONTEND")
 
 
-def server_rows(stat_csv: str, backend: str, columns: Sequence[str]) -> list[dict[str, str]]:
-    """The servers of ``backend`` in ``stat_csv``, each as ``{column: value}`` for ``columns`` (and ``svname``).
-    FlowError when the answer has no header or lacks one of ``columns``."""
+def server_rows(stat_csv: str, backend: str, columns: Sequence[str], kinds: Sequence[str] = ()) -> list[dict[str, str]]:
+    """The servers of ``backend`` in ``stat_csv`` (or its rows of ``kinds``: ``BACKEND``), each as ``{column: value}``
+    for ``columns`` (and ``svname``). FlowError when the answer has no header or lacks one of ``columns``."""
     lines = stat_csv.splitlines()
     if not lines or not lines[0].startswith("# "):
         raise FlowError("the proxy's show stat gave no header")
@@ -39,7 +39,7 @@ def server_rows(stat_csv: str, backend: str, columns: Sequence[str]) -> list[dic
         if len(fields) <= max(positions.values()):
             continue
         row = {column: fields[index] for column, index in positions.items()}
-        if row["pxname"] == backend and row["svname"] not in NOT_SERVERS:
+        if row["pxname"] == backend and ((row["svname"] in kinds) if kinds else (row["svname"] not in NOT_SERVERS)):
             rows.append(row)
     return rows
 

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     Route,
@@ -34,11 +33,24 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     config_generation,
     render,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import (
+    WEIGHTS_FILE_NAME,
+    Canary,
+    runtime_weight_command,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import asked_preview
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_routes import (
+    DEFAULT_PROXY_NAME,
+    canary_weights,
+    refuse_a_taken_path,
+    route_colors,
+    routes_from_documents,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import (
     DEFAULT_SERVER_SLOTS,
     overfull_colors,
     overfull_warning,
+    refuse_a_switch_beyond_slots,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent import (
     FINISHED,
@@ -54,42 +66,9 @@ if TYPE_CHECKING:
     from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext
 
 PROXY_STATES = ("present", "absent", "synced")
-DEFAULT_PROXY_NAME = "dockerflow-proxy"
 # A service's state document in Consul (consul_state), and what a step returns to its module.
 Document = dict[str, Any]
 Result = dict[str, Any]
-
-
-def route_colors(document: Document) -> tuple[str, ...]:
-    """Colors that get a backend: both blue-green colors once either exists, so a switch finds them resolved."""
-    known = set(document.get("colors") or {})
-    if known & set(colors.BLUE_GREEN_COLORS):
-        known |= set(colors.BLUE_GREEN_COLORS)
-    return tuple(sorted(known))
-
-
-def routes_from_documents(documents: Mapping[str, Document], proxy_name: str, skip: str | None = None) -> list[Route]:
-    """The routes one proxy serves: several proxies (internal, public) may share a Consul."""
-    routes = []
-    for service, document in sorted(documents.items()):
-        if service == skip or not document.get("routes"):
-            continue
-        if document["routes"].get("proxy", DEFAULT_PROXY_NAME) != proxy_name:
-            continue
-        data = dict(document["routes"], colors=list(route_colors(document)))
-        routes.append(Route.from_dict(service, data))
-    return routes
-
-
-def conflicting_rule(route: Route, others: Iterable[Route]) -> tuple[str, str | None] | None:
-    """The (service, path) of another route that claims the same host and path, or None."""
-    for other in others:
-        if (other.domain or None) != (route.domain or None) or other.path_type != route.path_type:
-            continue
-        for path in route.paths or (None,):
-            if path in (other.paths or (None,)):
-                return other.service, path
-    return None
 
 
 def proxy_lock_name(proxy_name: str) -> str:
@@ -122,9 +101,12 @@ class ProxyFlow:
         return render(routes, self.node.settings, **options)
 
     def _ensure_proxy(self, documents: Mapping[str, Document]) -> str | None:
+        """The proxy runs, with the canary weights Consul records (proxy_canary) for any worker it starts."""
         routes = routes_from_documents(documents, self.node.name)
         initial, _generation = self._render(routes)
-        outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode)
+        weights = canary_weights(documents, self.node.name)
+        files = {WEIGHTS_FILE_NAME: weights} if weights else {}
+        outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode, files=files)
         if outcome:
             self.flow.progress("proxy %s %s with %d route(s) from Consul" % (self.node.name, outcome, len(routes)))
         if outcome != "created":
@@ -155,20 +137,48 @@ class ProxyFlow:
         if state not in PROXY_STATES:
             raise FlowError("state=%r is not valid: use one of %s." % (state, ", ".join(PROXY_STATES)))
         flow = self.flow
-        service = flow.settings.service
         # The proxy's own lock: a sync must not render what it read before another service's switch.
         proxy_lock = flow.lock("proxy", name=proxy_lock_name(self.node.name))
         if state == "synced":
             with proxy_lock:
                 return self._sync(self._reconcile_all(flow.store.read_all()))
         with flow.lock("proxy"), proxy_lock:
-            documents = flow.store.read_all()
-            document = self._settled(documents.get(service))
-            if document is not None:
-                documents[service] = document
-            if state == "absent":
-                return self._remove(documents, document)
-            return self._switch(documents, document, (list(service_path or []), service_domain, path_type), color, preview)
+            return self.held(state, (list(service_path or []), service_domain, path_type), color, preview)
+
+    def held(self, state: str, where: tuple[list[str], str | None, str] = ([], None, "prefix"), color: str | None = None,
+             preview: tuple[Any, ...] = (None, None, None)) -> Result:
+        """State present (a switch; ``where``: paths, domain, path type) or absent, for a caller that holds the
+        service's and the proxy's locks (run, or flow_canary's promotion)."""
+        service, documents = self.flow.settings.service, self.flow.store.read_all()
+        document = self._settled(documents.get(service))
+        if document is not None:
+            documents[service] = document
+        if state == "absent":
+            return self._remove(documents, document)
+        return self._switch(documents, document, where, color, preview)
+
+    def split(self, canary: Canary) -> int:
+        """``canary.weight`` % of the service's requests to ``canary.color`` (flow_canary, which holds the service's
+        lock), under the proxy's lock: a weight that rises is recorded before the proxy takes it, one that falls
+        after. The first split of a route activates the rule that reads the weight (a hitless reload). Returns the
+        canary's servers up."""
+        service, backend = self.flow.settings.service, backend_name(self.flow.settings.service, canary.color)
+        with self.flow.lock("proxy", name=proxy_lock_name(self.node.name)):
+            document = self._settled(self.flow.store.read(service)[0])
+            was = Canary.from_dict((document.get("routes") or {}).get("canary"))
+            rises = canary.weight > (was.weight if was and was.color == canary.color else 0)
+            servers = self._servers_up_or_refuse(backend, document) if canary.weight else 0
+            if not rises:
+                self.node.runtime(runtime_weight_command(service, canary.weight))
+            self.flow.store.update(service, lambda doc: doc["routes"].update(canary=canary.as_dict()))
+            documents = self.flow.store.read_all()
+            self._ensure_proxy(documents)  # writes the weights file
+            config, generation = self._render(routes_from_documents(documents, self.node.name))
+            if config != self._running()[0]:
+                self._activate(config, generation)
+            if rises:
+                self.node.runtime(runtime_weight_command(service, canary.weight))
+        return servers
 
     # -- an interrupted switch (switch_intent) ----------------------------------------------------------
     def reconcile(self, document: Document | None) -> Document | None:
@@ -273,10 +283,11 @@ class ProxyFlow:
     def _switch(self, documents: Mapping[str, Document], document: Document | None,
                 where: tuple[list[str], str | None, str], color: str | None, preview: tuple[Any, ...]) -> Result:
         route = self._route(document, where, color, preview)
-        self._refuse_beyond_slots(document, route)
+        refuse_a_switch_beyond_slots(route.service, route.color, (document["colors"][route.color] or {}).get("instances") or 0,
+                            self.node.settings.max_servers)
         self._warn_overfull(documents, skip=route.service)
         others = routes_from_documents(documents, self.node.name, skip=route.service)
-        self._refuse_a_taken_path(route, others)
+        refuse_a_taken_path(route, others, self.node.name)
         self._refuse_a_color_not_passing(document, route.color)
         # A proxy created or started just now already serves the recorded route, but that is a change.
         proxy_outcome = self._ensure_proxy(documents)
@@ -354,23 +365,6 @@ class ProxyFlow:
     def _recorded_route(self, route: Route) -> dict[str, Any]:
         """The route as the state records it; deploy and scale read the slots there (they have no proxy options)."""
         return dict(route.as_dict(), proxy=self.node.name, max_servers=self.node.settings.max_servers)
-
-    def _refuse_beyond_slots(self, document: Document, route: Route) -> None:
-        slots = self.node.settings.max_servers
-        wanted = (document["colors"][route.color] or {}).get("instances") or 0
-        if wanted > slots:
-            raise FlowError(
-                "%s (%s) runs %d instances, more than proxy_max_servers=%d (servers of one color the proxy routes "
-                "to): raise proxy_max_servers, or scale it down; not switching." % (route.service, route.color, wanted, slots)
-            )
-
-    def _refuse_a_taken_path(self, route: Route, others: Iterable[Route]) -> None:
-        clash = conflicting_rule(route, others)
-        if clash:
-            raise FlowError(
-                "service_path %s%s is already routed to service %s by proxy %s; remove that route first."
-                % (route.domain or "", clash[1] or "", clash[0], self.node.name)
-            )
 
     def _refuse_a_color_not_passing(self, document: Document, color: str) -> None:
         if not self._wait_passing(self.flow.settings.service, color):

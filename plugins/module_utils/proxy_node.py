@@ -127,25 +127,27 @@ class ProxyNode:
                          % (running_cli, wanted_cli))
         return found
 
-    def ensure_running(self, initial_config: str, check_mode: bool = False) -> str | None:
-        """Create the proxy (with ``initial_config``) or start it; returns 'created', 'started' or None."""
+    def ensure_running(self, initial_config: str, check_mode: bool = False, files: dict[str, str] | None = None) -> str | None:
+        """Create the proxy (with ``initial_config``) or start it; returns 'created', 'started' or None. ``files``
+        (name: text, in CONFIG_DIR) are written before it starts, or now (not in check mode) if it runs."""
         data = self.inspect()
+        files = dict(HELPER_FILES, **(files or {}))
         if data is not None and data["State"]["Status"] == "running":
-            self._ensure_helpers()
+            self.put_files(files if not check_mode else HELPER_FILES)
             return None
         if check_mode:
             return "created" if data is None else "started"
         if data is None:
-            self._create(initial_config)
+            self._create(initial_config, files)
             outcome = "created"
         else:
             outcome = "started"
-            self._ensure_helpers()
+            self.put_files(files)
         self._call("starting proxy %s" % self.name, self.api.start, self.name)
         self.wait_ready()
         return outcome
 
-    def _create(self, initial_config: str) -> None:
+    def _create(self, initial_config: str, files: dict[str, str]) -> None:
         try:
             self.api.inspect_image(self.image)
         except docker.errors.ImageNotFound:
@@ -174,11 +176,7 @@ class ProxyNode:
             labels={LABEL_PROXY: "true"},
             host_config=host_config,
         )
-        self.put_files(dict({"haproxy.cfg": initial_config}, **HELPER_FILES))
-
-    def _ensure_helpers(self) -> None:
-        """Containers made by an older collection may lack the helper scripts."""
-        self.put_files(dict(HELPER_FILES))
+        self.put_files(dict(files, **{"haproxy.cfg": initial_config}))
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -83,3 +83,11 @@ def overfull_colors(documents: dict, proxy_name: str, slots: int, default_proxy:
 def overfull_warning(service: str, color: str, count: int, slots: int) -> str:
     return ("%s (%s) runs %d instances, more than the %d the proxy routes to of one color (proxy_max_servers): "
             "%d get no request." % (service, color, count, slots, count - slots))
+
+
+def refuse_a_switch_beyond_slots(service: str, color: str, instances: int, slots: int) -> None:
+    """FlowError before a switch to a color with more instances than the proxy has slots for."""
+    if instances > slots:
+        raise FlowError("%s (%s) runs %d instances, more than proxy_max_servers=%d (servers of one color the proxy "
+                        "routes to): raise proxy_max_servers, or scale it down; not switching."
+                        % (service, color, instances, slots))

@@ -136,7 +136,7 @@ class FlowProject:
 
     # -- running modules -----------------------------------------------------------
     def playbook(self, module, params, check=False, diff=False, env=None, defaults=True):
-        if self.proxy is not None and module in ("flow_proxy", "flow_stop_old", "flow_scale"):
+        if self.proxy is not None and module in ("flow_proxy", "flow_canary", "flow_stop_old", "flow_scale"):
             params = dict(self.proxy.options, **(params or {}))
         params = dict(params or {})
         if defaults:

@@ -25,6 +25,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import record_release
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.health import Probe, choose_probe
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import refuse_a_serving_canary
 from ansible_collections.dockerflow.flow.plugins.module_utils.scale import ScaleRequest, parse_scale
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import refuse_beyond_slots
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.builds import (
@@ -101,6 +102,7 @@ class Deploy(Step):
                 return unchanged
             doomed = [placement.color] if placement.color != colors.PLAIN else []
             refuse_if_possibly_served(placement.state, doomed, "deploy would replace")
+            refuse_a_serving_canary(placement.state, doomed, "a deploy would replace")
             if self.flow.check_mode:
                 return self._predicted(wanted, placement)
             wanted = self._build(wanted, placement)

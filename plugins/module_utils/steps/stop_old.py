@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import refuse_a_serving_canary
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import Step
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances import (
     current_release_instances,
@@ -53,6 +54,7 @@ class StopOld(Step):
             instances = self.flow.backend.list_instances(service)
             live, promoted = self._live(state, instances)
             old = self._old(state, instances, live, promoted)
+            refuse_a_serving_canary(state, {i.color for i in old.leaving}, "stop-old would stop")
             if not (old.leaving or old.promoted):
                 return self.flow.result(False, "No old release of %s is running." % service, state, state, instances,
                                         instances, live_color=old.live, stopped=[], removed=[])

@@ -24,19 +24,18 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     config_generation,
     render,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import (
-    ProxyFlow,
-    conflicting_rule,
-    proxy_reconciler,
-    route_colors,
-    routes_from_documents,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow, proxy_reconciler
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import (
     CONFIG_DIR,
     CONFIG_FILE,
     PREVIOUS_FILE,
     RELOAD_SCRIPT,
     ProxyNode,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_routes import (
+    conflicting_rule,
+    route_colors,
+    routes_from_documents,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps import instances as step_instances
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
@@ -79,11 +78,14 @@ class FakeProxyNode:
         self.held = []  # (backend, seconds) the switch watched
         self.unreachable = None  # a FlowError message: the proxy does not answer
         self.drifted = []  # what drift() reports of the running container
+        self.files = {}  # what ensure_running wrote besides the configuration (the canary weights)
 
     def status(self):
         return "running" if self.running is not None else None
 
-    def ensure_running(self, initial_config, check_mode=False):
+    def ensure_running(self, initial_config, check_mode=False, files=None):
+        if not check_mode:
+            self.files.update(files or {})
         if self.running is not None:
             return None
         if not check_mode:
