@@ -48,7 +48,7 @@ def ratio(value: Any, parameter: str) -> float:
 def weights(values: Any) -> tuple[int, ...]:
     """The schedule's weights: whole percentages from 1 to 100, each above the one before."""
     try:
-        steps = tuple(int(str(value)) for value in values)
+        steps = tuple(int(str(value)) for value in values or ())
     except ValueError:
         steps = ()
     if not steps or any(not 1 <= step <= 100 for step in steps) or list(steps) != sorted(set(steps)):

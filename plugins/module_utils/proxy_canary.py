@@ -76,5 +76,5 @@ def refuse_a_serving_canary(document: Mapping[str, Any], doomed_colors: Iterable
     canary = Canary.from_dict((document.get("routes") or {}).get("canary"))
     if canary and canary.weight and canary.color in set(doomed_colors):
         raise FlowError("%s takes %d %% of the requests of %s as a canary, and %s it: refused. Promote it or end it "
-                        "(flow_canary with canary_weight=0) first." % (canary.color, canary.weight,
-                                                                      document.get("service"), action))
+                        "(flow_canary with canary_weight=0) first."
+                        % (canary.color, canary.weight, document.get("service"), action))

@@ -283,8 +283,8 @@ class ProxyFlow:
     def _switch(self, documents: Mapping[str, Document], document: Document | None,
                 where: tuple[list[str], str | None, str], color: str | None, preview: tuple[Any, ...]) -> Result:
         route = self._route(document, where, color, preview)
-        refuse_a_switch_beyond_slots(route.service, route.color, (document["colors"][route.color] or {}).get("instances") or 0,
-                            self.node.settings.max_servers)
+        instances = (document["colors"][route.color] or {}).get("instances") or 0
+        refuse_a_switch_beyond_slots(route.service, route.color, instances, self.node.settings.max_servers)
         self._warn_overfull(documents, skip=route.service)
         others = routes_from_documents(documents, self.node.name, skip=route.service)
         refuse_a_taken_path(route, others, self.node.name)

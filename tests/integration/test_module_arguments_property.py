@@ -35,7 +35,7 @@ from conftest import APP_V2, CONSUL_URL, TestProxy, consul_get
 from support.inprocess import argument_spec_of, run_module
 from support.playbook import written_task
 
-MODULES = ("flow_deploy", "flow_scale", "flow_stop_old", "flow_info", "flow_rollback", "flow_proxy")
+MODULES = ("flow_deploy", "flow_scale", "flow_stop_old", "flow_info", "flow_rollback", "flow_proxy", "flow_canary")
 EXAMPLES = int(os.environ.get("DOCKERFLOW_PROPERTY_EXAMPLES", "150"))
 
 NASTY_TEXT = st.text(
@@ -102,6 +102,8 @@ def strategies(project, proxy):
                             st.sampled_from([proxy.options[k] for k in proxy.options if k.endswith("_port")]))
     addresses = st.one_of(TEXT, st.sampled_from(["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "1.2.3.4.5",
                                                  "*\nbind *:1", "127.0.0.1 level admin"]), WRONG_TYPES)
+    durations = st.one_of(st.sampled_from(["1s", "500ms", "0", "-1s", "2m", "1.5", "x", "", "1e9s", "inf", "5 s", "5h"]),
+                          TEXT, WRONG_TYPES)
     return {
         "project_dir": not_a_dir,
         "flow_file": own_files,
@@ -156,6 +158,16 @@ def strategies(project, proxy):
         "preview_cookie": st.one_of(st.sampled_from(["flow-color", "", "a;b", "x\n"]), TEXT, WRONG_TYPES),
         "preview_allow": st.one_of(st.lists(st.sampled_from(["10.0.0.0/8", "127.0.0.1", "::1", "office", "", "1.2.3.4/99"]),
                                             max_size=3), TEXT, WRONG_TYPES),
+        "canary_weight": st.one_of(INT_LIKE, st.integers(min_value=-2, max_value=102)),
+        "canary_steps": st.one_of(st.lists(st.one_of(st.integers(min_value=-5, max_value=105), TEXT), max_size=4), TEXT,
+                                  WRONG_TYPES),
+        "canary_dwell": durations,
+        "canary_max_error_ratio": st.one_of(st.sampled_from(["0.01", "1%", "101%", "-0.1", "nan", "inf", "1e-3", "%", ""]),
+                                            TEXT, WRONG_TYPES),
+        "canary_max_response_time": durations,
+        "canary_against_live": BOOL_LIKE,
+        "canary_min_requests": INT_LIKE,
+        "canary_on_failure": st.one_of(st.sampled_from(["keep", "stop", "Stop", ""]), TEXT, WRONG_TYPES),
         "proxy_docker_host": hosts("tcp://127.0.0.1:"),
         "proxy_docker_cert_path": paths,
         "proxy_tls_verify": BOOL_LIKE,
@@ -184,12 +196,14 @@ def base_args(module, project, proxy):
         args["health_timeout"] = 5
     if module in ("flow_deploy", "flow_scale"):
         args["max_instances"] = 3  # a generated scale never starts more than this
-    if module in ("flow_proxy", "flow_stop_old"):
+    if module in ("flow_proxy", "flow_canary", "flow_stop_old"):
         args.update(proxy.options)
     if module == "flow_stop_old":
         args["drain_timeout"] = 3
     if module == "flow_proxy":
         args.update(service_path=["/prop"], switch_timeout=5)
+    if module == "flow_canary":
+        args.update(canary_dwell="1s", switch_timeout=5)
     return args
 
 

@@ -69,6 +69,7 @@ STEPS = [
     ("flow_proxy", {}, "switch_blue"),
     ("flow_scale", {"scale": "+1"}, "scale_blue"),
     ("flow_deploy", {"force": True}, "deploy_green"),
+    ("flow_canary", {"canary_weight": 20}, "canary_green"),
     ("flow_proxy", {}, "switch_green"),
     ("flow_stop_old", {}, "stop_blue"),
     ("flow_rollback", {}, "rollback"),
@@ -129,7 +130,8 @@ def test_every_module_takes_one_set_of_all_shared_options(routed_project, proxy,
     assert results["switch_blue"]["routes"]["domain"] == HOST
     assert results["scale_blue"]["instances_count"] == 3, "the step's own scale '+1' beats the shared '2'"
     assert results["deploy_green"]["color"] == "green" and len(results["deploy_green"]["instances"]) == 2
-    assert results["switch_green"]["live_color"] == "green"
+    assert results["canary_green"]["canary"] == {"color": "green", "weight": 20}
+    assert results["switch_green"]["live_color"] == "green" and "canary" not in results["switch_green"]["routes"]
     assert results["stop_blue"]["stopped"] and all("-blue-" in name for name in results["stop_blue"]["stopped"])
     assert results["rollback"]["color"] == "blue"
     info = results["info"]

@@ -10,6 +10,7 @@ import re
 from hypothesis import strategies as st
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import PATH_TYPES, Route
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import Canary
 
 
 def haproxy_words(line):
@@ -102,4 +103,6 @@ def valid_routes(draw, service=services):
         domain=domain,
         colors=tuple(draw(st.lists(st.sampled_from(["blue", "green"]), max_size=2))),
         health_path=draw(st.one_of(st.none(), paths)),
+        canary=draw(st.one_of(st.none(), st.builds(Canary, color=st.sampled_from(["blue", "green"]),
+                                                   weight=st.integers(0, 100)))),
     )
