@@ -169,7 +169,7 @@ def time_reconfiguration(bench, proxy, label, service, color):
     documents = read_documents(empty_state)
     routes = proxy_routes.routes_from_documents(documents, proxy.name)  # routes recorded for this proxy only
     config, generation = haproxy_config.render(routes, settings, generation="bench-%s" % label)
-    timings = {"routes": len(routes), "backends": sum(len(set(r.colors) | {r.color}) for r in routes),
+    timings = {"routes": len(routes), "backends": sum(len(r.backend_colors) for r in routes),
                "config_kb": round(len(config) / 1024.0, 1)}
 
     def timed(name, function, *args):

@@ -92,6 +92,11 @@ class Route:
         """Whether a canary takes a share of its requests (none once the canary is the routed color)."""
         return self.canary is not None and self.canary.color != self.color
 
+    @property
+    def backend_colors(self) -> list[str]:
+        """The colors that get a backend: those it may be switched to, the routed one, and its canary's."""
+        return sorted(set(self.colors) | {self.color} | ({self.canary.color} if self.splits else set()))
+
     def as_dict(self) -> dict[str, Any]:
         recorded = {
             "color": self.color,
@@ -385,7 +390,7 @@ def _service_backend_lines(settings: ProxySettings, routes: list[Route]) -> list
     """Every service's backends, one a color it may be switched to, each with its server slots."""
     lines = []
     for route in sorted(routes, key=lambda r: r.service):
-        for color in sorted(set(route.colors) | {route.color}):
+        for color in route.backend_colors:
             lines += _backend_lines(route, color, settings)
     return lines
 

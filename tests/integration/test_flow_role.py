@@ -193,13 +193,38 @@ def test_rollback_of_a_service_without_route_skips_the_proxy(flow_project, proxy
     assert "routes" not in project.state() or not project.state()["routes"]
 
 
+def test_preview_then_canary_steps_release_the_new_color_through_the_role(flow_project, proxy):
+    """deploy,preview keeps the live color routed and opens the new release to requests naming it; canary promotes
+    it step by step; a preview step without a way to ask for it fails saying which variable to set."""
+    project = flow_project
+    write_flow_file(project, SEED_FLOW_FILE)
+    run_playbook(project, proxy, "-e", "flow=deploy,proxy")
+    project.set_image(APP_V2)
+    no_way = run_playbook(project, proxy, "-e", "flow=deploy,preview", expect_failure=True)
+    assert "set flow_preview_header or flow_preview_cookie" in no_way.output, no_way.output[-3000:]
+    previewed = run_playbook(project, proxy, "-e", "flow=preview", "-e", "flow_preview_header=X-Flow-Color", results=True)
+    (entry,) = previewed.results
+    assert entry["step"] == "preview" and entry["result"]["live_color"] == "blue", entry
+    assert served(proxy) == ("blue", "1")
+    status, body = proxy.get("/demo", headers={"X-Flow-Color": "green"})
+    assert status == 200 and body["version"] == "2", (status, body)
+
+    released = run_playbook(project, proxy, "-e", "flow=canary,stop-old", "-e",
+                            json.dumps({"flow_canary_steps": [50, 100], "flow_canary_dwell": "1s"}), results=True)
+    canary, stop_old = released.results
+    assert canary["step"] == "canary" and canary["result"]["outcome"] == "promoted", canary
+    assert [step["weight"] for step in canary["result"]["canary_steps"]] == [50, 100]
+    assert stop_old["step"] == "stop-old" and served(proxy) == ("green", "2")
+    assert statuses(project, "blue") == ["exited"]
+
+
 def test_unknown_step_or_bad_variable_fails_before_anything_runs(flow_project, proxy, docker_client):
     project = flow_project
     write_flow_file(project, SEED_FLOW_FILE)
 
     failed = run_playbook(project, proxy, "-e", "flow=deploy,bogus,proxy", expect_failure=True)
-    assert ('Unknown flow step "bogus" in flow (deploy,bogus,proxy); the steps are deploy, scale, proxy, stop-old, '
-            "rollback. No step was run.") in failed.output, failed.output
+    assert ('Unknown flow step "bogus" in flow (deploy,bogus,proxy); the steps are deploy, scale, preview, proxy, '
+            "canary, stop-old, rollback. No step was run.") in failed.output, failed.output
 
     from_env = run_playbook(project, proxy, env={"FLOW": "deploy,stop_old"}, expect_failure=True)
     assert 'Unknown flow step "stop_old" in FLOW' in from_env.output, from_env.output

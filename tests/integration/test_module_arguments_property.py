@@ -323,7 +323,7 @@ def test_any_arguments_give_success_or_a_clean_failure_that_changes_nothing(prop
 
 # --------------------------------------------------------------------------- the flow role's steps
 
-KNOWN_STEPS = ["deploy", "scale", "proxy", "stop-old", "rollback"]
+KNOWN_STEPS = ["deploy", "scale", "preview", "proxy", "canary", "stop-old", "rollback"]
 UNKNOWN_STEP = st.one_of(
     st.sampled_from(["Deploy", "stop_old", "stopold", "deploy;scale", "roll back", "proxy\n", "-", "*", "deploy.yml",
                      "../step_deploy", "{{ lookup('env','HOME') }}", "%s", "null", "0", "é", "\x00"]),
