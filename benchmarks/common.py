@@ -135,12 +135,12 @@ def consul_kv_put(key, document):
     return consul("PUT", "/v1/kv/%s" % key, json.dumps(document, sort_keys=True).encode())
 
 
-def http_get(url, timeout=3, allowed_hosts=()):
+def http_get(url, timeout=3, allowed_hosts=(), headers=None):
     """(status, parsed JSON or text) of a GET to a loopback URL (or to one of ``allowed_hosts``)."""
     if not url.startswith("http://127.0.0.1:") and urllib.parse.urlsplit(url).hostname not in allowed_hosts:
         raise BenchError("benchmarks only talk to 127.0.0.1, not %s" % url)
     try:
-        with _OPENER.open(url, timeout=timeout) as response:
+        with _OPENER.open(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
             status, body = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()
@@ -217,6 +217,7 @@ def machine_info(client, proxy_image=PROXY_IMAGE):
     haproxy = _command(["docker", "run", "--rm", "--entrypoint", "haproxy", proxy_image, "-v"]) or ""
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _command(["git", "-C", REPO, "describe", "--always", "--dirty"]),
         "nproc": _command(["nproc"]),
         "cpu": cpu,
         "memory_total": mem_line.split()[1] if len(mem_line.split()) > 1 else None,
@@ -474,7 +475,7 @@ class Bench:
         params = {"consul_address": CONSUL_URL, "publish_address": "127.0.0.1"}
         if module == "flow_deploy":
             params.update(health_path="/health", health_timeout=60)
-        if module in ("flow_proxy", "flow_stop_old", "flow_scale"):
+        if module in ("flow_proxy", "flow_stop_old", "flow_scale", "flow_canary"):
             params.update(self.proxy.params())
         return params
 
