@@ -230,9 +230,14 @@ def ran_out(generator, args):
     return "the load stopped (budget %d requests or cap %ds) before the part ended" % (args.max_requests, args.max_seconds)
 
 
-def canary_task(project, args):
-    return project.task("flow_canary", canary_steps=args.steps, canary_dwell="%dms" % round(args.dwell * 1000),
+def run_canary(project, args, generator):
+    """flow_canary under the running load (which starts a second before it): its result, its start (epoch), its
+    seconds, and why the part is incomplete, if the load ran out meanwhile."""
+    time.sleep(1.0)
+    task = project.task("flow_canary", canary_steps=args.steps, canary_dwell="%dms" % round(args.dwell * 1000),
                         canary_max_error_ratio=args.max_error_ratio, canary_min_requests=args.min_requests)
+    step = project.run(task, check=False).steps()[0]
+    return step["result"] or {}, step["start"] or time.time(), step["seconds"], ran_out(generator, args)
 
 
 def wait_for_preview(url, color, allowed_hosts, timeout=15):
@@ -279,14 +284,10 @@ def preview_part(bench, project, args, url, live, preview):
 def good_part(bench, project, args, url):
     generator = load(url, args, bench).start()
     try:
-        time.sleep(1.0)  # the load runs before the canary starts
-        played = project.run(canary_task(project, args), check=False)
-        incomplete = ran_out(generator, args)
+        outcome, _start, seconds, incomplete = run_canary(project, args, generator)
         time.sleep(1.0)
     finally:
         result = generator.stop()
-    step = played.steps()[0]
-    outcome = step["result"] or {}
     served = served_colors(url, bench.allowed_hosts)
     summary = result.summary(failures=10)
     figures = {
@@ -294,15 +295,15 @@ def good_part(bench, project, args, url):
         "msg": outcome.get("msg"),
         "color": outcome.get("color"),
         "previous_color": outcome.get("previous_color"),
-        "task_seconds": step["seconds"],
+        "task_seconds": seconds,
         "step_seconds": [s.get("seconds") for s in outcome.get("canary_steps") or []],
         "canary_steps": outcome.get("canary_steps"),
         "served_after": served,
         "load": summary,
     }
     problems = judge_good(outcome, summary["failed"], served)
-    log("good: %s in %ss (steps %s s), served after: %s; %d requests, %d failed" % (
-        figures["outcome"], figures["task_seconds"], figures["step_seconds"], ",".join(served),
+    log("good: %s in %s s (steps %s s), served after: %s; %d requests, %d failed" % (
+        figures["outcome"], _value(seconds), "/".join(map(_value, figures["step_seconds"])), ",".join(served),
         summary["requests"], summary["failed"]))
     return figures, problems, incomplete
 
@@ -319,12 +320,7 @@ def bad_part(bench, project, args, url):
     log("bad: %s (APP_ERROR_RATIO=%g) deployed on %s; canary under load" % (image, args.bad_ratio, color))
     generator = load(url, args, bench).start()
     try:
-        time.sleep(1.0)
-        played = project.run(canary_task(project, args), check=False)
-        incomplete = ran_out(generator, args)
-        step = played.steps()[0]
-        outcome = step["result"] or {}
-        task_start = step["start"] or time.time()
+        outcome, task_start, seconds, incomplete = run_canary(project, args, generator)
         # The load goes on for a whole dwell from the canary's first weight (the bound counts its requests), and a
         # second past weight 0 (the last bad answers).
         until = max(exposure_start(outcome, task_start) + args.dwell, (outcome.get("weight_zero_at") or 0) + 1.0,
@@ -336,16 +332,21 @@ def bad_part(bench, project, args, url):
                                   result.by_second, result.started_wall, task_start)
     figures.update({
         "color": color,
-        "task_seconds": step["seconds"],
+        "task_seconds": seconds,
         "served_after": served_colors(url, bench.allowed_hosts),
         "load": result.summary(failures=10),
     })
     timing = figures["answers_500"]
-    log("bad: %s (%s), %d failed (bound %s in the dwell, %s to the abort); first 500 -> weight 0 %ss, "
-        "weight 0 -> last 500 %ss" % (
-            figures["outcome"], figures["msg"], figures["failed"], figures["bound_dwell"], figures["bound_to_abort"],
-            timing["first_to_weight_zero_s"], timing["weight_zero_to_last_s"]))
+    log("bad: %s (%s) in %s s, %d failed (bound %s in the dwell, %s to the abort); first 500 -> weight 0 %s s, "
+        "weight 0 -> last 500 %s s" % (
+            figures["outcome"], figures["msg"], _value(figures["task_seconds"]), figures["failed"],
+            figures["bound_dwell"], _value(figures["bound_to_abort"]), _value(timing["first_to_weight_zero_s"]),
+            _value(timing["weight_zero_to_last_s"])))
     return figures, problems, incomplete
+
+
+def _value(value):
+    return "n/a" if value is None else str(value)
 
 
 def _colors(counts):
@@ -399,17 +400,17 @@ def summary_line(report, problems, incomplete):
         parts.append("preview: %d leak(s) in %d normal requests" % (preview["leaks"], preview["normal"]["requests"]))
     if "good" in report:
         good = report["good"]
-        parts.append("good: %s in %ss (steps %s s), %d of %d requests failed" % (
-            good["outcome"], good["task_seconds"], "/".join(str(s) for s in good["step_seconds"]),
+        parts.append("good: %s in %s s (steps %s s), %d of %d requests failed" % (
+            good["outcome"], _value(good["task_seconds"]), "/".join(map(_value, good["step_seconds"])),
             good["load"]["failed"], good["load"]["requests"]))
     if "bad" in report:
         bad = report["bad"]
         timing = bad["answers_500"]
-        parts.append("bad: %s at weight %s, %d failed (bound %s in a %gs dwell, %s to the abort), first 500 -> "
-                     "weight 0 %ss, weight 0 -> last 500 %ss" % (
-                         bad["outcome"], (bad["breach"] or {}).get("weight"), bad["failed"], bad["bound_dwell"],
-                         report["dwell_s"], bad["bound_to_abort"], timing["first_to_weight_zero_s"],
-                         timing["weight_zero_to_last_s"]))
+        parts.append("bad: %s at weight %s, %d failed (bound %s in a %g s dwell, %s to the abort), first 500 -> "
+                     "weight 0 %s s, weight 0 -> last 500 %s s" % (
+                         bad["outcome"], _value((bad["breach"] or {}).get("weight")), bad["failed"], bad["bound_dwell"],
+                         report["dwell_s"], _value(bad["bound_to_abort"]), _value(timing["first_to_weight_zero_s"]),
+                         _value(timing["weight_zero_to_last_s"])))
     line = "canary %s: %s" % (verdict, "; ".join(parts))
     for note in problems + incomplete:
         line += "; " + note
