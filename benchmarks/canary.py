@@ -88,17 +88,18 @@ def failure_bound(weight, bad_ratio, requests):
 
 
 def answer_timing(failures, weight_zero_at, status=500):
-    """When the load saw the bad release's answers (``status``) against ``weight_zero_at`` (epoch): the first and
-    last answered, the seconds from the first to weight 0 and from weight 0 to the last, and how many were sent
+    """When the load saw the bad release's answers (``status``) against ``weight_zero_at`` (epoch): the first sent,
+    the first and last answered, the seconds from the first to weight 0 and from weight 0 to the last, and how many were sent
     after weight 0. ``failures`` are LoadResult.failures_timeline entries ("wall" sent, "ended" answered)."""
     bad = [f for f in failures if f["reason"] == status]
     if not bad:
-        return {"answers": 0, "first_answered": None, "last_answered": None, "first_to_weight_zero_s": None,
-                "weight_zero_to_last_s": None, "sent_after_weight_zero": None}
+        return {"answers": 0, "first_sent": None, "first_answered": None, "last_answered": None,
+                "first_to_weight_zero_s": None, "weight_zero_to_last_s": None, "sent_after_weight_zero": None}
     first, last = min(f["ended"] for f in bad), max(f["ended"] for f in bad)
     known = weight_zero_at is not None
     return {
         "answers": len(bad),
+        "first_sent": min(f["wall"] for f in bad),
         "first_answered": first,
         "last_answered": last,
         "first_to_weight_zero_s": round(weight_zero_at - first, 3) if known else None,
@@ -107,29 +108,37 @@ def answer_timing(failures, weight_zero_at, status=500):
     }
 
 
-def exposure_start(result, task_start):
-    """When the canary got its first weight: ``weight_zero_at`` less the seconds of the step it breached (the
-    module's own figures), or ``task_start`` (epoch) when the result does not say."""
+def gate_step_start(result):
+    """When the breached step began by the module's figures (``weight_zero_at`` less the step's seconds), or None.
+    The gate starts a step's clock and counters one runtime call after the weight took effect."""
     canary_steps = result.get("canary_steps") or []
-    exposed = canary_steps[-1].get("seconds") if canary_steps else None
+    seconds = canary_steps[-1].get("seconds") if canary_steps else None
     weight_zero_at = result.get("weight_zero_at")
-    if weight_zero_at is None or exposed is None:
-        return task_start
-    return weight_zero_at - exposed
+    return weight_zero_at - seconds if weight_zero_at is not None and seconds is not None else None
 
 
-def judge_bad(result, steps, bad_ratio, dwell, failures, by_second, started_wall, task_start):
+def exposure_start(result, task_start, first_bad_sent=None):
+    """(epoch, what it is): when the canary began to answer, the earlier of the module's step start and the first
+    bad request the load sent (``first_bad_sent``); ``task_start`` when neither is known."""
+    known = [(gate_step_start(result), "the module's step start"), (first_bad_sent, "the first 500 the load sent")]
+    known = [(when, what) for when, what in known if when is not None]
+    return min(known) if known else (task_start, "the task's start")
+
+
+def judge_bad(result, steps, bad_ratio, dwell, failures, by_second, started_wall, task_start, canary_ok=0):
     """The bad release's figures and problems, from flow_canary's ``result`` and the load's failures and counts
-    (the time at the first step from ``exposure_start``)."""
+    (the time at the first step from ``exposure_start``; ``canary_ok``: the bad color's 200 answers the load got)."""
     canary_steps = result.get("canary_steps") or []
     breach = result.get("breach") or {}
     weight_zero_at = result.get("weight_zero_at")
     first = steps[0]
-    start = exposure_start(result, task_start)
-    bound = failure_bound(first, bad_ratio, requests_between(by_second, started_wall, start, start + dwell))
+    timing = answer_timing(failures, weight_zero_at)
+    start, start_from = exposure_start(result, task_start, timing["first_sent"])
     in_dwell = requests_between(by_second, started_wall, start, start + dwell)
+    bound = failure_bound(first, bad_ratio, in_dwell)
     to_abort = requests_between(by_second, started_wall, start, weight_zero_at) if weight_zero_at else None
     failed = len(failures)
+    gate_start = gate_step_start(result)
     figures = {
         "outcome": result.get("outcome"),
         "msg": result.get("msg"),
@@ -137,15 +146,19 @@ def judge_bad(result, steps, bad_ratio, dwell, failures, by_second, started_wall
         "canary_steps": canary_steps,
         "weight_zero_at": weight_zero_at,
         "exposure_start": round(start, 3),
-        "exposure_start_from": "weight_zero_at - breached step seconds" if start != task_start else "task start",
+        "exposure_start_from": start_from,
+        # How long the canary answered before the gate's step began (its counters' baseline), at least.
+        "answering_before_the_gate_s": round(gate_start - start, 3) if gate_start is not None else None,
+        "canary_answers_seen_by_load": canary_ok + timing["answers"],
+        "canary_requests_counted_by_gate": sum(step.get("requests") or 0 for step in canary_steps),
         "failed": failed,
         "failed_500": sum(1 for f in failures if f["reason"] == 500),
         "failed_other": sum(1 for f in failures if f["reason"] != 500),
         "requests_in_dwell": round(in_dwell),
-        "bound_dwell": round(failure_bound(first, bad_ratio, in_dwell), 1),
+        "bound_dwell": round(bound, 1),
         "requests_to_abort": round(to_abort) if to_abort is not None else None,
         "bound_to_abort": round(failure_bound(first, bad_ratio, to_abort), 1) if to_abort is not None else None,
-        "answers_500": answer_timing(failures, weight_zero_at),
+        "answers_500": timing,
     }
     problems = []
     if figures["outcome"] != "aborted":
@@ -323,13 +336,13 @@ def bad_part(bench, project, args, url):
         outcome, task_start, seconds, incomplete = run_canary(project, args, generator)
         # The load goes on for a whole dwell from the canary's first weight (the bound counts its requests), and a
         # second past weight 0 (the last bad answers).
-        until = max(exposure_start(outcome, task_start) + args.dwell, (outcome.get("weight_zero_at") or 0) + 1.0,
+        until = max(exposure_start(outcome, task_start)[0] + args.dwell, (outcome.get("weight_zero_at") or 0) + 1.0,
                     time.time() + 0.5)
         time.sleep(max(0.0, until - time.time()))
     finally:
         result = generator.stop()
     figures, problems = judge_bad(outcome, args.steps, args.bad_ratio, args.dwell, result.failures_timeline,
-                                  result.by_second, result.started_wall, task_start)
+                                  result.by_second, result.started_wall, task_start, result.colors.get(color, 0))
     figures.update({
         "color": color,
         "task_seconds": seconds,
@@ -338,10 +351,12 @@ def bad_part(bench, project, args, url):
     })
     timing = figures["answers_500"]
     log("bad: %s (%s) in %s s, %d failed (bound %s in the dwell, %s to the abort); first 500 -> weight 0 %s s, "
-        "weight 0 -> last 500 %s s" % (
+        "weight 0 -> last 500 %s s; the canary answered %s s before the gate's step began, %d answers seen by the "
+        "load, %d counted by the gate" % (
             figures["outcome"], figures["msg"], _value(figures["task_seconds"]), figures["failed"],
             figures["bound_dwell"], _value(figures["bound_to_abort"]), _value(timing["first_to_weight_zero_s"]),
-            _value(timing["weight_zero_to_last_s"])))
+            _value(timing["weight_zero_to_last_s"]), _value(figures["answering_before_the_gate_s"]),
+            figures["canary_answers_seen_by_load"], figures["canary_requests_counted_by_gate"]))
     return figures, problems, incomplete
 
 

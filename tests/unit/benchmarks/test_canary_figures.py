@@ -18,6 +18,7 @@ from canary import (  # noqa: E402
     answer_timing,
     exposure_start,
     failure_bound,
+    gate_step_start,
     judge_bad,
     judge_good,
     parse_steps,
@@ -74,26 +75,45 @@ def test_answer_timing_from_the_first_bad_answer_to_weight_zero_and_on_to_the_la
     assert timing["first_to_weight_zero_s"] == pytest.approx(1.48)
     assert timing["weight_zero_to_last_s"] == pytest.approx(0.05)
     assert timing["sent_after_weight_zero"] == 0
+    assert timing["first_sent"] == T0 + 2.5
     assert answer_timing([failure(4.2, 4.21)], T0 + 4.0)["sent_after_weight_zero"] == 1
     assert answer_timing([], T0 + 4.0)["answers"] == 0
     assert answer_timing(failures, None)["first_to_weight_zero_s"] is None
 
 
-def test_the_canary_starts_at_weight_zero_less_its_steps_seconds_or_at_the_task():
-    assert exposure_start(aborted(weight_zero=4.0, seconds=1.5), T0) == pytest.approx(T0 + 2.5)
-    assert exposure_start({"outcome": "aborted", "weight_zero_at": T0 + 4}, T0 + 1) == T0 + 1
-    assert exposure_start({}, T0 + 1) == T0 + 1
+def test_the_canary_starts_at_its_step_start_or_its_first_bad_request_whichever_came_first():
+    assert gate_step_start(aborted(weight_zero=4.0, seconds=1.5)) == pytest.approx(T0 + 2.5)
+    assert gate_step_start({"outcome": "aborted", "weight_zero_at": T0 + 4}) is None
+    assert exposure_start(aborted(weight_zero=4.0, seconds=1.5), T0) == (pytest.approx(T0 + 2.5), "the module's step start")
+    # The gate counts from one runtime call after the weight took effect: a 500 sent before its start is earlier.
+    assert exposure_start(aborted(weight_zero=4.0, seconds=1.5), T0, T0 + 1.2) == (T0 + 1.2, "the first 500 the load sent")
+    assert exposure_start(aborted(weight_zero=4.0, seconds=1.5), T0, T0 + 3.0)[0] == pytest.approx(T0 + 2.5)
+    assert exposure_start({"outcome": "aborted", "weight_zero_at": T0 + 4}, T0 + 1) == (T0 + 1, "the task's start")
+    assert exposure_start({}, T0 + 1, T0 + 2) == (T0 + 2, "the first 500 the load sent")
 
 
 def test_a_first_step_abort_within_the_bound_is_no_problem():
     # 1,000 requests a second, a 5 s dwell from 2.5 s: 5,000 requests, bound 5% x 0.2 x 5,000 = 50.
     failures = [failure(2.6 + i * 0.1, 2.61 + i * 0.1) for i in range(15)]
-    figures, problems = judge_bad(aborted(), STEPS, 0.2, 5.0, failures, steady(1000, 10), T0, T0 + 1)
+    figures, problems = judge_bad(aborted(), STEPS, 0.2, 5.0, failures, steady(1000, 10), T0, T0 + 1, canary_ok=60)
     assert problems == []
     assert (figures["requests_in_dwell"], figures["bound_dwell"]) == (5000, 50.0)
     assert (figures["requests_to_abort"], figures["bound_to_abort"]) == (1500, 15.0)
     assert (figures["failed"], figures["failed_500"], figures["failed_other"]) == (15, 15, 0)
-    assert figures["exposure_start_from"] == "weight_zero_at - breached step seconds"
+    assert figures["exposure_start_from"] == "the module's step start"
+    assert figures["answering_before_the_gate_s"] == 0
+    assert (figures["canary_answers_seen_by_load"], figures["canary_requests_counted_by_gate"]) == (75, 40)
+
+
+def test_500s_before_the_gates_step_move_the_start_earlier():
+    # As seen at load 20: the first 500 was sent 1.35 s before the step the module reports (0.62 s before weight 0).
+    result = aborted(weight_zero=4.0, seconds=0.62)
+    failures = [failure(2.03 + i * 0.1, 2.04 + i * 0.1) for i in range(20)]
+    figures, problems = judge_bad(result, STEPS, 0.2, 5.0, failures, steady(1000, 12), T0, T0 + 1, canary_ok=80)
+    assert figures["exposure_start"] == pytest.approx(T0 + 2.03)
+    assert figures["answering_before_the_gate_s"] == pytest.approx(1.35)
+    assert (figures["requests_to_abort"], figures["bound_to_abort"]) == (1970, 19.7)
+    assert figures["bound_dwell"] == 50.0 and problems == []
 
 
 def test_more_failures_than_the_bound_is_a_problem_and_connection_errors_count():
@@ -115,7 +135,8 @@ def test_an_abort_at_a_later_step_or_a_promotion_is_a_problem():
     broken = {"failed": True, "msg": "no route for dfbench-app"}
     figures, problems = judge_bad(broken, STEPS, 0.2, 5.0, [], steady(1000, 10), T0, T0 + 1)
     assert problems == ["the bad release was not aborted (flow_canary: no route for dfbench-app)"]
-    assert figures["exposure_start_from"] == "task start" and figures["requests_to_abort"] is None
+    assert figures["exposure_start_from"] == "the task's start" and figures["requests_to_abort"] is None
+    assert figures["answering_before_the_gate_s"] is None
 
 
 def test_the_good_release_must_be_promoted_served_and_fail_nothing():
