@@ -297,7 +297,7 @@ def preview_part(bench, project, args, url, live, preview):
 def good_part(bench, project, args, url):
     generator = load(url, args, bench).start()
     try:
-        outcome, _start, seconds, incomplete = run_canary(project, args, generator)
+        outcome, task_start, seconds, incomplete = run_canary(project, args, generator)
         time.sleep(1.0)
     finally:
         result = generator.stop()
@@ -313,11 +313,13 @@ def good_part(bench, project, args, url):
         "canary_steps": outcome.get("canary_steps"),
         "served_after": served,
         "load": summary,
+        # The share as the load saw it: [second since the task's start, {color: answers}] (requests by start time).
+        "timeline": [[round(second + result.started_wall - task_start), counts] for second, counts in result.timeline()],
     }
     problems = judge_good(outcome, summary["failed"], served)
-    log("good: %s in %s s (steps %s s), served after: %s; %d requests, %d failed" % (
+    log("good: %s in %s s (steps %s s), served after: %s; %d requests, %d failed%s" % (
         figures["outcome"], _value(seconds), "/".join(map(_value, figures["step_seconds"])), ",".join(served),
-        summary["requests"], summary["failed"]))
+        summary["requests"], summary["failed"], "" if figures["outcome"] == "promoted" else "; %s" % figures["msg"]))
     return figures, problems, incomplete
 
 
@@ -395,7 +397,15 @@ def run(parser, args):
                            ("bad", lambda: bad_part(bench, project, args, url))):
             if name not in args.parts:
                 continue
-            figures, found, stopped = part()
+            if name == "bad" and "good" in report and report["good"]["outcome"] != "promoted":
+                # flow_deploy refuses to replace a canary that takes requests, and a failed gate left it so.
+                incomplete.append("bad: not run, the good release's canary was not promoted")
+                break
+            try:
+                figures, found, stopped = part()
+            except BenchError as error:  # the parts before keep their figures in the report
+                incomplete.append("%s: %s" % (name, error))
+                break
             report[name] = figures
             problems.extend("%s: %s" % (name, problem) for problem in found)
             if stopped:
