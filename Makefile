@@ -163,15 +163,15 @@ demo: venv collection-path engine images
 	  $(VENV)/bin/ansible-playbook playbooks/demo.yml -e '{"proxy_http_port": $(DEMO_PROXY_PORT)}' $(DEMO_ARGS)
 	echo "==> make demo: ok ($$(awk -v a=$$t0 -v b=$$EPOCHREALTIME 'BEGIN { printf "%.1fs", b - a }'))"
 
-# zero_downtime, proxy_overhead, switch_latency in order (each under ~3 minutes on 2 cores;
-# see benchmarks/README.md); all three run, the first failing status is make's.
+# zero_downtime, proxy_overhead, switch_latency, canary in order (each under ~3 minutes on 2 cores;
+# see benchmarks/README.md); all four run, the first failing status is make's.
 # BENCH_ARGS goes to each script, e.g. BENCH_ARGS="--proxy-ports 28180,28181,28182,28183".
 BENCH_ARGS ?=
 BENCH_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	DOCKERFLOW_BENCH_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT)
 benchmarks: venv collection-path engine images images-bench consul
 	@status=0
-	for bench in zero_downtime proxy_overhead switch_latency; do
+	for bench in zero_downtime proxy_overhead switch_latency canary; do
 	    echo "==> benchmarks/$$bench.py"
 	    rc=0
 	    env $(BENCH_ENV) $(VENV)/bin/python benchmarks/$$bench.py $(BENCH_ARGS) || rc=$$?

@@ -135,12 +135,12 @@ def consul_kv_put(key, document):
     return consul("PUT", "/v1/kv/%s" % key, json.dumps(document, sort_keys=True).encode())
 
 
-def http_get(url, timeout=3, allowed_hosts=()):
+def http_get(url, timeout=3, allowed_hosts=(), headers=None):
     """(status, parsed JSON or text) of a GET to a loopback URL (or to one of ``allowed_hosts``)."""
     if not url.startswith("http://127.0.0.1:") and urllib.parse.urlsplit(url).hostname not in allowed_hosts:
         raise BenchError("benchmarks only talk to 127.0.0.1, not %s" % url)
     try:
-        with _OPENER.open(url, timeout=timeout) as response:
+        with _OPENER.open(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
             status, body = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()
@@ -217,6 +217,7 @@ def machine_info(client, proxy_image=PROXY_IMAGE):
     haproxy = _command(["docker", "run", "--rm", "--entrypoint", "haproxy", proxy_image, "-v"]) or ""
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _command(["git", "-C", REPO, "describe", "--always", "--dirty"]),
         "nproc": _command(["nproc"]),
         "cpu": cpu,
         "memory_total": mem_line.split()[1] if len(mem_line.split()) > 1 else None,
@@ -266,15 +267,18 @@ def listen_overflows(container):
 class PlayResult:
     """What one ansible-playbook run did: per task the module result and its start/end (epoch seconds)."""
 
-    def __init__(self, tasks, results, times, seconds, output):
+    def __init__(self, tasks, results, times, seconds, output, failed_at=None):
         self.tasks = tasks
         self.results = results
         self.times = times
+        self.failed_at = failed_at  # when a failed task ended (the first thing the playbook's always does)
         self.seconds = seconds  # the whole ansible-playbook process
         self.output = output
 
     def step(self, index):
         start, end = self.times[index], self.times[index + 1]
+        if end is None and start is not None and (self.results[index] or {}).get("failed"):
+            end = self.failed_at  # a failed task takes no timestamp after it
         return {
             "module": self.tasks[index][0],
             "start": start,
@@ -474,7 +478,7 @@ class Bench:
         params = {"consul_address": CONSUL_URL, "publish_address": "127.0.0.1"}
         if module == "flow_deploy":
             params.update(health_path="/health", health_timeout=60)
-        if module in ("flow_proxy", "flow_stop_old", "flow_scale"):
+        if module in ("flow_proxy", "flow_stop_old", "flow_scale", "flow_canary"):
             params.update(self.proxy.params())
         return params
 
@@ -498,7 +502,7 @@ class Bench:
             block.append({"name": "%s (%d)" % (module, index), action: params,
                           "register": "_r%d" % index})
         block.append({"name": "end", "ansible.builtin.set_fact": {"_t%d" % len(tasks): "{{ now().timestamp() }}"}})
-        keep = ("{{ {'results': [%s], 'times': [%s]} | to_json }}" % (
+        keep = ("{{ {'results': [%s], 'times': [%s], 'failed_at': _failed_at | default(none)} | to_json }}" % (
             ", ".join("_r%d | default(none)" % i for i in range(len(tasks))),
             ", ".join("_t%d | default(none)" % i for i in range(len(tasks) + 1)),
         ))
@@ -507,7 +511,9 @@ class Bench:
             "gather_facts": False,
             "tasks": [{
                 "block": block,
-                "always": [{"name": "keep the results", "ansible.builtin.copy": {"content": keep, "dest": result_path},
+                # The block's end: read only for a failed task, which takes no timestamp after it.
+                "always": [{"name": "block end", "ansible.builtin.set_fact": {"_failed_at": "{{ now().timestamp() }}"}},
+                           {"name": "keep the results", "ansible.builtin.copy": {"content": keep, "dest": result_path},
                             "check_mode": False, "diff": False}],
             }],
         }]
@@ -538,7 +544,8 @@ class Bench:
         except (OSError, ValueError):
             raise BenchError("ansible-playbook gave no result (exit %d):\n%s" % (returncode, output[-3000:]))
         times = [float(t) if t is not None else None for t in data["times"]]
-        result = PlayResult(tasks, data["results"], times, seconds, output)
+        failed_at = float(data["failed_at"]) if data.get("failed_at") is not None else None
+        result = PlayResult(tasks, data["results"], times, seconds, output, failed_at)
         problem = result.failure()
         if check and problem:
             raise BenchError(problem)

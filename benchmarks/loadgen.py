@@ -115,14 +115,16 @@ class LoadResult:
 class LoadGenerator:
     """Run ``connections`` workers against ``url`` in the background; stop() returns the result.
 
-    ``allowed_hosts`` lets the target be one of those addresses besides loopback (see check_loopback).
+    ``allowed_hosts`` lets the target be one of those addresses besides loopback (see check_loopback);
+    ``headers`` are sent with every request.
 
     ``rate`` (requests a second, all workers together) paces the workers; None sends as fast as
     answers come. ``fresh_connections`` opens (and closes) a connection for every request.
     """
 
     def __init__(self, url, connections=32, max_requests=100000, max_seconds=300, host_header=None, timeout=5,
-                 fresh_connections=False, rate=None, slow_ms=500, allowed_hosts=(), method="GET", id_prefix="r"):
+                 fresh_connections=False, rate=None, slow_ms=500, allowed_hosts=(), method="GET", id_prefix="r",
+                 headers=None):
         if method not in ("GET", "POST"):
             raise ValueError("method must be GET or POST, not %r" % method)
         parsed = check_loopback(url, allowed_hosts)
@@ -135,6 +137,7 @@ class LoadGenerator:
         self.max_seconds = max_seconds
         self.deadline = None
         self.host_header = host_header
+        self.headers = dict(headers or {})  # sent with every request (canary.py's preview header)
         self.timeout = timeout
         self.fresh_connections = fresh_connections
         self.rate = rate
@@ -166,7 +169,7 @@ class LoadGenerator:
         connection = None
         served_on_connection = 0
         sequence = 0
-        headers = {"Host": self.host_header} if self.host_header else {}
+        headers = dict(self.headers, **({"Host": self.host_header} if self.host_header else {}))
         if self.fresh_connections:
             headers["Connection"] = "close"
         interval = (self.connections / float(self.rate)) if self.rate else None
