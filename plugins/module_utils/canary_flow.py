@@ -94,14 +94,22 @@ class CanaryFlow:
                             outcome="weighted" if canary.weight else "aborted")
 
     def _promote(self, color: str, live: str, schedule: Schedule) -> Result:
-        for step, weight in enumerate(schedule.steps, 1):
-            servers = self.proxy.split(Canary(color, weight))
-            self.flow.progress("step %d: %d %% of the requests to %s (%d server(s) up), for %gs"
-                               % (step, weight, color, servers, schedule.dwell))
-            reason, figures = self._dwell(color, live, schedule)
-            self.figures.append(dict(figures, step=step, weight=weight))
-            if reason:
-                self._abort(color, live, self.figures[-1], reason, schedule)
+        backends = (backend_name(self.service, color), backend_name(self.service, live))
+        try:
+            for step, weight in enumerate(schedule.steps, 1):
+                start = self._counters(backends)  # before the weight: the gate counts the step's first answers too
+                servers = self.proxy.split(Canary(color, weight))
+                self.flow.progress("step %d: %d %% of the requests to %s (%d server(s) up), for %gs"
+                                   % (step, weight, color, servers, schedule.dwell))
+                reason, figures = self._dwell(backends, start, schedule)
+                self.figures.append(dict(figures, step=step, weight=weight))
+                if reason:
+                    self._abort(color, live, self.figures[-1], reason, schedule)
+        except FlowError as error:
+            if error.details.get("outcome") == "aborted":
+                raise
+            raise FlowError("The canary of %s could not go on: %s %s" % (self.service, error.msg, self._unwatched(color)),
+                            outcome="aborted", canary_steps=self.figures, live_color=live, color=color)
         with self.flow.lock("proxy", name=proxy_lock_name(self.node.name)):
             switched = self.proxy.held("present", color=color)
         self.flow.store.update(self.service, lambda doc: _mark_release(doc, color, {
@@ -109,10 +117,19 @@ class CanaryFlow:
         return dict(switched, outcome="promoted", canary_steps=self.figures,
                     msg="%s passed %d step(s) and is live: %s" % (color, len(self.figures), switched["msg"]))
 
-    def _dwell(self, color: str, live: str, schedule: Schedule) -> tuple[str | None, dict[str, Any]]:
-        """Why the step fails (or None) and its figures, after ``schedule.dwell`` or at the first breach."""
-        backends = (backend_name(self.service, color), backend_name(self.service, live))
-        start, began = self._counters(backends), time.monotonic()
+    def _unwatched(self, color: str) -> str:
+        """After a failure that is no breach: a canary the gate cannot watch gets weight 0 (best effort); says so."""
+        try:
+            self.proxy.split(Canary(color, 0))
+        except FlowError as error:
+            return "Putting its weight back to 0 failed too (%s): run flow_canary with canary_weight=0." % error.msg
+        return "Its weight is back to 0."
+
+    def _dwell(self, backends: tuple[str, str], start: tuple[Counters, Counters],
+               schedule: Schedule) -> tuple[str | None, dict[str, Any]]:
+        """Why the step fails (or None) and its figures (counted from ``start``), after ``schedule.dwell`` or at the
+        first breach."""
+        began = time.monotonic()
         while True:
             time.sleep(max(0.0, min(POLL_SECONDS, began + schedule.dwell - time.monotonic())))
             over = time.monotonic() - began >= schedule.dwell
@@ -124,7 +141,17 @@ class CanaryFlow:
                                verdict="breach" if reason else "pass")
                 return reason, figures
 
-    def _counters(self, backends: tuple[str, str]) -> tuple[Counters, Counters]:
+    def _counters(self, backends: tuple[str, str], attempts: int = 3) -> tuple[Counters, Counters]:
+        """The canary's and the live color's counters; a loaded engine now and then returns an exec's output empty,
+        so an answer without its header is asked again."""
+        for _attempt in range(attempts - 1):
+            try:
+                return self._read_counters(backends)
+            except FlowError:
+                time.sleep(0.2)
+        return self._read_counters(backends)
+
+    def _read_counters(self, backends: tuple[str, str]) -> tuple[Counters, Counters]:
         answer = self.node.runtime(";".join("show stat %s 2 -1" % backend for backend in backends))
         return Counters.of(answer, backends[0]), Counters.of(answer, backends[1])
 

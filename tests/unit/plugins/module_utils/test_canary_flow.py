@@ -126,3 +126,53 @@ def test_what_cannot_be_a_canary_is_refused_before_anything_changes(tmp_path, se
     with pytest.raises(FlowError, match=message):
         CanaryFlow(flow, proxied.node).run(10, Schedule((5,), 1.0, 0.01), color=color)
     assert proxied.document() == before and proxied.node.commands == []
+
+
+def test_the_gate_counts_from_before_the_weight_rises(canaried):
+    """Answers the canary gives between the weight and the step's first read count (a benchmark saw the gate miss
+    the first 1-2 s of a bad canary when it counted from after the weight)."""
+    canaried.node.per_read["be_books-app_green"] = (0, 0)
+    original = canaried.node.runtime
+
+    def bad_answers_as_soon_as_it_takes_requests(command):
+        if command.startswith("del map") and not command.endswith(" 0"):
+            good, bad = canaried.node.counts.get("be_books-app_green", (0, 0))
+            canaried.node.counts["be_books-app_green"] = (good + 30, bad + 30)
+        return original(command)
+
+    canaried.node.runtime = bad_answers_as_soon_as_it_takes_requests
+    with pytest.raises(FlowError, match=r"failed step 1 \(5 %\): 5xx ratio 0.500 \(30 of 60 requests\)"):
+        canary(canaried)
+
+
+def test_a_failure_that_is_no_breach_puts_the_weight_back_to_0(canaried):
+    original = canaried.node.runtime
+    reads = []
+
+    def stat_fails_after_a_while(command):
+        if command.startswith("show stat"):
+            reads.append(command)
+            if len(reads) > 6:
+                raise FlowError("HAProxy's runtime API in dockerflow-proxy did not answer 'show stat': timeout")
+        return original(command)
+
+    canaried.node.runtime = stat_fails_after_a_while
+    with pytest.raises(FlowError) as failed:
+        canary(canaried, dwell=1.0)
+    assert failed.value.msg.startswith("The canary of books-app could not go on: HAProxy's runtime API")
+    assert failed.value.msg.endswith("Its weight is back to 0.") and failed.value.details["outcome"] == "aborted"
+    assert canaried.node.weights == {"books-app": 0}
+    assert canaried.document()["routes"]["canary"] == {"color": "green", "weight": 0}
+
+
+def test_an_answer_without_its_header_is_asked_again(canaried):
+    original, empty = canaried.node.runtime, [2]
+
+    def sometimes_empty(command):
+        if command.startswith("show stat") and empty[0]:
+            empty[0] -= 1
+            return ""
+        return original(command)
+
+    canaried.node.runtime = sometimes_empty
+    assert canary(canaried)["outcome"] == "promoted"
