@@ -5,6 +5,7 @@ aborting a bad one at its first step, and the bad input that changes nothing."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -166,3 +167,22 @@ def test_bad_canary_input_fails_in_one_line_naming_the_parameter_and_changes_not
     predicted = routed_project.run("flow_canary", {"canary_dwell": "10s"}, check=True)
     assert predicted["changed"] and "Would route 5, 25, 50, 100 %" in predicted["msg"]
     assert routed_project.state() == before and "canary" not in proxy.config()
+
+
+def test_the_example_playbook_releases_a_canary(routed_project, proxy):
+    """examples/canary.yml (the README's): deploy, preview checked with uri, canary, stop-old."""
+    from test_flow_role import ROOT, run_playbook
+
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    routed_project.run("flow_proxy", {"service_path": ["/demo"]})
+    routed_project.set_image(APP_V2)
+    options = dict(proxy.options, project_dir=routed_project.dir, consul_address=routed_project.consul_url,
+                   publish_address="127.0.0.1", service_path=["/demo"], lock_timeout=60, health_timeout=60)
+    variables = {"flow_options": options, "proxy_url": "http://127.0.0.1:%d" % proxy.http_port, "probe_path": "/demo",
+                 "canary_steps": [50, 100], "canary_dwell": "1s"}
+    run = run_playbook(routed_project, proxy, "-e", json.dumps(variables), playbook=ROOT + "/examples/canary.yml",
+                       common=False)
+    assert "TASK [Canary - the weight steps up" in run.output and {color_of(proxy.get("/demo")) for _request in range(10)} == {"green"}
+    state = routed_project.state()
+    assert state["live_color"] == "green" and state["releases"][-1]["canary"]["outcome"] == "promoted"
+    assert not routed_project.running("blue")
