@@ -182,7 +182,8 @@ def test_the_example_playbook_releases_a_canary(routed_project, proxy):
                  "canary_steps": [50, 100], "canary_dwell": "1s"}
     run = run_playbook(routed_project, proxy, "-e", json.dumps(variables), playbook=ROOT + "/examples/canary.yml",
                        common=False)
-    assert "TASK [Canary - the weight steps up" in run.output and {color_of(proxy.get("/demo")) for _request in range(10)} == {"green"}
+    assert "TASK [Canary - the weight steps up" in run.output
+    assert {color_of(proxy.get("/demo")) for _request in range(10)} == {"green"}
     state = routed_project.state()
     assert state["live_color"] == "green" and state["releases"][-1]["canary"]["outcome"] == "promoted"
     assert not routed_project.running("blue")

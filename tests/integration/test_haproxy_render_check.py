@@ -208,7 +208,7 @@ proxy_settings = st.builds(
 
 @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(
-    routes=st.lists(valid_routes(), min_size=1, max_size=6, unique_by=lambda route: route.service.lower()),
+    routes=st.lists(valid_routes(canaries=True), min_size=1, max_size=6, unique_by=lambda route: route.service.lower()),
     proxy=proxy_settings,
 )
 def test_random_valid_routes_pass_haproxy_check(haproxy, routes, proxy):

@@ -91,7 +91,7 @@ regexes = st.builds(
 
 
 @st.composite
-def valid_routes(draw, service=services):
+def valid_routes(draw, service=services, canaries=False):
     path_type = draw(st.sampled_from(PATH_TYPES))
     path_values = draw(st.lists(regexes if path_type == "regex" else paths, max_size=3))
     domain = draw(st.one_of(st.none(), domains)) if path_values else draw(domains)
@@ -104,5 +104,5 @@ def valid_routes(draw, service=services):
         colors=tuple(draw(st.lists(st.sampled_from(["blue", "green"]), max_size=2))),
         health_path=draw(st.one_of(st.none(), paths)),
         canary=draw(st.one_of(st.none(), st.builds(Canary, color=st.sampled_from(["blue", "green"]),
-                                                   weight=st.integers(0, 100)))),
+                                                   weight=st.integers(0, 100)))) if canaries else None,
     )
