@@ -152,7 +152,7 @@ class CanaryFlow:
         return self._read_counters(backends)
 
     def _read_counters(self, backends: tuple[str, str]) -> tuple[Counters, Counters]:
-        answer = self.node.runtime(";".join("show stat %s 2 -1" % backend for backend in backends))
+        answer = self.node.runtime(";".join(["show info"] + ["show stat %s 2 -1" % backend for backend in backends]))
         return Counters.of(answer, backends[0]), Counters.of(answer, backends[1])
 
     def _abort(self, color: str, live: str, figures: dict[str, Any], reason: str, schedule: Schedule) -> None:

@@ -89,24 +89,31 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Counters:
-    """A backend's counters at one moment."""
+    """A backend's counters at one moment, in one worker (its PID: a reload starts a worker that counts from 0)."""
 
     answers: int = 0
     errors: int = 0  # 5xx answers
     response_ms: int = 0  # average over its last 1,024 requests
+    worker: str = ""
 
     @classmethod
-    def of(cls, stat_csv: str, backend: str) -> Counters:
+    def of(cls, answer: str, backend: str) -> Counters:
+        """From the runtime API's answer to ``show info`` (the worker) followed by ``show stat`` lines."""
+        worker = re.search(r"^Pid: (\d+)$", answer, re.MULTILINE)
+        stat_csv = answer[answer.find("# pxname"):] if "# pxname" in answer else ""
         rows = server_rows(stat_csv, backend, ANSWER_COLUMNS + ("rtime",), kinds=("BACKEND",))
         if not rows:
-            return cls()
+            return cls(worker=worker.group(1) if worker else "")
         row = rows[0]
         return cls(answers=sum(int(row[column] or 0) for column in ANSWER_COLUMNS), errors=int(row["hrsp_5xx"] or 0),
-                   response_ms=int(row["rtime"] or 0))
+                   response_ms=int(row["rtime"] or 0), worker=worker.group(1) if worker else "")
 
     def since(self, start: Counters) -> Counters:
-        """What happened between ``start`` and this: the answers counted since, the response time as it is now."""
-        return Counters(self.answers - start.answers, self.errors - start.errors, self.response_ms)
+        """What happened between ``start`` and this: the answers counted since (all of this worker's when ``start``
+        was another's), the response time as it is now."""
+        if start.worker != self.worker:
+            start = Counters()
+        return Counters(self.answers - start.answers, self.errors - start.errors, self.response_ms, self.worker)
 
     @property
     def error_ratio(self) -> float:

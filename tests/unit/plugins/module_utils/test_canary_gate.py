@@ -79,6 +79,17 @@ def test_counters_are_the_backend_row_and_a_step_is_their_difference():
     assert step.as_dict() == {"requests": 100, "errors_5xx": 2, "error_ratio": 0.02, "response_time_ms": 12}
 
 
+def test_a_step_counted_across_a_reload_counts_the_new_workers_answers():
+    """A reload (the first split of a route adds its rule) starts a worker whose counters start at 0: the benchmark
+    saw the live color at -22,053 requests when the step's start was read in the worker before."""
+    before = Counters.of("Name: HAProxy\nPid: 41\n" + stat(("be_a_blue", "BACKEND", 22053, 0, 8)), "be_a_blue")
+    after = Counters.of("Pid: 57\n" + stat(("be_a_blue", "BACKEND", 60, 5, 9)), "be_a_blue")
+    assert before.worker == "41" and after.worker == "57"
+    assert after.since(before) == Counters(answers=65, errors=5, response_ms=9, worker="57")
+    later = Counters.of("Pid: 57\n" + stat(("be_a_blue", "BACKEND", 100, 5, 9)), "be_a_blue")
+    assert later.since(after).answers == 40
+
+
 def test_the_verdict():
     bad, live = Counters(100, 20, 10), Counters(1000, 0, 10)
     assert "5xx ratio 0.200 (20 of 100 requests) is above canary_max_error_ratio=0.01" in breach(bad, live, schedule(), False)
