@@ -309,8 +309,9 @@ options:
         list; none: no credentials asked."
       - A request asking by O(preview_header), O(preview_cookie) or O(preview_host) without valid credentials gets 401
         (realm C(preview)); requests that do not ask for the preview are never challenged. The hashes, never passwords,
-        are recorded with the route in Consul and written to the proxy's C(haproxy.cfg); results show them as
-        C(********). V([]) turns it off.
+        are recorded with the route in Consul and written to the proxy's C(haproxy.cfg); the results of
+        M(dockerflow.flow.flow_proxy) show them as C(********) (M(dockerflow.flow.flow_info) returns the state as
+        recorded). V([]) turns it off.
       - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
     type: list
     elements: str

@@ -289,7 +289,8 @@ TABLE = (
                   "A request asking by O(preview_header), O(preview_cookie) or O(preview_host) without valid"
                   " credentials gets 401 (realm C(preview)); requests that do not ask for the preview are never"
                   " challenged. The hashes, never passwords, are recorded with the route in Consul and written to"
-                  " the proxy's C(haproxy.cfg); results show them as C(********). V([]) turns it off.",)),
+                  " the proxy's C(haproxy.cfg); the results of M(dockerflow.flow.flow_proxy) show them as C(********)"
+                  " (M(dockerflow.flow.flow_info) returns the state as recorded). V([]) turns it off.",)),
     # --- proxy ----------------------------------------------------------------------------------
     _resolved("proxy_docker_host", "str", "proxy", "Docker engine of the proxy host.", modules=_REACH_PROXY,
               default_doc="O(docker_host)", seed=True),
