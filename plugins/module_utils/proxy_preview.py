@@ -226,8 +226,8 @@ def check_preview_hosts(routes: Sequence[Any]) -> None:
         for path in route.paths or (None,):
             other = claimed.setdefault((host, route.path_type if path else None, path), route.service)
             if other != route.service:
-                raise FlowError("preview_host=%r: %s%s is already the preview of service %s." % (host, host, path or "",
-                                                                                                other))
+                raise FlowError("preview_host=%r: %s%s is already the preview of service %s."
+                                % (host, host, path or "", other))
 
 
 def without_hashes(result: dict[str, Any]) -> dict[str, Any]:
