@@ -284,9 +284,34 @@ options:
     type: str
   preview_allow:
     description:
-      - "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header) and O(preview_cookie) apply to; from
-        others they are ignored. Falls back to E(FLOW_PREVIEW_ALLOW) (comma-separated), then C(preview_allow) in
-        C(docker-flow.yml), then the route's current list; none: any address."
+      - "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header), O(preview_cookie) and O(preview_host)
+        apply to; from others they are ignored. Falls back to E(FLOW_PREVIEW_ALLOW) (comma-separated), then
+        C(preview_allow) in C(docker-flow.yml), then the route's current list; none: any address."
+      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+    type: list
+    elements: str
+  preview_host:
+    description:
+      - Host name (for example V(preview.example.com)) whose requests on the service's paths are served by the non-live
+        color, as O(preview_header) asks for it. Falls back to E(FLOW_PREVIEW_HOST), then C(preview_host) in
+        C(docker-flow.yml), then the route's current preview, none at first.
+      - Compared as the route's own host is (port stripped, lower case). It takes the place of O(service_domain) for
+        those requests; for a route with only paths it is one more condition. Without a non-live color with a server up
+        the answer is 503 C(no preview release); requests to other hosts are untouched. It may not be a route's
+        O(service_domain). V("") turns it off.
+      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+    type: str
+  preview_auth:
+    description:
+      - "Users (V(user:hash) entries, the hash a crypt one as C(openssl passwd -6) or C(mkpasswd -m sha-512) gives)
+        whose HTTP basic-auth credentials a request asking for the preview must carry. Falls back to
+        E(FLOW_PREVIEW_AUTH) (comma-separated), then C(preview_auth) in C(docker-flow.yml), then the route's current
+        list; none: no credentials asked."
+      - A request asking by O(preview_header), O(preview_cookie) or O(preview_host) without valid credentials gets 401
+        (realm C(preview)); requests that do not ask for the preview are never challenged. The hashes, never passwords,
+        are recorded with the route in Consul and written to the proxy's C(haproxy.cfg); the results of
+        M(dockerflow.flow.flow_proxy) show them as C(********) (M(dockerflow.flow.flow_info) returns the state as
+        recorded). V([]) turns it off.
       - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
     type: list
     elements: str

@@ -38,9 +38,11 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words impo
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import DICE_LINE, Canary, canary_rule_lines
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import (
-    NO_PREVIEW_BACKEND_LINES,
     Preview,
+    check_preview_hosts,
+    preview_host_rule_lines,
     preview_rule_lines,
+    preview_sections,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import check_server_slots, dns_payload_size
 
@@ -196,35 +198,44 @@ def backend_name(service: str, color: str) -> str:
     return "be_%s_%s" % (service, color)
 
 
-def _rules(routes: Iterable[Route]) -> list[tuple[Route, str | None]]:
-    """One matching rule a (route, path), most specific first.
+def _rules(routes: Iterable[Route]) -> list[tuple[Route, str | None, bool]]:
+    """One matching rule a (route, path, on the preview host?), most specific first.
 
     An exact host before a wildcard before no host; on the same host, rules
     with a path before the host alone; exact paths before prefixes before
-    regexes; longer prefixes before shorter ones.
+    regexes; longer prefixes before shorter ones. A route with a preview host
+    has a rule on that host for each of its paths too, ranked as any rule on an
+    exact host: a wildcard domain or a longer path of another service does not
+    take the preview host's requests from it.
     """
     rules = []
     for route in routes:
         for path in route.paths or (None,):
-            rules.append((route, path))
+            rules.append((route, path, False))
+            if route.preview and route.preview.host:
+                rules.append((route, path, True))
     kind_rank = {"exact": 0, "prefix": 1, "regex": 2}
 
-    def order(rule: tuple[Route, str | None]) -> tuple[Any, ...]:
-        route, path = rule
-        host_rank = 2 if route.domain is None else (1 if route.domain.startswith("*.") else 0)
-        return (host_rank, -len(route.domain or ""), path is None, kind_rank[route.path_type], -len(path or ""),
-                route.service, path or "")
+    def order(rule: tuple[Route, str | None, bool]) -> tuple[Any, ...]:
+        route, path, on_preview_host = rule
+        host = route.preview.host if on_preview_host and route.preview else route.domain
+        host_rank = 2 if host is None else (1 if host.startswith("*.") else 0)
+        return (host_rank, -len(host or ""), path is None, kind_rank[route.path_type], -len(path or ""),
+                route.service, on_preview_host, path or "")
 
     return sorted(rules, key=order)
 
 
-def _rule_lines(route: Route, path: str | None, index: int) -> list[str]:
+def _rule_lines(route: Route, path: str | None, index: int, on_preview_host: bool = False) -> list[str]:
     lines, conditions = [], []
     if path is not None:
         fetch = {"prefix": "path_beg", "exact": "path", "regex": "path_reg"}[route.path_type]
         kind = "regex" if route.path_type == "regex" else "path"
         lines.append("    acl r%d_path %s %s" % (index, fetch, config_word(path, kind, "service_path")))
         conditions.append("r%d_path" % index)
+    backends = {color: backend_name(route.service, color) for color in route.colors or (route.color,)}
+    if on_preview_host and route.preview:  # the preview host takes the place of the route's own host
+        return lines + preview_host_rule_lines(route.preview, index, conditions, backends, route.color, route.service)
     if route.domain:
         domain = config_word(route.domain, "domain", "service_domain")
         if domain.startswith("*."):
@@ -233,8 +244,7 @@ def _rule_lines(route: Route, path: str | None, index: int) -> list[str]:
             lines.append("    acl r%d_host req.hdr(host),field(1,:),lower -m str %s" % (index, domain))
         conditions.append("r%d_host" % index)
     if route.preview:
-        backends = {color: backend_name(route.service, color) for color in route.colors or (route.color,)}
-        lines += preview_rule_lines(route.preview, index, conditions, backends, route.color)
+        lines += preview_rule_lines(route.preview, index, conditions, backends, route.color, route.service)
     if route.splits:
         lines += canary_rule_lines(route.service, index, conditions, backend_name(route.service, route.canary.color))
     lines.append("    use_backend %s if %s" % (backend_name(route.service, route.color), " ".join(conditions)))
@@ -271,7 +281,7 @@ def render(
         + _stats_lines(settings)
         + _frontend_lines(settings, [route for route in routes if route.service not in unrouted])
         + _NO_ROUTE_BACKEND_LINES
-        + (NO_PREVIEW_BACKEND_LINES if any(route.preview for route in routes) else [])
+        + preview_sections(routes)
         + _service_backend_lines(settings, routes)
     )
     body = "\n".join(lines) + "\n"
@@ -293,6 +303,7 @@ def _validated(settings: ProxySettings, routes: Iterable[Route]) -> tuple[ProxyS
     duplicates = sorted({name for name in services if services.count(name) > 1})
     if duplicates:
         raise FlowError("Service(s) %s have more than one route." % ", ".join(duplicates))
+    check_preview_hosts(routes)
     return settings, routes
 
 
@@ -376,8 +387,8 @@ def _frontend_lines(settings: ProxySettings, routed: list[Route]) -> list[str]:
     ] + ([DICE_LINE] if any(route.splits for route in routed) else []) + [
         "    default_backend be_dockerflow_none",
     ]
-    for index, (route, path) in enumerate(_rules(routed)):
-        lines += _rule_lines(route, path, index)
+    for index, (route, path, on_preview_host) in enumerate(_rules(routed)):
+        lines += _rule_lines(route, path, index, on_preview_host)
     return lines
 
 

@@ -271,8 +271,26 @@ TABLE = (
               "or both).", modules=(PROXY,), default_doc="the route's current preview, none at first",
               details=("V(\"\") stops asking by cookie.",)),
     _resolved("preview_allow", "list", "routes",
-              "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header) and O(preview_cookie) apply to; "
-              "from others they are ignored.", modules=(PROXY,), default_doc="the route's current list; none: any address"),
+              "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header), O(preview_cookie) and "
+              "O(preview_host) apply to; from others they are ignored.", modules=(PROXY,),
+              default_doc="the route's current list; none: any address"),
+    _resolved("preview_host", "str", "routes",
+              "Host name (for example V(preview.example.com)) whose requests on the service's paths are served by the "
+              "non-live color, as O(preview_header) asks for it.", modules=(PROXY,),
+              default_doc="the route's current preview, none at first", details=(
+                  "Compared as the route's own host is (port stripped, lower case). It takes the place of"
+                  " O(service_domain) for those requests; for a route with only paths it is one more condition."
+                  " Without a non-live color with a server up the answer is 503 C(no preview release); requests to"
+                  " other hosts are untouched. It may not be a route's O(service_domain). V(\"\") turns it off.",)),
+    _resolved("preview_auth", "list", "routes",
+              "Users (V(user:hash) entries, the hash a crypt one as C(openssl passwd -6) or C(mkpasswd -m sha-512) "
+              "gives) whose HTTP basic-auth credentials a request asking for the preview must carry.", modules=(PROXY,),
+              no_log=True, default_doc="the route's current list; none: no credentials asked", details=(
+                  "A request asking by O(preview_header), O(preview_cookie) or O(preview_host) without valid"
+                  " credentials gets 401 (realm C(preview)); requests that do not ask for the preview are never"
+                  " challenged. The hashes, never passwords, are recorded with the route in Consul and written to"
+                  " the proxy's C(haproxy.cfg); the results of M(dockerflow.flow.flow_proxy) show them as C(********)"
+                  " (M(dockerflow.flow.flow_info) returns the state as recorded). V([]) turns it off.",)),
     # --- proxy ----------------------------------------------------------------------------------
     _resolved("proxy_docker_host", "str", "proxy", "Docker engine of the proxy host.", modules=_REACH_PROXY,
               default_doc="O(docker_host)", seed=True),

@@ -131,8 +131,8 @@ class ProxyFlow:
         return self.node.running_config(backends), backends
 
     def run(self, state: str, service_path: Iterable[str] | None = None, service_domain: str | None = None,
-            path_type: str = "prefix", color: str | None = None, preview: tuple[Any, ...] = (None, None, None)) -> Result:
-        """``preview``: (preview_header, preview_cookie, preview_allow) as asked (proxy_preview.asked_preview). Route
+            path_type: str = "prefix", color: str | None = None, preview: Mapping[str, Any] | None = None) -> Result:
+        """``preview``: header, cookie, allow, host and auth, as asked (proxy_preview.asked_preview). Route
         values are checked with the route (Route.validated), before anything changes."""
         if state not in PROXY_STATES:
             raise FlowError("state=%r is not valid: use one of %s." % (state, ", ".join(PROXY_STATES)))
@@ -281,7 +281,7 @@ class ProxyFlow:
 
     # -- the switch ------------------------------------------------------------------------------------------
     def _switch(self, documents: Mapping[str, Document], document: Document | None,
-                where: tuple[list[str], str | None, str], color: str | None, preview: tuple[Any, ...]) -> Result:
+                where: tuple[list[str], str | None, str], color: str | None, preview: Mapping[str, Any] | None) -> Result:
         route = self._route(document, where, color, preview)
         instances = (document["colors"][route.color] or {}).get("instances") or 0
         refuse_a_switch_beyond_slots(route.service, route.color, instances, self.node.settings.max_servers)
@@ -341,7 +341,7 @@ class ProxyFlow:
         return servers
 
     def _route(self, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
-               preview: tuple[Any, ...]) -> Route:
+               preview: Mapping[str, Any] | None) -> Route:
         """The route asked for (``where``: paths, domain, path type), completed from the recorded one, validated."""
         service, (paths, domain, path_type) = self.flow.settings.service, where
         if not document or not document.get("deployed_color"):
@@ -359,7 +359,7 @@ class ProxyFlow:
         return Route(
             service=service, color=color, paths=tuple(paths), path_type=path_type, domain=domain,
             colors=route_colors(document), health_path=(document["colors"][color] or {}).get("health_path"),
-            preview=asked_preview(*preview, previous.get("preview")),
+            preview=asked_preview(recorded=previous.get("preview"), **(preview or {})),
         ).validated()
 
     def _recorded_route(self, route: Route) -> dict[str, Any]:

@@ -123,6 +123,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.canary_flow import
 from ansible_collections.dockerflow.flow.plugins.module_utils.canary_gate import Schedule
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import module_spec
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import without_hashes
 
 
 def canary(runner):
@@ -130,7 +131,7 @@ def canary(runner):
     schedule = Schedule.from_params(params)
     flow = runner.flow(engine=schedule.on_failure == "stop", stop_timeout=params["stop_timeout"])
     canary_flow = CanaryFlow(flow, runner.proxy_node(), switch_timeout=params["switch_timeout"])
-    return canary_flow.run(params["canary_weight"], schedule, color=params["color"])
+    return without_hashes(canary_flow.run(params["canary_weight"], schedule, color=params["color"]))
 
 
 def main():

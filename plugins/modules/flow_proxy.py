@@ -129,18 +129,20 @@ reconciled:
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import default, module_spec
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import PREVIEW_WAYS, without_hashes
 
 
 def proxy(runner):
     params, values = runner.params, runner.values
-    return ProxyFlow(runner.flow(engine=False), runner.proxy_node(), switch_timeout=params["switch_timeout"]).run(
+    result = ProxyFlow(runner.flow(engine=False), runner.proxy_node(), switch_timeout=params["switch_timeout"]).run(
         params["state"],
         service_path=values.get("service_path"),
         service_domain=values.get("service_domain"),
         path_type=values.get("path_type") or default("path_type"),
         color=params["color"],
-        preview=(values.get("preview_header"), values.get("preview_cookie"), values.get("preview_allow")),
+        preview={way: values.get("preview_" + way) for way in PREVIEW_WAYS},
     )
+    return without_hashes(result)
 
 
 def main():

@@ -72,6 +72,8 @@ SCALES = st.one_of(
                      "+99", "99", "9" * 40, "+", "-", "", "one", "+ 1", "٣", "+٣", "²", "1_0"]),
     TEXT, st.integers(min_value=-(10**6), max_value=10**6), WRONG_TYPES,
 )
+# A preview_auth entry: the password "secret" (`openssl passwd -6 -salt abc secret`).
+PREVIEW_USER = "alice:$6$abc$IdWKNKTJEb8LxY7CGg8YBXlvtfZzFw7Mp/r6niK9YB2mdvgY..TKjv1T..8RadRt2qvUHYRLr/TsVArtr91iR1"
 UNREACHABLE = ["http://127.0.0.1:1", "tcp://127.0.0.1:1", "unix:///nonexistent/docker.sock", "https://127.0.0.1:1"]
 
 
@@ -168,6 +170,11 @@ def strategies(project, proxy):
         "canary_against_live": BOOL_LIKE,
         "canary_min_requests": INT_LIKE,
         "canary_on_failure": st.one_of(st.sampled_from(["keep", "stop", "Stop", ""]), TEXT, WRONG_TYPES),
+        "preview_host": st.one_of(st.sampled_from(["preview.example.com", "", "*.example.com", "a b", "x.com:80", "A.COM",
+                                                   "-a.com", "a..b"]), TEXT, WRONG_TYPES),
+        "preview_auth": st.one_of(st.lists(st.sampled_from([PREVIEW_USER, "alice", "alice:secret", "a b:" + PREVIEW_USER[6:],
+                                                            ":", "", "bob:$6$x$y z", "bob:$6$x$y#", PREVIEW_USER]),
+                                           max_size=3), TEXT, WRONG_TYPES),
         "proxy_docker_host": hosts("tcp://127.0.0.1:"),
         "proxy_docker_cert_path": paths,
         "proxy_tls_verify": BOOL_LIKE,

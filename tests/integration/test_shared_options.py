@@ -27,6 +27,8 @@ from conftest import ANSIBLE_PLAYBOOK, CONSUL_URL, wait_for
 from support.tls import CertificateAuthority
 
 HOST = "shared.dftest.example"
+# The password "secret" (`openssl passwd -6 -salt abc secret`), for preview_auth.
+HASH = "$6$abc$IdWKNKTJEb8LxY7CGg8YBXlvtfZzFw7Mp/r6niK9YB2mdvgY..TKjv1T..8RadRt2qvUHYRLr/TsVArtr91iR1"
 
 
 def shared_options(project, proxy, tls_dir):
@@ -45,6 +47,7 @@ def shared_options(project, proxy, tls_dir):
         "service_path": ["/shared"], "service_domain": HOST, "proxy_docker_cert_path": tls_path,
         "proxy_tls_verify": False, "env_files": ["shared.env"],
         "preview_header": "X-Flow-Color", "preview_cookie": "flow-color", "preview_allow": ["127.0.0.0/8"],
+        "preview_host": "preview." + HOST, "preview_auth": ["alice:" + HASH],
         "registry": "127.0.0.1:5000",  # unused: this project builds nothing, so nothing is pushed
     }
     with open(os.path.join(project.dir, "shared.env"), "w", encoding="utf-8") as handle:
