@@ -146,7 +146,7 @@ class ProxyFlow:
             return self.held(state, (list(service_path or []), service_domain, path_type), color, preview)
 
     def held(self, state: str, where: tuple[list[str], str | None, str] = ([], None, "prefix"), color: str | None = None,
-             preview: tuple[Any, ...] = (None, None, None)) -> Result:
+             preview: Mapping[str, Any] | None = None) -> Result:
         """State present (a switch; ``where``: paths, domain, path type) or absent, for a caller that holds the
         service's and the proxy's locks (run, or flow_canary's promotion)."""
         service, documents = self.flow.settings.service, self.flow.store.read_all()
