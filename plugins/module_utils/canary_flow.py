@@ -101,6 +101,7 @@ class CanaryFlow:
                 servers = self.proxy.split(Canary(color, weight))
                 self.flow.progress("step %d: %d %% of the requests to %s (%d server(s) up), for %gs"
                                    % (step, weight, color, servers, schedule.dwell))
+                self.flow.checkpoint("canary:dwell")
                 reason, figures = self._dwell(backends, start, schedule)
                 self.figures.append(dict(figures, step=step, weight=weight))
                 if reason:
