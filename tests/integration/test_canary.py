@@ -188,4 +188,3 @@ def test_the_example_playbook_releases_a_canary(routed_project, proxy):
     state = routed_project.state()
     assert state["live_color"] == "green" and state["releases"][-1]["canary"]["outcome"] == "promoted"
     assert not routed_project.running("blue")
-
