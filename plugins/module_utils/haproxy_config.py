@@ -326,9 +326,10 @@ def _defaults_lines(settings: ProxySettings) -> list[str]:
 
 
 def _no_access_log_lines(settings: ProxySettings) -> list[str]:
-    """off: no log in the sections that log requests; the backends keep the global log, where servers going up
-    or down are reported."""
-    return ["    no log"] if settings.access_log == "off" else []
+    """off: the requests of the sections that log them are silent (no line is formatted); the log itself stays,
+    for servers going up or down. (``no log`` there would make HAProxy warn at every start that the httplog
+    format of the defaults is ignored.) First of the section's http-request rules: a return ends them."""
+    return ["    http-request set-log-level silent"] if settings.access_log == "off" else []
 
 
 _DEFAULTS_LINES = [

@@ -744,21 +744,23 @@ def test_the_access_log_is_every_request_by_default():
     assert ProxySettings().access_log == "all"
     assert "log stdout format raw local0 info" in sections["global"]
     assert [line for line in sections["defaults"] if "log" in line] == ["log global", "option httplog"]
-    assert not [line for lines in sections.values() for line in lines if line == "no log"]
+    assert not [line for lines in sections.values() for line in lines if "set-log-level" in line]
 
 
 def test_the_access_log_of_errors_skips_requests_that_ended_normally():
     sections = _sections(render([Route("web", "blue", paths=("/",))], ProxySettings(access_log="errors"))[0])
     assert [
         line for line in sections["defaults"] if "log" in line] == ["log global", "option httplog", "option dontlog-normal"]
-    assert not [line for lines in sections.values() for line in lines if line == "no log"]
+    assert not [line for lines in sections.values() for line in lines if "set-log-level" in line]
 
 
 def test_no_access_log_keeps_the_log_of_servers_going_up_or_down():
     sections = _sections(render([Route("web", "blue", paths=("/",))], ProxySettings(access_log="off"))[0])
-    # The sections that log requests log nothing; the backends (where server state changes are logged) still do.
-    assert "no log" in sections["frontend http"] and "no log" in sections["listen stats"]
-    assert "no log" not in sections["backend be_web_blue"]
+    # The sections that log requests log nothing, before any other rule; the log stays for server state changes.
+    for section in ("frontend http", "listen stats"):
+        assert next(line for line in sections[section] if line.startswith("http-request")) == \
+            "http-request set-log-level silent"
+    assert not [line for lines in sections.values() for line in lines if line == "no log"]
     assert "log global" in sections["defaults"] and "log stdout format raw local0 info" in sections["global"]
     assert "option dontlog-normal" not in sections["defaults"]
 
