@@ -159,9 +159,11 @@ class BenchProxy:
     master_port: int
     name: str = PROXY_NAME
     image: str = PROXY_IMAGE
+    max_servers: int | None = None  # proxy_max_servers; None: the module's default
 
     def params(self):
-        return {
+        slots = {} if self.max_servers is None else {"proxy_max_servers": self.max_servers}
+        return slots | {
             "proxy_name": self.name,
             "proxy_image": self.image,
             "proxy_listen_address": "127.0.0.1",

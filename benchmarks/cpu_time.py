@@ -48,3 +48,21 @@ def container_cpu_seconds(container) -> float | None:
         except OSError:  # exited since `docker top` (a `docker exec`), or not visible from here
             continue
     return ticks / float(CLOCK_TICKS) if read else None
+
+
+def process_cpu_seconds(command: str) -> float | None:
+    """User + system CPU seconds of this machine's processes named ``command`` (e.g. dockerd, whose log driver
+    copies every line a container writes to stdout); None when there is none."""
+    ticks, read = 0, 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                stat = handle.read()
+        except OSError:  # exited since the listing
+            continue
+        if stat[stat.index("(") + 1:stat.rindex(")")] == command:
+            ticks += stat_cpu_ticks(stat)
+            read += 1
+    return ticks / float(CLOCK_TICKS) if read else None

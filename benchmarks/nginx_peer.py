@@ -22,12 +22,21 @@ from common import PEER_LABEL, PREFIX, SERVICE_PATH, BenchError, http_get, log
 NGINX_IMAGE = os.environ.get("DOCKERFLOW_BENCH_NGINX_IMAGE", "dockerflow-test/nginx:light")
 CONFIG_PATH = "/etc/nginx/nginx.conf"
 UPSTREAM_KEEPALIVE = 32
+# The access log of each proxy_access_log choice, so that both proxies log the same requests:
+# errors logs what HAProxy's dontlog-normal keeps (a 5xx answer; nginx logs no retries).
+ACCESS_LOGS = {
+    "all": "    access_log /var/log/nginx/access.log combined;\n",
+    "errors": ("    map $status $dfbench_loggable {\n        ~^5 1;\n        default 0;\n    }\n"
+               "    access_log /var/log/nginx/access.log combined if=$dfbench_loggable;\n"),
+    "off": "    access_log off;\n",
+}
 
 
 def render_config(listen_port: int, upstream_ports: list[int], path: str = SERVICE_PATH,
-                  keepalive: int = UPSTREAM_KEEPALIVE) -> str:
+                  keepalive: int = UPSTREAM_KEEPALIVE, access_log: str = "all") -> str:
     """nginx.conf of the peer: ``path`` on 127.0.0.1:``listen_port`` goes to the instances'
-    published loopback ports, over kept-alive HTTP/1.1 connections."""
+    published loopback ports, over kept-alive HTTP/1.1 connections; ``access_log`` as Flow's
+    proxy_access_log."""
     if not upstream_ports:
         raise BenchError("the nginx peer needs at least one instance port")
     servers = "".join("        server 127.0.0.1:%d;\n" % port for port in upstream_ports)
@@ -42,7 +51,7 @@ def render_config(listen_port: int, upstream_ports: list[int], path: str = SERVI
         "}\n"
         "http {\n"
         "    # A link to /dev/stdout in the image: Docker's log driver, as Flow's proxy logs.\n"
-        "    access_log /var/log/nginx/access.log combined;\n"
+        "%s"
         "    keepalive_timeout 65s;\n"
         "    upstream app {\n"
         "%s"
@@ -59,7 +68,7 @@ def render_config(listen_port: int, upstream_ports: list[int], path: str = SERVI
         "        }\n"
         "    }\n"
         "}\n"
-    ) % (servers, keepalive, listen_port, path)
+    ) % (ACCESS_LOGS[access_log], servers, keepalive, listen_port, path)
 
 
 class NginxPeer:
@@ -82,10 +91,10 @@ class NginxPeer:
             raise BenchError("Image %s (the nginx peer) is missing; run `make images-bench` first "
                              "(tests/harness/build-images.sh --bench), or pass --no-nginx." % self.image)
 
-    def start(self, upstream_ports: list[int], timeout: float = 30) -> None:
+    def start(self, upstream_ports: list[int], timeout: float = 30, access_log: str = "all") -> None:
         config = os.path.join(self.bench.workdir, "nginx.conf")
         with open(config, "w") as handle:
-            handle.write(render_config(self.port, upstream_ports))
+            handle.write(render_config(self.port, upstream_ports, access_log=access_log))
         self.bench.peer_names.add(self.name)  # removed on exit even if it never answers
         log("starting the nginx peer %s on 127.0.0.1:%d (%s)" % (self.name, self.port, self.image))
         self.container = self.bench.docker.containers.run(

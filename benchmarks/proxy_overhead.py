@@ -22,6 +22,7 @@ not run.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -48,11 +49,12 @@ from common import (  # noqa: E402
     port_free,
     proxy_from_args,
 )
-from cpu_time import container_cpu_seconds  # noqa: E402
+from cpu_time import container_cpu_seconds, process_cpu_seconds  # noqa: E402
 from loadgen import check_loopback, run_load  # noqa: E402
 from nginx_peer import NGINX_IMAGE, NginxPeer  # noqa: E402
 
 GOAL = 0.8
+ACCESS_LOGS = ("all", "errors", "off")  # flow_proxy's proxy_access_log choices
 WRK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk_status.lua")
 # The measured paths: straight to the instance, through Flow's proxy, through the nginx peer.
 PATHS = ("direct", "proxy", "nginx")
@@ -61,7 +63,10 @@ CPU_SOURCE = ("utime + stime from /proc/<pid>/stat of the proxy container's proc
               "read before and after each run")
 # Per-run figures kept in the JSON report.
 RUN_FIELDS = ("requests", "answers_2xx", "seconds", "requests_per_second", "p50_ms", "p99_ms", "failed",
-              "app_listen_overflows", "cpu_seconds", "cpu_seconds_per_1000_requests")
+              "app_listen_overflows", "cpu_seconds", "cpu_seconds_per_1000_requests",
+              "dockerd_cpu_seconds_per_1000_requests")
+# The access log goes through Docker's log driver: its cost is dockerd's CPU, not the proxy container's.
+ENGINE_PROCESS = "dockerd"
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
@@ -81,8 +86,15 @@ def arguments():
     parser.add_argument("--nginx-port", type=int, default=18184,
                         help="loopback port of the nginx peer (image %s, `make images-bench`)" % NGINX_IMAGE)
     parser.add_argument("--no-nginx", action="store_true", help="measure without the nginx peer")
+    parser.add_argument("--access-log", type=access_log_list, default=[],
+                        help="proxy_access_log of Flow's proxy (all, errors, off), and the same access log for the "
+                             "nginx peer; several, comma-separated (all,off), take turns a round each, set with a "
+                             "flow_proxy run before the round, and the nginx peer logs every request "
+                             "(default: flow_proxy's own default; the peer logs every request)")
     args = parser.parse_args()
     check_backend(parser, args)
+    if len(args.access_log) > args.rounds:
+        parser.error("--access-log: %d choices need --rounds %d or more" % (len(args.access_log), len(args.access_log)))
     if args.tool == "wrk" and not shutil.which("wrk"):
         parser.error("--tool wrk: wrk is not installed (apt-get install -y wrk)")
     for name in ("connections", "requests", "duration", "threads", "rounds"):
@@ -91,6 +103,15 @@ def arguments():
     if not 1024 < args.nginx_port < 65536:
         parser.error("--nginx-port must be a port number above 1024")
     return parser, args
+
+
+def access_log_list(text):
+    """--access-log: proxy_access_log choices, comma-separated, each once."""
+    values = [value.strip() for value in text.split(",") if value.strip()]
+    wrong = [value for value in values if value not in ACCESS_LOGS]
+    if wrong or not values or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError("use %s, or several of them comma-separated, each once" % ", ".join(ACCESS_LOGS))
+    return values
 
 
 def _latency_ms(text):
@@ -165,6 +186,7 @@ def aggregate(runs):
         "p99_ms": median("p99_ms"),
         "failed": sum(r["failed"] for r in runs),
         "cpu_seconds_per_1000_requests": median("cpu_seconds_per_1000_requests", digits=4),
+        "dockerd_cpu_seconds_per_1000_requests": median("dockerd_cpu_seconds_per_1000_requests", digits=4),
         "runs": [{k: r.get(k) for k in RUN_FIELDS} for r in runs],
     }
 
@@ -193,9 +215,29 @@ def median_or_none(values):
     return round(statistics.median(values), 3) if values else None
 
 
-def measure(tool, args, targets, instance, cpu_readers):
+def by_access_log(rounds):
+    """Medians of the rounds run with each proxy_access_log (rounds without one are left out)."""
+    labels = []
+    for summary in rounds:
+        if summary.get("access_log") and summary["access_log"] not in labels:
+            labels.append(summary["access_log"])
+    figures = {}
+    for label in labels:
+        these = [summary for summary in rounds if summary.get("access_log") == label]
+        figures[label] = {"rounds": len(these)}
+        for key in ("ratio_proxy_to_direct", "ratio_nginx_to_direct", "proxy_p99_ms", "nginx_p99_ms",
+                    "proxy_cpu_seconds_per_1000_requests", "proxy_dockerd_cpu_seconds_per_1000_requests",
+                    "direct_dockerd_cpu_seconds_per_1000_requests"):
+            values = [summary.get(key) for summary in these]
+            figures[label][key] = (round(statistics.median([v for v in values if v is not None]), 4)
+                                   if any(v is not None for v in values) else None)
+    return figures
+
+
+def measure(tool, args, targets, instance, cpu_readers, before_round=None):
     """Rounds over the paths in a rotating order, then the tool's ceiling once. ``cpu_readers``
-    maps a proxy path to a function giving its container's CPU seconds so far."""
+    maps a proxy path to a function giving its container's CPU seconds so far; ``before_round(number)``,
+    when given, sets up a round and returns its proxy_access_log."""
     paths = [name for name in PATHS if name in targets]
 
     def one(name):
@@ -203,36 +245,49 @@ def measure(tool, args, targets, instance, cpu_readers):
         read_cpu = cpu_readers.get(name)
         before = listen_overflows(instance)
         cpu_before = read_cpu() if read_cpu else None
+        engine_before = process_cpu_seconds(ENGINE_PROCESS)
         if tool == "wrk":
             figures = run_wrk(url, args.connections, args.threads, args.duration)
         else:
             figures = run_python(url, args.connections, args.requests, args.max_seconds)
         cpu_after = read_cpu() if read_cpu else None
+        engine_after = process_cpu_seconds(ENGINE_PROCESS)
         after = listen_overflows(instance)
         if before is not None and after is not None and name != "ceiling":
             figures["app_listen_overflows"] = after - before
         figures.update(cpu_figures(cpu_before, cpu_after, figures["requests"]))
+        engine = cpu_figures(engine_before, engine_after, figures["requests"])
+        figures["dockerd_cpu_seconds_per_1000_requests"] = engine.get("cpu_seconds_per_1000_requests")
         return figures
 
     runs = {name: [] for name in paths}
     rounds = []
     for number in range(args.rounds):
+        access_log = before_round(number) if before_round else None
         this_round = {}
-        for name in round_order(paths, number):
+        # With access logs taking turns, the order turns once they all had one: each sees every order.
+        order = round_order(paths, number // max(1, len(args.access_log)))
+        for name in order:
             this_round[name] = figures = one(name)
             runs[name].append(figures)
-            log("%s %s round %d: %.0f req/s, p99 %s ms, failed %d, cpu %s s/1000 requests, app accept-queue overflows %s" % (
-                tool, name, number + 1, figures["requests_per_second"] or 0, figures["p99_ms"], figures["failed"],
-                figures.get("cpu_seconds_per_1000_requests"), figures.get("app_listen_overflows")))
+            log("%s %s round %d: %.0f req/s, p99 %s ms, failed %d, cpu %s s/1000 requests (dockerd %s), "
+                "app accept-queue overflows %s" % (
+                    tool, name, number + 1, figures["requests_per_second"] or 0, figures["p99_ms"], figures["failed"],
+                    figures.get("cpu_seconds_per_1000_requests"), figures.get("dockerd_cpu_seconds_per_1000_requests"),
+                    figures.get("app_listen_overflows")))
         direct_rate = this_round["direct"]["requests_per_second"]
-        summary = {"round": number + 1, "order": round_order(paths, number)}
+        summary = {"round": number + 1, "order": order, "access_log": access_log,
+                   "direct_dockerd_cpu_seconds_per_1000_requests":
+                       this_round["direct"].get("dockerd_cpu_seconds_per_1000_requests")}
         for name in PROXIES:
             if name in this_round:
                 summary["ratio_%s_to_direct" % name] = ratio(this_round[name]["requests_per_second"], direct_rate)
                 summary["%s_p99_ms" % name] = this_round[name]["p99_ms"]
                 summary["%s_cpu_seconds_per_1000_requests" % name] = this_round[name].get("cpu_seconds_per_1000_requests")
+                summary["%s_dockerd_cpu_seconds_per_1000_requests" % name] = this_round[name].get(
+                    "dockerd_cpu_seconds_per_1000_requests")
         rounds.append(summary)
-        log("%s round %d: %s" % (tool, number + 1, "; ".join(
+        log("%s round %d%s: %s" % (tool, number + 1, " (access log %s)" % access_log if access_log else "", "; ".join(
             "%s/direct %s, p99 %s ms, cpu %s s/1000 requests" % (
                 PROXIES[name], summary["ratio_%s_to_direct" % name], summary["%s_p99_ms" % name],
                 summary["%s_cpu_seconds_per_1000_requests" % name])
@@ -243,6 +298,15 @@ def measure(tool, args, targets, instance, cpu_readers):
     result = {name: aggregate(runs[name]) for name in paths}
     result["ceiling_haproxy_self_answer"] = ceiling
     result["rounds"] = rounds
+    if len({summary["access_log"] for summary in rounds}) > 1:
+        result["by_access_log"] = by_access_log(rounds)
+        for label, figures in result["by_access_log"].items():
+            log("%s, access log %s (%d rounds): Flow's proxy/direct %s, nginx/direct %s, proxy cpu %s s/1000 "
+                "requests, dockerd %s (direct: %s)" % (
+                    tool, label, figures["rounds"], figures["ratio_proxy_to_direct"], figures["ratio_nginx_to_direct"],
+                    figures["proxy_cpu_seconds_per_1000_requests"],
+                    figures["proxy_dockerd_cpu_seconds_per_1000_requests"],
+                    figures["direct_dockerd_cpu_seconds_per_1000_requests"]))
     direct = result["direct"]
     for name in PROXIES:
         if name not in result:
@@ -264,9 +328,10 @@ def tool_summary(tool, figures):
     for name, title in PROXIES.items():
         if name in figures:
             path = figures[name]
-            parts.append("%s %.0f req/s p99 %s ms, ratio %s (rounds' median %s), cpu %s s/1000 req" % (
+            parts.append("%s %.0f req/s p99 %s ms, ratio %s (rounds' median %s), cpu %s s/1000 req (dockerd %s)" % (
                 title, path["requests_per_second"] or 0, path["p99_ms"], figures["ratio_%s_to_direct" % name],
-                figures["median_ratio_%s_to_direct" % name], path["cpu_seconds_per_1000_requests"]))
+                figures["median_ratio_%s_to_direct" % name], path["cpu_seconds_per_1000_requests"],
+                path["dockerd_cpu_seconds_per_1000_requests"]))
     parts.append("tool ceiling %.0f req/s" % (figures["ceiling_haproxy_self_answer"]["requests_per_second"] or 0))
     return "%s: %s" % (tool, ", ".join(parts))
 
@@ -289,7 +354,17 @@ def run(parser, args):
         report["machine"] = machine_info(bench.docker, proxy.image)
         project = bench.project("po")
         log("setting up %s: deploy with scale 1, proxy on 127.0.0.1:%d" % (project.service, proxy.http_port))
-        project.run(project.deploy(scale="1"), project.proxy())
+        first = {"proxy_access_log": args.access_log[0]} if args.access_log else {}
+        project.run(project.deploy(scale="1"), project.proxy(**first))
+        report["access_log"] = args.access_log or "default"
+        before_round = None
+        if len(args.access_log) > 1:
+            def before_round(number):
+                # Set between rounds, never while a path is measured: a flow_proxy run re-renders and reloads.
+                value = args.access_log[number % len(args.access_log)]
+                project.run(project.proxy(proxy_access_log=value))
+                time.sleep(2)  # the old worker finishes its kept-alive connections
+                return value
         instances = project.instances()
         if len(instances) != 1:
             raise BenchError("expected 1 running instance, found %d" % len(instances))
@@ -302,7 +377,8 @@ def run(parser, args):
         flow_proxy = bench.docker.containers.get(proxy.name)
         cpu_readers = {"proxy": lambda: container_cpu_seconds(flow_proxy)}
         if peer is not None:
-            peer.start([instance_port])
+            # The peer logs the requests Flow's proxy logs (all by default), so both pay the same for it.
+            peer.start([instance_port], access_log=args.access_log[0] if len(args.access_log) == 1 else "all")
             targets["nginx"] = peer.url()
             cpu_readers["nginx"] = lambda: container_cpu_seconds(peer.container)
             report["machine"]["nginx"] = peer.version()
@@ -322,7 +398,7 @@ def run(parser, args):
             run_load(targets[name], 500, connections=args.connections, max_seconds=10).failed for name in paths)
         started = time.monotonic()
         for tool in tools:
-            report[tool] = measure(tool, args, targets, instances[0], cpu_readers)
+            report[tool] = measure(tool, args, targets, instances[0], cpu_readers, before_round)
         report["measure_seconds"] = round(time.monotonic() - started, 1)
 
     headline_tool = tools[0]

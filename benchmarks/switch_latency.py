@@ -52,6 +52,8 @@ from common import (  # noqa: E402
 )
 from loadgen import check_loopback  # noqa: E402
 
+MAX_ROUTES = 1000
+
 
 def arguments():
     parser = parser_for(__doc__)
@@ -60,6 +62,9 @@ def arguments():
     parser.add_argument("--poll-interval", type=float, default=0.02, help="seconds between two polls")
     parser.add_argument("--repeats", type=int, default=2, help="switches measured per route count (median kept)")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds to keep polling after flow_proxy returned")
+    parser.add_argument("--max-servers", type=int,
+                        help="proxy_max_servers of the proxy (default: the module's, 32): every route has two colors "
+                             "of that many server slots, and HAProxy needs a file descriptor a slot")
     args = parser.parse_args()
     check_backend(parser, args)
     if args.repeats < 1:
@@ -70,8 +75,9 @@ def arguments():
         parser.error("--routes takes counts like 1,50,200")
     if not args.route_counts or args.route_counts != sorted(set(args.route_counts)) or args.route_counts[0] < 1:
         parser.error("--routes takes distinct ascending counts of 1 or more, like 1,50,200")
-    if args.route_counts[-1] > 500:
-        parser.error("--routes: at most 500 routed services")
+    # Issue 15's goal is a flat switch cost up to 1,000 routes.
+    if args.route_counts[-1] > MAX_ROUTES:
+        parser.error("--routes: at most %d routed services" % MAX_ROUTES)
     return parser, args
 
 
@@ -164,6 +170,7 @@ def time_reconfiguration(bench, proxy, label, service, color):
     settings = haproxy_config.ProxySettings(
         http_address="127.0.0.1", http_port=proxy.http_port, stats_port=proxy.stats_port,
         admin_port=proxy.admin_port, consul_dns_address=dns_host, consul_dns_port=int(dns_port),
+        **({} if proxy.max_servers is None else {"max_servers": proxy.max_servers}),
     ).validated()
     node = proxy_node.ProxyNode(bench.docker, settings, name=proxy.name, image=proxy.image, master_port=proxy.master_port)
     documents = read_documents(empty_state)
@@ -256,7 +263,9 @@ def measure_switch(project, proxy, args):
 
 def run(parser, args):
     proxy = proxy_from_args(parser, args)
-    report = {"benchmark": "switch_latency", "backend": args.backend, "poll_interval_s": args.poll_interval}
+    proxy.max_servers = args.max_servers
+    report = {"benchmark": "switch_latency", "backend": args.backend, "poll_interval_s": args.poll_interval,
+              "max_servers": args.max_servers or "default"}
     rows = []
     problems = []
     with Bench(proxy, keep=args.keep) as bench:

@@ -47,6 +47,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview impo
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import check_server_slots, dns_payload_size
 
 PATH_TYPES = OPTIONS["path_type"].choices  # prefix, exact, regex
+ACCESS_LOG_CHOICES = OPTIONS["proxy_access_log"].choices  # all, errors, off
 _DEFAULT_CONSUL_DNS = default("consul_dns").rpartition(":")  # (host, ":", port)
 DNS_FAILURE_HOLD = "24h"
 NO_INSTANCE_HOLD = "30s"
@@ -142,6 +143,7 @@ class ProxySettings:
     consul_dns_address: str = _DEFAULT_CONSUL_DNS[0]
     consul_dns_port: int = int(_DEFAULT_CONSUL_DNS[2])
     max_servers: int = default("proxy_max_servers")  # server-template slots of one color
+    access_log: str = default("proxy_access_log")  # all, errors or off
     # No option sets the checks; they are fields so that the post-switch watch (down_detection_seconds)
     # is tested to follow whatever the configuration renders (tests/unit/plugins/module_utils/test_proxy_flow.py).
     check_interval_ms: int = 1000
@@ -165,12 +167,20 @@ class ProxySettings:
             config_word(port, "port", parameter)
         config_word(self.server_state_file, "path", "server_state_file")
         check_server_slots(self.max_servers)
+        if self.access_log not in ACCESS_LOG_CHOICES:
+            raise FlowError("proxy_access_log=%r is not valid: use one of %s."
+                            % (self.access_log, ", ".join(ACCESS_LOG_CHOICES)))
         return self
 
     def down_detection_seconds(self) -> float:
         """How long a dead server can still count as UP: ``check_fall`` failed checks ``check_interval_ms``
         apart, plus one interval, over which HAProxy spreads the first checks of a new worker."""
         return (self.check_fall + 1) * self.check_interval_ms / 1000.0
+
+
+def access_log_choice(value: object) -> object:
+    """``value`` of proxy_access_log, with YAML 1.1's reading of an unquoted off (false) taken back to off."""
+    return "off" if value is False or value in ("False", "false") else value
 
 
 def exposure_warnings(settings: ProxySettings) -> list[str]:
@@ -276,7 +286,7 @@ def render(
     settings, routes = _validated(settings, routes)
     lines = (
         _global_lines(settings)
-        + _DEFAULTS_LINES
+        + _defaults_lines(settings)
         + _resolvers_lines(settings)
         + _stats_lines(settings)
         + _frontend_lines(settings, [route for route in routes if route.service not in unrouted])
@@ -317,6 +327,20 @@ def _global_lines(settings: ProxySettings) -> list[str]:
         "    user haproxy",
         "    group haproxy",
     ]
+
+
+def _defaults_lines(settings: ProxySettings) -> list[str]:
+    # errors: HAProxy skips (does not even format) the line of a request that ended normally.
+    access_log = ["    option dontlog-normal"] if settings.access_log == "errors" else []
+    after = _DEFAULTS_LINES.index("    option httplog") + 1
+    return _DEFAULTS_LINES[:after] + access_log + _DEFAULTS_LINES[after:]
+
+
+def _no_access_log_lines(settings: ProxySettings) -> list[str]:
+    """off: the requests of the sections that log them are silent (no line is formatted); the log itself stays,
+    for servers going up or down. (``no log`` there would make HAProxy warn at every start that the httplog
+    format of the defaults is ignored.) First of the section's http-request rules: a return ends them."""
+    return ["    http-request set-log-level silent"] if settings.access_log == "off" else []
 
 
 _DEFAULTS_LINES = [
@@ -367,6 +391,7 @@ def _stats_lines(settings: ProxySettings) -> list[str]:
         "",
         "listen stats",
         "    bind %s:%d" % (settings.stats_address, settings.stats_port),
+    ] + _no_access_log_lines(settings) + [
         "    stats enable",
         "    stats uri /",
         "    stats refresh 5s",
@@ -382,6 +407,7 @@ def _frontend_lines(settings: ProxySettings, routed: list[Route]) -> list[str]:
         "",
         "frontend http",
         "    bind %s:%d" % (settings.http_address, settings.http_port),
+    ] + _no_access_log_lines(settings) + [
         # Retrying after the request was sent (empty-response, response-timeout) replays it: only for reads.
         "    http-request disable-l7-retry if !METH_GET",
     ] + ([DICE_LINE] if any(route.splits for route in routed) else []) + [

@@ -25,7 +25,11 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.backends.engine im
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.selection import BACKENDS, select_backend
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, exposure_warnings
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
+    ProxySettings,
+    access_log_choice,
+    exposure_warnings,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
@@ -212,6 +216,7 @@ class FlowModule:
             consul_dns_address=dns_host or ProxySettings.consul_dns_address,
             consul_dns_port=dns_port,
             max_servers=self._value_unless_none("proxy_max_servers"),
+            access_log=access_log_choice(self._value_unless_none("proxy_access_log")),
         ).validated()
         master_port = self._value("proxy_master_port")
         config_word(master_port, "port", "proxy_master_port")

@@ -339,6 +339,15 @@ TABLE = (
                   " M(dockerflow.flow.flow_scale) refuse to go beyond it.",),
               role_details=("Give the proxy role's C(proxy_max_servers) the same value; deploy and scale refuse to go"
                             " beyond the value the last proxy step recorded.",)),
+    _resolved("proxy_access_log", "str", "proxy", "Which requests the proxy logs on its standard output.",
+              modules=_ROUTED, default="all", choices=("all", "errors", "off"), details=(
+                  "V(all): a line per request in HAProxy's HTTP log format (C(docker logs) of the proxy container)."
+                  " V(errors): only requests that did not end normally (a 5xx answer, a timeout, a failed connection,"
+                  " a retry or redispatch). V(off): no request is logged.",
+                  "Servers going up or down and HAProxy's own messages are logged with each of them.",),
+              role_details=("V(all), V(errors) (only requests that did not end normally) or V(off). Give the proxy"
+                            " role's C(proxy_access_log) the same value: each render uses the value of the run that"
+                            " makes it.",)),
     _resolved("consul_dns", "str", "proxy", "Consul's DNS interface as the proxy host reaches it, C(HOST:PORT).",
               modules=_ROUTED, default="127.0.0.1:8600", details=(
                   "The proxy finds instances through it, so scaling and failing instances reach the proxy without a"

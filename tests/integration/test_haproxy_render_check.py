@@ -153,8 +153,11 @@ def test_no_route_passes_haproxy_check(haproxy):
                       admin_port=65535, consul_dns_address="localhost", consul_dns_port=53,
                       max_servers=500),
         ProxySettings(http_address="[::]", consul_dns_address="[::1]"),
+        ProxySettings(access_log="all"),
+        ProxySettings(access_log="errors"),
+        ProxySettings(access_log="off"),
     ],
-    ids=["defaults", "small", "addresses", "ipv6"],
+    ids=["defaults", "small", "addresses", "ipv6", "access-log-all", "access-log-errors", "access-log-off"],
 )
 def test_settings_pass_haproxy_check(haproxy, proxy_settings):
     haproxy.assert_valid(render(sample_routes(), proxy_settings)[0])
@@ -203,6 +206,7 @@ proxy_settings = st.builds(
     consul_dns_address=st.sampled_from(["127.0.0.1", "[::1]", "localhost"]),
     max_servers=st.integers(1, 500),
     check_interval_ms=st.integers(1, 60000),
+    access_log=st.sampled_from(["all", "errors", "off"]),
 )
 
 

@@ -9,6 +9,7 @@ against this test process's own /proc entry and os.times().
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -18,7 +19,13 @@ sys.path.insert(0, os.path.join(os.path.abspath(__file__).rsplit(os.sep + "tests
 
 import proxy_overhead  # noqa: E402
 from common import BenchError  # noqa: E402
-from cpu_time import CLOCK_TICKS, container_cpu_seconds, stat_cpu_ticks, top_pids  # noqa: E402
+from cpu_time import (  # noqa: E402
+    CLOCK_TICKS,
+    container_cpu_seconds,
+    process_cpu_seconds,
+    stat_cpu_ticks,
+    top_pids,
+)
 from nginx_peer import render_config  # noqa: E402
 
 
@@ -34,6 +41,18 @@ def test_the_nginx_peer_proxies_the_path_to_every_instance_over_kept_alive_http_
                       "access_log /var/log/nginx/access.log combined;"):
         assert directive in lines, directive
     assert config.count("{") == config.count("}")
+
+
+@pytest.mark.parametrize("access_log, expected", [
+    ("all", ["access_log /var/log/nginx/access.log combined;"]),
+    ("errors", ["access_log /var/log/nginx/access.log combined if=$dfbench_loggable;"]),
+    ("off", ["access_log off;"]),
+])
+def test_the_nginx_peer_logs_the_requests_flows_proxy_logs(access_log, expected):
+    lines = [line.strip() for line in render_config(18184, [32768], access_log=access_log).splitlines()]
+    assert [line for line in lines if line.startswith("access_log")] == expected
+    if access_log == "errors":
+        assert "~^5 1;" in lines and "default 0;" in lines
 
 
 def test_the_nginx_peer_needs_an_instance():
@@ -76,6 +95,14 @@ def test_a_vanished_process_is_skipped_and_none_readable_gives_no_figure():
     assert container_cpu_seconds(_Container([missing])) is None
 
 
+def test_processes_are_found_by_their_command_name():
+    with open("/proc/self/stat") as handle:
+        stat = handle.read()
+    command = stat[stat.index("(") + 1:stat.rindex(")")]  # this test's own process (python, or a longer name)
+    assert process_cpu_seconds(command) >= container_cpu_seconds(_Container([os.getpid()])) - 0.05
+    assert process_cpu_seconds("no-such-command-dfbench") is None
+
+
 def test_cpu_per_1000_requests_of_one_run():
     assert proxy_overhead.cpu_figures(10.0, 10.5, 5000) == {"cpu_seconds": 0.5, "cpu_seconds_per_1000_requests": 0.1}
     assert proxy_overhead.cpu_figures(None, 10.5, 5000) == {}
@@ -89,3 +116,28 @@ def test_rounds_rotate_so_no_path_always_runs_first():
     assert proxy_overhead.round_order(paths, 3) == list(paths)
     # Without the peer: direct and proxy alternate, as before the peer came.
     assert proxy_overhead.round_order(("direct", "proxy"), 1) == ["proxy", "direct"]
+
+
+def test_access_log_choices_come_comma_separated_each_once():
+    assert proxy_overhead.access_log_list("all,off") == ["all", "off"]
+    assert proxy_overhead.access_log_list("errors") == ["errors"]
+    for wrong in ("", "none", "all,all", "all,nothing"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            proxy_overhead.access_log_list(wrong)
+
+
+def test_rounds_are_summed_up_by_their_access_log():
+    rounds = [
+        {"access_log": "all", "ratio_proxy_to_direct": 0.7, "ratio_nginx_to_direct": 0.8,
+         "proxy_cpu_seconds_per_1000_requests": 0.11},
+        {"access_log": "off", "ratio_proxy_to_direct": 0.9, "ratio_nginx_to_direct": 0.8,
+         "proxy_cpu_seconds_per_1000_requests": None},
+        {"access_log": "all", "ratio_proxy_to_direct": 0.8, "ratio_nginx_to_direct": 0.6,
+         "proxy_cpu_seconds_per_1000_requests": 0.13},
+    ]
+    figures = proxy_overhead.by_access_log(rounds)
+    assert list(figures) == ["all", "off"]
+    assert figures["all"]["rounds"] == 2 and figures["all"]["ratio_proxy_to_direct"] == 0.75
+    assert figures["all"]["ratio_nginx_to_direct"] == 0.7 and figures["all"]["proxy_cpu_seconds_per_1000_requests"] == 0.12
+    assert figures["off"]["proxy_cpu_seconds_per_1000_requests"] is None
+    assert proxy_overhead.by_access_log([{"access_log": None}]) == {}

@@ -28,6 +28,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     PATH_TYPES,
     ProxySettings,
     Route,
+    access_log_choice,
     backend_name,
     config_word,
     exposure_warnings,
@@ -729,6 +730,47 @@ def test_render_settings():
     assert "    accepted_payload_size 8192" in lines
 
 
+def _sections(text: str) -> dict[str, list[str]]:
+    """Each section of a rendered configuration by its header line, its lines without the indent."""
+    sections = {}
+    for block in text.split("\n\n"):
+        header, *lines = [line for line in block.strip("\n").splitlines() if not line.startswith("#")]
+        sections[header] = [line.strip() for line in lines]
+    return sections
+
+
+def test_the_access_log_is_every_request_by_default():
+    sections = _sections(render([Route("web", "blue", paths=("/",))], ProxySettings())[0])
+    assert ProxySettings().access_log == "all"
+    assert "log stdout format raw local0 info" in sections["global"]
+    assert [line for line in sections["defaults"] if "log" in line] == ["log global", "option httplog"]
+    assert not [line for lines in sections.values() for line in lines if "set-log-level" in line]
+
+
+def test_the_access_log_of_errors_skips_requests_that_ended_normally():
+    sections = _sections(render([Route("web", "blue", paths=("/",))], ProxySettings(access_log="errors"))[0])
+    assert [
+        line for line in sections["defaults"] if "log" in line] == ["log global", "option httplog", "option dontlog-normal"]
+    assert not [line for lines in sections.values() for line in lines if "set-log-level" in line]
+
+
+def test_no_access_log_keeps_the_log_of_servers_going_up_or_down():
+    sections = _sections(render([Route("web", "blue", paths=("/",))], ProxySettings(access_log="off"))[0])
+    # The sections that log requests log nothing, before any other rule; the log stays for server state changes.
+    for section in ("frontend http", "listen stats"):
+        assert next(line for line in sections[section] if line.startswith("http-request")) == \
+            "http-request set-log-level silent"
+    assert not [line for lines in sections.values() for line in lines if line == "no log"]
+    assert "log global" in sections["defaults"] and "log stdout format raw local0 info" in sections["global"]
+    assert "option dontlog-normal" not in sections["defaults"]
+
+
+@pytest.mark.parametrize("value, expected", [(False, "off"), ("False", "off"), ("false", "off"), ("off", "off"),
+                                             ("all", "all"), ("errors", "errors"), (None, None)])
+def test_an_unquoted_off_read_as_false_is_off(value, expected):
+    assert access_log_choice(value) == expected
+
+
 @pytest.mark.parametrize("slots, payload", [(1, 8192), (32, 8192), (56, 8192), (64, 9216), (200, 26624), (500, 65024)])
 def test_the_dns_payload_grows_with_the_slots_so_consul_answers_every_instance(slots, payload):
     # Consul 1.8 answers at most 135 SRV records in 8192 bytes and drops the rest without a truncation flag.
@@ -755,6 +797,9 @@ def test_the_dns_payload_grows_with_the_slots_so_consul_answers_every_instance(s
         (dict(max_servers="5"), "proxy_max_servers"),
         (dict(server_state_file="/var/lib/haproxy/state\nuser root"), "server_state_file"),
         (dict(server_state_file="/tmp/a b"), "server_state_file"),
+        (dict(access_log="none"), "proxy_access_log"),
+        (dict(access_log=False), "proxy_access_log"),
+        (dict(access_log="all\nuser root"), "proxy_access_log"),
     ],
 )
 def test_render_rejects_bad_settings(kwargs, parameter):

@@ -235,6 +235,27 @@ def test_proxy_max_servers_reaches_the_proxy_settings_and_is_checked(project, mo
         runner.proxy_node()
 
 
+def test_proxy_access_log_reaches_the_proxy_settings_and_is_checked(project, monkeypatch, module):
+    monkeypatch.setattr(module_base, "connect", Connections())
+    runner = module({"project_dir": str(project)})
+    runner.resolve()
+    assert runner.proxy_node().settings.access_log == "all"
+    # An unquoted off in docker-flow.yml is YAML's false.
+    (project / "docker-flow.yml").write_text("proxy_access_log: off\n")
+    runner = module({"project_dir": str(project)})
+    runner.resolve()
+    assert runner.proxy_node().settings.access_log == "off"
+    monkeypatch.setenv("FLOW_PROXY_ACCESS_LOG", "errors")
+    runner = module({"project_dir": str(project)})
+    runner.resolve()
+    assert runner.proxy_node().settings.access_log == "errors"
+    monkeypatch.setenv("FLOW_PROXY_ACCESS_LOG", "some")
+    runner = module({"project_dir": str(project)})
+    runner.resolve()
+    with pytest.raises(FlowError, match=r"^proxy_access_log='some' is not valid: use one of all, errors, off\.$"):
+        runner.proxy_node()
+
+
 class Connections:
     """Records what the module asked to connect to, instead of connecting."""
 
