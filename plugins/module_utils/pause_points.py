@@ -28,6 +28,7 @@ PAUSE_POINTS = {
     "stop-old:deregistered": "the old instances left Consul (and the proxy drained them), none stopped yet",
     "proxy:switch": "the switch's intent is recorded in the state, nothing activated",
     "proxy:activated": "the new proxy configuration runs, the switch not yet committed to the state",
+    "canary:dwell": "a canary step's weight is recorded and taken by the proxy, its dwell not yet begun",
 }
 
 
