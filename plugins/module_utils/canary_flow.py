@@ -25,7 +25,11 @@ from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.canary_gate import Counters, Schedule, breach
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import backend_name
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import Canary, runtime_weight_command
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import (
+    Canary,
+    recorded_weight,
+    runtime_weight_command,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow, proxy_lock_name
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import now
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances import deregister
@@ -77,14 +81,14 @@ class CanaryFlow:
 
     def _predicted(self, document: Document, canary: Canary, live: str, schedule: Schedule | None) -> Result:
         if schedule is None:
-            return self._result(_weight_of(document, canary.color) != canary.weight, _share(self.service, canary, live),
+            return self._result(recorded_weight(document, canary.color) != canary.weight, _share(self.service, canary, live),
                                 canary, live)
         steps = ", ".join("%d" % step for step in schedule.steps)
         return self._result(True, "Would route %s %% of %s's requests to %s, %gs a step, then switch to it unless the "
                             "gate trips." % (steps, self.service, canary.color, schedule.dwell), canary, live)
 
     def _set(self, document: Document, canary: Canary, live: str) -> Result:
-        changed = _weight_of(document, canary.color) != canary.weight
+        changed = recorded_weight(document, canary.color) != canary.weight
         servers = self.proxy.split(canary)
         self.flow.progress(_share(self.service, canary, live))
         if canary.weight == 0 and changed:
@@ -158,6 +162,7 @@ class CanaryFlow:
 
     def _abort(self, color: str, live: str, figures: dict[str, Any], reason: str, schedule: Schedule) -> None:
         """Weight 0 at once, then recorded, the release marked failed, the canary stopped if asked; raises."""
+        # At once, before split's locks and reads (split takes it to 0 again, then records it).
         self.node.runtime(runtime_weight_command(self.service, 0))
         zero_at = time.time()
         what = "Canary %s of %s failed step %d (%d %%): %s" % (color, self.service, figures["step"], figures["weight"], reason)
@@ -189,11 +194,6 @@ class CanaryFlow:
     def _result(self, changed: bool, msg: str, canary: Canary, live: str, **extra: Any) -> Result:
         return dict({"changed": changed, "msg": msg, "service": self.service, "steps": self.flow.steps,
                      "canary": canary.as_dict(), "live_color": live, "proxy": self.node.name}, **extra)
-
-
-def _weight_of(document: Document, color: str) -> int:
-    recorded = Canary.from_dict((document.get("routes") or {}).get("canary"))
-    return recorded.weight if recorded and recorded.color == color else 0
 
 
 def _share(service: str, canary: Canary, live: str) -> str:

@@ -99,14 +99,15 @@ class Counters:
     @classmethod
     def of(cls, answer: str, backend: str) -> Counters:
         """From the runtime API's answer to ``show info`` (the worker) followed by ``show stat`` lines."""
-        worker = re.search(r"^Pid: (\d+)$", answer, re.MULTILINE)
+        pid = re.search(r"^Pid: (\d+)$", answer, re.MULTILINE)
+        worker = pid.group(1) if pid else ""
         stat_csv = answer[answer.find("# pxname"):] if "# pxname" in answer else ""
         rows = server_rows(stat_csv, backend, ANSWER_COLUMNS + ("rtime",), kinds=("BACKEND",))
         if not rows:
-            return cls(worker=worker.group(1) if worker else "")
+            return cls(worker=worker)
         row = rows[0]
         return cls(answers=sum(int(row[column] or 0) for column in ANSWER_COLUMNS), errors=int(row["hrsp_5xx"] or 0),
-                   response_ms=int(row["rtime"] or 0), worker=worker.group(1) if worker else "")
+                   response_ms=int(row["rtime"] or 0), worker=worker)
 
     def since(self, start: Counters) -> Counters:
         """What happened between ``start`` and this: the answers counted since (all of this worker's when ``start``

@@ -49,6 +49,17 @@ class Canary:
         return cls(color=data["color"], weight=int(data.get("weight") or 0))
 
 
+def recorded_canary(document: Mapping[str, Any]) -> Canary | None:
+    """The canary a service's state document records with its route, if any."""
+    return Canary.from_dict((document.get("routes") or {}).get("canary"))
+
+
+def recorded_weight(document: Mapping[str, Any], color: str) -> int:
+    """The weight the state records for ``color`` as the canary (0 when another color, or none, is the canary)."""
+    canary = recorded_canary(document)
+    return canary.weight if canary and canary.color == color else 0
+
+
 def canary_rule_lines(service: str, index: int, conditions: list[str], backend: str) -> list[str]:
     """The rule that goes before rule ``index``'s own ``use_backend``: ``backend`` (the canary's) for the share of
     the requests the service's weight in WEIGHTS_FILE says, while it has a server up. ``service`` and ``backend``
@@ -73,7 +84,7 @@ def runtime_weight_command(service: str, weight: int) -> str:
 def refuse_a_serving_canary(document: Mapping[str, Any], doomed_colors: Iterable[str], action: str) -> None:
     """FlowError (one line) when one of ``doomed_colors`` takes a share of the requests as a canary. ``action``
     says what would happen to it ("deploy would replace")."""
-    canary = Canary.from_dict((document.get("routes") or {}).get("canary"))
+    canary = recorded_canary(document)
     if canary and canary.weight and canary.color in set(doomed_colors):
         raise FlowError("%s takes %d %% of the requests of %s as a canary, and %s it: refused. Promote it or end it "
                         "(flow_canary with canary_weight=0) first."

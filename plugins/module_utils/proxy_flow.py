@@ -36,6 +36,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import (
     WEIGHTS_FILE_NAME,
     Canary,
+    recorded_weight,
     runtime_weight_command,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import asked_preview
@@ -164,14 +165,14 @@ class ProxyFlow:
         canary's servers up."""
         service, backend = self.flow.settings.service, backend_name(self.flow.settings.service, canary.color)
         with self.flow.lock("proxy", name=proxy_lock_name(self.node.name)):
-            document = self._settled(self.flow.store.read(service)[0])
-            was = Canary.from_dict((document.get("routes") or {}).get("canary"))
-            rises = canary.weight > (was.weight if was and was.color == canary.color else 0)
+            documents = self.flow.store.read_all()  # the other routes cannot change: this run holds the proxy's lock
+            document = self._settled(documents[service])
+            rises = canary.weight > recorded_weight(document, canary.color)
             servers = self._servers_up_or_refuse(backend, document) if canary.weight else 0
             if not rises:
                 self.node.runtime(runtime_weight_command(service, canary.weight))
-            self.flow.store.update(service, lambda doc: doc["routes"].update(canary=canary.as_dict()))
-            documents = self.flow.store.read_all()
+            _before, documents[service] = self.flow.store.update(
+                service, lambda doc: doc["routes"].update(canary=canary.as_dict()))
             self._ensure_proxy(documents)  # writes the weights file
             config, generation = self._render(routes_from_documents(documents, self.node.name))
             if config != self._running()[0]:
