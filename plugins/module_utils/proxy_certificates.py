@@ -37,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - reported when a certificate is 
 
 if TYPE_CHECKING:
     from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
+    from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext
 
 PARAMETER = "proxy_certificates"
 SOURCES = ("file", "acme")
@@ -47,7 +48,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 CERTS_DIR = "certs"
 CRT_LIST_FILE = "certs.list"
 CRT_LIST_PATH = CONFIG_DIR + "/" + CRT_LIST_FILE
-PRIVATE_MODE = 0o600
 
 
 def certificates_prefix(proxy_name: str) -> str:
@@ -237,3 +237,49 @@ def certificate_files(certificates: Mapping[str, Certificate]) -> tuple[dict[str
     paths = ["%s/%s/%s.pem" % (CONFIG_DIR, CERTS_DIR, certificate.name) for certificate in listed]
     private = {"%s/%s.pem" % (CERTS_DIR, certificate.name): certificate.pem() for certificate in listed}
     return {CRT_LIST_FILE: "\n".join(paths) + "\n"}, private
+
+
+class ProxyCertificates:
+    """The certificates one run of a proxy renders and writes, every render of it: those recorded in Consul (read
+    once, when first needed), with those given to this run (``given``, checked) in place of the recorded ones of
+    their names."""
+
+    def __init__(self, client: ConsulClient, proxy_name: str, given: Iterable[Certificate] = ()) -> None:
+        self.store = CertificateStore(client, proxy_name)
+        self.given = list(given)
+        self.new: list[Certificate] = []  # given ones whose content is not recorded yet
+        self._before: dict[str, Certificate] | None = None
+        self._current: dict[str, Certificate] = {}
+
+    def current(self) -> dict[str, Certificate]:
+        if self._before is None:
+            self._before = self.store.read_all()
+            self.new = changed_certificates(self.given, self._before)
+            self._current = dict(self._before, **{certificate.name: certificate for certificate in self.new})
+        return self._current
+
+    def digest(self) -> str | None:
+        return certificates_digest(self.current())
+
+    def files(self) -> tuple[dict[str, str], dict[str, str]]:
+        return certificate_files(self.current())
+
+    def recorded(self, result: dict[str, Any], flow: FlowContext) -> dict[str, Any]:
+        """``result`` of a run that succeeded with the new certificates: they are recorded now (not in check mode),
+        so every other proxy node takes them at its next run; the result lists them, never a key."""
+        current = self.current()
+        for certificate in self.new if not flow.check_mode else ():
+            self.store.record(certificate)
+            flow.progress("recorded certificate %s (%s, until %s)"
+                     % (certificate.name, ", ".join(certificate.domains), certificate.not_after))
+        if current:
+            result["certificates"] = [certificate.summary() for certificate in ordered(current)]
+        if self.new:
+            result["changed"] = True
+            before = {name: certificate.summary() for name, certificate in (self._before or {}).items()}
+            after = {name: certificate.summary() for name, certificate in current.items()}
+            diff = {"before": json.dumps(before, indent=1, sort_keys=True) + "\n",
+                    "after": json.dumps(after, indent=1, sort_keys=True) + "\n",
+                    "before_header": "certificates (recorded)", "after_header": "certificates (new)"}
+            result["diff"] = [result["diff"], diff] if result.get("diff") else diff
+        return result
