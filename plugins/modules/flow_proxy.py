@@ -43,7 +43,8 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.actiongroups
 attributes:
   diff_mode:
-    details: The diff is the proxy configuration before and after.
+    details: The diff is the proxy configuration before and after, and when certificates are recorded, their names,
+      domains, expiry and fingerprints (never a key) before and after.
 notes:
   - The proxy container uses the host network, so it reaches instances at the addresses registered in Consul and
     Consul DNS at O(consul_dns).
@@ -65,6 +66,17 @@ EXAMPLES = r"""
   dockerflow.flow.flow_proxy:
     service_name: shop-web
     service_domain: shop.example.com
+
+- name: Serve shop.example.com over HTTPS too, with plain HTTP redirected and HSTS for a day
+  dockerflow.flow.flow_proxy:
+    service_name: shop-web
+    service_domain: shop.example.com
+    https_redirect: true
+    hsts_max_age: 86400
+    proxy_certificates:
+      - name: shop
+        cert_path: /etc/ssl/shop/fullchain.pem
+        key_path: /etc/ssl/shop/privkey.pem
 
 - name: Roll back to blue
   dockerflow.flow.flow_proxy:
@@ -108,6 +120,15 @@ steps:
   returned: always
   type: list
   elements: str
+certificates:
+  description:
+    - The certificates recorded for the proxy (with those this task recorded), the default one first - never a key.
+    - C(fingerprint) is a digest of the certificate chain and key, which changes with a new content.
+  returned: when a certificate is recorded
+  type: list
+  elements: dict
+  sample: [{"name": "shop", "source": "file", "domains": ["shop.example.com"], "not_after": "2027-03-01T12:00:00Z",
+            "fingerprint": "9c1d0e7a55b2f3e1"}]
 haproxy_output:
   description: What C(haproxy -c) said about a rejected configuration.
   returned: failure
