@@ -34,9 +34,10 @@ def certificate_id(der):
 class HttpsLoad(threading.Thread):
     """GETs of ``path`` until ``stop`` is set; ``fresh``: a new TLS connection for each request."""
 
-    def __init__(self, port, server_name, ca_pem, path="/", fresh=True, timeout=5.0):
+    def __init__(self, port, server_name, ca_pem, path="/", fresh=True, timeout=5.0, pause=0.0):
         super().__init__(daemon=True)
         self.port, self.server_name, self.path, self.fresh, self.timeout = port, server_name, path, fresh, timeout
+        self.pause = pause  # seconds between two requests of this thread
         self.context = ssl.create_default_context(cadata=ca_pem)
         self.stop = threading.Event()
         self.ok = self.failed = 0
@@ -68,6 +69,8 @@ class HttpsLoad(threading.Thread):
                 if self.fresh or response.will_close:
                     connection.close()
                     connection = None
+                if self.pause:
+                    self.stop.wait(self.pause)
             except (OSError, http.client.HTTPException) as error:
                 self.failed += 1
                 self.errors.append((time.time(), repr(error)[:200]))
