@@ -119,8 +119,8 @@ def run(parser, args):
         project = bench.project("hz")
         first = certificate_entry(ca)
         try:
-            log("setting up %s: deploy and proxy with a certificate, HTTPS on 127.0.0.1:%d" % (project.service,
-                                                                                              args.https_port))
+            log("setting up %s: deploy and proxy with a certificate, HTTPS on 127.0.0.1:%d"
+                % (project.service, args.https_port))
             project.run(project.deploy(), project.proxy(proxy_certificates=[first]))
             pause = args.connections / args.rate if args.rate else 0.0
             loads = [HttpsLoad(args.https_port, SERVER_NAME, ca.cert, PATH, fresh=index % 2 == 0, pause=pause)
