@@ -378,7 +378,8 @@ TABLE = (
            "Each is checked before anything changes (PEM, the key matches, not expired); a bad one fails naming"
            " C(proxy_certificates[N]) and its field. A certificate recorded with the same content changes nothing;"
            " a new content is written to every proxy node (mode 0600) and activated by a hitless reload.",
-           "Results and diffs show names, domains and expiry, never a key.")),
+           "Results and diffs show names, domains and expiry, never a key. The keys are kept in Consul's KV store:"
+           " allow C(dockerflow/proxy/certificates/) only to the tokens of those who may hold them.")),
     _o("state", "str", "step",
        "V(present) routes the service, V(absent) removes its routes, V(synced) renders every recorded route.",
        modules=(PROXY,), default="present", choices=("present", "absent", "synced"), role_var=None),
