@@ -264,6 +264,23 @@ options:
       - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
     type: str
     choices: [prefix, exact, regex]
+  https_redirect:
+    description:
+      - Answer the service's plain HTTP requests with a redirect (301) to the same URL over HTTPS. Falls back to
+        E(FLOW_HTTPS_REDIRECT), then C(https_redirect) in C(docker-flow.yml), then the route's current value, V(false)
+        at first.
+      - "Only with a certificate recorded (O(proxy_certificates)). Requests for C(/.well-known/acme-challenge/) are
+        never redirected: ACME HTTP-01 validation stays on plain HTTP."
+      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+    type: bool
+  hsts_max_age:
+    description:
+      - "Seconds of the C(Strict-Transport-Security: max-age) header the proxy adds to the service's HTTPS answers;
+        V(0): no header. Falls back to E(FLOW_HSTS_MAX_AGE), then C(hsts_max_age) in C(docker-flow.yml), then the
+        route's current value, V(0) at first."
+      - "Browsers that saw it refuse plain HTTP to the domain for that long: start small."
+      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+    type: int
   preview_header:
     description:
       - Header that asks the proxy for the service's non-live color, by name (for example V(X-Flow-Color) with
@@ -367,6 +384,15 @@ options:
     description:
       - Port of the proxy's HTTP frontend. Falls back to E(FLOW_PROXY_HTTP_PORT), then C(proxy_http_port) in
         C(docker-flow.yml), then V(80).
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
+    type: int
+  proxy_https_port:
+    description:
+      - Port of the proxy's HTTPS frontend, on O(proxy_listen_address), once a certificate is recorded. Falls back to
+        E(FLOW_PROXY_HTTPS_PORT), then C(proxy_https_port) in C(docker-flow.yml), then V(443).
+      - TLS 1.2 and 1.3 with Mozilla's intermediate ciphers, HTTP/2 and HTTP/1.1 (ALPN); SNI picks the certificate whose
+        names match the host, others get the certificate named V(default), else the first by name.
       - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
         the other modules ignore it.
     type: int
@@ -511,6 +537,37 @@ options:
     description: Seconds to wait until the proxy sees the target color's servers up.
     type: int
     default: 60
+  proxy_certificates:
+    description:
+      - "Certificates the proxy serves over HTTPS, recorded in Consul for every proxy node of O(proxy_name): each
+        C(name), the PEM chain in C(cert) or a file C(cert_path), the PEM key in C(key) or a file C(key_path)."
+      - Each is checked before anything changes (PEM, the key matches, not expired); a bad one fails naming
+        C(proxy_certificates[N]) and its field. A certificate recorded with the same content changes nothing; a new
+        content is written to every proxy node (mode 0600) and activated by a hitless reload.
+      - Results and diffs show names, domains and expiry, never a key.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: A plain word (letters, digits, C(-), C(_)); V(default) is served to clients whose SNI names no
+          other certificate.
+        type: str
+        required: true
+      cert:
+        description: The certificate and its chain (PEM), the server's first.
+        type: str
+      cert_path:
+        description: File on the module's host holding O(proxy_certificates[].cert).
+        type: path
+      key:
+        description: The unencrypted private key (PEM).
+        type: str
+        no_log: true
+      key_path:
+        description: File on the module's host holding O(proxy_certificates[].key).
+        type: path
+        no_log: false
   state:
     description: V(present) routes the service, V(absent) removes its routes, V(synced) renders every recorded route.
     type: str

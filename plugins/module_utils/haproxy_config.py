@@ -38,6 +38,12 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import DICE_LINE, Canary, canary_rule_lines
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_https import (
+    TLS_GLOBAL_LINES,
+    check_https,
+    https_bind_lines,
+    https_rule_lines,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import (
     Preview,
     check_preview_hosts,
@@ -45,13 +51,11 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview impo
     preview_rule_lines,
     preview_sections,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import check_server_slots, dns_payload_size
+from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import check_server_slots, resolvers_lines
 
 PATH_TYPES = OPTIONS["path_type"].choices  # prefix, exact, regex
 ACCESS_LOG_CHOICES = OPTIONS["proxy_access_log"].choices  # all, errors, off
 _DEFAULT_CONSUL_DNS = default("consul_dns").rpartition(":")  # (host, ":", port)
-DNS_FAILURE_HOLD = "24h"
-NO_INSTANCE_HOLD = "30s"
 GENERATION_BACKEND_PREFIX = "be_dockerflow_generation_"
 
 
@@ -68,6 +72,8 @@ class Route:
     health_path: str | None = None
     preview: Preview | None = None  # who may reach the other colors through this route (proxy_preview)
     canary: Canary | None = None  # the share of its requests another color takes (proxy_canary)
+    https_redirect: bool = False  # plain HTTP requests are redirected to HTTPS
+    hsts_max_age: int = 0  # seconds of the Strict-Transport-Security header on HTTPS answers (0: none)
 
     def validated(self) -> Route:
         """Raise FlowError for any value that may not reach the configuration."""
@@ -89,6 +95,7 @@ class Route:
             self.preview.validated()
         if self.canary is not None:
             config_word(self.canary.validated().color, "color", "color")
+        check_https(self.https_redirect, self.hsts_max_age)
         return self
 
     @property
@@ -114,6 +121,10 @@ class Route:
             recorded["preview"] = self.preview.as_dict()
         if self.canary:
             recorded["canary"] = self.canary.as_dict()
+        if self.https_redirect:  # only when set, as the preview: older documents stay as they were
+            recorded["https_redirect"] = True
+        if self.hsts_max_age:
+            recorded["hsts_max_age"] = self.hsts_max_age
         return recorded
 
     @classmethod
@@ -128,6 +139,8 @@ class Route:
             health_path=data.get("health_path"),
             preview=Preview.from_dict(data.get("preview")),
             canary=Canary.from_dict(data.get("canary")),
+            https_redirect=bool(data.get("https_redirect")),
+            hsts_max_age=data.get("hsts_max_age") or 0,
         )
 
 
@@ -137,6 +150,7 @@ class ProxySettings:
 
     http_address: str = default("proxy_listen_address")
     http_port: int = default("proxy_http_port")
+    https_port: int = default("proxy_https_port")  # bound only once a certificate is recorded
     stats_address: str = default("proxy_stats_address")
     stats_port: int = default("proxy_stats_port")
     admin_address: str = default("proxy_admin_address")
@@ -163,6 +177,7 @@ class ProxySettings:
             config_word(address, "address", parameter)
         for port, parameter in (
             (self.http_port, "proxy_http_port"),
+            (self.https_port, "proxy_https_port"),
             (self.stats_port, "proxy_stats_port"),
             (self.admin_port, "proxy_admin_port"),
             (self.consul_dns_port, "consul_dns"),
@@ -269,6 +284,7 @@ def _backend_lines(route: Route, color: str, settings: ProxySettings) -> list[st
     service = config_word(route.service, "service", "service_name")
     color = config_word(color, "color", "color")
     lines = ["", "backend %s" % backend_name(service, color), "    balance roundrobin"]
+    lines += https_rule_lines(route.https_redirect, route.hsts_max_age)
     if route.health_path:
         lines.append("    option httpchk GET %s" % config_word(route.health_path, "path", "health_path"))
     lines.append(
@@ -280,20 +296,24 @@ def _backend_lines(route: Route, color: str, settings: ProxySettings) -> list[st
 
 
 def render(
-    routes: Iterable[Route], settings: ProxySettings, generation: str | None = None, unrouted: Collection[str] = ()
+    routes: Iterable[Route], settings: ProxySettings, generation: str | None = None, unrouted: Collection[str] = (),
+    certificates: str | None = None,
 ) -> tuple[str, str]:
     """The whole configuration for ``routes`` (Route objects) and its generation; deterministic for equal input.
 
     Services named in ``unrouted`` get their backends but no matching rule: a
-    switch first lets the running worker resolve a new service's servers.
+    switch first lets the running worker resolve a new service's servers. ``certificates``: the recorded ones'
+    digest (proxy_certificates.certificates_digest), with which the frontend serves HTTPS too (proxy_https).
     """
     settings, routes = _validated(settings, routes)
+    if certificates is not None:
+        config_word(certificates, "name", "certificates")
     lines = (
-        _global_lines(settings)
+        _global_lines(settings, certificates)
         + _defaults_lines(settings)
-        + _resolvers_lines(settings)
+        + resolvers_lines(settings.consul_dns_address, settings.consul_dns_port, settings.max_servers)
         + _stats_lines(settings)
-        + _frontend_lines(settings, [route for route in routes if route.service not in unrouted])
+        + _frontend_lines(settings, [route for route in routes if route.service not in unrouted], certificates)
         + _NO_ROUTE_BACKEND_LINES
         + acme_challenges.backend_lines(settings.acme_consul, settings.acme_consul_token)
         + preview_sections(routes)
@@ -322,7 +342,7 @@ def _validated(settings: ProxySettings, routes: Iterable[Route]) -> tuple[ProxyS
     return settings, routes
 
 
-def _global_lines(settings: ProxySettings) -> list[str]:
+def _global_lines(settings: ProxySettings, certificates: str | None = None) -> list[str]:
     return [
         "global",
         "    log stdout format raw local0 info",
@@ -331,7 +351,7 @@ def _global_lines(settings: ProxySettings) -> list[str]:
         "    hard-stop-after 5m",
         "    user haproxy",
         "    group haproxy",
-    ]
+    ] + (TLS_GLOBAL_LINES if certificates else [])
 
 
 def _defaults_lines(settings: ProxySettings) -> list[str]:
@@ -367,30 +387,6 @@ _DEFAULTS_LINES = [
 ]
 
 
-def _resolvers_lines(settings: ProxySettings) -> list[str]:
-    """Consul DNS, where the server-template slots of every backend find their servers."""
-    return [
-        "",
-        "resolvers consul",
-        "    nameserver consul %s:%d" % (settings.consul_dns_address, settings.consul_dns_port),
-        "    accepted_payload_size %d" % dns_payload_size(settings.max_servers),
-        "    resolve_retries 3",
-        "    timeout resolve 1s",
-        "    timeout retry 500ms",
-        "    hold valid 1s",
-        "    hold obsolete 2s",
-        # NXDOMAIN (no passing instance at all) is also what a restarted Consul answers for seconds before it
-        # has replayed its catalog: keep the servers for HAProxy's default 30 s rather than serve 503 from
-        # running instances; their own checks still take dead ones out at once.
-        "    hold nx %s" % NO_INSTANCE_HOLD,
-        # Consul unreachable or failing is not "no instance": keep serving the servers known so far (their own
-        # checks still take dead ones out). HAProxy's default, 30 s, drops them all when Consul is down longer.
-        "    hold refused %s" % DNS_FAILURE_HOLD,
-        "    hold timeout %s" % DNS_FAILURE_HOLD,
-        "    hold other %s" % DNS_FAILURE_HOLD,
-    ]
-
-
 def _stats_lines(settings: ProxySettings) -> list[str]:
     return [
         "",
@@ -406,13 +402,15 @@ def _stats_lines(settings: ProxySettings) -> list[str]:
     ]
 
 
-def _frontend_lines(settings: ProxySettings, routed: list[Route]) -> list[str]:
-    """The HTTP frontend: ACME challenges first, then one rule a (route, path) of ``routed``, most specific first."""
+def _frontend_lines(settings: ProxySettings, routed: list[Route], certificates: str | None = None) -> list[str]:
+    """The HTTP (and with ``certificates``, HTTPS) frontend: ACME challenges first, then one rule a (route, path) of
+    ``routed``, most specific first."""
     lines = [
         "",
         "frontend http",
         "    bind %s:%d" % (settings.http_address, settings.http_port),
-    ] + _no_access_log_lines(settings) + acme_challenges.frontend_rule_lines() + [
+    ] + https_bind_lines(settings.http_address, settings.https_port, certificates) + _no_access_log_lines(settings) + [
+    ] + acme_challenges.frontend_rule_lines() + [
         # Retrying after the request was sent (empty-response, response-timeout) replays it: only for reads.
         "    http-request disable-l7-retry if !METH_GET",
     ] + ([DICE_LINE] if any(route.splits for route in routed) else []) + acme_challenges.frontend_backend_lines() + [

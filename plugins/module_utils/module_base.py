@@ -209,6 +209,7 @@ class FlowModule:
         settings = ProxySettings(
             http_address=self._value("proxy_listen_address"),
             http_port=self._value("proxy_http_port"),
+            https_port=self._value("proxy_https_port"),
             stats_address=self._value("proxy_stats_address"),
             admin_address=self._value("proxy_admin_address"),
             stats_port=self._value("proxy_stats_port"),

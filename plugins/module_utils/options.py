@@ -19,15 +19,22 @@ and uses only the options listed in its row's ``modules``, and ignores the other
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.colors import ALL_COLORS
+from ansible_collections.dockerflow.flow.plugins.module_utils.option_type import (
+    CANARY,
+    DEPLOY,
+    INFO,  # noqa: F401 - importers read the module names from here
+    MODULES,  # noqa: F401
+    PROXY,
+    ROLLBACK,
+    SCALE,
+    SHARED_GROUPS,  # noqa: F401
+    STOP_OLD,
+    Option,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
-
-DEPLOY, SCALE, PROXY, CANARY, STOP_OLD, ROLLBACK, INFO = (
-    "flow_deploy", "flow_scale", "flow_proxy", "flow_canary", "flow_stop_old", "flow_rollback", "flow_info")
-MODULES = (DEPLOY, SCALE, PROXY, CANARY, STOP_OLD, ROLLBACK, INFO)
 
 # Documentation groups, in the order the docs list them. The options of every group but the last
 # two are shared by all modules; "step" options belong to their modules only; "seed" keys are
@@ -42,69 +49,6 @@ GROUPS = {
     "step": "Options of one step",
     "seed": "Keys of the original Docker Flow that are no module parameter",
 }
-SHARED_GROUPS = ("service", "docker", "consul", "release", "routes", "proxy")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option. ``env`` and ``file_keys`` put the seed's names first."""
-
-    name: str
-    type: str  # the Ansible type: str, int, bool, path, list (of str) or raw
-    group: str  # a key of GROUPS
-    doc: str  # one line: what it is (module docs and the flow role's)
-    modules: tuple = MODULES  # the modules that use it (the others ignore it, or do not take it: see GROUPS)
-    default: object = None  # config.resolve applies it last; for options that are not resolved, the spec's default
-    choices: tuple = ()
-    env: tuple = ()  # environment variables it falls back to
-    file_keys: tuple = ()  # docker-flow.yml keys: an option with one is resolved (parameter > env > file > default)
-    aliases: tuple = ()  # legacy parameter names
-    no_log: bool | None = None  # True for secrets; False for a name that only looks secret
-    default_doc: str = ""  # the default in words, when it is worked out at run time
-    details: tuple = ()  # more lines for the module docs
-    role_details: tuple = ()  # more lines for the flow role's docs
-    role_var: str | None = ""  # the flow role's variable: "" for flow_<name>, None for none
-    seed: bool = False  # one of the original's options: playbooks/flow.yml maps its name (file_keys[0])
-    as_written: bool = False  # FLOW_* and docker-flow.yml values stay as written (scale: '+2' stays relative)
-
-    @property
-    def resolved(self) -> bool:
-        """Whether config.resolve merges it from the parameter, FLOW_* and docker-flow.yml."""
-        return bool(self.file_keys)
-
-    @property
-    def shared(self) -> bool:
-        return self.group in SHARED_GROUPS
-
-    @property
-    def kind(self) -> str:
-        """How config converts a FLOW_* or docker-flow.yml value: str, int, bool, list or raw."""
-        if self.as_written:
-            return "raw"
-        return "str" if self.type == "path" else self.type
-
-    @property
-    def variable(self) -> str | None:
-        """Its flow role variable, if any."""
-        if self.role_var is None or self.group == "seed":
-            return None
-        return self.role_var or "flow_" + self.name
-
-    def spec(self) -> dict:
-        """Its entry in an Ansible argument spec: a resolved option has no default there, so that
-        a parameter that is not set can be told apart from one set to the default."""
-        spec: dict = {"type": self.type}
-        if self.type == "list":
-            spec["elements"] = "str"
-        if self.default is not None and not self.resolved:
-            spec["default"] = self.default
-        if self.choices:
-            spec["choices"] = list(self.choices)
-        if self.aliases:
-            spec["aliases"] = list(self.aliases)
-        if self.no_log is not None:
-            spec["no_log"] = self.no_log
-        return spec
 
 
 def _o(name: str, type_: str, group: str, doc: str, **more: Any) -> Option:
@@ -259,6 +203,16 @@ TABLE = (
               "sub-domain.", modules=(PROXY,)),
     _resolved("path_type", "str", "routes", "How O(service_path) matches.", modules=(PROXY,), default="prefix",
               choices=("prefix", "exact", "regex")),
+    _resolved("https_redirect", "bool", "routes",
+              "Answer the service's plain HTTP requests with a redirect (301) to the same URL over HTTPS.",
+              modules=(PROXY,), default_doc="the route's current value, V(false) at first", details=(
+                  "Only with a certificate recorded (O(proxy_certificates)). Requests for"
+                  " C(/.well-known/acme-challenge/) are never redirected: ACME HTTP-01 validation stays on plain"
+                  " HTTP.",)),
+    _resolved("hsts_max_age", "int", "routes",
+              "Seconds of the C(Strict-Transport-Security: max-age) header the proxy adds to the service's HTTPS "
+              "answers; V(0): no header.", modules=(PROXY,), default_doc="the route's current value, V(0) at first",
+              details=("Browsers that saw it refuse plain HTTP to the domain for that long: start small.",)),
     _resolved("preview_header", "str", "routes",
               "Header that asks the proxy for the service's non-live color, by name (for example V(X-Flow-Color) with "
               "V(green)), on the service's own paths and domain.", modules=(PROXY,),
@@ -312,6 +266,12 @@ TABLE = (
     _resolved("proxy_listen_address", "str", "proxy", "Address the proxy's HTTP frontend binds on the proxy host (V(*): all).",
               modules=_ROUTED, default="*"),
     _resolved("proxy_http_port", "int", "proxy", "Port of the proxy's HTTP frontend.", modules=_ROUTED, default=80),
+    _resolved("proxy_https_port", "int", "proxy",
+              "Port of the proxy's HTTPS frontend, on O(proxy_listen_address), once a certificate is recorded.",
+              modules=_ROUTED, default=443, details=(
+                  "TLS 1.2 and 1.3 with Mozilla's intermediate ciphers, HTTP/2 and HTTP/1.1 (ALPN); SNI picks the"
+                  " certificate whose names match the host, others get the certificate named V(default), else the"
+                  " first by name.",)),
     _resolved("proxy_stats_address", "str", "proxy",
               "Address the statistics page (and C(/healthz)) binds on the proxy host.", modules=_ROUTED,
               default="127.0.0.1", details=(
@@ -410,6 +370,23 @@ TABLE = (
     _o("canary_on_failure", "str", "step",
        "What happens to a canary that failed the gate, once its weight is 0: V(keep) it running (to look at it, or "
        "preview it), or V(stop) it.", modules=(CANARY,), default="keep", choices=("keep", "stop")),
+    _o("proxy_certificates", "list", "step",
+       "Certificates the proxy serves over HTTPS, recorded in Consul for every proxy node of O(proxy_name): each "
+       "C(name), the PEM chain in C(cert) or a file C(cert_path), the PEM key in C(key) or a file C(key_path).",
+       modules=(PROXY,), default=[], suboptions={
+           "name": {"type": "str", "required": True,
+                    "description": "A plain word (letters, digits, C(-), C(_)); V(default) is served to clients whose"
+                                   " SNI names no other certificate."},
+           "cert": {"type": "str", "description": "The certificate and its chain (PEM), the server's first."},
+           "cert_path": {"type": "path", "description": "File on the module's host holding O(proxy_certificates[].cert)."},
+           "key": {"type": "str", "no_log": True, "description": "The unencrypted private key (PEM)."},
+           "key_path": {"type": "path", "no_log": False,
+                        "description": "File on the module's host holding O(proxy_certificates[].key)."},
+       }, details=(
+           "Each is checked before anything changes (PEM, the key matches, not expired); a bad one fails naming"
+           " C(proxy_certificates[N]) and its field. A certificate recorded with the same content changes nothing;"
+           " a new content is written to every proxy node (mode 0600) and activated by a hitless reload.",
+           "Results and diffs show names, domains and expiry, never a key.")),
     _o("state", "str", "step",
        "V(present) routes the service, V(absent) removes its routes, V(synced) renders every recorded route.",
        modules=(PROXY,), default="present", choices=("present", "absent", "synced"), role_var=None),

@@ -7,6 +7,12 @@ master CLI from inside the container, so nothing but the Docker API has to reach
 
 from __future__ import annotations
 
+import io
+import tarfile
+import time
+
+PRIVATE_MODE = 0o600  # the certificates' files, which hold their keys
+
 CONFIG_DIR = "/usr/local/etc/haproxy"
 CONFIG_FILE = CONFIG_DIR + "/haproxy.cfg"
 CANDIDATE_FILE = CONFIG_DIR + "/haproxy.cfg.new"
@@ -37,3 +43,22 @@ kill -USR2 1
 
 # The helper scripts by file name in CONFIG_DIR, as ProxyNode.put_files writes them.
 HELPER_FILES = {"dockerflow-cli.sh": CLI_SCRIPT_TEXT, "dockerflow-reload.sh": RELOAD_SCRIPT_TEXT}
+
+
+def archive(files: dict[str, str], mode: int | None = None) -> bytes:
+    """A tar of ``files`` (name: text) as put_archive unpacks it into CONFIG_DIR, owned by root: ``mode`` for all of
+    them (PRIVATE_MODE for keys), else 0755 for scripts and 0644; their directories (certs/) 0700 when private."""
+    stream = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=stream, mode="w") as tar:
+        for directory in sorted({name.rpartition("/")[0] for name in files} - {""}):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700 if mode == PRIVATE_MODE else 0o755, now
+            tar.addfile(info)
+        for name, text in files.items():
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), now
+            info.mode = mode if mode is not None else (0o755 if name.endswith(".sh") else 0o644)
+            tar.addfile(info, io.BytesIO(data))
+    return stream.getvalue()

@@ -39,6 +39,8 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary impor
     recorded_weight,
     runtime_weight_command,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_certificates import Certificate, ProxyCertificates
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_https import asked_https
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import asked_preview
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_routes import (
     DEFAULT_PROXY_NAME,
@@ -58,6 +60,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.switch_intent impo
     REVERTED,
     PendingSwitch,
     commit,
+    commit_served,
     record,
     settle,
 )
@@ -93,21 +96,24 @@ def proxy_reconciler(flow: FlowContext, make_node: Callable[[], ProxyNode]) -> C
 
 
 class ProxyFlow:
-    def __init__(self, flow: FlowContext, node: ProxyNode, switch_timeout: float = 60) -> None:
+    def __init__(self, flow: FlowContext, node: ProxyNode, switch_timeout: float = 60,
+                 certificates: Iterable[Certificate] = ()) -> None:
         self.flow = flow  # the service's flow context (steps.context): settings, store, registrar, lock, progress
         self.node = node
         self.switch_timeout = switch_timeout
+        self.certificates = ProxyCertificates(flow.client, node.name, certificates)
 
     def _render(self, routes: list[Route], **options: Any) -> tuple[str, str]:
-        return render(routes, self.node.settings, **options)
+        return render(routes, self.node.settings, certificates=self.certificates.digest(), **options)
 
     def _ensure_proxy(self, documents: Mapping[str, Document]) -> str | None:
-        """The proxy runs, with the canary weights Consul records (proxy_canary) for any worker it starts."""
+        """The proxy runs, with the canary weights (proxy_canary) and certificates Consul records, for its workers."""
         routes = routes_from_documents(documents, self.node.name)
         initial, _generation = self._render(routes)
         weights = canary_weights(documents, self.node.name)
-        files = {WEIGHTS_FILE_NAME: weights} if weights else {}
-        outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode, files=files)
+        crt_list, private = self.certificates.files()
+        files = dict(crt_list, **({WEIGHTS_FILE_NAME: weights} if weights else {}))
+        outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode, files=files, private_files=private)
         if outcome:
             self.flow.progress("proxy %s %s with %d route(s) from Consul" % (self.node.name, outcome, len(routes)))
         if outcome != "created":
@@ -132,9 +138,10 @@ class ProxyFlow:
         return self.node.running_config(backends), backends
 
     def run(self, state: str, service_path: Iterable[str] | None = None, service_domain: str | None = None,
-            path_type: str = "prefix", color: str | None = None, preview: Mapping[str, Any] | None = None) -> Result:
-        """``preview``: header, cookie, allow, host and auth, as asked (proxy_preview.asked_preview). Route
-        values are checked with the route (Route.validated), before anything changes."""
+            path_type: str = "prefix", color: str | None = None, preview: Mapping[str, Any] | None = None,
+            https: Mapping[str, Any] | None = None) -> Result:
+        """``preview``: header, cookie, allow, host and auth, as asked (proxy_preview.asked_preview); ``https``: as
+        proxy_https.asked_https. Route values are checked with the route (Route.validated), before anything changes."""
         if state not in PROXY_STATES:
             raise FlowError("state=%r is not valid: use one of %s." % (state, ", ".join(PROXY_STATES)))
         flow = self.flow
@@ -142,12 +149,13 @@ class ProxyFlow:
         proxy_lock = flow.lock("proxy", name=proxy_lock_name(self.node.name))
         if state == "synced":
             with proxy_lock:
-                return self._sync(self._reconcile_all(flow.store.read_all()))
+                return self.certificates.recorded(self._sync(self._reconcile_all(flow.store.read_all())), flow)
         with flow.lock("proxy"), proxy_lock:
-            return self.held(state, (list(service_path or []), service_domain, path_type), color, preview)
+            return self.certificates.recorded(
+                self.held(state, (list(service_path or []), service_domain, path_type), color, preview, https), flow)
 
     def held(self, state: str, where: tuple[list[str], str | None, str] = ([], None, "prefix"), color: str | None = None,
-             preview: Mapping[str, Any] | None = None) -> Result:
+             preview: Mapping[str, Any] | None = None, https: Mapping[str, Any] | None = None) -> Result:
         """State present (a switch; ``where``: paths, domain, path type) or absent, for a caller that holds the
         service's and the proxy's locks (run, or flow_canary's promotion)."""
         service, documents = self.flow.settings.service, self.flow.store.read_all()
@@ -156,7 +164,7 @@ class ProxyFlow:
             documents[service] = document
         if state == "absent":
             return self._remove(documents, document)
-        return self._switch(documents, document, where, color, preview)
+        return self._switch(documents, document, where, color, preview, https)
 
     def split(self, canary: Canary) -> int:
         """``canary.weight`` % of the service's requests to ``canary.color`` (flow_canary, which holds the service's
@@ -281,9 +289,9 @@ class ProxyFlow:
         return self._result(True, "Removed the routes of %s." % service, running, config, routes={}, config_changed=changed)
 
     # -- the switch ------------------------------------------------------------------------------------------
-    def _switch(self, documents: Mapping[str, Document], document: Document | None,
-                where: tuple[list[str], str | None, str], color: str | None, preview: Mapping[str, Any] | None) -> Result:
-        route = self._route(document, where, color, preview)
+    def _switch(self, documents: Mapping[str, Document], document: Document | None, where: tuple[list[str], str | None, str],
+                color: str | None, preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Result:
+        route = self._route(document, where, color, preview, https)
         instances = (document["colors"][route.color] or {}).get("instances") or 0
         refuse_a_switch_beyond_slots(route.service, route.color, instances, self.node.settings.max_servers)
         self._warn_overfull(documents, skip=route.service)
@@ -342,7 +350,7 @@ class ProxyFlow:
         return servers
 
     def _route(self, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
-               preview: Mapping[str, Any] | None) -> Route:
+               preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Route:
         """The route asked for (``where``: paths, domain, path type), completed from the recorded one, validated."""
         service, (paths, domain, path_type) = self.flow.settings.service, where
         if not document or not document.get("deployed_color"):
@@ -361,6 +369,7 @@ class ProxyFlow:
             service=service, color=color, paths=tuple(paths), path_type=path_type, domain=domain,
             colors=route_colors(document), health_path=(document["colors"][color] or {}).get("health_path"),
             preview=asked_preview(recorded=previous.get("preview"), **(preview or {})),
+            **asked_https(previous, https),
         ).validated()
 
     def _recorded_route(self, route: Route) -> dict[str, Any]:
@@ -427,12 +436,6 @@ class ProxyFlow:
     def _wait_passing(self, service: str, color: str) -> int:
         timeout = 0 if self.flow.check_mode else self.switch_timeout
         return len(self.flow.registrar.watch_passing(service, bool, timeout, tag=color))
-
-
-def commit_served(document: Document, recorded_route: Mapping[str, Any]) -> None:
-    """The state catches up with a proxy that already serves ``recorded_route``."""
-    document["routes"] = dict(recorded_route)
-    document["live_color"] = recorded_route["color"]
 
 
 def _keeps_serving(document: Document) -> str:

@@ -40,7 +40,9 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import
     CONFIG_FILE,
     HELPER_FILES,
     PREVIOUS_FILE,
+    PRIVATE_MODE,
     RELOAD_SCRIPT,
+    archive,
 )
 
 try:
@@ -127,13 +129,17 @@ class ProxyNode:
                          % (running_cli, wanted_cli))
         return found
 
-    def ensure_running(self, initial_config: str, check_mode: bool = False, files: dict[str, str] | None = None) -> str | None:
+    def ensure_running(self, initial_config: str, check_mode: bool = False, files: dict[str, str] | None = None,
+                       private_files: dict[str, str] | None = None) -> str | None:
         """Create the proxy (with ``initial_config``) or start it; returns 'created', 'started' or None. ``files``
-        (name: text, in CONFIG_DIR) are written before it starts, or now (not in check mode) if it runs."""
+        (name: text, in CONFIG_DIR) and ``private_files`` (mode 0600: keys) are written before it starts, or now (not
+        in check mode) if it runs."""
         data = self.inspect()
         files = dict(HELPER_FILES, **(files or {}))
         if data is not None and data["State"]["Status"] == "running":
             self.put_files(files if not check_mode else HELPER_FILES)
+            if not check_mode:
+                self.put_files(private_files or {}, mode=PRIVATE_MODE)
             return None
         if check_mode:
             return "created" if data is None else "started"
@@ -143,6 +149,7 @@ class ProxyNode:
         else:
             outcome = "started"
             self.put_files(files)
+        self.put_files(private_files or {}, mode=PRIVATE_MODE)
         self._call("starting proxy %s" % self.name, self.api.start, self.name)
         self.wait_ready()
         return outcome
@@ -203,17 +210,11 @@ class ProxyNode:
             return ""
 
     # -- files and commands ------------------------------------------------------------
-    def put_files(self, files: dict[str, str]) -> None:
-        stream = io.BytesIO()
-        with tarfile.open(fileobj=stream, mode="w") as archive:
-            for name, text in files.items():
-                data = text.encode("utf-8")
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mode = 0o755 if name.endswith(".sh") else 0o644
-                info.mtime = int(time.time())
-                archive.addfile(info, io.BytesIO(data))
-        self._call("writing files into proxy %s" % self.name, self.api.put_archive, self.name, CONFIG_DIR, stream.getvalue())
+    def put_files(self, files: dict[str, str], mode: int | None = None) -> None:
+        """``files`` (name: text) into CONFIG_DIR, with ``mode`` (proxy_files.archive)."""
+        if files:
+            self._call("writing files into proxy %s" % self.name, self.api.put_archive, self.name, CONFIG_DIR,
+                       archive(files, mode))
 
     def read_file(self, path: str) -> str | None:
         try:
@@ -223,9 +224,9 @@ class ProxyNode:
         except docker.errors.APIError as exc:
             raise FlowError("Reading %s from proxy %s failed: %s." % (path, self.name, exc.explanation or exc))
         stream = io.BytesIO(b"".join(chunks))
-        with tarfile.open(fileobj=stream) as archive:
-            member = archive.getmembers()[0]
-            return archive.extractfile(member).read().decode("utf-8")
+        with tarfile.open(fileobj=stream) as tar:
+            member = tar.getmembers()[0]
+            return tar.extractfile(member).read().decode("utf-8")
 
     def exec(self, command: list[str]) -> tuple[int, str]:
         """Run ``command`` in the proxy container; returns (exit code, output)."""

@@ -18,6 +18,8 @@ DEFAULT_SERVER_SLOTS = 32  # also what versions that did not record the slots re
 # Consul DNS answers in one UDP datagram, at most 65535 bytes, about 100 bytes an instance (SRV answer
 # plus its A record): 500 leaves room for long node names and datacenter or domain names.
 MAX_SERVER_SLOTS = 500
+DNS_FAILURE_HOLD = "24h"
+NO_INSTANCE_HOLD = "30s"
 
 
 def check_server_slots(value: object, parameter: str = "proxy_max_servers") -> int:
@@ -91,3 +93,27 @@ def refuse_a_switch_beyond_slots(service: str, color: str, instances: int, slots
         raise FlowError("%s (%s) runs %d instances, more than proxy_max_servers=%d (servers of one color the proxy "
                         "routes to): raise proxy_max_servers, or scale it down; not switching."
                         % (service, color, instances, slots))
+
+
+def resolvers_lines(address: str, port: int, max_servers: int) -> list[str]:
+    """Consul DNS, where the server-template slots of every backend find their servers."""
+    return [
+        "",
+        "resolvers consul",
+        "    nameserver consul %s:%d" % (address, port),
+        "    accepted_payload_size %d" % dns_payload_size(max_servers),
+        "    resolve_retries 3",
+        "    timeout resolve 1s",
+        "    timeout retry 500ms",
+        "    hold valid 1s",
+        "    hold obsolete 2s",
+        # NXDOMAIN (no passing instance at all) is also what a restarted Consul answers for seconds before it
+        # has replayed its catalog: keep the servers for HAProxy's default 30 s rather than serve 503 from
+        # running instances; their own checks still take dead ones out at once.
+        "    hold nx %s" % NO_INSTANCE_HOLD,
+        # Consul unreachable or failing is not "no instance": keep serving the servers known so far (their own
+        # checks still take dead ones out). HAProxy's default, 30 s, drops them all when Consul is down longer.
+        "    hold refused %s" % DNS_FAILURE_HOLD,
+        "    hold timeout %s" % DNS_FAILURE_HOLD,
+        "    hold other %s" % DNS_FAILURE_HOLD,
+    ]

@@ -87,6 +87,12 @@ def commit(document: dict, generation: str) -> None:
     del document[PENDING_KEY]
 
 
+def commit_served(document: dict, recorded_route: dict) -> None:
+    """The state catches up with a proxy that already serves ``recorded_route`` (no intent was recorded)."""
+    document["routes"] = dict(recorded_route)
+    document["live_color"] = recorded_route["color"]
+
+
 def drop(document: dict, generation: str) -> None:
     intent = PendingSwitch.of(document)
     if intent is not None and intent.generation == generation:

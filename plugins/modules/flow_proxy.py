@@ -43,7 +43,8 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.actiongroups
 attributes:
   diff_mode:
-    details: The diff is the proxy configuration before and after.
+    details: The diff is the proxy configuration before and after, and when certificates are recorded, their names,
+      domains, expiry and fingerprints (never a key) before and after.
 notes:
   - The proxy container uses the host network, so it reaches instances at the addresses registered in Consul and
     Consul DNS at O(consul_dns).
@@ -65,6 +66,17 @@ EXAMPLES = r"""
   dockerflow.flow.flow_proxy:
     service_name: shop-web
     service_domain: shop.example.com
+
+- name: Serve shop.example.com over HTTPS too, with plain HTTP redirected and HSTS for a day
+  dockerflow.flow.flow_proxy:
+    service_name: shop-web
+    service_domain: shop.example.com
+    https_redirect: true
+    hsts_max_age: 86400
+    proxy_certificates:
+      - name: shop
+        cert_path: /etc/ssl/shop/fullchain.pem
+        key_path: /etc/ssl/shop/privkey.pem
 
 - name: Roll back to blue
   dockerflow.flow.flow_proxy:
@@ -108,6 +120,15 @@ steps:
   returned: always
   type: list
   elements: str
+certificates:
+  description:
+    - The certificates recorded for the proxy (with those this task recorded), the default one first - never a key.
+    - C(fingerprint) is a digest of the certificate chain and key, which changes with a new content.
+  returned: when a certificate is recorded
+  type: list
+  elements: dict
+  sample: [{"name": "shop", "source": "file", "domains": ["shop.example.com"], "not_after": "2027-03-01T12:00:00Z",
+            "fingerprint": "9c1d0e7a55b2f3e1"}]
 haproxy_output:
   description: What C(haproxy -c) said about a rejected configuration.
   returned: failure
@@ -128,19 +149,23 @@ reconciled:
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import default, module_spec
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_certificates import given_certificates
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import PREVIEW_WAYS, without_hashes
 
 
 def proxy(runner):
     params, values = runner.params, runner.values
-    result = ProxyFlow(runner.flow(engine=False), runner.proxy_node(), switch_timeout=params["switch_timeout"]).run(
+    certificates = given_certificates(params["proxy_certificates"])
+    result = ProxyFlow(runner.flow(engine=False), runner.proxy_node(), switch_timeout=params["switch_timeout"],
+                       certificates=certificates).run(
         params["state"],
         service_path=values.get("service_path"),
         service_domain=values.get("service_domain"),
         path_type=values.get("path_type") or default("path_type"),
         color=params["color"],
         preview={way: values.get("preview_" + way) for way in PREVIEW_WAYS},
+        https={name: values.get(name) for name in ("https_redirect", "hsts_max_age")},
     )
     return without_hashes(result)
 

@@ -186,6 +186,13 @@ def strategies(project, proxy):
         "proxy_stats_address": addresses,
         "proxy_admin_address": addresses,
         "proxy_http_port": proxy_ports,
+        "proxy_https_port": proxy_ports,
+        "https_redirect": BOOL_LIKE,
+        "hsts_max_age": st.one_of(INT_LIKE, st.sampled_from([0, 600, -1, 2**31, 10**12, True])),
+        # Never a certificate that passes (no PEM here): nothing is recorded for the test's proxy.
+        "proxy_certificates": st.one_of(st.lists(st.fixed_dictionaries(
+            {"name": st.one_of(st.sampled_from(["shop", "a b", "", "../x"]), TEXT)},
+            optional={"cert": TEXT, "key": TEXT, "cert_path": paths, "key_path": paths}), max_size=2), WRONG_TYPES),
         "proxy_stats_port": proxy_ports,
         "proxy_admin_port": proxy_ports,
         "proxy_master_port": proxy_ports,

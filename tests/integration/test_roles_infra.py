@@ -236,6 +236,10 @@ def test_bad_consul_variable_stops_setup_with_its_name(tmp_path, docker_client, 
     ({"proxy_stats_port": 70000}, ["proxy_stats_port=70000 is not valid"]),
     ({"proxy_admin_port": 28999, "proxy_master_port": 28999}, ["must differ"]),
     ({"proxy_state": "gone"}, ["proxy_state", "gone"]),
+    ({"proxy_https_port": 70000}, ["proxy_https_port=70000 is not valid"]),
+    # the sync's output is hidden (no_log: keys), its one-line message is not
+    ({"proxy_certificates": [{"name": "a b", "cert": "-", "key": "SECRET-KEY-TEXT"}]},
+     ["proxy_certificates[0].name='a b' is not valid"]),
 ])
 def test_bad_proxy_variable_fails_with_its_name(tmp_path, docker_client, override, expected):
     name = "dockerflow-test-%s-proxy" % uuid.uuid4().hex[:6]
@@ -249,6 +253,7 @@ def test_bad_proxy_variable_fails_with_its_name(tmp_path, docker_client, overrid
     assert failed.returncode != 0, output(failed)[-3000:]
     for text in expected:
         assert text in failed.stdout, failed.stdout[-3000:]
+    assert "SECRET-KEY-TEXT" not in failed.stdout + failed.stderr
     assert not docker_client.containers.list(all=True, filters={"name": name})
 
 

@@ -91,6 +91,8 @@ def module_doc(option: Option) -> dict:
     for key in ("elements", "default", "choices", "aliases"):
         if key in spec:
             doc[key] = spec[key]
+    if option.suboptions:
+        doc["suboptions"] = {name: dict(entry) for name, entry in option.suboptions.items()}
     return doc
 
 
@@ -115,7 +117,9 @@ def role_doc(option: Option) -> dict:
     doc = {"description": _paragraphs(*(_role_markup(text) for text in (first, *option.role_details, steps_line)))}
     doc["type"] = "raw" if option.as_written else option.type
     if option.type == "list":
-        doc["elements"] = "str"
+        doc["elements"] = "dict" if option.suboptions else "str"
+    if option.suboptions:
+        doc["options"] = {name: dict(entry) for name, entry in option.suboptions.items()}
     if option.choices:
         # null among the choices: a variable set to null (or to omit) means not set, and must pass the argument check.
         doc["choices"] = list(option.choices) + [None]
@@ -175,7 +179,10 @@ def option_lines(name: str, doc: dict, indent: int) -> list[str]:
         for item in description:
             lines += _text(item, pad + "  - ", indent + 6)
     for key, value in doc.items():
-        if key != "description":
+        if key in ("suboptions", "options"):
+            lines.append(pad + key + ":")
+            lines += options_yaml(value, indent + 4)
+        elif key != "description":
             shown = "[%s]" % ", ".join(scalar(item) for item in value) if isinstance(value, list) else scalar(value)
             lines.append("%s%s: %s" % (pad, key, shown))
     return lines

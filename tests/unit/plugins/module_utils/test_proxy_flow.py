@@ -78,14 +78,16 @@ class FakeProxyNode:
         self.held = []  # (backend, seconds) the switch watched
         self.unreachable = None  # a FlowError message: the proxy does not answer
         self.drifted = []  # what drift() reports of the running container
-        self.files = {}  # what ensure_running wrote besides the configuration (the canary weights)
+        self.files = {}  # what ensure_running wrote besides the configuration (the canary weights, crt-list)
+        self.private_files = {}  # the certificates' PEM files (mode 0600 in the real one)
 
     def status(self):
         return "running" if self.running is not None else None
 
-    def ensure_running(self, initial_config, check_mode=False, files=None):
+    def ensure_running(self, initial_config, check_mode=False, files=None, private_files=None):
         if not check_mode:
             self.files.update(files or {})
+            self.private_files.update(private_files or {})
         if self.running is not None:
             return None
         if not check_mode:

@@ -1,0 +1,241 @@
+# -*- coding: utf-8 -*-
+"""HTTPS at the proxy, for real: certificates given to flow_proxy (PEM or files) are recorded in Consul and served
+by a real HAProxy with SNI (one a domain plus the default one), TLS 1.2+, HTTP/2 by ALPN, the redirect (not for the
+ACME path) and HSTS; key files are 0600 and no key reaches a result or ``-vvv``; a bad certificate fails in one line
+and the proxy keeps serving the old one; a new certificate is served after a rotation under HTTPS load with no
+failed request. Certificates come from an in-memory test CA (tests/support/pem.py) that the clients trust."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import FlowProject, consul_delete, free_ports, wait_for
+from support.pem import TestCA
+
+SHOP, OTHER, FALLBACK = "shop.example.com", "other.example.com", "fallback.example.com"
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return TestCA()
+
+
+@pytest.fixture
+def https_project(routed_project, proxy):
+    proxy.https_port = free_ports(1)[0]
+    proxy.options["proxy_https_port"] = proxy.https_port
+    yield routed_project
+    consul_delete("/v1/kv/dockerflow/proxy/certificates/%s?recurse=true" % proxy.name)
+
+
+def _context(ca, **versions):
+    context = ssl.create_default_context(cadata=ca.cert)
+    for name, version in versions.items():
+        setattr(context, name, version)
+    return context
+
+
+def https_get(proxy, ca, host, path="/", context=None):
+    """(status, headers, body, the served certificate's DNS names) of one GET over a new TLS connection with SNI
+    ``host``, verified against the test CA and ``host``."""
+    raw = socket.create_connection(("127.0.0.1", proxy.https_port), timeout=5)
+    with (context or _context(ca)).wrap_socket(raw, server_hostname=host) as tls:
+        names = [value for kind, value in tls.getpeercert().get("subjectAltName", ()) if kind == "DNS"]
+        tls.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, host)).encode())
+        response = http.client.HTTPResponse(tls)
+        response.begin()
+        return response.status, dict(response.getheaders()), response.read(), names
+
+
+def served_names(proxy, ca, host):
+    return https_get(proxy, ca, host)[3]
+
+
+def http_get(proxy, host, path):
+    """(status, headers) of a plain HTTP GET that does not follow redirects."""
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.http_port, timeout=5)
+    try:
+        connection.request("GET", path, headers={"Host": host})
+        response = connection.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def certificates(ca, *names_and_domains):
+    """proxy_certificates entries, and the keys' PEM texts."""
+    entries = []
+    for name, domain in names_and_domains:
+        cert, key = ca.issue(domain)
+        entries.append({"name": name, "cert": cert, "key": key})
+    return entries
+
+
+def run_verbose(project, module, params):
+    command, env = project.playbook(module, params)
+    completed = subprocess.run(command + ["-vvv"], env=env, capture_output=True, text=True, timeout=600, check=False)
+    completed.env_result_path = env["DOCKERFLOW_RESULT_PATH"]
+    return FlowProject.parse(completed), completed.stdout + completed.stderr
+
+
+def key_lines(entries):
+    """The base64 lines of the keys: none of them may appear anywhere."""
+    return [line for entry in entries for line in entry["key"].splitlines() if line and not line.startswith("-----")]
+
+
+def test_sni_tls_alpn_redirect_hsts_and_no_key_anywhere(https_project, proxy, ca):
+    entries = certificates(ca, ("shop", SHOP), ("other", OTHER), ("default", FALLBACK))
+    https_project.run("flow_deploy", {"health_path": "/health"})
+    checked = https_project.run("flow_proxy", {"service_domain": SHOP, "proxy_certificates": entries,
+                                               "https_redirect": True, "hsts_max_age": 600}, check=True, diff=True)
+    assert checked["changed"]
+    result, output = run_verbose(https_project, "flow_proxy", {
+        "service_domain": SHOP, "proxy_certificates": entries, "https_redirect": True, "hsts_max_age": 600})
+    assert result["changed"] and [c["name"] for c in result["certificates"]] == ["default", "other", "shop"]
+    for line in key_lines(entries):
+        assert line not in output and line not in json.dumps(result) and line not in json.dumps(checked)
+
+    # SNI: each domain gets its certificate, an unknown one (and none) the default
+    assert served_names(proxy, ca, SHOP) == [SHOP]
+    assert served_names(proxy, ca, OTHER) == [OTHER]
+    unknown = _context(ca)
+    unknown.check_hostname = False
+    assert https_get(proxy, ca, "unknown.example.com", context=unknown)[3] == [FALLBACK]
+
+    status, headers, body, _names = https_get(proxy, ca, SHOP, "/books")
+    assert status == 200 and json.loads(body)["color"] == "blue"
+    assert headers["strict-transport-security"] == "max-age=600"
+
+    # plain HTTP: redirected, except the ACME challenge path, and no HSTS there
+    status, headers = http_get(proxy, SHOP, "/books?x=1")
+    assert status == 301 and headers["location"] == "https://%s/books?x=1" % SHOP
+    status, headers = http_get(proxy, SHOP, "/.well-known/acme-challenge/token")
+    assert status != 301 and "strict-transport-security" not in {name.lower() for name in headers}
+
+    # TLS 1.1 refused, 1.2 served; h2 offered by ALPN
+    old = _context(ca, minimum_version=ssl.TLSVersion.TLSv1, maximum_version=ssl.TLSVersion.TLSv1_1)
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with pytest.raises(ssl.SSLError):
+        https_get(proxy, ca, SHOP, context=old)
+    assert https_get(proxy, ca, SHOP, context=_context(ca, maximum_version=ssl.TLSVersion.TLSv1_2))[0] == 200
+    alpn = _context(ca)
+    alpn.set_alpn_protocols(["h2", "http/1.1"])
+    with alpn.wrap_socket(socket.create_connection(("127.0.0.1", proxy.https_port), timeout=5),
+                          server_hostname=SHOP) as tls:
+        assert tls.selected_alpn_protocol() == "h2"
+
+    # the keys' files: 0600, root's
+    code, stat = proxy.container().exec_run(["stat", "-c", "%a %u", "/usr/local/etc/haproxy/certs/shop.pem"])
+    assert code == 0 and stat.decode().strip() == "600 0"
+
+    again = https_project.run("flow_proxy", {"service_domain": SHOP, "proxy_certificates": entries})
+    assert not again["changed"], "the same certificates again change nothing"
+
+
+def test_a_bad_certificate_fails_in_one_line_and_the_old_one_keeps_serving(https_project, proxy, ca):
+    https_project.run("flow_deploy", {"health_path": "/health"})
+    good = certificates(ca, ("shop", SHOP))
+    https_project.run("flow_proxy", {"service_domain": SHOP, "proxy_certificates": good})
+    before = served_names(proxy, ca, SHOP)
+    other_cert, _other_key = ca.issue(SHOP)
+    mismatched = [{"name": "shop", "cert": other_cert, "key": good[0]["key"]}]
+    failed = https_project.run("flow_proxy", {"proxy_certificates": mismatched}, expect_failure=True)
+    assert failed["msg"].startswith("proxy_certificates[0].key does not match proxy_certificates[0].cert")
+    expired_cert, expired_key = ca.issue(SHOP, expired=True)
+    failed = https_project.run("flow_proxy", {"proxy_certificates": [
+        {"name": "shop", "cert": expired_cert, "key": expired_key}]}, expect_failure=True)
+    assert failed["msg"].startswith("proxy_certificates[0].cert (certificate shop) expired on ")
+    for line in key_lines(good) + key_lines([{"key": expired_key}]):
+        assert line not in json.dumps(failed)
+    assert served_names(proxy, ca, SHOP) == before and https_get(proxy, ca, SHOP)[0] == 200
+
+
+class HttpsLoad(threading.Thread):
+    """HTTPS GETs until stopped: a new TLS connection for each (``fresh``), else one keep-alive connection that is
+    opened again whenever the server closed it after an answer (what a browser does)."""
+
+    def __init__(self, proxy, ca, fresh):
+        super().__init__(daemon=True)
+        self.proxy, self.ca, self.fresh = proxy, ca, fresh
+        self.stop, self.ok, self.failed, self.handshakes, self.errors = threading.Event(), 0, 0, 0, []
+        self.serials = set()
+
+    def _connection(self):
+        connection = http.client.HTTPSConnection("127.0.0.1", self.proxy.https_port, timeout=5,
+                                                 context=_context(self.ca))
+        connection.host = SHOP  # SNI and certificate check name; the socket still goes to 127.0.0.1
+        connection._create_connection = lambda address, *args: socket.create_connection(
+            ("127.0.0.1", address[1]), *args)
+        self.handshakes += 1
+        return connection
+
+    def run(self):
+        connection = None
+        while not self.stop.is_set():
+            if connection is None or self.fresh:
+                connection = self._connection()
+            try:
+                connection.request("GET", "/load", headers={"Host": SHOP})
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise AssertionError("status %d" % response.status)
+                self.ok += 1
+                if response.will_close or self.fresh:
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException, AssertionError) as error:
+                self.failed += 1
+                self.errors.append(repr(error))
+                connection.close()
+                connection = None
+
+
+def test_rotation_under_https_load_fails_no_request(https_project, proxy, ca):
+    https_project.run("flow_deploy", {"health_path": "/health"})
+    first = certificates(ca, ("shop", SHOP))
+    https_project.run("flow_proxy", {"service_domain": SHOP, "proxy_certificates": first})
+    old_serial = ssl.PEM_cert_to_DER_cert(first[0]["cert"])
+    loads = [HttpsLoad(proxy, ca, fresh=True), HttpsLoad(proxy, ca, fresh=False)]
+    for load in loads:
+        load.start()
+    time.sleep(1)
+    second = certificates(ca, ("shop", SHOP))
+    rotated = https_project.run("flow_proxy", {"state": "synced", "proxy_certificates": second})
+    assert rotated["changed"]
+    time.sleep(1)
+    for load in loads:
+        load.stop.set()
+        load.join(10)
+    assert [load.failed for load in loads] == [0, 0], [load.errors[:3] for load in loads]
+    assert all(load.ok > 10 for load in loads), [load.ok for load in loads]
+
+    def served_der():
+        raw = socket.create_connection(("127.0.0.1", proxy.https_port), timeout=5)
+        with _context(ca).wrap_socket(raw, server_hostname=SHOP) as tls:
+            return tls.getpeercert(binary_form=True)
+
+    new = ssl.PEM_cert_to_DER_cert(second[0]["cert"])
+    assert wait_for(lambda: served_der() == new, timeout=10, what="the new certificate") and new != old_serial
+
+
+def test_paths_on_the_module_host(https_project, proxy, ca, tmp_path):
+    cert, key = ca.issue(SHOP)
+    (tmp_path / "shop.crt").write_text(cert)
+    (tmp_path / "shop.key").write_text(key)
+    https_project.run("flow_deploy", {"health_path": "/health"})
+    https_project.run("flow_proxy", {"service_domain": SHOP, "proxy_certificates": [
+        {"name": "shop", "cert_path": str(tmp_path / "shop.crt"), "key_path": str(tmp_path / "shop.key")}]})
+    assert served_names(proxy, ca, SHOP) == [SHOP]
+    assert urllib.request.urlopen  # plain HTTP keeps serving without a redirect
+    assert http_get(proxy, SHOP, "/books")[0] == 200
