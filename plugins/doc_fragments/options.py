@@ -466,8 +466,7 @@ options:
         HTTP-01 challenges at each request. Falls back to E(FLOW_PROXY_ACME_CONSUL), then C(proxy_acme_consul) in
         C(docker-flow.yml), then V(127.0.0.1:8500).
       - C(GET /.well-known/acme-challenge/<token>) over plain HTTP gets the value of
-        C(dockerflow/proxy/acme-challenges/<token>), or 404; a token that is not base64url gets 404 without asking
-        Consul.
+        C(dockerflow/proxy/acme-challenges/<token>), or 404; one not base64url gets 404 without asking.
       - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
         the other modules ignore it.
     type: str

@@ -21,6 +21,7 @@ CONSUL_SPEC = {name: dict(spec, **({"default": default(name)} if default(name) i
 # A service name cannot hold '_' (a DNS label): this lock never meets a service's.
 ACME_LOCK = "_acme"
 CHALLENGE_TYPE = "http-01"
+RESOURCE_PREFIX = acme_challenges.CHALLENGE_PATH.lstrip("/")  # acme_certificate's resource: the path without '/'
 
 
 def consul_client(params: dict[str, Any]) -> ConsulClient:
@@ -56,12 +57,12 @@ def http01_challenges(challenge_data: Any) -> dict[str, str]:
         raise FlowError("challenge_data is not valid: give the challenge_data that acme_certificate returned.")
     challenges = {}
     for domain, by_type in sorted(challenge_data.items()):
-        challenge = (by_type or {}).get(CHALLENGE_TYPE) if isinstance(by_type, dict) else None
-        if not isinstance(challenge, dict) or not str(challenge.get("resource", "")).startswith(
-                acme_challenges.CHALLENGE_PATH.lstrip("/")):
+        challenge = by_type.get(CHALLENGE_TYPE) if isinstance(by_type, dict) else None
+        resource = str(challenge.get("resource", "")) if isinstance(challenge, dict) else ""
+        if not resource.startswith(RESOURCE_PREFIX):
             raise FlowError("challenge_data has no http-01 challenge for %s: the proxy answers http-01 only." % domain)
-        token = challenge["resource"].rpartition("/")[2]
-        acme_challenges.challenge_key(token)  # a token that is not base64url fails here
+        token = resource[len(RESOURCE_PREFIX):]
+        acme_challenges.challenge_key(token)  # a token that is not base64url (a '/' too) fails here
         challenges[token] = str(challenge.get("resource_value") or "")
     return challenges
 

@@ -11,8 +11,8 @@ short_description: The Consul lock that lets one ACME issuer at a time work for 
 version_added: "1.0.0"
 description:
   - O(state=acquired) takes the lock C(dockerflow/locks/_acme) through a Consul session with a TTL, waiting up to
-    O(lock_timeout) seconds for another issuer, and keeps it after the task: the session is returned, and nothing
-    renews it, so a play that dies leaves it for at most twice O(lock_ttl) (Consul's TTL rule) plus Consul's 5 s
+    O(lock_timeout) seconds for another issuer, and keeps it after the task. It returns the session, which nothing
+    renews, so a play that dies leaves the lock for at most twice O(lock_ttl) (Consul's TTL rule) plus Consul's 5 s
     lock-delay.
   - O(state=released) releases the lock of O(session) and destroys the session. Role C(dockerflow.flow.acme) does
     it in an C(always) section, so a failed issuance releases it too.
@@ -20,13 +20,17 @@ author:
   - Flow contributors (!UNKNOWN)
 extends_documentation_fragment:
   - dockerflow.flow.consul_connection
-  - dockerflow.flow.attributes
   - ansible.builtin.action_common_attributes
+requirements:
+  - py-consul >= 1.5
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
 options:
   state:
     description: V(acquired) takes the lock, V(released) releases the lock of O(session).

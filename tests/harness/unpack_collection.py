@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Unpack one collection from a wheel of PyPI's `ansible` package into a collections directory:
 unpack_collection.py WHEEL NAMESPACE/NAME DEST (DEST/ansible_collections/NAMESPACE/NAME)."""
 

@@ -9,6 +9,7 @@ checked against the root its management port serves (``/roots/0``).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -105,16 +106,28 @@ def account_key():
                              serialization.NoEncryption()).decode()
 
 
-def play(tmp_path, nodes, role="dockerflow.flow.acme", **role_vars):
-    """Run ``role`` on the nodes (the first issues); the completed process."""
-    inventory = {"all": {"hosts": {"node_%d" % index: node_vars(node) for index, node in enumerate(nodes)}}}
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLE = os.path.join(ROOT, "examples", "letsencrypt.yml")
+
+
+def play(tmp_path, nodes, role="dockerflow.flow.acme", verbosity=(), example=False, **role_vars):
+    """Run ``role`` on the nodes, the `proxy` group (the first issues), or with ``example``
+    examples/letsencrypt.yml with ``role_vars`` as extra variables; the completed process."""
+    hosts = {"node_%d" % index: node_vars(node) for index, node in enumerate(nodes)}
+    inventory = {"all": {"children": {"proxy": {"hosts": hosts}}}}
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     book = tmp_path / ("play-%s.yml" % uuid.uuid4().hex[:6])
-    book.write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False, "roles": [{"role": role, "vars": role_vars}]}]))
+    extra = []
+    if example:
+        book.write_text(json.dumps(role_vars))
+        extra, book = ["-e", "@%s" % book], EXAMPLE
+    else:
+        book.write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False,
+                                         "roles": [{"role": role, "vars": role_vars}]}]))
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
                ANSIBLE_LOCALHOST_WARNING="0")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory.yml"), str(book)], env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run([ANSIBLE_PLAYBOOK, *verbosity, "-i", str(tmp_path / "inventory.yml"), *extra, str(book)],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 def acme_vars(pebble, account_key, **more):
@@ -171,6 +184,18 @@ def lock_holder():
     return ((consul_read("/v1/kv/dockerflow/locks/_acme") or [{}])[0]).get("Session")
 
 
+def secret_part(pem):
+    """20 characters of ``pem``'s base64 that encode only bits of the private scalar (the rest of an EC key's PEM
+    is a constant header and the public key, which x509_certificate_info shows with the certificate)."""
+    key = serialization.load_pem_private_key(pem.encode(), None)
+    body = "".join(pem.strip().splitlines()[1:-1])
+    der = base64.b64decode(body)
+    start = der.find(key.private_numbers().private_value.to_bytes(32, "big"))
+    assert start > 0
+    first = -(-start * 8 // 6) + 1  # the first character whose six bits all come from the scalar
+    return body[first:first + 20]
+
+
 class ChallengeWatch(threading.Thread):
     """While the role runs: each token published in Consul, asked of both nodes as the ACME server would."""
 
@@ -186,14 +211,16 @@ class ChallengeWatch(threading.Thread):
                     self.answers[token] = [node.get("/.well-known/acme-challenge/" + token) for node in self.nodes]
 
 
-def test_issue_on_two_nodes_then_no_renewal_then_renewal_within_the_days(docker_client, tmp_path, nodes, account_key):
+def test_the_example_issues_on_two_nodes_then_no_renewal_then_renewal_within_the_days(
+        docker_client, tmp_path, nodes, account_key):
     issuer, validator = nodes
     pebble = Pebble(docker_client, tmp_path, validator.http_port, DOMAINS)
     try:
         watch = ChallengeWatch(nodes)
         watch.start()
         started = time.monotonic()
-        issued = play(tmp_path, nodes, **acme_vars(pebble, account_key))
+        # The README's example (examples/letsencrypt.yml), pointed at pebble.
+        issued = play(tmp_path, nodes, example=True, **acme_vars(pebble, account_key))
         watch.stop.set()
         watch.join()
         assert issued.returncode == 0, issued.stdout[-4000:] + issued.stderr[-2000:]
@@ -222,8 +249,11 @@ def test_issue_on_two_nodes_then_no_renewal_then_renewal_within_the_days(docker_
         assert verify_chain(recorded(issuer)["cert"], root, DOMAINS[0]).serial_number == leaf.serial_number
 
         # pebble issues for 5 years: 4,000 days of margin makes it due.
-        renewed = play(tmp_path, nodes, **acme_vars(pebble, account_key, acme_renew_days=4000))
+        renewed = play(tmp_path, nodes, verbosity=("-vvv",), **acme_vars(pebble, account_key, acme_renew_days=4000))
         assert renewed.returncode == 0, renewed.stdout[-4000:]
+        output = (renewed.stdout + renewed.stderr).replace("\\n", "").replace("\n", "")
+        for key in (account_key, recorded(issuer)["key"]):  # neither private key shows, even with -vvv
+            assert secret_part(key) not in output
         new_leaf = verify_chain(recorded(issuer)["cert"], root, DOMAINS[0])
         assert new_leaf.serial_number != leaf.serial_number
         for node in nodes:
@@ -233,8 +263,8 @@ def test_issue_on_two_nodes_then_no_renewal_then_renewal_within_the_days(docker_
         pebble.remove()
 
 
-def test_an_unreachable_directory_fails_in_one_line_naming_it_and_leaves_the_proxy_untouched(tmp_path, nodes,
-                                                                                            account_key):
+def test_an_unreachable_directory_fails_in_one_line_naming_it_and_leaves_the_proxy_untouched(
+        tmp_path, nodes, account_key):
     node = nodes[0]
     made = play(tmp_path, [node], role="dockerflow.flow.proxy")
     assert made.returncode == 0, made.stdout[-3000:]
