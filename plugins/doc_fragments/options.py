@@ -269,8 +269,8 @@ options:
       - Answer the service's plain HTTP requests with a redirect (301) to the same URL over HTTPS. Falls back to
         E(FLOW_HTTPS_REDIRECT), then C(https_redirect) in C(docker-flow.yml), then the route's current value, V(false)
         at first.
-      - "Only with a certificate recorded (O(proxy_certificates)). Requests for C(/.well-known/acme-challenge/) are
-        never redirected: ACME HTTP-01 validation stays on plain HTTP."
+      - "Only with a certificate recorded (O(dockerflow.flow.flow_proxy#module:proxy_certificates)). Requests for
+        C(/.well-known/acme-challenge/) are never redirected: ACME HTTP-01 validation stays on plain HTTP."
       - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
     type: bool
   hsts_max_age:
@@ -543,7 +543,8 @@ options:
       - Each is checked before anything changes (PEM, the key matches, not expired); a bad one fails naming
         C(proxy_certificates[N]) and its field. A certificate recorded with the same content changes nothing; a new
         content is written to every proxy node (mode 0600) and activated by a hitless reload.
-      - Results and diffs show names, domains and expiry, never a key.
+      - "Results and diffs show names, domains and expiry, never a key. The keys are kept in Consul's KV store: allow
+        C(dockerflow/proxy/certificates/) only to the tokens of those who may hold them."
     type: list
     elements: dict
     default: []
@@ -562,11 +563,9 @@ options:
       key:
         description: The unencrypted private key (PEM).
         type: str
-        no_log: true
       key_path:
         description: File on the module's host holding O(proxy_certificates[].key).
         type: path
-        no_log: false
   state:
     description: V(present) routes the service, V(absent) removes its routes, V(synced) renders every recorded route.
     type: str

@@ -280,11 +280,11 @@ def _rule_lines(route: Route, path: str | None, index: int, on_preview_host: boo
     return lines
 
 
-def _backend_lines(route: Route, color: str, settings: ProxySettings) -> list[str]:
+def _backend_lines(route: Route, color: str, settings: ProxySettings, tls: bool = False) -> list[str]:
     service = config_word(route.service, "service", "service_name")
     color = config_word(color, "color", "color")
     lines = ["", "backend %s" % backend_name(service, color), "    balance roundrobin"]
-    lines += https_rule_lines(route.https_redirect, route.hsts_max_age)
+    lines += https_rule_lines(route.https_redirect, route.hsts_max_age) if tls else []  # never to a port not served
     if route.health_path:
         lines.append("    option httpchk GET %s" % config_word(route.health_path, "path", "health_path"))
     lines.append(
@@ -317,7 +317,7 @@ def render(
         + _NO_ROUTE_BACKEND_LINES
         + acme_challenges.backend_lines(settings.acme_consul, settings.acme_consul_token)
         + preview_sections(routes)
-        + _service_backend_lines(settings, routes)
+        + _service_backend_lines(settings, routes, tls=certificates is not None)
     )
     body = "\n".join(lines) + "\n"
     if generation:
@@ -426,12 +426,12 @@ _NO_ROUTE_BACKEND_LINES = [
 ]
 
 
-def _service_backend_lines(settings: ProxySettings, routes: list[Route]) -> list[str]:
+def _service_backend_lines(settings: ProxySettings, routes: list[Route], tls: bool = False) -> list[str]:
     """Every service's backends, one a color it may be switched to, each with its server slots."""
     lines = []
     for route in sorted(routes, key=lambda r: r.service):
         for color in route.backend_colors:
-            lines += _backend_lines(route, color, settings)
+            lines += _backend_lines(route, color, settings, tls)
     return lines
 
 

@@ -25,12 +25,12 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.colors import ALL_
 from ansible_collections.dockerflow.flow.plugins.module_utils.option_type import (
     CANARY,
     DEPLOY,
-    INFO,  # noqa: F401 - importers read the module names from here
-    MODULES,  # noqa: F401
+    INFO,  # noqa: F401  # pylint: disable=unused-import  (importers read the module names from here)
+    MODULES,  # noqa: F401  # pylint: disable=unused-import
     PROXY,
     ROLLBACK,
     SCALE,
-    SHARED_GROUPS,  # noqa: F401
+    SHARED_GROUPS,  # noqa: F401  # pylint: disable=unused-import
     STOP_OLD,
     Option,
 )
@@ -206,7 +206,7 @@ TABLE = (
     _resolved("https_redirect", "bool", "routes",
               "Answer the service's plain HTTP requests with a redirect (301) to the same URL over HTTPS.",
               modules=(PROXY,), default_doc="the route's current value, V(false) at first", details=(
-                  "Only with a certificate recorded (O(proxy_certificates)). Requests for"
+                  "Only with a certificate recorded (O(dockerflow.flow.flow_proxy#module:proxy_certificates)). Requests for"
                   " C(/.well-known/acme-challenge/) are never redirected: ACME HTTP-01 validation stays on plain"
                   " HTTP.",)),
     _resolved("hsts_max_age", "int", "routes",
@@ -386,7 +386,8 @@ TABLE = (
            "Each is checked before anything changes (PEM, the key matches, not expired); a bad one fails naming"
            " C(proxy_certificates[N]) and its field. A certificate recorded with the same content changes nothing;"
            " a new content is written to every proxy node (mode 0600) and activated by a hitless reload.",
-           "Results and diffs show names, domains and expiry, never a key.")),
+           "Results and diffs show names, domains and expiry, never a key. The keys are kept in Consul's KV store:"
+           " allow C(dockerflow/proxy/certificates/) only to the tokens of those who may hold them.")),
     _o("state", "str", "step",
        "V(present) routes the service, V(absent) removes its routes, V(synced) renders every recorded route.",
        modules=(PROXY,), default="present", choices=("present", "absent", "synced"), role_var=None),

@@ -271,7 +271,7 @@ class ProxyCertificates:
         for certificate in self.new if not flow.check_mode else ():
             self.store.record(certificate)
             flow.progress("recorded certificate %s (%s, until %s)"
-                     % (certificate.name, ", ".join(certificate.domains), certificate.not_after))
+                          % (certificate.name, ", ".join(certificate.domains), certificate.not_after))
         if current:
             result["certificates"] = [certificate.summary() for certificate in ordered(current)]
         if self.new:

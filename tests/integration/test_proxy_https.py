@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import ssl
 import subprocess
-import threading
+import sys
 import time
-import urllib.request
 
 import pytest
 
 from conftest import FlowProject, consul_delete, free_ports, wait_for
 from support.pem import TestCA
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+from https_load import HttpsLoad, certificate_id  # noqa: E402  (the benchmarks' HTTPS load)
 
 SHOP, OTHER, FALLBACK = "shop.example.com", "other.example.com", "fallback.example.com"
 
@@ -160,73 +163,28 @@ def test_a_bad_certificate_fails_in_one_line_and_the_old_one_keeps_serving(https
     assert served_names(proxy, ca, SHOP) == before and https_get(proxy, ca, SHOP)[0] == 200
 
 
-class HttpsLoad(threading.Thread):
-    """HTTPS GETs until stopped: a new TLS connection for each (``fresh``), else one keep-alive connection that is
-    opened again whenever the server closed it after an answer (what a browser does)."""
-
-    def __init__(self, proxy, ca, fresh):
-        super().__init__(daemon=True)
-        self.proxy, self.ca, self.fresh = proxy, ca, fresh
-        self.stop, self.ok, self.failed, self.handshakes, self.errors = threading.Event(), 0, 0, 0, []
-        self.serials = set()
-
-    def _connection(self):
-        connection = http.client.HTTPSConnection("127.0.0.1", self.proxy.https_port, timeout=5,
-                                                 context=_context(self.ca))
-        connection.host = SHOP  # SNI and certificate check name; the socket still goes to 127.0.0.1
-        connection._create_connection = lambda address, *args: socket.create_connection(
-            ("127.0.0.1", address[1]), *args)
-        self.handshakes += 1
-        return connection
-
-    def run(self):
-        connection = None
-        while not self.stop.is_set():
-            if connection is None or self.fresh:
-                connection = self._connection()
-            try:
-                connection.request("GET", "/load", headers={"Host": SHOP})
-                response = connection.getresponse()
-                response.read()
-                if response.status != 200:
-                    raise AssertionError("status %d" % response.status)
-                self.ok += 1
-                if response.will_close or self.fresh:
-                    connection.close()
-                    connection = None
-            except (OSError, http.client.HTTPException, AssertionError) as error:
-                self.failed += 1
-                self.errors.append(repr(error))
-                connection.close()
-                connection = None
-
-
 def test_rotation_under_https_load_fails_no_request(https_project, proxy, ca):
     https_project.run("flow_deploy", {"health_path": "/health"})
     first = certificates(ca, ("shop", SHOP))
     https_project.run("flow_proxy", {"service_domain": SHOP, "proxy_certificates": first})
-    old_serial = ssl.PEM_cert_to_DER_cert(first[0]["cert"])
-    loads = [HttpsLoad(proxy, ca, fresh=True), HttpsLoad(proxy, ca, fresh=False)]
+    old, new_entries = _der(first), certificates(ca, ("shop", SHOP))
+    new = _der(new_entries)
+    loads = [HttpsLoad(proxy.https_port, SHOP, ca.cert, "/load", fresh=fresh) for fresh in (True, False)]
     for load in loads:
         load.start()
     time.sleep(1)
-    second = certificates(ca, ("shop", SHOP))
-    rotated = https_project.run("flow_proxy", {"state": "synced", "proxy_certificates": second})
+    rotated = https_project.run("flow_proxy", {"state": "synced", "proxy_certificates": new_entries})
     assert rotated["changed"]
-    time.sleep(1)
+    wait_for(lambda: loads[0].handshakes.get(new, 0) > 5, timeout=10, what="handshakes with the new certificate")
     for load in loads:
-        load.stop.set()
-        load.join(10)
+        load.finish()
     assert [load.failed for load in loads] == [0, 0], [load.errors[:3] for load in loads]
     assert all(load.ok > 10 for load in loads), [load.ok for load in loads]
+    assert loads[0].handshakes.get(old) and set(loads[0].handshakes) == {old, new}, "old, then new: nothing else"
 
-    def served_der():
-        raw = socket.create_connection(("127.0.0.1", proxy.https_port), timeout=5)
-        with _context(ca).wrap_socket(raw, server_hostname=SHOP) as tls:
-            return tls.getpeercert(binary_form=True)
 
-    new = ssl.PEM_cert_to_DER_cert(second[0]["cert"])
-    assert wait_for(lambda: served_der() == new, timeout=10, what="the new certificate") and new != old_serial
+def _der(entries):
+    return certificate_id(ssl.PEM_cert_to_DER_cert(entries[0]["cert"]))
 
 
 def test_paths_on_the_module_host(https_project, proxy, ca, tmp_path):
@@ -237,5 +195,4 @@ def test_paths_on_the_module_host(https_project, proxy, ca, tmp_path):
     https_project.run("flow_proxy", {"service_domain": SHOP, "proxy_certificates": [
         {"name": "shop", "cert_path": str(tmp_path / "shop.crt"), "key_path": str(tmp_path / "shop.key")}]})
     assert served_names(proxy, ca, SHOP) == [SHOP]
-    assert urllib.request.urlopen  # plain HTTP keeps serving without a redirect
-    assert http_get(proxy, SHOP, "/books")[0] == 200
+    assert http_get(proxy, SHOP, "/books")[0] == 200, "no redirect asked: plain HTTP keeps serving"

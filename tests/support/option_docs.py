@@ -92,7 +92,9 @@ def module_doc(option: Option) -> dict:
         if key in spec:
             doc[key] = spec[key]
     if option.suboptions:
-        doc["suboptions"] = {name: dict(entry) for name, entry in option.suboptions.items()}
+        # no_log belongs to the argument spec; the documentation's schema has no such key
+        doc["suboptions"] = {name: {key: value for key, value in entry.items() if key != "no_log"}
+                             for name, entry in option.suboptions.items()}
     return doc
 
 

@@ -49,6 +49,8 @@ def test_the_redirect_spares_the_acme_path_and_hsts_is_only_over_tls():
     assert '    http-response set-header Strict-Transport-Security "max-age=600" if { ssl_fc }' in shop
     other = _backend(config, "be_other_blue")
     assert not any("redirect" in line or "Strict" in line for line in other), "only for that route"
+    plain, _generation = render([route], SETTINGS)
+    assert "redirect" not in plain and "Strict" not in plain, "no certificate: no redirect to a port not served"
 
 
 @pytest.mark.parametrize("asked, message", [
