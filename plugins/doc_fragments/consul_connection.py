@@ -7,8 +7,18 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # The Consul connection of the ACME helper modules (acme_modules.CONSUL_SPEC): the flow modules' options of
-    # that name, without their FLOW_* and docker-flow.yml fallbacks.
+    # that name, without their FLOW_* and docker-flow.yml fallbacks; and what those modules share besides.
     DOCUMENTATION = r"""
+requirements:
+  - py-consul >= 1.5
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
 options:
   consul_address:
     description: URL of the Consul HTTP API that holds the state (every proxy node reads the challenges from it).

@@ -19,16 +19,6 @@ author:
 extends_documentation_fragment:
   - dockerflow.flow.consul_connection
   - ansible.builtin.action_common_attributes
-requirements:
-  - py-consul >= 1.5
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 options:
   state:
     description: V(present) publishes the challenges, V(absent) removes them.

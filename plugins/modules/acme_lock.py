@@ -21,16 +21,6 @@ author:
 extends_documentation_fragment:
   - dockerflow.flow.consul_connection
   - ansible.builtin.action_common_attributes
-requirements:
-  - py-consul >= 1.5
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 options:
   state:
     description: V(acquired) takes the lock, V(released) releases the lock of O(session).

@@ -211,6 +211,7 @@ class ChallengeWatch(threading.Thread):
                     self.answers[token] = [node.get("/.well-known/acme-challenge/" + token) for node in self.nodes]
 
 
+@pytest.mark.long_running
 def test_the_example_issues_on_two_nodes_then_no_renewal_then_renewal_within_the_days(
         docker_client, tmp_path, nodes, account_key):
     issuer, validator = nodes
