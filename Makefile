@@ -10,6 +10,8 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.requirements.stamp
 COLLECTIONS := $(CURDIR)/.build/collections
 COLLECTION_LINK := .build/collections/ansible_collections/dockerflow/flow
+ANSIBLE_PACKAGE := ansible==12.3.0
+CRYPTO_STAMP := .build/collections/ansible_collections/community/crypto/MANIFEST.json
 HARNESS := tests/harness
 CONSUL_HTTP_PORT ?= 8500
 PYTEST_ARGS ?=
@@ -37,10 +39,19 @@ $(VENV_STAMP): tests/requirements.txt
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-# ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) finds the collection as dockerflow.flow.
-collection-path:
+# ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) finds the collection as dockerflow.flow, and community.crypto
+# (role acme's ACME client) beside it.
+collection-path: $(CRYPTO_STAMP)
 	@mkdir -p $(dir $(COLLECTION_LINK))
 	ln -sfn ../../../.. $(COLLECTION_LINK)
+
+# community.crypto ships in PyPI's `ansible` package (not in ansible-core). Only its tree is unpacked from the
+# wheel of the release built on ansible-core 2.19, so the venv (and its ansible-core) stays as it is.
+$(CRYPTO_STAMP): | venv
+	@mkdir -p .cache/wheels $(COLLECTIONS)
+	$(VENV)/bin/python -m pip download -q --disable-pip-version-check --no-deps -d .cache/wheels $(ANSIBLE_PACKAGE)
+	$(VENV)/bin/python tests/harness/unpack_collection.py .cache/wheels/$(subst ==,-,$(ANSIBLE_PACKAGE))-py3-none-any.whl \
+	  community/crypto $(COLLECTIONS)
 
 engine:
 	@$(HARNESS)/ensure-docker.sh

@@ -460,6 +460,24 @@ options:
         the other modules ignore it.
     type: str
     choices: [all, errors, "off"]
+  proxy_acme_consul:
+    description:
+      - Consul's HTTP API as the proxy host reaches it, C(HOST:PORT), where every proxy node reads the answers to ACME
+        HTTP-01 challenges at each request. Falls back to E(FLOW_PROXY_ACME_CONSUL), then C(proxy_acme_consul) in
+        C(docker-flow.yml), then V(127.0.0.1:8500).
+      - C(GET /.well-known/acme-challenge/<token>) over plain HTTP gets the value of
+        C(dockerflow/proxy/acme-challenges/<token>), or 404; one not base64url gets 404 without asking.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
+    type: str
+  proxy_acme_consul_token:
+    description:
+      - "ACL token of those reads, written into each proxy node's C(haproxy.cfg): not O(consul_token), but one whose
+        policy is C(key_prefix \"dockerflow/proxy/acme-challenges/\" { policy = \"read\" }). Falls back to
+        E(FLOW_PROXY_ACME_CONSUL_TOKEN), then C(proxy_acme_consul_token) in C(docker-flow.yml), then none: anonymous."
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
+        the other modules ignore it.
+    type: str
   consul_dns:
     description:
       - Consul's DNS interface as the proxy host reaches it, C(HOST:PORT). Falls back to E(FLOW_CONSUL_DNS), then

@@ -196,19 +196,31 @@ class ServiceLock:
         self.held = False
         if self.session is None:
             return
-        try:
-            self.client.api.kv.put(lock_key(self.service), None, release=self.session)
-        except Exception:  # best effort: destroying the session releases the lock too
-            pass
-        try:
-            self.client.api.session.destroy(self.session)
-        except Exception:  # the TTL expires it otherwise
-            pass
+        release_session(self.client, self.service, self.session)
         self.session = None
+
+    def detach(self) -> str:
+        """Keep the lock held past this process (no renewal: its session's TTL bounds it) and return the session,
+        for ``release_session`` in a later process (module acme_lock holds a lock across tasks)."""
+        self._stop.set()
+        session, self.session = self.session, None
+        return session
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         self._release()
         return False
+
+
+def release_session(client: ConsulClient, service: str, session: str) -> None:
+    """Release ``service``'s lock held by ``session`` and destroy the session; best effort."""
+    try:
+        client.api.kv.put(lock_key(service), None, release=session)
+    except Exception:  # best effort: destroying the session releases the lock too
+        pass
+    try:
+        client.api.session.destroy(session)
+    except Exception:  # the TTL expires it otherwise
+        pass
 
 
 def _describe_holder(entry: dict) -> str:

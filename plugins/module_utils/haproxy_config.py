@@ -32,6 +32,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.dockerflow.flow.plugins.module_utils import acme_challenges
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
@@ -158,6 +159,8 @@ class ProxySettings:
     consul_dns_port: int = int(_DEFAULT_CONSUL_DNS[2])
     max_servers: int = default("proxy_max_servers")  # server-template slots of one color
     access_log: str = default("proxy_access_log")  # all, errors or off
+    acme_consul: str = default("proxy_acme_consul")  # HOST:PORT of Consul's HTTP API, for ACME challenges
+    acme_consul_token: str | None = None
     # No option sets the checks; they are fields so that the post-switch watch (down_detection_seconds)
     # is tested to follow whatever the configuration renders (tests/unit/plugins/module_utils/test_proxy_flow.py).
     check_interval_ms: int = 1000
@@ -182,6 +185,7 @@ class ProxySettings:
             config_word(port, "port", parameter)
         config_word(self.server_state_file, "path", "server_state_file")
         check_server_slots(self.max_servers)
+        acme_challenges.backend_lines(self.acme_consul, self.acme_consul_token)  # raises FlowError for a bad one
         if self.access_log not in ACCESS_LOG_CHOICES:
             raise FlowError("proxy_access_log=%r is not valid: use one of %s."
                             % (self.access_log, ", ".join(ACCESS_LOG_CHOICES)))
@@ -311,6 +315,7 @@ def render(
         + _stats_lines(settings)
         + _frontend_lines(settings, [route for route in routes if route.service not in unrouted], certificates)
         + _NO_ROUTE_BACKEND_LINES
+        + acme_challenges.backend_lines(settings.acme_consul, settings.acme_consul_token)
         + preview_sections(routes)
         + _service_backend_lines(settings, routes, tls=certificates is not None)
     )
@@ -398,15 +403,17 @@ def _stats_lines(settings: ProxySettings) -> list[str]:
 
 
 def _frontend_lines(settings: ProxySettings, routed: list[Route], certificates: str | None = None) -> list[str]:
-    """The HTTP (and with ``certificates``, HTTPS) frontend: one rule a (route, path) of ``routed``, most specific first."""
+    """The HTTP (and with ``certificates``, HTTPS) frontend: ACME challenges first, then one rule a (route, path) of
+    ``routed``, most specific first."""
     lines = [
         "",
         "frontend http",
         "    bind %s:%d" % (settings.http_address, settings.http_port),
     ] + https_bind_lines(settings.http_address, settings.https_port, certificates) + _no_access_log_lines(settings) + [
+    ] + acme_challenges.frontend_rule_lines() + [
         # Retrying after the request was sent (empty-response, response-timeout) replays it: only for reads.
         "    http-request disable-l7-retry if !METH_GET",
-    ] + ([DICE_LINE] if any(route.splits for route in routed) else []) + [
+    ] + ([DICE_LINE] if any(route.splits for route in routed) else []) + acme_challenges.frontend_backend_lines() + [
         "    default_backend be_dockerflow_none",
     ]
     for index, (route, path, on_preview_host) in enumerate(_rules(routed)):

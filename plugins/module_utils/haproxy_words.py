@@ -18,6 +18,8 @@ PLAIN_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$")
 # RFC 3986 path characters, minus the quote (HAProxy's quoting) and with no spaces or '#'.
 PATH_RE = re.compile(r"^/[A-Za-z0-9\-._~!$&()*+,;=:@/%]*$")
 DOMAIN_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+# A Consul ACL token (its SecretID, a UUID) as the value of an HTTP header in the file.
+TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 ADDRESS_RE = re.compile(r"^(\*|[0-9.]+|\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)$")
 _FORBIDDEN_IN_REGEX = ("'", "\n", "\r", "\0")
 MAX_PATH_LENGTH = 1024
@@ -94,6 +96,13 @@ def _address_word(value: str, parameter: str) -> str:
     return value
 
 
+def _token_word(value: str, parameter: str) -> str:
+    if not TOKEN_RE.fullmatch(value):  # a secret: the message does not repeat it
+        raise FlowError("%s is not valid: a Consul token is 1-128 letters, digits, '.', '_' or '-' (its SecretID)."
+                        % parameter)
+    return value
+
+
 # The text kinds of config_word: each checks one kind of value and returns it as the file holds it.
 _TEXT_WORDS: dict[str, Callable[[str, str], str]] = {
     "service": _service_word,
@@ -103,6 +112,7 @@ _TEXT_WORDS: dict[str, Callable[[str, str], str]] = {
     "regex": _regex_word,
     "domain": _domain_word,
     "address": _address_word,
+    "token": _token_word,
 }
 
 
@@ -110,7 +120,7 @@ def config_word(value: object, kind: str, parameter: str) -> str:
     """Validate ``value`` as a ``kind`` and return it as it is written into the file.
 
     Kinds: ``service``, ``name`` (user names, generations), ``color``, ``path``, ``regex``, ``domain``,
-    ``address``, ``port``.
+    ``address``, ``token``, ``port``.
     Errors name ``parameter`` and what is allowed.
     """
     if kind == "port":

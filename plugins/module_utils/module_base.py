@@ -218,6 +218,8 @@ class FlowModule:
             consul_dns_port=dns_port,
             max_servers=self._value_unless_none("proxy_max_servers"),
             access_log=access_log_choice(self._value_unless_none("proxy_access_log")),
+            acme_consul=self._value_unless_none("proxy_acme_consul"),
+            acme_consul_token=self.values.get("proxy_acme_consul_token") or None,
         ).validated()
         master_port = self._value("proxy_master_port")
         config_word(master_port, "port", "proxy_master_port")

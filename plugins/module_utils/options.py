@@ -305,6 +305,14 @@ TABLE = (
               role_details=("V(all), V(errors) (only requests that did not end normally) or V(off). Give the proxy"
                             " role's C(proxy_access_log) the same value: each render uses the value of the run that"
                             " makes it.",)),
+    _resolved("proxy_acme_consul", "str", "proxy", "Consul's HTTP API as the proxy host reaches it, C(HOST:PORT),"
+              " where every proxy node reads the answers to ACME HTTP-01 challenges at each request.", modules=_ROUTED,
+              default="127.0.0.1:8500", details=(
+                  "C(GET /.well-known/acme-challenge/<token>) over plain HTTP gets the value of"
+                  " C(dockerflow/proxy/acme-challenges/<token>), or 404; one not base64url gets 404 without asking.",)),
+    _resolved("proxy_acme_consul_token", "str", "proxy", "ACL token of those reads, written into each proxy node's"
+              " C(haproxy.cfg): not O(consul_token), but one whose policy is C(key_prefix \"dockerflow/proxy/acme-"
+              "challenges/\" { policy = \"read\" }).", modules=_ROUTED, no_log=True, default_doc="none: anonymous"),
     _resolved("consul_dns", "str", "proxy", "Consul's DNS interface as the proxy host reaches it, C(HOST:PORT).",
               modules=_ROUTED, default="127.0.0.1:8600", details=(
                   "The proxy finds instances through it, so scaling and failing instances reach the proxy without a"

@@ -231,14 +231,16 @@ def check_preview_hosts(routes: Sequence[Any]) -> None:
 
 
 def without_hashes(result: dict[str, Any]) -> dict[str, Any]:
-    """A module result (``diff``'s configurations, the route's ``preview``) with every auth hash replaced by
-    ********: Ansible's no_log hides the values given as preview_auth, not the recorded ones, nor a hash inside
-    haproxy.cfg. The hashes are in Consul and the proxy's file; they need not be in logs as well."""
+    """A module result (``diff``'s configurations, the route's ``preview``) with every auth hash (and the Consul
+    token of the ACME challenges, proxy_acme_consul_token) replaced by ********: Ansible's no_log hides the values
+    given as preview_auth, not the recorded ones, nor a hash inside haproxy.cfg. The hashes are in Consul and the
+    proxy's file; they need not be in logs as well."""
     diffs = result.get("diff") or {}
     for diff in diffs if isinstance(diffs, list) else [diffs]:  # a list when certificates changed too
         for key in ("before", "after"):
             if isinstance(diff.get(key), str):
-                diff[key] = re.sub(r"(?m)^(    user \S+ password )\S+$", r"\g<1>" + HIDDEN, diff[key])
+                diff[key] = re.sub(r"(?m)^(    (?:user \S+ password|http-request set-header X-Consul-Token) )\S+$",
+                                   r"\g<1>" + HIDDEN, diff[key])
     preview = (result.get("routes") or {}).get("preview")
     if isinstance(preview, dict) and preview.get("auth"):
         preview["auth"] = ["%s:%s" % (str(entry).partition(":")[0], HIDDEN) for entry in preview["auth"]]

@@ -5,6 +5,7 @@
 #   dockerflow-test/haproxy:3.0        tests/images/haproxy
 #   dockerflow-test/app:{1,2,unhealthy,nohealthcheck}   tests/images/app
 #   dockerflow-test/app-record:{1,2}   tests/images/app-record, FROM app:1/:2 (the POST benchmark)
+#   dockerflow-test/pebble:2.4         tests/images/pebble (the ACME server of tests/integration/test_acme.py)
 # and, with --bench only (`make images-bench`, which `make benchmarks` runs; not for the tests):
 #   dockerflow-test/nginx:light        tests/images/nginx (proxy_overhead.py's nginx peer)
 # An image is out of date when its label dockerflow.test.context-hash differs from a sha256
@@ -40,6 +41,7 @@ IMAGES=(
     "dockerflow-test/python:3|python||"
     "dockerflow-test/app-record:1|app-record||VERSION=1|dockerflow-test/app:1"
     "dockerflow-test/app-record:2|app-record||VERSION=2|dockerflow-test/app:2"
+    "dockerflow-test/pebble:2.4|pebble||"
 )
 # Only the benchmarks need these (--bench): `make test` and CI do not build them.
 BENCH_IMAGES=(

@@ -202,6 +202,9 @@ def strategies(project, proxy):
                                       WRONG_TYPES),
         "consul_dns": st.one_of(TEXT, st.sampled_from(["127.0.0.1", "127.0.0.1:x", ":8600", "127.0.0.1:0", "127.0.0.1:99999",
                                                        "[::1]:8600", "a b:1"]), WRONG_TYPES),
+        "proxy_acme_consul": st.one_of(TEXT, st.sampled_from(["127.0.0.1:8500", "127.0.0.1", ":8500", "127.0.0.1:99999",
+                                                              "[::1]:8500", "a b:1", "h:1\n  server x"]), WRONG_TYPES),
+        "proxy_acme_consul_token": st.one_of(TEXT, st.sampled_from(["anonymous", "a\nb", "x" * 200]), WRONG_TYPES),
     }
 
 

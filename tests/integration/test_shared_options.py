@@ -49,6 +49,7 @@ def shared_options(project, proxy, tls_dir):
         "preview_header": "X-Flow-Color", "preview_cookie": "flow-color", "preview_allow": ["127.0.0.0/8"],
         "preview_host": "preview." + HOST, "preview_auth": ["alice:" + HASH],
         "registry": "127.0.0.1:5000",  # unused: this project builds nothing, so nothing is pushed
+        "proxy_acme_consul_token": "anonymous",  # Consul's anonymous token, by name
         "https_redirect": False, "hsts_max_age": 0,  # no certificate here: nothing is served over HTTPS
     }
     with open(os.path.join(project.dir, "shared.env"), "w", encoding="utf-8") as handle:

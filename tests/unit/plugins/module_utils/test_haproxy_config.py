@@ -23,6 +23,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.dockerflow.flow.plugins.module_utils import acme_challenges
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     PATH_TYPES,
@@ -45,9 +46,13 @@ NASTY_CHARS = " \t\n\r\x00\x0b\x0c\x1b\x7f\x85\u2028\u2029\ufeff#'\"\\$`{}[]<>|?
 # --------------------------------------------------------------------------- helpers
 
 
+ACME_FRONTEND_LINES = acme_challenges.frontend_rule_lines() + acme_challenges.frontend_backend_lines()
+
+
 def use_backends(text):
-    """Backend names of the frontend's use_backend lines, in order."""
-    return [haproxy_words(line)[1] for line in text.splitlines() if line.strip().startswith("use_backend ")]
+    """Backend names of the frontend's use_backend lines of routes, in order (the ACME challenges' is always first)."""
+    return [haproxy_words(line)[1] for line in text.splitlines()
+            if line.strip().startswith("use_backend ") and line not in ACME_FRONTEND_LINES]
 
 
 def frontend_rules(text):
@@ -57,6 +62,8 @@ def frontend_rules(text):
     it and numbered by its position, and that no acl line is left unused.
     """
     frontend = text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line for line in frontend if line in ACME_FRONTEND_LINES] == ACME_FRONTEND_LINES
+    frontend = [line for line in frontend if line not in ACME_FRONTEND_LINES]
     rules, acls = [], {}
     for line in frontend:
         words = haproxy_words(line)
@@ -624,7 +631,10 @@ def test_render_acl_lines():
     frontend = text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert frontend == [
         "    bind *:80",
+        "    acl acme_challenge path_beg /.well-known/acme-challenge/",
+        "    http-request return status 404 if acme_challenge !{ path_reg '^/[.]well-known/acme-challenge/[A-Za-z0-9_-]+$' }",
         "    http-request disable-l7-retry if !METH_GET",
+        "    use_backend be_dockerflow_acme if acme_challenge { method GET }",
         "    default_backend be_dockerflow_none",
         # admin: two exact paths on an exact host, one rule each
         "    acl r0_path path /admin",
@@ -678,10 +688,11 @@ def test_render_without_routes_has_only_the_default_backend():
         "listen stats",
         "frontend http",
         "backend be_dockerflow_none",
+        "backend be_dockerflow_acme",
         "backend be_dockerflow_generation_%s" % digest,
     ]
     assert use_backends(text) == []
-    assert " acl " not in text and "server-template" not in text
+    assert " acl r" not in text and "server-template" not in text
     assert "    default_backend be_dockerflow_none" in text.splitlines()
     none_block = text.split("\nbackend be_dockerflow_none\n", 1)[1].split("\n\n", 1)[0]
     assert none_block == "    http-request return status 503 content-type text/plain string 'no route'"
@@ -902,18 +913,19 @@ def test_valid_routes_render_one_word_per_value(routes):
     # sections: nothing a value holds opens a section
     backends = ["backend %s" % backend_name(r.service, color) for r in routes for color in set(r.colors) | {r.color}]
     headers = section_headers(text)
-    assert headers[:6] == ["global", "defaults", "resolvers consul", "listen stats", "frontend http",
-                           "backend be_dockerflow_none"]
+    assert headers[:7] == ["global", "defaults", "resolvers consul", "listen stats", "frontend http",
+                           "backend be_dockerflow_none", "backend be_dockerflow_acme"]
     assert headers[-1] == "backend be_dockerflow_generation_%s" % digest
-    assert sorted(headers[6:-1]) == sorted(backends)
-    assert sum(1 for line in lines if line.startswith("backend ")) == len(backends) + 2
+    assert sorted(headers[7:-1]) == sorted(backends)
+    assert sum(1 for line in lines if line.startswith("backend ")) == len(backends) + 3
     assert sum(1 for line in lines if line.startswith("    option httpchk ")) == sum(
         len(set(r.colors) | {r.color}) for r in routes if r.health_path
     )
 
     # one rule a (route, path), a domain-only route one rule; every acl is exactly the words meant
     rules = frontend_rules(text)
-    assert sum(1 for line in lines if line.startswith("    use_backend ")) == len(rules)
+    assert sum(1 for line in lines if line.startswith("    use_backend ")) == len(rules) + 1  # and the ACME challenges
+
     by_backend = {backend_name(r.service, r.color): r for r in routes}
     fetches = {"prefix": "path_beg", "exact": "path", "regex": "path_reg"}
     found = []

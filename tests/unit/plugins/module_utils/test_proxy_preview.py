@@ -97,7 +97,8 @@ YESCRYPT = "$y$j9T$OoWYZHJdwsU8824SyRf4a1$lukidqT2CPoJtGhZWTr942s9tOqSfk4BY8M2PA
 def rule_blocks(text):
     """The frontend's lines, one list a rule (the lines up to and with its last use_backend)."""
     blocks, current = [], []
-    for line in frontend(text)[3:]:
+    lines = frontend(text)
+    for line in lines[lines.index("    default_backend be_dockerflow_none") + 1:]:
         rule = int(line.split()[1].split("_")[0][1:]) if line.startswith("    acl ") else None
         if rule is not None and rule != len(blocks):
             blocks.append(current)
