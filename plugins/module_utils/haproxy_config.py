@@ -37,6 +37,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import DICE_LINE, Canary, canary_rule_lines
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import (
     Preview,
     check_preview_hosts,
@@ -322,6 +323,7 @@ def _global_lines(settings: ProxySettings) -> list[str]:
         "global",
         "    log stdout format raw local0 info",
         "    stats socket %s level admin expose-fd listeners" % socket_address(settings.admin_address, settings.admin_port),
+        "    stats socket %s mode 600 level admin expose-fd listeners" % ADMIN_SOCKET,
         "    server-state-file %s" % settings.server_state_file,
         "    hard-stop-after 5m",
         "    user haproxy",

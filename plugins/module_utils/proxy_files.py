@@ -13,6 +13,9 @@ CANDIDATE_FILE = CONFIG_DIR + "/haproxy.cfg.new"
 PREVIOUS_FILE = CONFIG_DIR + "/haproxy.cfg.previous"  # what ran before the last activation, to restore it
 CLI_SCRIPT = CONFIG_DIR + "/dockerflow-cli.sh"
 RELOAD_SCRIPT = CONFIG_DIR + "/dockerflow-reload.sh"
+# The running worker's unix stats socket (expose-fd listeners): a replacement container, which shares the volume,
+# takes the listening sockets over from it with haproxy -x (HAProxy's -x wants a unix socket).
+ADMIN_SOCKET = CONFIG_DIR + "/dockerflow-admin.sock"
 
 # Talks to the runtime API or the master CLI (on the host loopback unless proxy_admin_address says
 # otherwise); bash's /dev/tcp needs no extra tool.

@@ -97,25 +97,28 @@ class ProxyFlow:
         self.flow = flow  # the service's flow context (steps.context): settings, store, registrar, lock, progress
         self.node = node
         self.switch_timeout = switch_timeout
+        self.replaced: list[str] = []  # what differed in the proxy container this run replaced (ProxyNode.drift)
 
     def _render(self, routes: list[Route], **options: Any) -> tuple[str, str]:
         return render(routes, self.node.settings, **options)
 
     def _ensure_proxy(self, documents: Mapping[str, Document]) -> str | None:
-        """The proxy runs, with the canary weights Consul records (proxy_canary) for any worker it starts."""
+        """The proxy runs, with the canary weights Consul records (proxy_canary) for any worker it starts, in a
+        container with these settings (a new one replaces one made with others)."""
         routes = routes_from_documents(documents, self.node.name)
         initial, _generation = self._render(routes)
         weights = canary_weights(documents, self.node.name)
         files = {WEIGHTS_FILE_NAME: weights} if weights else {}
+        replacement = self.node.replacement()
+        for done in replacement.settle(check_mode=self.flow.check_mode):
+            self.flow.progress(done)
         outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode, files=files)
         if outcome:
             self.flow.progress("proxy %s %s with %d route(s) from Consul" % (self.node.name, outcome, len(routes)))
-        if outcome != "created":
-            for difference in self.node.drift():
-                self.flow.warnings.append(
-                    "Proxy %s %s: only a new container applies that. Replacing it drops the connections it holds: "
-                    "in a quiet moment run flow_proxy state=absent, then state=synced (routes come back from Consul)."
-                    % (self.node.name, difference))
+        self.replaced = self.node.drift() if outcome != "created" else []
+        if self.replaced:  # without a gap (proxy_replacement)
+            replacement.apply(self.flow, initial, self.replaced)
+            outcome = "replaced"
         return outcome
 
     def _activate(self, config: str, generation: str, running: str | bool | None = False) -> None:
@@ -240,6 +243,8 @@ class ProxyFlow:
                   "proxy": self.node.name}
         result["diff"] = {"before": before_config or "", "after": after_config or "",
                           "before_header": "haproxy.cfg (running)", "after_header": "haproxy.cfg (new)"}
+        if self.replaced:
+            result["proxy_replaced"] = self.replaced
         result.update(extra)
         return result
 

@@ -42,6 +42,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import
     PREVIOUS_FILE,
     RELOAD_SCRIPT,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_replacement import Replacement
 
 try:
     import docker.errors
@@ -58,8 +59,9 @@ if TYPE_CHECKING:
 LABEL_PROXY = "dockerflow.proxy"
 DEFAULT_IMAGE = "haproxy:3.0"
 
-# Options only a new proxy container applies; drift() reports a running one that differs.
+# Options only a new proxy container applies; drift() reports a running one that differs, and replace() applies them.
 DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port")
+# A replaced container's name while its successor takes over: <proxy name>-retiring-<its short id>.
 
 
 class ProxyNode:
@@ -111,7 +113,7 @@ class ProxyNode:
         """What the existing container was created with and these settings no longer ask for.
 
         Only a new container applies those (the master CLI is bound at start, the image is the
-        container's); replacing it drops the connections it holds, so the flow reports rather than does it."""
+        container's): proxy_replacement makes one."""
         data = self.inspect()
         if data is None:
             return []
@@ -138,16 +140,17 @@ class ProxyNode:
         if check_mode:
             return "created" if data is None else "started"
         if data is None:
-            self._create(initial_config, files)
-            outcome = "created"
-        else:
-            outcome = "started"
-            self.put_files(files)
+            self.create(self.command(), {LABEL_PROXY: "true"}, {"Name": "unless-stopped"})
+            files["haproxy.cfg"] = initial_config
+        self.put_files(files)
+        outcome = "created" if data is None else "started"
         self._call("starting proxy %s" % self.name, self.api.start, self.name)
         self.wait_ready()
         return outcome
 
-    def _create(self, initial_config: str, files: dict[str, str]) -> None:
+    def create(self, command: list[str], labels: dict[str, str], restart_policy: dict[str, Any]) -> None:
+        """The proxy's container (its image pulled, its volume created if missing); the master CLI's address is fixed
+        here: a later proxy_admin_address applies to a new container."""
         try:
             self.api.inspect_image(self.image)
         except docker.errors.ImageNotFound:
@@ -158,25 +161,16 @@ class ProxyNode:
         try:
             self.api.inspect_volume(self.volume)
         except docker.errors.NotFound:
-            self._call("creating volume %s" % self.volume, self.api.create_volume, self.volume,
-                       labels={LABEL_PROXY: "true"})
-        host_config = self.api.create_host_config(
-            network_mode="host",
-            restart_policy={"Name": "unless-stopped"},
-            mounts=[docker.types.Mount(target=CONFIG_DIR, source=self.volume, type="volume")],
-        )
-        self._call(
-            "creating proxy %s" % self.name,
-            self.api.create_container,
-            self.image,
-            name=self.name,
-            user="0",  # binds port 80 on the host network; the workers drop to the haproxy user
-            # The master CLI's address is fixed here: a later proxy_admin_address applies to a new container.
-            command=self.command(),
-            labels={LABEL_PROXY: "true"},
-            host_config=host_config,
-        )
-        self.put_files(dict(files, **{"haproxy.cfg": initial_config}))
+            self._call("creating volume %s" % self.volume, self.api.create_volume, self.volume, labels=labels)
+        mounts = [docker.types.Mount(target=CONFIG_DIR, source=self.volume, type="volume")]
+        host_config = self.api.create_host_config(network_mode="host", restart_policy=restart_policy, mounts=mounts)
+        # user 0 binds port 80 on the host network; the workers drop to the haproxy user.
+        self._call("creating proxy %s" % self.name, self.api.create_container, self.image, name=self.name, user="0",
+                   command=command, labels=labels, host_config=host_config)
+
+    def replacement(self) -> Replacement:
+        """How a new container with these settings takes over from this one (proxy_replacement)."""
+        return Replacement(self)
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
