@@ -108,6 +108,14 @@ steps:
   returned: always
   type: list
   elements: str
+proxy_replaced:
+  description:
+    - What differed in the proxy container this task replaced (or, in check mode, would replace) without a gap,
+      because O(proxy_image), O(proxy_admin_address) or O(proxy_master_port) differ from what it was created with.
+  returned: when the proxy container was replaced
+  type: list
+  elements: str
+  sample: ["runs image haproxy:2.8, not haproxy:3.0 (proxy_image)"]
 haproxy_output:
   description: What C(haproxy -c) said about a rejected configuration.
   returned: failure
