@@ -37,7 +37,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import DICE_LINE, Canary, canary_rule_lines
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET, SERVER_STATE_FILE
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import (
     Preview,
     check_preview_hosts,
@@ -149,7 +149,8 @@ class ProxySettings:
     # is tested to follow whatever the configuration renders (tests/unit/plugins/module_utils/test_proxy_flow.py).
     check_interval_ms: int = 1000
     check_fall: int = 2  # failed checks in a row that mark a server DOWN
-    server_state_file: str = "/var/lib/haproxy/server-state"
+    # In the configuration volume: a replacement container starts from it too (proxy_replacement).
+    server_state_file: str = SERVER_STATE_FILE
 
     def validated(self) -> ProxySettings:
         for address, parameter in (

@@ -334,12 +334,13 @@ class ProxyNode:
         if code != 0:
             raise FlowError("Installing the new HAProxy configuration failed: %s" % output.strip())
 
-    def _reload(self) -> None:
-        code, output = self.exec(
-            ["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file, self.admin_host]
-        )
+    def _reload(self, save_only: bool = False) -> None:
+        """A hitless reload, the servers' state saved first for the new worker; ``save_only``: only that."""
+        code, output = self.exec(["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file,
+                                  self.admin_host] + (["save"] if save_only else []))
         if code != 0:
-            raise FlowError("Reloading HAProxy failed: %s" % output.strip()[:300])
+            raise FlowError("%s failed: %s" % ("Saving the servers' state" if save_only else "Reloading HAProxy",
+                                              output.strip()[:300]))
 
     def _wait_for_generation(self, generation: str, timeout: float, failed_before: int | None = None) -> None:
         if not self.reports_generation(generation, timeout, failed_before):
