@@ -23,6 +23,7 @@ container serves, else undoes it. The caller holds the proxy's lock.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -63,7 +64,7 @@ class Replacement:
             node.activate(initial, config_generation(initial))
             flow.progress("proxy configuration %s activated: it hands its listeners over" % config_generation(initial))
         node.restore_running_file()
-        if not self.replace(node.running_generation()):
+        if not self.replace(node.running_generation(), serving=lambda: flow.checkpoint("proxy:replacing")):
             flow.warnings.append("The old container of proxy %s still finishes requests; it exits by itself "
                                  "(hard-stop-after) and the next run removes it." % node.name)
         flow.progress("proxy %s replaced without a gap: it %s" % (node.name, what))
@@ -75,9 +76,10 @@ class Replacement:
                                 filters={"name": prefix})
         return sorted(name[1:] for container in found for name in container["Names"] if name[1:].startswith(prefix))
 
-    def replace(self, generation: str, timeout: float = 30) -> bool:
-        """The new container takes over from the running one, which serves ``generation`` (see the module's doc).
-        Returns False when the old one still finished requests after RETIRE_WAIT (the next run removes it)."""
+    def replace(self, generation: str, timeout: float = 30, serving: Callable[[], None] = lambda: None) -> bool:
+        """The new container takes over from the running one, which serves ``generation`` (see the module's doc);
+        ``serving`` is called once both serve. Returns False when the old one still finished requests after
+        RETIRE_WAIT (the next run removes it)."""
         node = self.node
         old = node.inspect()
         retiring = "%s%s%s" % (node.name, RETIRING, old["Id"][:12])
@@ -94,6 +96,7 @@ class Replacement:
             self._undo(retiring)
             raise FlowError("Replacing proxy %s failed, so the old container keeps serving: %s"
                             % (node.name, error.msg.rstrip(".")))
+        serving()
         retired = self._retire(retiring)
         if not node.reports_generation(generation, timeout):
             raise FlowError("Proxy %s was replaced, but its new container does not report configuration %s: %s"

@@ -5,6 +5,9 @@ sockets over from the old one (haproxy -x), then the old one finishes its reques
 from __future__ import annotations
 
 import os
+import pathlib
+import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -105,3 +108,37 @@ def test_a_replacement_a_killed_run_left_half_done_is_undone_by_the_next_run(rou
     assert any(step.startswith("undid the replacement of proxy %s" % proxy.name) for step in synced["steps"]), synced
     assert proxy.container().id == container.id and proxy_containers(docker_client, proxy) == [proxy.name]
     assert proxy.get("/demo")[0] == 200
+
+
+def test_a_replacement_killed_while_both_containers_serve_is_finished_by_the_next_run(routed_project, proxy,
+                                                                                     docker_client, other_tag):
+    """SIGKILL at the pause point proxy:replacing (the new container serves beside the renamed old one): the next
+    run soft-stops and removes the old one, and no request failed."""
+    deploy_and_route(routed_project)
+    old_id = proxy.container().id
+    pause_file = pathlib.Path(routed_project.dir, "pause-replacing")
+    command, env = routed_project.playbook(
+        "flow_proxy", {"state": "synced", "proxy_image": other_tag},
+        env={"DOCKERFLOW_TEST_PAUSE_AT": "proxy:replacing", "DOCKERFLOW_TEST_PAUSE_FILE": str(pause_file)})
+    load = LoadGenerator("http://127.0.0.1:%d/demo" % proxy.http_port, connections=3, max_requests=100000,
+                         max_seconds=120).start()
+    try:
+        run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+        module_pid = int(wait_for(lambda: pause_file.exists() and pause_file.read_text(), timeout=120,
+                                  what="the run paused at proxy:replacing"))
+        os.kill(module_pid, signal.SIGKILL)
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+        pause_file.unlink()
+        retiring = "%s-retiring-%s" % (proxy.name, old_id[:12])
+        assert proxy_containers(docker_client, proxy) == sorted([proxy.name, retiring])
+        assert proxy.container().attrs["Config"]["Image"] == other_tag
+        synced = routed_project.run("flow_proxy", {"state": "synced", "proxy_image": other_tag})
+        time.sleep(1)
+    finally:
+        summary = load.stop().summary()
+    assert "finished the replacement of proxy %s that a run left half-done (%s)" % (proxy.name, retiring) \
+        in synced["steps"], synced["steps"]
+    assert proxy_containers(docker_client, proxy) == [proxy.name] and proxy.get("/demo")[0] == 200
+    assert summary["failed"] == 0 and summary["requests"] > 50, summary

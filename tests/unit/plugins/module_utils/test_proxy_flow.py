@@ -157,7 +157,7 @@ class FakeReplacement(Replacement):
     def settle(self, check_mode=False):
         return list(self.node.left_half_done)
 
-    def replace(self, generation, timeout=30):
+    def replace(self, generation, timeout=30, serving=lambda: None):
         if self.node.fail_replacement:
             raise FlowError(self.node.fail_replacement)  # the real one removed the new container: the old one serves
         self.node.replacements.append(generation)
