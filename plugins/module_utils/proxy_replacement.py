@@ -93,9 +93,13 @@ class Replacement:
             node._call("starting proxy %s" % node.name, self.api.start, node.name)
             self._wait_worker(timeout)
         except FlowError as error:
-            self._undo(retiring)
-            raise FlowError("Replacing proxy %s failed, so the old container keeps serving: %s"
-                            % (node.name, error.msg.rstrip(".")))
+            failed = "Replacing proxy %s failed" % node.name
+            try:
+                self._undo(retiring)
+            except FlowError as undo_error:
+                raise FlowError("%s: %s; undoing it failed too (the next run does it): %s"
+                                % (failed, error.msg.rstrip("."), undo_error.msg))
+            raise FlowError("%s, so the old container keeps serving: %s" % (failed, error.msg.rstrip(".")))
         serving()
         retired = self._retire(retiring)
         if not node.reports_generation(generation, timeout):
@@ -109,14 +113,16 @@ class Replacement:
         done = []
         for retiring in self.retiring():
             current = self.node.inspect()
-            serves = current is not None and current["State"]["Status"] == "running" and WORKER_READY in self._master_log()
+            serves = (current is not None and current["State"]["Status"] == "running"
+                      and WORKER_READY in self._master_log(tail=1000))  # a long-running one logged more since
             if not check_mode:
                 if serves:
                     self._retire(retiring)
                 else:
                     self._undo(retiring, current and current["HostConfig"].get("RestartPolicy"))
-            done.append("%s the replacement of proxy %s that a run left half-done (%s)"
-                        % ("finished" if serves else "undid", self.node.name, retiring))
+            what = ("finish" if serves else "undo") if check_mode else ("finished" if serves else "undid")
+            done.append("%s%s the replacement of proxy %s that a run left half-done (%s)"
+                        % ("would " if check_mode else "", what, self.node.name, retiring))
         return done
 
     def _wait_worker(self, timeout: float) -> None:
@@ -164,10 +170,10 @@ class Replacement:
         self.node._call("removing proxy %s" % retiring, self.api.remove_container, retiring)
         return True
 
-    def _master_log(self) -> str:
+    def _master_log(self, tail: int = 100) -> str:
         """The last lines the proxy's container wrote to stderr: its master's (the access log goes to stdout)."""
         try:
-            return self.api.logs(self.node.name, stdout=False, stderr=True, tail=100).decode("utf-8", "replace")
+            return self.api.logs(self.node.name, stdout=False, stderr=True, tail=tail).decode("utf-8", "replace")
         except docker.errors.DockerException:
             return ""
 
