@@ -339,8 +339,8 @@ class ProxyNode:
         code, output = self.exec(["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file,
                                   self.admin_host] + (["save"] if save_only else []))
         if code != 0:
-            raise FlowError("%s failed: %s" % ("Saving the servers' state" if save_only else "Reloading HAProxy",
-                                              output.strip()[:300]))
+            what = "Saving the servers' state" if save_only else "Reloading HAProxy"
+            raise FlowError("%s failed: %s" % (what, output.strip()[:300]))
 
     def _wait_for_generation(self, generation: str, timeout: float, failed_before: int | None = None) -> None:
         if not self.reports_generation(generation, timeout, failed_before):

@@ -35,8 +35,8 @@ def proxy_containers(docker_client, proxy):
     return sorted(c.name for c in docker_client.containers.list(all=True, filters={"name": proxy.name}))
 
 
-def test_an_image_change_under_load_replaces_the_proxy_without_a_failed_request(routed_project, proxy, docker_client,
-                                                                                 other_tag):
+def test_an_image_change_under_load_replaces_the_proxy_without_a_failed_request(
+        routed_project, proxy, docker_client, other_tag):
     deploy_and_route(routed_project)
     routed_project.run("flow_scale", {"scale": "2"})
     old_id = proxy.container().id
@@ -70,8 +70,8 @@ def test_an_image_change_under_load_replaces_the_proxy_without_a_failed_request(
     wait_for(lambda: proxy.get("/demo")[0] == 200, timeout=15, what="the route after a restart")
 
 
-def test_a_new_container_that_cannot_run_leaves_the_old_one_serving_and_nothing_behind(routed_project, proxy,
-                                                                                     docker_client):
+def test_a_new_container_that_cannot_run_leaves_the_old_one_serving_and_nothing_behind(
+        routed_project, proxy, docker_client):
     deploy_and_route(routed_project)
     old_id = proxy.container().id
     load = LoadGenerator("http://127.0.0.1:%d/demo" % proxy.http_port, connections=2, max_requests=100000,
@@ -110,8 +110,8 @@ def test_a_replacement_a_killed_run_left_half_done_is_undone_by_the_next_run(rou
     assert proxy.get("/demo")[0] == 200
 
 
-def test_a_replacement_killed_while_both_containers_serve_is_finished_by_the_next_run(routed_project, proxy,
-                                                                                     docker_client, other_tag):
+def test_a_replacement_killed_while_both_containers_serve_is_finished_by_the_next_run(
+        routed_project, proxy, docker_client, other_tag):
     """SIGKILL at the pause point proxy:replacing (the new container serves beside the renamed old one): the next
     run soft-stops and removes the old one, and no request failed."""
     deploy_and_route(routed_project)

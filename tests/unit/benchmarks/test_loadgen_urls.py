@@ -32,4 +32,4 @@ def test_an_https_target_gets_an_unverified_tls_connection_on_its_port():
     assert isinstance(connection, http.client.HTTPSConnection) and connection.port == 8443
     assert connection._context.verify_mode == ssl.CERT_NONE and not connection._context.check_hostname
     plain = connection_factory(check_loopback("http://127.0.0.1/bench"), timeout=3)()
-    assert type(plain) is http.client.HTTPConnection and plain.port == 80
+    assert not isinstance(plain, http.client.HTTPSConnection) and plain.port == 80
