@@ -59,9 +59,8 @@ if TYPE_CHECKING:
 LABEL_PROXY = "dockerflow.proxy"
 DEFAULT_IMAGE = "haproxy:3.0"
 
-# Options only a new proxy container applies; drift() reports a running one that differs, and replace() applies them.
+# Options only a new proxy container applies; drift() reports a running one that differs (proxy_replacement applies them).
 DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port")
-# A replaced container's name while its successor takes over: <proxy name>-retiring-<its short id>.
 
 
 class ProxyNode:
@@ -341,6 +340,10 @@ class ProxyNode:
         if code != 0:
             what = "Saving the servers' state" if save_only else "Reloading HAProxy"
             raise FlowError("%s failed: %s" % (what, output.strip()[:300]))
+
+    def save_server_state(self) -> None:
+        """The servers' addresses and states into the state file, for a worker that starts without a reload."""
+        self._reload(save_only=True)
 
     def _wait_for_generation(self, generation: str, timeout: float, failed_before: int | None = None) -> None:
         if not self.reports_generation(generation, timeout, failed_before):

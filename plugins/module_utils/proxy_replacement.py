@@ -85,7 +85,7 @@ class Replacement:
         retiring = "%s%s%s" % (node.name, RETIRING, old["Id"][:12])
         # The new worker starts with the servers' addresses and states the old one sees: without them it answers
         # 503 until its DNS resolution and checks find them (measured: 7 of 27,669 requests on fresh connections).
-        node._reload(save_only=True)
+        node.save_server_state()
         node._call("renaming proxy %s" % node.name, self.api.rename, node.name, retiring)
         try:
             node.create(node.command() + ["-x", ADMIN_SOCKET], old["Config"].get("Labels") or {},
