@@ -182,7 +182,7 @@ BENCH_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) PATH=$(CURDIR)/$(VENV)/bin:
 	DOCKERFLOW_BENCH_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT)
 benchmarks: venv collection-path engine images images-bench consul
 	@status=0
-	for bench in zero_downtime https_zero_downtime proxy_overhead switch_latency canary; do
+	for bench in zero_downtime https_zero_downtime proxy_overhead switch_latency canary proxy_replace; do
 	    echo "==> benchmarks/$$bench.py"
 	    rc=0
 	    env $(BENCH_ENV) $(VENV)/bin/python benchmarks/$$bench.py $(BENCH_ARGS) || rc=$$?

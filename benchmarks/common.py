@@ -604,12 +604,11 @@ class Bench:
             self._remove_containers(found.values(), "container")
 
         def proxy():
-            try:
-                container = self.docker.containers.get(self.proxy.name)
-            except docker.errors.NotFound:
-                container = None
-            if container is not None and container.labels.get("dockerflow.proxy") == "true":
-                self._remove_containers([container], "proxy")
+            # The proxy's container, and any old one a replacement left (<name>-retiring-<id>: proxy_replacement).
+            name = self.proxy.name
+            found = self.docker.containers.list(all=True, filters={"name": name}, ignore_removed=True)
+            self._remove_containers([c for c in found if (c.name == name or c.name.startswith(name + "-retiring-"))
+                                     and c.labels.get("dockerflow.proxy") == "true"], "proxy")
             try:
                 volume = self.docker.volumes.get(self.proxy.volume)
                 volume.remove(force=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import threading
 import time
 from collections import Counter, defaultdict
@@ -32,9 +33,20 @@ def check_loopback(url, allowed_hosts=()):
     """Return the parsed URL; refuse anything but a loopback target or one of ``allowed_hosts``
     (addresses on a network the caller created itself, such as the test cluster's)."""
     parsed = urlparse(url)
-    if parsed.scheme != "http" or parsed.hostname not in LOOPBACK_HOSTS + tuple(allowed_hosts):
-        raise ValueError("load tests target http://127.0.0.1 (loopback) only, not %s" % url)
+    if parsed.scheme not in ("http", "https") or parsed.hostname not in LOOPBACK_HOSTS + tuple(allowed_hosts):
+        raise ValueError("load tests target http(s)://127.0.0.1 (loopback) only, not %s" % url)
     return parsed
+
+
+def connection_factory(parsed, timeout):
+    """A function that opens a connection to ``parsed`` (http or https). HTTPS load goes to the test proxy's own
+    certificate on loopback, which no CA signed: the load measures the proxy, not certificate checks."""
+    if parsed.scheme == "http":
+        return lambda: http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=timeout)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return lambda: http.client.HTTPSConnection(parsed.hostname, parsed.port or 443, timeout=timeout, context=context)
 
 
 class LoadResult:
@@ -130,7 +142,7 @@ class LoadGenerator:
         parsed = check_loopback(url, allowed_hosts)
         self.method = method
         self.id_prefix = id_prefix
-        self.host, self.port = parsed.hostname, parsed.port or 80
+        self.connect = connection_factory(parsed, timeout)
         self.path = (parsed.path or "/") + ("?" + parsed.query if parsed.query else "")
         self.connections = connections
         self.max_requests = max_requests
@@ -193,7 +205,7 @@ class LoadGenerator:
             reused = served_on_connection > 0
             try:
                 if connection is None:
-                    connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                    connection = self.connect()
                     served_on_connection = 0
                     with self.result.lock:
                         self.result.connections_opened += 1

@@ -363,13 +363,15 @@ options:
     type: str
   proxy_image:
     description:
-      - HAProxy image the proxy is created from when it does not exist (the default is an LTS release). Falls back to
-        E(FLOW_PROXY_IMAGE), then C(proxy_image) in C(docker-flow.yml), then V(haproxy:3.0).
-      - A running proxy keeps its image. When this option is set and differs from the running container's image (or
-        O(proxy_admin_address) / O(proxy_master_port) differ from its master CLI's), M(dockerflow.flow.flow_proxy) warns
-        and changes nothing. Replacing the container drops its connections, so do it in a quiet moment with
-        M(dockerflow.flow.flow_proxy) O(dockerflow.flow.flow_proxy#module:state=absent), then
-        O(dockerflow.flow.flow_proxy#module:state=synced).
+      - HAProxy image the proxy container runs (the default is an LTS release). Falls back to E(FLOW_PROXY_IMAGE), then
+        C(proxy_image) in C(docker-flow.yml), then V(haproxy:3.0).
+      - "When this option is set and differs from the running container's image (or O(proxy_admin_address) /
+        O(proxy_master_port) differ from its master CLI's), the run replaces the container without dropping a
+        connection: a new one, with the same configuration volume, labels and restart policy, takes the listening
+        sockets over from the old one (HAProxy's C(-x)), which then finishes its requests and is removed. If the new one
+        does not come up it is removed, the old one keeps serving and the run fails. The result's C(proxy_replaced) says
+        what differed."
+      - "With several proxy nodes, replace them one at a time: run the proxy role's play with C(serial: 1)."
       - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
         the other modules ignore it.
     type: str

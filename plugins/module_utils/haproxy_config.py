@@ -38,6 +38,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import DICE_LINE, Canary, canary_rule_lines
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET, SERVER_STATE_FILE
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_https import (
     TLS_GLOBAL_LINES,
     check_https,
@@ -165,7 +166,8 @@ class ProxySettings:
     # is tested to follow whatever the configuration renders (tests/unit/plugins/module_utils/test_proxy_flow.py).
     check_interval_ms: int = 1000
     check_fall: int = 2  # failed checks in a row that mark a server DOWN
-    server_state_file: str = "/var/lib/haproxy/server-state"
+    # In the configuration volume: a replacement container starts from it too (proxy_replacement).
+    server_state_file: str = SERVER_STATE_FILE
 
     def validated(self) -> ProxySettings:
         for address, parameter in (
@@ -347,6 +349,7 @@ def _global_lines(settings: ProxySettings, certificates: str | None = None) -> l
         "global",
         "    log stdout format raw local0 info",
         "    stats socket %s level admin expose-fd listeners" % socket_address(settings.admin_address, settings.admin_port),
+        "    stats socket %s mode 600 level admin expose-fd listeners" % ADMIN_SOCKET,
         "    server-state-file %s" % settings.server_state_file,
         "    hard-stop-after 5m",
         "    user haproxy",

@@ -252,14 +252,15 @@ TABLE = (
               default_doc="O(tls_verify)"),
     _resolved("proxy_name", "str", "proxy", "Name of the proxy container.", modules=_REACH_PROXY, default="dockerflow-proxy"),
     _resolved("proxy_image", "str", "proxy",
-              "HAProxy image the proxy is created from when it does not exist (the default is an LTS release).",
+              "HAProxy image the proxy container runs (the default is an LTS release).",
               modules=_ROUTED, default="haproxy:3.0", details=(
-                  "A running proxy keeps its image. When this option is set and differs from the running container's"
-                  " image (or O(proxy_admin_address) / O(proxy_master_port) differ from its master CLI's),"
-                  " M(dockerflow.flow.flow_proxy) warns and changes nothing. Replacing the container drops its"
-                  " connections, so do it in a quiet moment with M(dockerflow.flow.flow_proxy)"
-                  " O(dockerflow.flow.flow_proxy#module:state=absent), then"
-                  " O(dockerflow.flow.flow_proxy#module:state=synced).",)),
+                  "When this option is set and differs from the running container's image (or"
+                  " O(proxy_admin_address) / O(proxy_master_port) differ from its master CLI's), the run replaces the"
+                  " container without dropping a connection: a new one, with the same configuration volume, labels"
+                  " and restart policy, takes the listening sockets over from the old one (HAProxy's C(-x)), which then"
+                  " finishes its requests and is removed. If the new one does not come up it is removed, the old one"
+                  " keeps serving and the run fails. The result's C(proxy_replaced) says what differed.",
+                  "With several proxy nodes, replace them one at a time: run the proxy role's play with C(serial: 1).")),
     _resolved("proxy_listen_address", "str", "proxy", "Address the proxy's HTTP frontend binds on the proxy host (V(*): all).",
               modules=_ROUTED, default="*"),
     _resolved("proxy_http_port", "int", "proxy", "Port of the proxy's HTTP frontend.", modules=_ROUTED, default=80),

@@ -28,6 +28,8 @@ PAUSE_POINTS = {
     "stop-old:deregistered": "the old instances left Consul (and the proxy drained them), none stopped yet",
     "proxy:switch": "the switch's intent is recorded in the state, nothing activated",
     "proxy:activated": "the new proxy configuration runs, the switch not yet committed to the state",
+    "proxy:replacing": "a new proxy container serves beside the old one (renamed <name>-retiring-<id>), which is not "
+                       "yet soft-stopped",
     "canary:dwell": "a canary step's weight is recorded and taken by the proxy, its dwell not yet begun",
 }
 

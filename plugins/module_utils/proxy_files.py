@@ -19,6 +19,10 @@ CANDIDATE_FILE = CONFIG_DIR + "/haproxy.cfg.new"
 PREVIOUS_FILE = CONFIG_DIR + "/haproxy.cfg.previous"  # what ran before the last activation, to restore it
 CLI_SCRIPT = CONFIG_DIR + "/dockerflow-cli.sh"
 RELOAD_SCRIPT = CONFIG_DIR + "/dockerflow-reload.sh"
+# The running worker's unix stats socket (expose-fd listeners): a replacement container, which shares the volume,
+# takes the listening sockets over from it with haproxy -x (HAProxy's -x wants a unix socket).
+ADMIN_SOCKET = CONFIG_DIR + "/dockerflow-admin.sock"
+SERVER_STATE_FILE = CONFIG_DIR + "/server-state"  # the servers' addresses and states a new worker starts from
 
 # Talks to the runtime API or the master CLI (on the host loopback unless proxy_admin_address says
 # otherwise); bash's /dev/tcp needs no extra tool.
@@ -30,15 +34,18 @@ printf '%s\\nquit\\n' "$2" >&3
 timeout 10 cat <&3
 """
 
-# Saves the servers' resolved addresses for the next worker (init-addr last), then reloads.
+# Saves the servers' resolved addresses and states for the next worker (init-addr last), then reloads; with
+# "save" only saves them (for the worker of a replacement container, which reads the same volume).
 RELOAD_SCRIPT_TEXT = """#!/bin/bash
-# dockerflow-reload.sh ADMIN_PORT STATE_FILE [ADDRESS]: save server state, then a hitless master-worker reload.
+# dockerflow-reload.sh ADMIN_PORT STATE_FILE [ADDRESS] [save]: save server state, then a hitless master-worker reload.
 set -euo pipefail
 state_file="$2"
 if /bin/bash "$(dirname "$0")/dockerflow-cli.sh" "$1" "show servers state" "${3:-127.0.0.1}" > "$state_file.tmp"; then
     mv "$state_file.tmp" "$state_file"
 fi
-kill -USR2 1
+if [ "${4:-}" != save ]; then
+    kill -USR2 1
+fi
 """
 
 # The helper scripts by file name in CONFIG_DIR, as ProxyNode.put_files writes them.

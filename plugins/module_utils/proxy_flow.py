@@ -102,26 +102,29 @@ class ProxyFlow:
         self.node = node
         self.switch_timeout = switch_timeout
         self.certificates = ProxyCertificates(flow.client, node.name, certificates)
+        self.replaced: list[str] = []  # what differed in the proxy container this run replaced (ProxyNode.drift)
 
     def _render(self, routes: list[Route], **options: Any) -> tuple[str, str]:
         return render(routes, self.node.settings, certificates=self.certificates.digest(), **options)
 
     def _ensure_proxy(self, documents: Mapping[str, Document]) -> str | None:
-        """The proxy runs, with the canary weights (proxy_canary) and certificates Consul records, for its workers."""
+        """The proxy runs, with the canary weights (proxy_canary) and certificates Consul records for its workers, in a
+        container with these settings (a new one replaces one made with others)."""
         routes = routes_from_documents(documents, self.node.name)
         initial, _generation = self._render(routes)
         weights = canary_weights(documents, self.node.name)
         crt_list, private = self.certificates.files()
         files = dict(crt_list, **({WEIGHTS_FILE_NAME: weights} if weights else {}))
+        replacement = self.node.replacement()
+        for done in replacement.settle(check_mode=self.flow.check_mode):
+            self.flow.progress(done)
         outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode, files=files, private_files=private)
         if outcome:
             self.flow.progress("proxy %s %s with %d route(s) from Consul" % (self.node.name, outcome, len(routes)))
-        if outcome != "created":
-            for difference in self.node.drift():
-                self.flow.warnings.append(
-                    "Proxy %s %s: only a new container applies that. Replacing it drops the connections it holds: "
-                    "in a quiet moment run flow_proxy state=absent, then state=synced (routes come back from Consul)."
-                    % (self.node.name, difference))
+        self.replaced = self.node.drift() if outcome != "created" else []
+        if self.replaced:  # without a gap (proxy_replacement)
+            replacement.apply(self.flow, initial, self.replaced)
+            outcome = "replaced"
         return outcome
 
     def _activate(self, config: str, generation: str, running: str | bool | None = False) -> None:
@@ -248,7 +251,7 @@ class ProxyFlow:
                   "proxy": self.node.name}
         result["diff"] = {"before": before_config or "", "after": after_config or "",
                           "before_header": "haproxy.cfg (running)", "after_header": "haproxy.cfg (new)"}
-        result.update(extra)
+        result.update(extra, **({"proxy_replaced": self.replaced} if self.replaced else {}))
         return result
 
     def _apply(self, config: str, generation: str, running: str | None) -> bool:
@@ -443,6 +446,5 @@ def _keeps_serving(document: Document) -> str:
     return ("live color %s keeps serving" % live) if live else ""
 
 
-def _sentence(clause: str) -> str:
-    """`` Clause.`` to append to a message, or nothing."""
+def _sentence(clause: str) -> str:  # `` Clause.`` to append to a message, or nothing
     return (" %s%s." % (clause[0].upper(), clause[1:])) if clause else ""

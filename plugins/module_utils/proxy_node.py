@@ -44,6 +44,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import
     RELOAD_SCRIPT,
     archive,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_replacement import Replacement
 
 try:
     import docker.errors
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 LABEL_PROXY = "dockerflow.proxy"
 DEFAULT_IMAGE = "haproxy:3.0"
 
-# Options only a new proxy container applies; drift() reports a running one that differs.
+# Options only a new proxy container applies; drift() reports a running one that differs (proxy_replacement applies them).
 DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port")
 
 
@@ -113,7 +114,7 @@ class ProxyNode:
         """What the existing container was created with and these settings no longer ask for.
 
         Only a new container applies those (the master CLI is bound at start, the image is the
-        container's); replacing it drops the connections it holds, so the flow reports rather than does it."""
+        container's): proxy_replacement makes one."""
         data = self.inspect()
         if data is None:
             return []
@@ -144,17 +145,18 @@ class ProxyNode:
         if check_mode:
             return "created" if data is None else "started"
         if data is None:
-            self._create(initial_config, files)
-            outcome = "created"
-        else:
-            outcome = "started"
-            self.put_files(files)
+            self.create(self.command(), {LABEL_PROXY: "true"}, {"Name": "unless-stopped"})
+            files["haproxy.cfg"] = initial_config
+        self.put_files(files)
         self.put_files(private_files or {}, mode=PRIVATE_MODE)
+        outcome = "created" if data is None else "started"
         self._call("starting proxy %s" % self.name, self.api.start, self.name)
         self.wait_ready()
         return outcome
 
-    def _create(self, initial_config: str, files: dict[str, str]) -> None:
+    def create(self, command: list[str], labels: dict[str, str], restart_policy: dict[str, Any]) -> None:
+        """The proxy's container (its image pulled, its volume created if missing); the master CLI's address is fixed
+        here: a later proxy_admin_address applies to a new container."""
         try:
             self.api.inspect_image(self.image)
         except docker.errors.ImageNotFound:
@@ -165,25 +167,16 @@ class ProxyNode:
         try:
             self.api.inspect_volume(self.volume)
         except docker.errors.NotFound:
-            self._call("creating volume %s" % self.volume, self.api.create_volume, self.volume,
-                       labels={LABEL_PROXY: "true"})
-        host_config = self.api.create_host_config(
-            network_mode="host",
-            restart_policy={"Name": "unless-stopped"},
-            mounts=[docker.types.Mount(target=CONFIG_DIR, source=self.volume, type="volume")],
-        )
-        self._call(
-            "creating proxy %s" % self.name,
-            self.api.create_container,
-            self.image,
-            name=self.name,
-            user="0",  # binds port 80 on the host network; the workers drop to the haproxy user
-            # The master CLI's address is fixed here: a later proxy_admin_address applies to a new container.
-            command=self.command(),
-            labels={LABEL_PROXY: "true"},
-            host_config=host_config,
-        )
-        self.put_files(dict(files, **{"haproxy.cfg": initial_config}))
+            self._call("creating volume %s" % self.volume, self.api.create_volume, self.volume, labels=labels)
+        mounts = [docker.types.Mount(target=CONFIG_DIR, source=self.volume, type="volume")]
+        host_config = self.api.create_host_config(network_mode="host", restart_policy=restart_policy, mounts=mounts)
+        # user 0 binds port 80 on the host network; the workers drop to the haproxy user.
+        self._call("creating proxy %s" % self.name, self.api.create_container, self.image, name=self.name, user="0",
+                   command=command, labels=labels, host_config=host_config)
+
+    def replacement(self) -> Replacement:
+        """How a new container with these settings takes over from this one (proxy_replacement)."""
+        return Replacement(self)
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -341,12 +334,17 @@ class ProxyNode:
         if code != 0:
             raise FlowError("Installing the new HAProxy configuration failed: %s" % output.strip())
 
-    def _reload(self) -> None:
-        code, output = self.exec(
-            ["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file, self.admin_host]
-        )
+    def _reload(self, save_only: bool = False) -> None:
+        """A hitless reload, the servers' state saved first for the new worker; ``save_only``: only that."""
+        code, output = self.exec(["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file,
+                                  self.admin_host] + (["save"] if save_only else []))
         if code != 0:
-            raise FlowError("Reloading HAProxy failed: %s" % output.strip()[:300])
+            what = "Saving the servers' state" if save_only else "Reloading HAProxy"
+            raise FlowError("%s failed: %s" % (what, output.strip()[:300]))
+
+    def save_server_state(self) -> None:
+        """The servers' addresses and states into the state file, for a worker that starts without a reload."""
+        self._reload(save_only=True)
 
     def _wait_for_generation(self, generation: str, timeout: float, failed_before: int | None = None) -> None:
         if not self.reports_generation(generation, timeout, failed_before):

@@ -129,6 +129,14 @@ certificates:
   elements: dict
   sample: [{"name": "shop", "source": "file", "domains": ["shop.example.com"], "not_after": "2027-03-01T12:00:00Z",
             "fingerprint": "9c1d0e7a55b2f3e1"}]
+proxy_replaced:
+  description:
+    - What differed in the proxy container this task replaced (or, in check mode, would replace) without a gap,
+      because O(proxy_image), O(proxy_admin_address) or O(proxy_master_port) differ from what it was created with.
+  returned: when the proxy container was replaced
+  type: list
+  elements: str
+  sample: ["runs image haproxy:2.8, not haproxy:3.0 (proxy_image)"]
 haproxy_output:
   description: What C(haproxy -c) said about a rejected configuration.
   returned: failure

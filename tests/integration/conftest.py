@@ -359,10 +359,10 @@ class TestProxy:
         return count
 
     def cleanup(self):
-        try:
-            self.docker.containers.get(self.name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
+        # The proxy's container, and any old one a replacement left (<name>-retiring-<id>: proxy_replacement).
+        for container in self.docker.containers.list(all=True, filters={"name": self.name}):
+            if container.name == self.name or container.name.startswith(self.name + "-retiring-"):
+                container.remove(force=True)
         try:
             self.docker.volumes.get(self.name + "-config").remove(force=True)
         except docker.errors.NotFound:

@@ -17,7 +17,7 @@ import urllib.request
 import docker
 import pytest
 
-from conftest import APP_V2, PROXY_IMAGE, FlowProject, consul_get, free_ports, http_json, wait_for
+from conftest import APP_V2, FlowProject, consul_get, free_ports, http_json, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 from loadgen import LoadGenerator  # noqa: E402  (the benchmarks' bounded loopback load generator)
@@ -421,15 +421,3 @@ def test_scaling_down_asks_the_proxy_and_waits_a_fixed_time_only_when_it_cannot(
         result = load.stop()
     summary = result.summary()
     assert summary["failed"] == 0 and summary["requests"] > 100, summary
-
-
-def test_a_proxy_made_from_another_image_is_reported_and_left_serving(routed_project, proxy):
-    routed = deploy_and_route(routed_project)
-    assert not [w for w in routed.get("warnings", []) if "only a new container" in w], routed.get("warnings")
-    container_id = proxy.container().id
-    synced = routed_project.run("flow_proxy", {"state": "synced", "proxy_image": "dockerflow-test/haproxy:newer"})
-    assert not synced["changed"]
-    drift = [w for w in synced.get("warnings", []) if "only a new container" in w]
-    assert len(drift) == 1 and "runs image %s, not dockerflow-test/haproxy:newer (proxy_image)" % PROXY_IMAGE in drift[0], \
-        synced.get("warnings")
-    assert proxy.container().id == container_id and proxy.get("/demo")[0] == 200

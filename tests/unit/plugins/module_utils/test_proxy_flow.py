@@ -24,6 +24,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     config_generation,
     render,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow, proxy_reconciler
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import (
     CONFIG_DIR,
@@ -32,6 +33,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import 
     RELOAD_SCRIPT,
     ProxyNode,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_replacement import Replacement
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_routes import (
     conflicting_rule,
     route_colors,
@@ -80,6 +82,9 @@ class FakeProxyNode:
         self.drifted = []  # what drift() reports of the running container
         self.files = {}  # what ensure_running wrote besides the configuration (the canary weights, crt-list)
         self.private_files = {}  # the certificates' PEM files (mode 0600 in the real one)
+        self.replacements = []  # the generations a new container took over with (replace), in order
+        self.fail_replacement = None  # a FlowError message: the new container does not come up
+        self.left_half_done = []  # what settle_replacement reports of a replacement a killed run left
 
     def status(self):
         return "running" if self.running is not None else None
@@ -118,6 +123,9 @@ class FakeProxyNode:
     def drift(self):
         return list(self.drifted) if self.running is not None else []
 
+    def replacement(self):
+        return FakeReplacement(self)
+
     def backends(self):
         return set(re.findall(r"^backend (\S+)$", self.running or "", re.MULTILINE))
 
@@ -139,6 +147,24 @@ class FakeProxyNode:
     def hold_servers_up(self, backend, seconds, since=None, http_checks=False):
         self.held.append((backend, seconds))
         return 0 if backend in self.dead_after_switch else self.up.get(backend, 1)
+
+
+class FakeReplacement(Replacement):
+    """The real decisions (apply) on a FakeProxyNode; the containers' part (replace, settle) in memory. Docker's
+    side is tested in tests/integration/test_proxy_replace.py."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def settle(self, check_mode=False):
+        return list(self.node.left_half_done)
+
+    def replace(self, generation, timeout=30, serving=lambda: None):
+        if self.node.fail_replacement:
+            raise FlowError(self.node.fail_replacement)  # the real one removed the new container: the old one serves
+        self.node.replacements.append(generation)
+        self.node.drifted = []
+        return True
 
 
 @pytest.fixture(autouse=True)
@@ -202,19 +228,66 @@ def test_the_same_switch_again_changes_nothing(proxied):
     assert not again["changed"] and again["msg"] == "The proxy already routes books-app to blue."
 
 
-def test_a_running_proxy_made_with_other_settings_is_reported_and_kept(proxied, tmp_path):
+def test_a_running_proxy_made_with_other_settings_is_replaced_with_the_configuration_it_runs(proxied):
     proxied.deploy()
     proxied.proxy(service_path=["/api/books"])
     proxied.node.drifted = ["runs image haproxy:2.8, not haproxy:3.0 (proxy_image)"]
-    flow = proxied.flow()
     running = proxied.node.running
+    flow = proxied.flow()
     result = ProxyFlow(flow, proxied.node, switch_timeout=0).run("synced")
-    assert not result["changed"] and proxied.node.running == running, "the proxy is not replaced"
-    assert flow.warnings == [
-        "Proxy dockerflow-proxy runs image haproxy:2.8, not haproxy:3.0 (proxy_image): only a new container applies "
-        "that. Replacing it drops the connections it holds: in a quiet moment run flow_proxy state=absent, then "
-        "state=synced (routes come back from Consul)."
-    ]
+    assert result["changed"] and result["proxy_outcome"] == "replaced" and not flow.warnings
+    assert result["proxy_replaced"] == ["runs image haproxy:2.8, not haproxy:3.0 (proxy_image)"]
+    assert proxied.node.replacements == [config_generation(running)] and proxied.node.running == running
+    assert "proxy dockerflow-proxy replaced without a gap: it runs image haproxy:2.8, not haproxy:3.0 (proxy_image)" \
+        in flow.steps
+    again = proxied.proxy(state="synced")
+    assert not again["changed"] and "proxy_replaced" not in again and len(proxied.node.replacements) == 1
+
+
+def test_a_replacement_in_check_mode_is_reported_and_not_made(proxied):
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    proxied.node.drifted = ["has its master CLI on ipv4@127.0.0.1:9998, not ipv4@127.0.0.1:9997 (proxy_admin_address, "
+                            "proxy_master_port)"]
+    result = proxied.proxy(state="synced", check_mode=True)
+    assert result["changed"] and result["proxy_outcome"] == "replaced" and result["proxy_replaced"] == proxied.node.drifted
+    assert proxied.node.replacements == [] and any(step.startswith("proxy dockerflow-proxy would be replaced: it has its "
+                                                                   "master CLI") for step in result["steps"])
+
+
+def test_a_proxy_running_a_configuration_without_the_handover_socket_gets_it_before_the_replacement(proxied):
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    rendered_before = proxied.node.running.replace("    stats socket %s mode 600 level admin expose-fd listeners\n"
+                                                   % ADMIN_SOCKET, "")
+    proxied.node.running = proxied.node.file = rendered_before  # what an older collection rendered
+    proxied.node.drifted = ["runs image haproxy:2.8, not haproxy:3.0 (proxy_image)"]
+    activated = len(proxied.node.activated)
+    proxied.proxy(state="synced")
+    assert len(proxied.node.activated) == activated + 1 and ADMIN_SOCKET in proxied.node.running
+    assert proxied.node.replacements == [config_generation(proxied.node.running)]
+
+
+def test_a_failed_replacement_fails_the_run_in_one_line_and_records_nothing(proxied):
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    before = proxied.document()
+    proxied.node.drifted = ["runs image haproxy:2.8, not haproxy:3.0 (proxy_image)"]
+    proxied.node.fail_replacement = ("Replacing proxy dockerflow-proxy failed, so the old container keeps serving: "
+                                     "the new container exited with code 1")
+    with pytest.raises(FlowError) as failed:
+        proxied.proxy(state="synced")
+    assert "\n" not in failed.value.msg and failed.value.msg.startswith("Replacing proxy dockerflow-proxy failed")
+    assert proxied.document() == before
+
+
+def test_a_replacement_a_killed_run_left_is_settled_before_anything_else(proxied):
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    proxied.node.left_half_done = ["finished the replacement of proxy dockerflow-proxy that a run left half-done "
+                                   "(dockerflow-proxy-retiring-0123456789ab)"]
+    result = proxied.proxy(state="synced")
+    assert result["steps"][0] == proxied.node.left_half_done[0]
 
 
 def test_a_proxy_that_had_to_be_created_again_is_a_change_even_for_a_live_route(proxied):
