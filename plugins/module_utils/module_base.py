@@ -97,7 +97,7 @@ class FlowModule:
     def __init__(
         self, argument_spec: ArgumentSpec, supports_check_mode: bool = True, module_name: str | None = None, **kwargs: Any
     ) -> None:
-        """``module_name`` (a key of options.MODULES) limits the options resolved to those it uses: the
+        """``module_name`` (a key of option_type.MODULES) limits the options resolved to those it uses: the
         shared options it accepts but does not use are ignored, their FLOW_* variables unread."""
         try:
             self.module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode, **kwargs)

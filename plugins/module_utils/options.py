@@ -25,12 +25,9 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.colors import ALL_
 from ansible_collections.dockerflow.flow.plugins.module_utils.option_type import (
     CANARY,
     DEPLOY,
-    INFO,  # noqa: F401  # pylint: disable=unused-import  (importers read the module names from here)
-    MODULES,  # noqa: F401  # pylint: disable=unused-import
     PROXY,
     ROLLBACK,
     SCALE,
-    SHARED_GROUPS,  # noqa: F401  # pylint: disable=unused-import
     STOP_OLD,
     Option,
 )

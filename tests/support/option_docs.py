@@ -20,7 +20,8 @@ import textwrap
 import yaml
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import options
-from ansible_collections.dockerflow.flow.plugins.module_utils.options import MODULES, TABLE, Option
+from ansible_collections.dockerflow.flow.plugins.module_utils.option_type import MODULES, Option
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import TABLE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FRAGMENT = "plugins/doc_fragments/options.py"

@@ -24,7 +24,8 @@ import yaml
 from ansible_collections.dockerflow.flow.plugins.module_utils import config, options
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
-from ansible_collections.dockerflow.flow.plugins.module_utils.options import MODULES, OPTIONS, TABLE
+from ansible_collections.dockerflow.flow.plugins.module_utils.option_type import MODULES
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, TABLE
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
 from support import option_docs
 from support.inprocess import argument_spec_of

@@ -5,7 +5,9 @@ content as a new generation, check mode and idempotence, and no key in any resul
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 
 import pytest
 from test_proxy_flow import Proxied
@@ -13,6 +15,7 @@ from test_proxy_flow import Proxied
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, Route, render
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_certificates import given_certificates
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import PRIVATE_MODE, archive
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow
 from support.pem import TestCA
 
@@ -120,3 +123,15 @@ def test_a_failed_activation_records_nothing(tmp_path, ca):
     with pytest.raises(FlowError):
         _run(proxied, given_certificates([{"name": "shop", "cert": cert, "key": key}]))
     assert not [name for name in proxied.consul.kv.entries if name.startswith("dockerflow/proxy/certificates/")]
+
+
+def _modes(data):
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {member.name: (oct(member.mode), member.isdir(), member.uid) for member in tar.getmembers()}
+
+
+def test_the_certificates_files_are_private_and_the_others_not():
+    assert _modes(archive({"certs/shop.pem": "x"}, mode=PRIVATE_MODE)) == {
+        "certs": ("0o700", True, 0), "certs/shop.pem": ("0o600", False, 0)}
+    assert _modes(archive({"certs.list": "x", "dockerflow-cli.sh": "y"})) == {
+        "certs.list": ("0o644", False, 0), "dockerflow-cli.sh": ("0o755", False, 0)}
