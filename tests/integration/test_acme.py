@@ -70,6 +70,11 @@ class Pebble:
         """The root that signs what pebble issues (made at its start)."""
         return x509.load_pem_x509_certificate(self.get("https://127.0.0.1:%d/roots/0" % self.management_port))
 
+    def status(self, certificate):
+        """pebble's word on ``certificate`` (management ``/cert-status-by-serial/<hex>``): "Valid" or "Revoked"."""
+        url = "https://127.0.0.1:%d/cert-status-by-serial/%x" % (self.management_port, certificate.serial_number)
+        return json.loads(self.get(url))["Status"]
+
     def remove(self):
         self.container.remove(force=True)
 
@@ -212,7 +217,7 @@ class ChallengeWatch(threading.Thread):
 
 
 @pytest.mark.long_running
-def test_the_example_issues_on_two_nodes_then_no_renewal_then_renewal_within_the_days(
+def test_the_example_issues_on_two_nodes_then_no_renewal_then_renewal_then_a_replacement_revokes_the_old(
         docker_client, tmp_path, nodes, account_key):
     issuer, validator = nodes
     pebble = Pebble(docker_client, tmp_path, validator.http_port, DOMAINS)
@@ -259,7 +264,21 @@ def test_the_example_issues_on_two_nodes_then_no_renewal_then_renewal_within_the
         assert new_leaf.serial_number != leaf.serial_number
         for node in nodes:
             assert served(node, root, DOMAINS[0]).serial_number == new_leaf.serial_number, node.name
-        print("issue on two nodes: %.1fs" % issue_seconds)
+        assert pebble.status(new_leaf) == "Valid"
+
+        # A compromised key: replaced although not due, served on both nodes, then the replaced one revoked.
+        started = time.monotonic()
+        revoked = play(tmp_path, nodes, **acme_vars(pebble, account_key, acme_revoke=True))
+        assert revoked.returncode == 0, revoked.stdout[-4000:]
+        revoke_seconds = time.monotonic() - started
+        replacement = verify_chain(recorded(issuer)["cert"], root, DOMAINS[0])
+        assert replacement.serial_number != new_leaf.serial_number
+        for node in nodes:
+            for domain in DOMAINS:
+                assert served(node, root, domain).serial_number == replacement.serial_number, (node.name, domain)
+        assert [pebble.status(new_leaf), pebble.status(replacement)] == ["Revoked", "Valid"]
+        assert pebble.status(leaf) == "Valid", "only the replaced certificate is revoked"
+        print("issue on two nodes: %.1fs, replace and revoke: %.1fs" % (issue_seconds, revoke_seconds))
     finally:
         pebble.remove()
 
