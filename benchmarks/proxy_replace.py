@@ -7,7 +7,9 @@ Deploys the service (blue, --scale instances) and routes it, tags the proxy's im
 (dockerflow-test/haproxy:bench-replacement: to Flow another proxy_image, to HAProxy the same program),
 then runs two loads: --connections keep-alive connections and --fresh fresh-connection-per-request
 workers (plus one more keep-alive load per --extra-url, e.g. the HTTPS frontend's
-https://127.0.0.1:PORT/bench). While they run, the proxy image alternates --replacements times.
+https://127.0.0.1:PORT/bench: --https-port PORT records a certificate of the bench's own CA so that the proxy
+serves HTTPS there). While they run, the proxy image alternates --replacements times. It removes only its own
+leftovers (its proxy, by name) before it starts: other sessions may be benchmarking on the same engine.
 
 --way flow (the default): each replacement is one flow_proxy state=synced with the other proxy_image
 (the new container takes the listening sockets over with haproxy -x, the old one soft-stops).
@@ -30,21 +32,26 @@ import time
 import docker
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+
+from https_zero_downtime import HttpsBench, HttpsBenchProxy, certificate_entry  # noqa: E402
 
 from common import (  # noqa: E402
-    Bench,
     BenchError,
     add_common_arguments,
     check_backend,
+    consul,
     emit,
     http_get,
     log,
     machine_info,
     main_wrapper,
     parser_for,
+    port_free,
     proxy_from_args,
 )
 from loadgen import LoadGenerator, check_loopback  # noqa: E402
+from support.pem import TestCA  # noqa: E402  (the in-memory test CA of the HTTPS tests)
 
 OTHER_TAG = "dockerflow-test/haproxy:bench-replacement"
 RETIRING = "-retiring-"  # proxy_replacement's name of an old container
@@ -61,6 +68,8 @@ def arguments():
     parser.add_argument("--fresh", type=int, default=4, help="workers opening a connection per request")
     parser.add_argument("--extra-url", action="append", default=[], metavar="URL",
                         help="another http(s) URL on 127.0.0.1 to load with --connections keep-alive connections")
+    parser.add_argument("--https-port", type=int, metavar="PORT",
+                        help="the proxy also serves HTTPS on this loopback port, with a recorded certificate")
     parser.add_argument("--pause", type=float, default=2.0, help="seconds of load between two replacements")
     parser.add_argument("--max-seconds", type=float, default=900, help="bound of each load")
     args = parser.parse_args()
@@ -119,15 +128,21 @@ def failures_between(results, start, end):
 
 def run(parser, args):
     proxy = proxy_from_args(parser, args)
-    report = {"benchmark": "proxy_replace", "way": args.way}
-    with Bench(proxy, keep=args.keep) as bench:
+    setup = {}
+    if args.https_port:
+        if not port_free(args.https_port):
+            raise BenchError("Port %d on 127.0.0.1 is in use; pick another with --https-port." % args.https_port)
+        proxy = HttpsBenchProxy(*proxy.ports, https_port=args.https_port)
+        setup["proxy_certificates"] = [certificate_entry(TestCA("dfbench-replace-ca"))]
+    report = {"benchmark": "proxy_replace", "way": args.way, "https_port": args.https_port}
+    with HttpsBench(proxy, keep=args.keep) as bench:
         report["machine"] = machine_info(bench.docker, proxy.image)
         bench.docker.images.get(proxy.image).tag(OTHER_TAG)
         try:
             project = bench.project("pr")
             url = bench.url()
             log("setting up %s: deploy (blue, %d instances) and proxy, served at %s" % (project.service, args.scale, url))
-            project.run(project.deploy(scale=str(args.scale)), project.proxy())
+            project.run(project.deploy(scale=str(args.scale)), project.proxy(**setup))
             status, body = http_get(url)
             if status != 200:
                 raise BenchError("the proxy does not serve %s after the setup: %s %r" % (project.service, status, body))
@@ -162,6 +177,8 @@ def run(parser, args):
                 results = {name: load.stop().summary() for name, load in loads.items()}
         finally:
             bench.docker.images.remove(OTHER_TAG, noprune=True)
+            if setup:
+                consul("DELETE", "/v1/kv/dockerflow/proxy/certificates/%s?recurse=true" % proxy.name)
     report["loads"] = results
     report["replacements"] = replacements
     seconds = [r["seconds"] for r in replacements if r["seconds"] is not None]

@@ -27,6 +27,7 @@ import yaml
 
 # tests/support (shared helpers: an extra dockerd, ...) imports as ``support``.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support.pem import TestCA  # noqa: E402
 from support.playbook import keep_result_task, result_callback_env  # noqa: E402
 
 CONSUL_URL = os.environ.get("DOCKERFLOW_TEST_CONSUL", "http://127.0.0.1:8500")
@@ -381,6 +382,22 @@ def routed_project(flow_project, proxy):
     """A project whose flow_proxy and flow_stop_old calls use the test's own proxy."""
     flow_project.proxy = proxy
     return flow_project
+
+
+@pytest.fixture(scope="module")
+def ca():
+    """The in-memory test CA whose server certificates the HTTPS clients trust."""
+    return TestCA()
+
+
+@pytest.fixture
+def https_project(routed_project, proxy):
+    """A routed project whose proxy also listens for HTTPS (served once a certificate is recorded); the test
+    proxy's recorded certificates are removed afterwards."""
+    proxy.https_port = free_ports(1)[0]
+    proxy.options["proxy_https_port"] = proxy.https_port
+    yield routed_project
+    consul_delete("/v1/kv/dockerflow/proxy/certificates/%s?recurse=true" % proxy.name)
 
 
 def wait_for(predicate, timeout=10, interval=0.2, what="condition"):

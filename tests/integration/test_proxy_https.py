@@ -18,26 +18,12 @@ import time
 
 import pytest
 
-from conftest import FlowProject, consul_delete, free_ports, wait_for
-from support.pem import TestCA
+from conftest import FlowProject, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 from https_load import HttpsLoad, certificate_id  # noqa: E402  (the benchmarks' HTTPS load)
 
 SHOP, OTHER, FALLBACK = "shop.example.com", "other.example.com", "fallback.example.com"
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return TestCA()
-
-
-@pytest.fixture
-def https_project(routed_project, proxy):
-    proxy.https_port = free_ports(1)[0]
-    proxy.options["proxy_https_port"] = proxy.https_port
-    yield routed_project
-    consul_delete("/v1/kv/dockerflow/proxy/certificates/%s?recurse=true" % proxy.name)
 
 
 def _context(ca, **versions):

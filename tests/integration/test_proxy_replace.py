@@ -18,7 +18,11 @@ from test_proxy import deploy_and_route
 from conftest import APP_V2, PROXY_IMAGE, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+from https_load import HttpsLoad  # noqa: E402  (the benchmarks' HTTPS load: SNI, verified against the test CA)
+
 from loadgen import LoadGenerator  # noqa: E402  (the benchmarks' bounded loopback load generator)
+
+SHOP = "shop.example.com"
 
 
 @pytest.fixture
@@ -36,35 +40,50 @@ def proxy_containers(docker_client, proxy):
 
 
 def test_an_image_change_under_load_replaces_the_proxy_without_a_failed_request(
-        routed_project, proxy, docker_client, other_tag):
-    deploy_and_route(routed_project)
-    routed_project.run("flow_scale", {"scale": "2"})
+        https_project, proxy, docker_client, other_tag, ca):
+    """HTTP and HTTPS (a recorded certificate; TLS a request and keep-alive) both under load: the new container
+    takes the HTTPS socket over as well."""
+    cert, key = ca.issue(SHOP)
+    deploy_and_route(https_project, proxy_certificates=[{"name": "shop", "cert": cert, "key": key}])
+    https_project.run("flow_scale", {"scale": "2"})
     old_id = proxy.container().id
     url = "http://127.0.0.1:%d/demo" % proxy.http_port
     loads = [LoadGenerator(url, connections=3, max_requests=100000, max_seconds=120).start(),
              LoadGenerator(url, connections=2, max_requests=100000, max_seconds=120, fresh_connections=True).start()]
+    https_loads = [HttpsLoad(proxy.https_port, SHOP, ca.cert, "/demo", fresh=fresh) for fresh in (True, False)]
+    for load in https_loads:
+        load.start()
     try:
         time.sleep(1)
-        replaced = routed_project.run("flow_proxy", {"state": "synced", "proxy_image": other_tag})
+        replaced = https_project.run("flow_proxy", {"state": "synced", "proxy_image": other_tag})
         time.sleep(1)
     finally:
         results = [load.stop().summary() for load in loads]
+        for load in https_loads:
+            load.finish()
     assert replaced["changed"] and replaced["proxy_outcome"] == "replaced", replaced
     assert replaced["proxy_replaced"] == ["runs image %s, not %s (proxy_image)" % (PROXY_IMAGE, other_tag)]
     assert any(step.startswith("proxy %s replaced without a gap" % proxy.name) for step in replaced["steps"])
     assert not replaced.get("warnings"), replaced.get("warnings")
     for summary in results:
         assert summary["failed"] == 0 and summary["requests"] > 50, results
+    assert [load.failed for load in https_loads] == [0, 0], [load.errors[:3] for load in https_loads]
+    assert all(load.ok > 10 for load in https_loads), [load.ok for load in https_loads]
     container = proxy.container()
     assert container.id != old_id and container.attrs["Config"]["Image"] == other_tag
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     assert proxy_containers(docker_client, proxy) == [proxy.name], "the old container is gone"
     assert proxy.get("/demo")[0] == 200
+    after = HttpsLoad(proxy.https_port, SHOP, ca.cert, "/demo")
+    after.start()
+    wait_for(lambda: after.ok >= 3, timeout=10, what="HTTPS answers of the new container")
+    after.finish()
+    assert after.failed == 0 and list(after.handshakes) == list(https_loads[0].handshakes), "the same certificate"
 
     # The new container serves the next switch and survives a restart of its own (no old one to take sockets from).
-    routed_project.set_image(APP_V2)
-    routed_project.run("flow_deploy", {"health_path": "/health"})
-    switched = routed_project.run("flow_proxy", {"proxy_image": other_tag})
+    https_project.set_image(APP_V2)
+    https_project.run("flow_deploy", {"health_path": "/health"})
+    switched = https_project.run("flow_proxy", {"proxy_image": other_tag})
     assert switched["changed"] and switched["live_color"] == "green" and "proxy_replaced" not in switched
     container.restart()
     wait_for(lambda: proxy.get("/demo")[0] == 200, timeout=15, what="the route after a restart")
