@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import acme_challenges
-from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient, client_from_options
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_lock import ServiceLock, release_session
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import default, group_spec
@@ -25,9 +25,7 @@ RESOURCE_PREFIX = acme_challenges.CHALLENGE_PATH.lstrip("/")  # acme_certificate
 
 
 def consul_client(params: dict[str, Any]) -> ConsulClient:
-    return ConsulClient(params["consul_address"], token=params.get("consul_token"), ca_cert=params.get("consul_ca_cert"),
-                        client_cert=params.get("consul_client_cert"), client_key=params.get("consul_client_key"),
-                        validate_certs=params["consul_validate_certs"])
+    return client_from_options(params, params["consul_validate_certs"])
 
 
 def acquire(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:

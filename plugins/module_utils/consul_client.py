@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -131,3 +131,11 @@ def _transaction_errors(response: Response) -> list:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def client_from_options(options: Mapping[str, Any], validate_certs: bool) -> ConsulClient:
+    """A client from the consul options group's values (consul_address, consul_token and the TLS files);
+    ``validate_certs`` as the caller resolved consul_validate_certs."""
+    return ConsulClient(options["consul_address"], token=options.get("consul_token"), ca_cert=options.get("consul_ca_cert"),
+                        client_cert=options.get("consul_client_cert"), client_key=options.get("consul_client_key"),
+                        validate_certs=validate_certs)

@@ -23,7 +23,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connectio
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container import ContainerBackend
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.engine import EngineBackend
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.selection import BACKENDS, select_backend
-from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient, client_from_options
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     ProxySettings,
@@ -233,15 +233,7 @@ class FlowModule:
         )
 
     def consul_client(self) -> ConsulClient:
-        values = self.values
-        client = ConsulClient(
-            values["consul_address"],
-            token=values.get("consul_token"),
-            ca_cert=values.get("consul_ca_cert"),
-            client_cert=values.get("consul_client_cert"),
-            client_key=values.get("consul_client_key"),
-            validate_certs=self._value_unless_none("consul_validate_certs"),
-        )
+        client = client_from_options(self.values, self._value_unless_none("consul_validate_certs"))
         client.ping()
         return client
 
