@@ -3,25 +3,22 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Render the HAProxy configuration of the proxy node from the routes kept in Consul.
 
-Design, measured on HAProxy 3.0 under a 32-connection load (0 failed requests
-over 10 reloads):
-- servers come from Consul DNS (``server-template`` on the SRV records
-  ``_<service>._<color>.service.<domain>``), so scaling, a dead instance or a
-  failed Consul check reach the proxy within the DNS hold time, with no flow
+Design, measured on HAProxy 3.0 under a 32-connection load (0 failed requests over 10 reloads):
+- servers come from Consul DNS (``server-template`` on the SRV records ``_<service>._<color>.service.<domain>``),
+  so scaling, a dead instance or a failed Consul check reach the proxy within the DNS hold time, with no flow
   call and no reload;
-- a route change is a new file, checked with ``haproxy -c`` and activated by a
-  master-worker reload; the server state is saved first and loaded by the new
-  worker (``init-addr last``), so it starts with the servers already resolved;
-- ``option idle-close-on-response`` lets the old worker answer the next request
-  on an idle keep-alive connection instead of closing it under the client;
-- a request whose server failed is retried on another server (``retry-on``,
-  ``option redispatch``), but only GET and HEAD once it was sent: a server that
-  dies after acting on a POST would otherwise have it acted on twice (measured:
-  benchmarks/README.md, POST mode). Other methods are retried only when the
-  connection failed, i.e. before the server saw anything.
+- a route change is a new file, checked with ``haproxy -c`` and activated by a master-worker reload; the server
+  state is saved first and loaded by the new worker (``init-addr last``), so it starts with the servers already
+  resolved;
+- ``option idle-close-on-response`` lets the old worker answer the next request on an idle keep-alive connection
+  instead of closing it under the client;
+- a request whose server failed is retried on another server (``retry-on``, ``option redispatch``), but only GET
+  and HEAD once it was sent: a server that dies after acting on a POST would otherwise have it acted on twice
+  (measured: benchmarks/README.md, POST mode). Other methods are retried only when the connection failed, i.e.
+  before the server saw anything.
 
-Every value that reaches the file passes ``config_word`` (haproxy_words.py), the one place that
-validates and quotes: nothing a user types can add a directive.
+Every value that reaches the file passes ``config_word`` (haproxy_words.py), the one place that validates and
+quotes: nothing a user types can add a directive.
 """
 
 from __future__ import annotations
@@ -52,6 +49,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview impo
     preview_rule_lines,
     preview_sections,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.registration import CHECK_TIMEOUT
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import check_server_slots, resolvers_lines
 
 PATH_TYPES = OPTIONS["path_type"].choices  # prefix, exact, regex
@@ -385,6 +383,9 @@ _DEFAULTS_LINES = [
     "    timeout client 30s",
     "    timeout server 30s",
     "    timeout http-keep-alive 10s",
+    # As patient as Consul's check: without it a check has only ``inter`` (1 s) to answer, and a new color that
+    # Consul passed, alive but slow under its first full load, was marked DOWN by the proxy right after a switch.
+    "    timeout check %s" % CHECK_TIMEOUT,
     "    load-server-state-from-file global",
     "    default-server init-addr last,none",
 ]

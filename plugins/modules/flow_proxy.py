@@ -30,7 +30,8 @@ description:
   - After the activation the target's servers must stay UP in the new worker for as long as HAProxy's checks need
     to find a dead one (3 seconds - 2 failed checks 1 second apart, plus one interval). If they go DOWN, the previous
     configuration is restored and the task fails - C(... not switching; live color X keeps serving; the previous
-    configuration was restored.)
+    configuration was restored.) A server that answers its checks slowly is not DOWN - each check may take up to 2 seconds,
+    as Consul's own check of the instance may.
   - O(state=absent) removes the service's routes and nothing else; O(state=synced) only makes the proxy serve
     every route recorded in Consul (after the proxy host was rebuilt, say).
 author:

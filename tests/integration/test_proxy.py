@@ -17,7 +17,7 @@ import urllib.request
 import docker
 import pytest
 
-from conftest import APP_V2, FlowProject, consul_get, free_ports, http_json, wait_for
+from conftest import APP_NO_HEALTHCHECK, APP_V2, FlowProject, consul_get, free_ports, http_json, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 from loadgen import LoadGenerator  # noqa: E402  (the benchmarks' bounded loopback load generator)
@@ -80,6 +80,25 @@ def test_switch_under_load_fails_no_request(routed_project, proxy):
     assert summary["by_color"].get("blue") and summary["by_color"].get("green"), summary
     assert all(proxy.get("/demo")[1]["color"] == "green" for _request in range(20))
     assert routed_project.state()["live_color"] == "green"
+
+
+def test_a_new_color_slow_to_answer_its_checks_is_switched_to_and_stays_up(routed_project, proxy):
+    """Consul passes a check that answers within 2 s; the proxy must not be stricter. Before ``timeout check``, a
+    check of HAProxy had only ``inter`` (1 s): a new color alive but slow under its first full load (seen in a
+    clean-clone run and a benchmark on a starved machine) was marked DOWN after the switch, and requests got 503
+    until the switch was undone. /health answering in 1.4 s stands in for that load, deterministically."""
+    deploy_and_route(routed_project)
+    compose = {"services": {"app": {"image": APP_NO_HEALTHCHECK, "ports": ["8080"],
+                                    "environment": {"APP_HEALTH_DELAY": "1.4"}}}}
+    routed_project.write_compose(compose)
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    switched = routed_project.run("flow_proxy")
+    assert switched["color"] == "green" and switched["previous_color"] == "blue", switched
+    backend = "be_%s_green" % routed_project.service
+    for _check in range(4):  # several of the proxy's checks, 1 s apart, each answered after 1.4 s
+        time.sleep(1)
+        assert proxy.servers_up(backend) == 1, proxy.runtime("show stat")
+    assert all(proxy.get("/demo")[1]["color"] == "green" for _request in range(10))
 
 
 def test_the_stats_port_serves_prometheus_metrics_per_service_and_color(routed_project, proxy):

@@ -7,7 +7,9 @@ GET /<other> -> 200 the same JSON plus "path"
 
 Environment: APP_VERSION (baked in per image tag), APP_HEALTH (ok|fail, baked in),
 PORT (default 8080), BIND_ADDRESS (default 0.0.0.0), APP_START_DELAY (seconds to sleep
-before listening, default 0), DOCKERFLOW_COLOR / DOCKERFLOW_RELEASE / DOCKERFLOW_SERVICE.
+before listening, default 0), APP_HEALTH_DELAY (seconds /health waits before it answers,
+default 0: an instance alive but slow to answer its checks, as one is on a starved machine),
+DOCKERFLOW_COLOR / DOCKERFLOW_RELEASE / DOCKERFLOW_SERVICE.
 
 APP_ERROR_RATIO (0 to 1, default 0): that share of the requests other than /health answer
 500 "injected error" (JSON: the identity plus "error"), a bad release for the canary tests and
@@ -30,6 +32,7 @@ HEALTHY = os.environ.get("APP_HEALTH", "ok") != "fail"
 PORT = int(os.environ.get("PORT", "8080"))
 BIND_ADDRESS = os.environ.get("BIND_ADDRESS", "0.0.0.0")
 START_DELAY = float(os.environ.get("APP_START_DELAY", "0") or 0)
+HEALTH_DELAY = float(os.environ.get("APP_HEALTH_DELAY", "0") or 0)
 HOSTNAME = socket.gethostname()
 
 
@@ -118,6 +121,7 @@ class Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)  # a slow request, to test that a proxy drains in-flight requests
         if path == "/health":
+            time.sleep(HEALTH_DELAY)
             if HEALTHY:
                 self._reply(200, "ok", "text/plain; charset=utf-8", head)
             else:

@@ -36,6 +36,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     render,
     socket_address,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.registration import CHECK_TIMEOUT
 from support.haproxy import domains, haproxy_words, paths, regexes, services, valid_routes
 
 TEXT_KINDS = ("service", "color", "path", "regex", "domain", "address")
@@ -677,6 +678,15 @@ def test_render_both_colors_and_health_check():
     assert "\nbackend be_shop_blue\n" in text and "be_shop_green" not in text
     assert "\nbackend be_admin_plain\n" in text and "be_admin_blue" not in text
     assert text.count("option httpchk GET /health") == 2
+
+
+def test_the_proxy_checks_are_as_patient_as_consuls():
+    """A check answered within Consul's timeout must not mark the server DOWN in the proxy (test_proxy.py's
+    test_a_new_color_slow_to_answer_its_checks_is_switched_to_and_stays_up): without ``timeout check`` HAProxy
+    gives a check only ``inter``."""
+    defaults = render([], SETTINGS)[0].split("\ndefaults\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert "    timeout check %s" % CHECK_TIMEOUT in defaults
+    assert int(CHECK_TIMEOUT.rstrip("s")) * 1000 > SETTINGS.check_interval_ms
 
 
 def test_render_without_routes_has_only_the_default_backend():
