@@ -59,6 +59,8 @@ def test_ansible_builder_accepts_the_definition_and_refuses_a_broken_one(tmp_pat
     assert "ansible-core>=2.19,<2.20 ansible-runner" in dockerfile
     requirements = (tmp_path / "context" / "_build" / "requirements.txt").read_text().split()
     assert sorted(re.split(r"[<>=]", line)[0].lower() for line in requirements) == library_names(DEFINITION)
+    collections = yaml.safe_load((tmp_path / "context" / "_build" / "requirements.yml").read_text())["collections"]
+    assert [collection["name"] for collection in collections] == ["community.crypto"], "the acme role's modules"
 
     with open(DEFINITION) as handle:
         broken = yaml.safe_load(handle)
