@@ -37,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - reported when a certificate is 
 
 if TYPE_CHECKING:
     from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient
+    from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
     from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext
 
 PARAMETER = "proxy_certificates"
@@ -45,9 +46,22 @@ SOURCES = ("file", "acme")
 DEFAULT_NAME = "default"
 # The file name certs/<name>.pem, a KV key and a crt-list line: one plain word.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# A set of certificates is written into certs/<its digest>/ (with its crt-list) and never changed afterwards: the
+# running configuration names its own set, so a set HAProxy refuses (haproxy -c) never reaches a worker, not even
+# after a restart. The sets that no longer run are removed after a run succeeded (stale_sets_command).
 CERTS_DIR = "certs"
 CRT_LIST_FILE = "certs.list"
-CRT_LIST_PATH = CONFIG_DIR + "/" + CRT_LIST_FILE
+
+
+def crt_list_path(digest: str) -> str:
+    return "%s/%s/%s/%s" % (CONFIG_DIR, CERTS_DIR, digest, CRT_LIST_FILE)
+
+
+def stale_sets_command(digest: str) -> list[str]:
+    """Removes every set in certs/ but ``digest``'s, and the crt-list that releases before sets had in CONFIG_DIR."""
+    script = 'cd "$1" && rm -f -- %s && find %s -mindepth 1 -maxdepth 1 ! -name "$2" -exec rm -rf -- {} +' % (
+        CRT_LIST_FILE, CERTS_DIR)
+    return ["bash", "-c", script, "stale-certificates", CONFIG_DIR, digest]
 
 
 def certificates_prefix(proxy_name: str) -> str:
@@ -229,14 +243,18 @@ def certificates_digest(certificates: Mapping[str, Certificate]) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def certificate_files(certificates: Mapping[str, Certificate]) -> tuple[dict[str, str], dict[str, str]]:
-    """(the crt-list, the private PEM files) by file name in CONFIG_DIR; both empty without certificates."""
-    if not certificates:
-        return {}, {}
+def certificate_files(certificates: Mapping[str, Certificate]) -> dict[str, str]:
+    """The set's files (its PEM files and crt-list, all private) by file name in CONFIG_DIR; none without
+    certificates."""
+    digest = certificates_digest(certificates)
+    if digest is None:
+        return {}
+    directory = "%s/%s" % (CERTS_DIR, digest)
     listed = ordered(certificates)
-    paths = ["%s/%s/%s.pem" % (CONFIG_DIR, CERTS_DIR, certificate.name) for certificate in listed]
-    private = {"%s/%s.pem" % (CERTS_DIR, certificate.name): certificate.pem() for certificate in listed}
-    return {CRT_LIST_FILE: "\n".join(paths) + "\n"}, private
+    files = {"%s/%s.pem" % (directory, certificate.name): certificate.pem() for certificate in listed}
+    files["%s/%s" % (directory, CRT_LIST_FILE)] = "".join(
+        "%s/%s/%s.pem\n" % (CONFIG_DIR, directory, certificate.name) for certificate in listed)
+    return files
 
 
 class ProxyCertificates:
@@ -244,8 +262,10 @@ class ProxyCertificates:
     once, when first needed), with those given to this run (``given``, checked) in place of the recorded ones of
     their names."""
 
-    def __init__(self, client: ConsulClient, proxy_name: str, given: Iterable[Certificate] = ()) -> None:
-        self.store = CertificateStore(client, proxy_name)
+    def __init__(self, client: ConsulClient, node: ProxyNode, given: Iterable[Certificate] = ()) -> None:
+        self.store = CertificateStore(client, node.name)
+        self.node = node
+        self.written = False  # whether this run wrote the current set into the node (files)
         self.given = list(given)
         self.new: list[Certificate] = []  # given ones whose content is not recorded yet
         self._before: dict[str, Certificate] | None = None
@@ -261,13 +281,28 @@ class ProxyCertificates:
     def digest(self) -> str | None:
         return certificates_digest(self.current())
 
-    def files(self) -> tuple[dict[str, str], dict[str, str]]:
+    def files(self) -> dict[str, str]:
+        """The current set's files, which this run then writes into the node."""
+        self.written = True
         return certificate_files(self.current())
 
-    def recorded(self, result: dict[str, Any], flow: FlowContext) -> dict[str, Any]:
-        """``result`` of a run that succeeded with the new certificates: they are recorded now (not in check mode),
-        so every other proxy node takes them at its next run; the result lists them, never a key."""
-        current = self.current()
+    def recorded(self, run: Callable[[], dict[str, Any]], flow: FlowContext) -> dict[str, Any]:
+        """The result of ``run``, a run of the proxy with the current certificates. If it succeeded, the new ones are
+        recorded now (not in check mode), so every other proxy node takes them at its next run, and a node this run
+        wrote them into keeps only their set (it runs it now); the result lists them, never a key. If it failed, the
+        new set it wrote goes (discard)."""
+        try:
+            result = run()
+        except FlowError:
+            self.discard(flow)
+            raise
+        node, current = self.node, self.current()
+        digest = certificates_digest(current)
+        if digest and self.written and not flow.check_mode:
+            code, output = node.exec(stale_sets_command(digest))
+            if code:
+                flow.warn("Could not remove the certificates no longer served from proxy %s: %s"
+                          % (node.name, output.strip()[:200]))
         for certificate in self.new if not flow.check_mode else ():
             self.store.record(certificate)
             flow.progress("recorded certificate %s (%s, until %s)"
@@ -283,3 +318,15 @@ class ProxyCertificates:
                     "before_header": "certificates (recorded)", "after_header": "certificates (new)"}
             result["diff"] = [result["diff"], diff] if result.get("diff") else diff
         return result
+
+    def discard(self, flow: FlowContext) -> None:
+        """Remove the new set this failed run wrote into the node, unless its haproxy.cfg names it: no refused key is
+        left behind, and what runs keeps its files."""
+        digest = certificates_digest(self.current())
+        if not (self.written and self.new and digest) or flow.check_mode:
+            return
+        try:
+            if crt_list_path(digest) not in (self.node.current_config() or ""):
+                self.node.exec(["rm", "-rf", "--", "%s/%s/%s" % (CONFIG_DIR, CERTS_DIR, digest)])
+        except FlowError as error:  # the run's own failure is what the task reports
+            flow.warn("Could not remove the refused certificates from proxy %s: %s" % (self.node.name, error.msg))

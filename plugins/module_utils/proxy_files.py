@@ -58,7 +58,9 @@ def archive(files: dict[str, str], mode: int | None = None) -> bytes:
     stream = io.BytesIO()
     now = int(time.time())
     with tarfile.open(fileobj=stream, mode="w") as tar:
-        for directory in sorted({name.rpartition("/")[0] for name in files} - {""}):
+        # Every directory on the way (certs/ and certs/<digest>/), so that none is made by the engine with its mode.
+        directories = {"/".join(name.split("/")[:depth]) for name in files for depth in range(1, name.count("/") + 1)}
+        for directory in sorted(directories):
             info = tarfile.TarInfo(directory)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700 if mode == PRIVATE_MODE else 0o755, now
             tar.addfile(info)

@@ -101,7 +101,7 @@ class ProxyFlow:
         self.flow = flow  # the service's flow context (steps.context): settings, store, registrar, lock, progress
         self.node = node
         self.switch_timeout = switch_timeout
-        self.certificates = ProxyCertificates(flow.client, node.name, certificates)
+        self.certificates = ProxyCertificates(flow.client, node, certificates)
         self.replaced: list[str] = []  # what differed in the proxy container this run replaced (ProxyNode.drift)
 
     def _render(self, routes: list[Route], **options: Any) -> tuple[str, str]:
@@ -113,8 +113,8 @@ class ProxyFlow:
         routes = routes_from_documents(documents, self.node.name)
         initial, _generation = self._render(routes)
         weights = canary_weights(documents, self.node.name)
-        crt_list, private = self.certificates.files()
-        files = dict(crt_list, **({WEIGHTS_FILE_NAME: weights} if weights else {}))
+        private = self.certificates.files()
+        files = {WEIGHTS_FILE_NAME: weights} if weights else {}
         replacement = self.node.replacement()
         for done in replacement.settle(check_mode=self.flow.check_mode):
             self.flow.progress(done)
@@ -152,10 +152,10 @@ class ProxyFlow:
         proxy_lock = flow.lock("proxy", name=proxy_lock_name(self.node.name))
         if state == "synced":
             with proxy_lock:
-                return self.certificates.recorded(self._sync(self._reconcile_all(flow.store.read_all())), flow)
+                return self.certificates.recorded(lambda: self._sync(self._reconcile_all(flow.store.read_all())), flow)
         with flow.lock("proxy"), proxy_lock:
-            return self.certificates.recorded(
-                self.held(state, (list(service_path or []), service_domain, path_type), color, preview, https), flow)
+            return self.certificates.recorded(lambda: self.held(
+                state, (list(service_path or []), service_domain, path_type), color, preview, https), flow)
 
     def held(self, state: str, where: tuple[list[str], str | None, str] = ([], None, "prefix"), color: str | None = None,
              preview: Mapping[str, Any] | None = None, https: Mapping[str, Any] | None = None) -> Result:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_certificates import CRT_LIST_PATH
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_certificates import crt_list_path
 
 ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"  # HTTP-01 validation: never redirected to HTTPS
 HSTS_MAX_AGE_LIMIT = 2 ** 31 - 1
@@ -42,17 +42,15 @@ def check_https(https_redirect: object, hsts_max_age: object) -> None:
 
 def https_bind_lines(address: str, port: int, certificates: str | None) -> list[str]:
     """The TLS bind, with ``certificates`` (their digest; None: no bind). SNI picks a certificate of the crt-list
-    by its names; its first line is the default. The digest is in the file so that a new content is a new
-    generation: the reload that activates it loads the new files (a worker reads its certificates when it starts).
+    by its names; its first line is the default. The digest names the set's directory (proxy_certificates), so a
+    new content is a new generation: the reload that activates it loads the new files (a worker reads its
+    certificates when it starts).
     Why a reload rather than the runtime API's ``set ssl cert``: an update there lives in the running worker only,
     so the next reload (any switch) or a restart would have to find the same files anyway, and the reload is the
     path every configuration already takes, checked with ``haproxy -c`` first and confirmed by its generation."""
     if not certificates:
         return []
-    return [
-        "    # certificates %s" % certificates,
-        "    bind %s:%d ssl crt-list %s alpn h2,http/1.1" % (address, port, CRT_LIST_PATH),
-    ]
+    return ["    bind %s:%d ssl crt-list %s alpn h2,http/1.1" % (address, port, crt_list_path(certificates))]
 
 
 def https_rule_lines(https_redirect: bool, hsts_max_age: int) -> list[str]:

@@ -17,6 +17,7 @@ import sys
 import time
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import FlowProject, wait_for
 
@@ -124,8 +125,9 @@ def test_sni_tls_alpn_redirect_hsts_and_no_key_anywhere(https_project, proxy, ca
         assert tls.selected_alpn_protocol() == "h2"
 
     # the keys' files: 0600, root's
-    code, stat = proxy.container().exec_run(["stat", "-c", "%a %u", "/usr/local/etc/haproxy/certs/shop.pem"])
-    assert code == 0 and stat.decode().strip() == "600 0"
+    code, stat = proxy.container().exec_run(["find", "/usr/local/etc/haproxy/certs", "-name", "shop.pem",
+                                             "-printf", "%m %U %p\n"])
+    assert code == 0 and [line.split()[:2] for line in stat.decode().splitlines()] == [["600", "0"]], stat
 
     again = https_project.run("flow_proxy", {"service_domain": SHOP, "proxy_certificates": entries})
     assert not again["changed"], "the same certificates again change nothing"
@@ -147,6 +149,34 @@ def test_a_bad_certificate_fails_in_one_line_and_the_old_one_keeps_serving(https
     for line in key_lines(good) + key_lines([{"key": expired_key}]):
         assert line not in json.dumps(failed)
     assert served_names(proxy, ca, SHOP) == before and https_get(proxy, ca, SHOP)[0] == 200
+
+
+def test_a_certificate_haproxy_refuses_never_reaches_a_restarted_proxy(https_project, proxy, ca):
+    """A certificate that passes flow's checks but not HAProxy's (an RSA key of 1024 bits, below OpenSSL 3's default
+    security level): the running proxy keeps the old one, and so does the proxy after a restart, and the refused key
+    is not left in the volume. Before, the refused files were already written where the running configuration reads
+    its certificates, so a restart loaded them (or failed to start)."""
+    https_project.run("flow_deploy", {"health_path": "/health"})
+    https_project.run("flow_proxy", {"service_domain": SHOP, "proxy_certificates": certificates(ca, ("shop", SHOP))})
+    before = served_names(proxy, ca, SHOP)
+    weak_cert, weak_key = ca.issue(SHOP, key=rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    failed = https_project.run("flow_proxy", {"proxy_certificates": [{"name": "shop", "cert": weak_cert, "key": weak_key}]},
+                               expect_failure=True)
+    assert "haproxy" in failed["msg"].lower() and len(failed["msg"].splitlines()) == 1, failed["msg"]
+    assert served_names(proxy, ca, SHOP) == before
+    proxy.container().restart(timeout=5)
+    wait_for(lambda: _serves(proxy, ca), timeout=30, what="the restarted proxy serving HTTPS")
+    assert served_names(proxy, ca, SHOP) == before
+    weak_line = weak_key.splitlines()[1]
+    code, found = proxy.container().exec_run(["grep", "-rlF", weak_line, "/usr/local/etc/haproxy"])
+    assert code == 1, "the refused key is still in the volume: %s" % found.decode()
+
+
+def _serves(proxy, ca):
+    try:
+        return https_get(proxy, ca, SHOP)[0] == 200
+    except OSError:
+        return False
 
 
 def test_rotation_under_https_load_fails_no_request(https_project, proxy, ca):

@@ -37,10 +37,10 @@ class TestCA:
         )
         self.cert = self.certificate.public_bytes(serialization.Encoding.PEM).decode()
 
-    def issue(self, *domains, days=1, expired=False):
+    def issue(self, *domains, days=1, expired=False, key=None):
         """(certificate PEM, key PEM) for ``domains`` (the first is the common name); ``expired``: it ended
-        an hour ago."""
-        key = ec.generate_private_key(ec.SECP256R1())
+        an hour ago; ``key``: the certificate's private key (a new EC P-256 one if None)."""
+        key = key or ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(timezone.utc)
         start, end = (now - timedelta(days=2), now - timedelta(hours=1)) if expired else (now - timedelta(hours=1),
                                                                                           now + timedelta(days=days))

@@ -104,13 +104,15 @@ def test_files_list_the_default_first_and_the_digest_follows_the_content(ca, sho
     other = ca.issue("a.example.com")
     recorded = {certificate.name: certificate for certificate in given_certificates([
         {"name": "alpha", "cert": other[0], "key": other[1]}, {"name": "default", "cert": shop[0], "key": shop[1]}])}
-    listing, private = certificate_files(recorded)
-    assert listing["certs.list"].splitlines() == ["/usr/local/etc/haproxy/certs/default.pem",
-                                                  "/usr/local/etc/haproxy/certs/alpha.pem"]
-    assert private["certs/alpha.pem"] == other[0] + other[1]
+    digest = certificates_digest(recorded)
+    files = certificate_files(recorded)
+    assert sorted(files) == ["certs/%s/%s" % (digest, name) for name in ("alpha.pem", "certs.list", "default.pem")]
+    assert files["certs/%s/certs.list" % digest].splitlines() == [
+        "/usr/local/etc/haproxy/certs/%s/default.pem" % digest, "/usr/local/etc/haproxy/certs/%s/alpha.pem" % digest]
+    assert files["certs/%s/alpha.pem" % digest] == other[0] + other[1]
     renewed = ca.issue("a.example.com")
     changed = dict(recorded, alpha=Certificate(name="alpha", cert=renewed[0], key=renewed[1]))
     assert certificates_digest(changed) != certificates_digest(recorded)
-    assert certificates_digest({}) is None and certificate_files({}) == ({}, {})
+    assert certificates_digest({}) is None and certificate_files({}) == {}
     assert changed_certificates(recorded.values(), recorded) == []
     assert [c.name for c in changed_certificates(changed.values(), recorded)] == ["alpha"]

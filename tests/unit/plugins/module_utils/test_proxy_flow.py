@@ -89,6 +89,18 @@ class FakeProxyNode:
     def status(self):
         return "running" if self.running is not None else None
 
+    def exec(self, command):
+        """Only the removal of certificate sets: those no longer served (proxy_certificates.stale_sets_command), or
+        the one a failed run wrote (``rm -rf``)."""
+        if command[0] == "rm":
+            gone = command[-1].split("/usr/local/etc/haproxy/", 1)[1] + "/"
+            self.private_files = {name: text for name, text in self.private_files.items() if not name.startswith(gone)}
+            return 0, ""
+        assert command[3] == "stale-certificates", command
+        kept = "certs/%s/" % command[-1]
+        self.private_files = {name: text for name, text in self.private_files.items() if name.startswith(kept)}
+        return 0, ""
+
     def ensure_running(self, initial_config, check_mode=False, files=None, private_files=None):
         if not check_mode:
             self.files.update(files or {})

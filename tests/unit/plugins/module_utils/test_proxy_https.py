@@ -14,7 +14,7 @@ from test_proxy_flow import Proxied
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, Route, render
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_certificates import given_certificates
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_certificates import certificates_digest, given_certificates
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import PRIVATE_MODE, archive
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow
 from support.pem import TestCA
@@ -35,7 +35,7 @@ def test_no_certificate_no_tls():
 def test_a_certificate_adds_the_tls_bind_and_modern_defaults():
     config, generation = render([Route("shop", "blue", paths=("/",))], SETTINGS, certificates="abc123")
     lines = config.splitlines()
-    assert "    bind 127.0.0.1:8443 ssl crt-list /usr/local/etc/haproxy/certs.list alpn h2,http/1.1" in lines
+    assert "    bind 127.0.0.1:8443 ssl crt-list /usr/local/etc/haproxy/certs/abc123/certs.list alpn h2,http/1.1" in lines
     assert "    bind 127.0.0.1:8080" in lines, "plain HTTP stays"
     assert any(line.startswith("    ssl-default-bind-options") and "ssl-min-ver TLSv1.2" in line for line in lines)
     assert any(line.startswith("    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256") for line in lines)
@@ -93,7 +93,9 @@ def test_recording_a_certificate_writes_its_files_and_reloads_once(tmp_path, ca)
     assert proxied.node.private_files == {}
     result = _run(proxied, given)
     assert result["changed"] and result["certificates"][0]["domains"] == ["shop.example.com"]
-    assert proxied.node.private_files == {"certs/shop.pem": cert + key}
+    digest = result_digest(given)
+    assert proxied.node.private_files == {"certs/%s/shop.pem" % digest: cert + key,
+                                          "certs/%s/certs.list" % digest: "/usr/local/etc/haproxy/certs/%s/shop.pem\n" % digest}
     assert "crt-list" in proxied.node.running
     text = json.dumps(result)
     assert key.splitlines()[1] not in text and "PRIVATE KEY" not in text
@@ -110,9 +112,27 @@ def test_a_new_content_is_a_new_generation(tmp_path, ca):
     _run(proxied, given_certificates([{"name": "shop", "cert": first[0], "key": first[1]}]))
     activated = len(proxied.node.activated)
     second = ca.issue("shop.example.com")
-    result = _run(proxied, given_certificates([{"name": "shop", "cert": second[0], "key": second[1]}]))
+    renewed = given_certificates([{"name": "shop", "cert": second[0], "key": second[1]}])
+    result = _run(proxied, renewed)
     assert result["changed"] and len(proxied.node.activated) == activated + 1
-    assert proxied.node.private_files["certs/shop.pem"] == second[0] + second[1]
+    digest = result_digest(renewed)
+    assert proxied.node.private_files["certs/%s/shop.pem" % digest] == second[0] + second[1]
+    assert all(name.startswith("certs/%s/" % digest) for name in proxied.node.private_files), "the old set is removed"
+
+
+def test_a_failed_activation_leaves_the_running_set_alone(tmp_path, ca):
+    """The refused set is written beside the running one, which the running configuration names: a restart of the
+    proxy loads the running set (tests/integration/test_proxy_https.py, for real)."""
+    proxied = Proxied(tmp_path)
+    first = _issued(ca)
+    _run(proxied, first)
+    running = proxied.node.running
+    proxied.node.fail_activation = True
+    with pytest.raises(FlowError):
+        _run(proxied, _issued(ca))
+    assert proxied.node.running == running and "certs/%s/certs.list" % result_digest(first) in running
+    assert sorted(proxied.node.private_files) == ["certs/%s/%s" % (result_digest(first), name)
+                                                  for name in ("certs.list", "shop.pem")], "the refused set is removed"
 
 
 def test_a_failed_activation_records_nothing(tmp_path, ca):
@@ -125,13 +145,22 @@ def test_a_failed_activation_records_nothing(tmp_path, ca):
     assert not [name for name in proxied.consul.kv.entries if name.startswith("dockerflow/proxy/certificates/")]
 
 
+def _issued(ca):
+    cert, key = ca.issue("shop.example.com")
+    return given_certificates([{"name": "shop", "cert": cert, "key": key}])
+
+
+def result_digest(given):
+    return certificates_digest({certificate.name: certificate for certificate in given})
+
+
 def _modes(data):
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         return {member.name: (oct(member.mode), member.isdir(), member.uid) for member in tar.getmembers()}
 
 
 def test_the_certificates_files_are_private_and_the_others_not():
-    assert _modes(archive({"certs/shop.pem": "x"}, mode=PRIVATE_MODE)) == {
-        "certs": ("0o700", True, 0), "certs/shop.pem": ("0o600", False, 0)}
+    assert _modes(archive({"certs/a1/shop.pem": "x"}, mode=PRIVATE_MODE)) == {
+        "certs": ("0o700", True, 0), "certs/a1": ("0o700", True, 0), "certs/a1/shop.pem": ("0o600", False, 0)}
     assert _modes(archive({"certs.list": "x", "dockerflow-cli.sh": "y"})) == {
         "certs.list": ("0o644", False, 0), "dockerflow-cli.sh": ("0o755", False, 0)}
