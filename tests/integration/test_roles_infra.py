@@ -257,6 +257,25 @@ def test_bad_proxy_variable_fails_with_its_name(tmp_path, docker_client, overrid
     assert not docker_client.containers.list(all=True, filters={"name": name})
 
 
+def test_proxy_state_absent_removes_what_a_killed_replacement_left(tmp_path, docker_client, routed_project, proxy):
+    """A replacement of the proxy killed midway leaves the old container as <name>-retiring-<id>, holding the
+    volume (test_proxy_replace.py): proxy_state absent removes it too, and then the volume."""
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    routed_project.run("flow_proxy", {"service_path": ["/demo"]})
+    container = proxy.container()
+    container.rename("%s-retiring-%s" % (proxy.name, container.id[:12]))
+    play = [{"hosts": "localhost", "gather_facts": False,
+             "roles": [{"role": "dockerflow.flow.proxy", "vars": {"proxy_name": proxy.name, "proxy_state": "absent",
+                                                                  "proxy_remove_config": True}}]}]
+    path = tmp_path / "play.yml"
+    path.write_text(yaml.safe_dump(play))
+    removed = run([ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local",
+                   "-e", "ansible_python_interpreter=%s" % sys.executable, str(path)])
+    assert removed.returncode == 0, output(removed)[-3000:]
+    assert not docker_client.containers.list(all=True, filters={"name": proxy.name})
+    assert not docker_client.volumes.list(filters={"name": proxy.name + "-config"})
+
+
 def test_example_inventory_clusters_the_agents(tmp_path):
     """The multi-host example, in check mode on this machine: one server, clients that join it."""
     out = tmp_path / "configs"
