@@ -45,6 +45,7 @@ from common import (  # noqa: E402
     log,
     machine_info,
     main_wrapper,
+    module_utils,
     parser_for,
     port_free,
     proxy_from_args,
@@ -443,8 +444,11 @@ def run(parser, args):
         flow_proxy = bench.docker.containers.get(proxy.name)
         cpu_readers = {"proxy": lambda: container_cpu_seconds(flow_proxy)}
         if peer is not None:
-            # The peer logs the requests Flow's proxy logs (all by default), so both pay the same for it.
-            peer.start([instance_port], access_log=args.access_log[0] if len(args.access_log) == 1 else "all")
+            # The peer logs the requests Flow's proxy logs (flow_proxy's default without --access-log), so both
+            # pay the same for it; with several values taking turns, every request, as a stock nginx does.
+            report["nginx_access_log"] = args.access_log[0] if len(args.access_log) == 1 else (
+                "all" if args.access_log else module_utils("options").default("proxy_access_log"))
+            peer.start([instance_port], access_log=report["nginx_access_log"])
             targets["nginx"] = peer.url()
             cpu_readers["nginx"] = lambda: container_cpu_seconds(peer.container)
             report["machine"]["nginx"] = peer.version()
