@@ -276,7 +276,7 @@ def by_setting(rounds, key):
                        "direct_dockerd_cpu_seconds_per_1000_requests"):
             values = [summary.get(figure) for summary in these]
             figures[label][figure] = (round(statistics.median([v for v in values if v is not None]), 4)
-                                   if any(v is not None for v in values) else None)
+                                      if any(v is not None for v in values) else None)
     return figures
 
 
