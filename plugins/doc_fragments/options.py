@@ -458,7 +458,7 @@ options:
         connection, a retry or redispatch), in HAProxy's HTTP log format (C(docker logs) of the proxy container).
         V(all): a line per request. V(off): no request is logged."
       - Servers going up or down and HAProxy's own messages are logged with each of them.
-      - Logging every request took 10-20 % more of HAProxy's CPU per request, plus dockerd's for each line through
+      - Logging every request took 10-25 % more of HAProxy's CPU per request, plus dockerd's for each line through
         Docker's log driver (C(benchmarks/README.md)).
       - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
         the other modules ignore it.

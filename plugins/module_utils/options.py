@@ -303,7 +303,7 @@ TABLE = (
                   " a failed connection, a retry or redispatch), in HAProxy's HTTP log format (C(docker logs) of the"
                   " proxy container). V(all): a line per request. V(off): no request is logged.",
                   "Servers going up or down and HAProxy's own messages are logged with each of them.",
-                  "Logging every request took 10-20 % more of HAProxy's CPU per request, plus dockerd's for each line"
+                  "Logging every request took 10-25 % more of HAProxy's CPU per request, plus dockerd's for each line"
                   " through Docker's log driver (C(benchmarks/README.md)).",),
               role_details=("V(all), V(errors) (only requests that did not end normally) or V(off). Give the proxy"
                             " role's C(proxy_access_log) the same value: each render uses the value of the run that"

@@ -758,7 +758,7 @@ def test_the_access_log_of_all_is_every_request():
 
 
 def test_the_access_log_skips_requests_that_ended_normally_by_default():
-    # errors by default: a line per request cost 10-20 % of HAProxy's CPU per request (benchmarks/README.md).
+    # errors by default: a line per request cost 10-25 % more of HAProxy's CPU per request (benchmarks/README.md).
     assert ProxySettings().access_log == "errors"
     sections = _sections(render([Route("web", "blue", paths=("/",))], ProxySettings())[0])
     assert [
