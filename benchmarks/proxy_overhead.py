@@ -129,22 +129,19 @@ def arguments():
     return parser, args
 
 
-def access_log_list(text):
-    """--access-log: proxy_access_log choices, comma-separated, each once."""
-    values = [value.strip() for value in text.split(",") if value.strip()]
-    wrong = [value for value in values if value not in ACCESS_LOGS]
-    if wrong or not values or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError("use %s, or several of them comma-separated, each once" % ", ".join(ACCESS_LOGS))
-    return values
+def choice_list(choices):
+    """An argparse type: some of ``choices``, comma-separated, each once."""
+    def parse(text):
+        values = [value.strip() for value in text.split(",") if value.strip()]
+        wrong = [value for value in values if value not in choices]
+        if wrong or not values or len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError("use %s, or several of them comma-separated, each once" % ", ".join(choices))
+        return values
+    return parse
 
 
-def variant_list(text):
-    """--variants: names of VARIANTS, comma-separated, each once."""
-    values = [value.strip() for value in text.split(",") if value.strip()]
-    wrong = [value for value in values if value not in VARIANTS]
-    if wrong or not values or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError("use %s, or several of them comma-separated, each once" % ", ".join(VARIANTS))
-    return values
+access_log_list = choice_list(ACCESS_LOGS)  # --access-log: proxy_access_log choices
+variant_list = choice_list(VARIANTS)  # --variants: names of VARIANTS
 
 
 def variant_config(config, variant, generation):
