@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -184,6 +185,26 @@ class BenchProxy:
     @property
     def volume(self):
         return "%s-config" % self.name
+
+
+def module_utils(name):
+    """The collection's module_utils module ``name`` (from COLLECTIONS, `make collection-path`)."""
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
+    return importlib.import_module("ansible_collections.dockerflow.flow.plugins.module_utils.%s" % name)
+
+
+def proxy_node_for(bench, proxy):
+    """The collection's own ProxyNode (proxy_node.py) for the bench proxy, with the ProxySettings flow_proxy
+    renders for it: what a benchmark uses to check, install and reload a configuration as flow_proxy does."""
+    haproxy_config, proxy_node = module_utils("haproxy_config"), module_utils("proxy_node")
+    dns_host, _colon, dns_port = CONSUL_DNS.rpartition(":")
+    settings = haproxy_config.ProxySettings(
+        http_address="127.0.0.1", http_port=proxy.http_port, stats_port=proxy.stats_port,
+        admin_port=proxy.admin_port, consul_dns_address=dns_host, consul_dns_port=int(dns_port),
+        **({} if proxy.max_servers is None else {"max_servers": proxy.max_servers}),
+    ).validated()
+    return proxy_node.ProxyNode(bench.docker, settings, name=proxy.name, image=proxy.image, master_port=proxy.master_port)
 
 
 def port_free(port):

@@ -45,9 +45,11 @@ from common import (  # noqa: E402
     log,
     machine_info,
     main_wrapper,
+    module_utils,
     parser_for,
     port_free,
     proxy_from_args,
+    proxy_node_for,
 )
 from cpu_time import container_cpu_seconds, process_cpu_seconds  # noqa: E402
 from loadgen import check_loopback, run_load  # noqa: E402
@@ -67,6 +69,21 @@ RUN_FIELDS = ("requests", "answers_2xx", "seconds", "requests_per_second", "p50_
               "dockerd_cpu_seconds_per_1000_requests")
 # The access log goes through Docker's log driver: its cost is dockerd's CPU, not the proxy container's.
 ENGINE_PROCESS = "dockerd"
+# --variants: HAProxy tunings measured against the rendered configuration, each a (global lines, defaults lines)
+# pair added to it. Not user options: the benchmark installs the changed file and reloads, as flow_proxy does.
+VARIANTS = {
+    "baseline": ((), ()),
+    "nbthread1": (("nbthread 1",), ()),  # one thread (the default is one a CPU: 2 here)
+    "nbthread2-cpumap": (("nbthread 2", "cpu-map auto:1/1-2 0-1"), ()),  # 2 threads, each pinned to its own CPU
+    "reuse-always": ((), ("http-reuse always",)),  # the default is safe
+    "bufsize32k": (("tune.bufsize 32768",), ()),  # the default is 16384
+    "server-close": ((), ("option http-server-close",)),  # a new server connection per request (default: kept alive)
+    "dontlog-normal": ((), ("option dontlog-normal",)),  # what proxy_access_log=errors renders, in the same run
+    # L7 retries keep a copy of each request for a replay; connection failures alone need none. Measured to know
+    # the cost, not a candidate: empty-response and response-timeout retries are part of the zero-downtime switch.
+    "retry-conn-only": ((), ("retry-on conn-failure",)),
+}
+_GENERATION_MARKER = re.compile(r"^backend be_dockerflow_generation_\S+$", re.M)
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
@@ -91,10 +108,17 @@ def arguments():
                              "nginx peer; several, comma-separated (all,off), take turns a round each, set with a "
                              "flow_proxy run before the round, and the nginx peer logs every request "
                              "(default: flow_proxy's own default; the peer logs every request)")
+    parser.add_argument("--variants", type=variant_list, default=[],
+                        help="HAProxy tunings taking turns a round each, comma-separated, of: %s; each round's "
+                             "configuration is the rendered one with the variant's lines added, checked and "
+                             "reloaded before the round (with --access-log, one value only)" % ", ".join(VARIANTS))
     args = parser.parse_args()
     check_backend(parser, args)
-    if len(args.access_log) > args.rounds:
-        parser.error("--access-log: %d choices need --rounds %d or more" % (len(args.access_log), len(args.access_log)))
+    if args.variants and len(args.access_log) > 1:
+        parser.error("--variants takes one --access-log value at most")
+    turns = max(len(args.access_log), len(args.variants))
+    if turns > args.rounds:
+        parser.error("%d settings taking turns need --rounds %d or more" % (turns, turns))
     if args.tool == "wrk" and not shutil.which("wrk"):
         parser.error("--tool wrk: wrk is not installed (apt-get install -y wrk)")
     for name in ("connections", "requests", "duration", "threads", "rounds"):
@@ -105,13 +129,32 @@ def arguments():
     return parser, args
 
 
-def access_log_list(text):
-    """--access-log: proxy_access_log choices, comma-separated, each once."""
-    values = [value.strip() for value in text.split(",") if value.strip()]
-    wrong = [value for value in values if value not in ACCESS_LOGS]
-    if wrong or not values or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError("use %s, or several of them comma-separated, each once" % ", ".join(ACCESS_LOGS))
-    return values
+def choice_list(choices):
+    """An argparse type: some of ``choices``, comma-separated, each once."""
+    def parse(text):
+        values = [value.strip() for value in text.split(",") if value.strip()]
+        wrong = [value for value in values if value not in choices]
+        if wrong or not values or len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError("use %s, or several of them comma-separated, each once" % ", ".join(choices))
+        return values
+    return parse
+
+
+access_log_list = choice_list(ACCESS_LOGS)  # --access-log: proxy_access_log choices
+variant_list = choice_list(VARIANTS)  # --variants: names of VARIANTS
+
+
+def variant_config(config, variant, generation):
+    """``config`` (as flow_proxy rendered it) with ``variant``'s lines last in its global and defaults sections
+    (where they override a rendered line of the same keyword), and the generation marker renamed to
+    ``generation``, so that the reload is seen to have loaded it."""
+    global_lines, defaults_lines = VARIANTS[variant]
+    lines = config.splitlines()
+    for section, added in (("global", global_lines), ("defaults", defaults_lines)):
+        at = lines.index("", lines.index(section))  # the blank line that ends the section
+        lines[at:at] = ["    %s" % line for line in added]
+    text = "\n".join(lines) + "\n"
+    return _GENERATION_MARKER.sub("backend be_dockerflow_generation_%s" % generation, text, count=1)
 
 
 def _latency_ms(text):
@@ -215,29 +258,29 @@ def median_or_none(values):
     return round(statistics.median(values), 3) if values else None
 
 
-def by_access_log(rounds):
-    """Medians of the rounds run with each proxy_access_log (rounds without one are left out)."""
+def by_setting(rounds, key):
+    """Medians of the rounds run with each value of ``key`` (access_log, variant), rounds without one left out."""
     labels = []
     for summary in rounds:
-        if summary.get("access_log") and summary["access_log"] not in labels:
-            labels.append(summary["access_log"])
+        if summary.get(key) and summary[key] not in labels:
+            labels.append(summary[key])
     figures = {}
     for label in labels:
-        these = [summary for summary in rounds if summary.get("access_log") == label]
+        these = [summary for summary in rounds if summary.get(key) == label]
         figures[label] = {"rounds": len(these)}
-        for key in ("ratio_proxy_to_direct", "ratio_nginx_to_direct", "proxy_p99_ms", "nginx_p99_ms",
-                    "proxy_cpu_seconds_per_1000_requests", "proxy_dockerd_cpu_seconds_per_1000_requests",
-                    "direct_dockerd_cpu_seconds_per_1000_requests"):
-            values = [summary.get(key) for summary in these]
-            figures[label][key] = (round(statistics.median([v for v in values if v is not None]), 4)
-                                   if any(v is not None for v in values) else None)
+        for figure in ("ratio_proxy_to_direct", "ratio_nginx_to_direct", "proxy_p99_ms", "nginx_p99_ms",
+                       "proxy_cpu_seconds_per_1000_requests", "proxy_dockerd_cpu_seconds_per_1000_requests",
+                       "direct_dockerd_cpu_seconds_per_1000_requests"):
+            values = [summary.get(figure) for summary in these]
+            figures[label][figure] = (round(statistics.median([v for v in values if v is not None]), 4)
+                                      if any(v is not None for v in values) else None)
     return figures
 
 
 def measure(tool, args, targets, instance, cpu_readers, before_round=None):
     """Rounds over the paths in a rotating order, then the tool's ceiling once. ``cpu_readers``
     maps a proxy path to a function giving its container's CPU seconds so far; ``before_round(number)``,
-    when given, sets up a round and returns its proxy_access_log."""
+    when given, sets up a round and returns what it set ({"access_log": ...} or {"variant": ...})."""
     paths = [name for name in PATHS if name in targets]
 
     def one(name):
@@ -262,11 +305,12 @@ def measure(tool, args, targets, instance, cpu_readers, before_round=None):
 
     runs = {name: [] for name in paths}
     rounds = []
+    turns = max(1, len(args.access_log), len(args.variants))
     for number in range(args.rounds):
-        access_log = before_round(number) if before_round else None
+        setting = before_round(number) if before_round else {}
         this_round = {}
-        # With access logs taking turns, the order turns once they all had one: each sees every order.
-        order = round_order(paths, number // max(1, len(args.access_log)))
+        # With settings taking turns, the order turns once they all had one: each sees every order.
+        order = round_order(paths, number // turns)
         for name in order:
             this_round[name] = figures = one(name)
             runs[name].append(figures)
@@ -276,8 +320,8 @@ def measure(tool, args, targets, instance, cpu_readers, before_round=None):
                     figures.get("cpu_seconds_per_1000_requests"), figures.get("dockerd_cpu_seconds_per_1000_requests"),
                     figures.get("app_listen_overflows")))
         direct_rate = this_round["direct"]["requests_per_second"]
-        summary = {"round": number + 1, "order": order, "access_log": access_log,
-                   "direct_dockerd_cpu_seconds_per_1000_requests":
+        summary = {"round": number + 1, "order": order, "access_log": setting.get("access_log"),
+                   "variant": setting.get("variant"), "direct_dockerd_cpu_seconds_per_1000_requests":
                        this_round["direct"].get("dockerd_cpu_seconds_per_1000_requests")}
         for name in PROXIES:
             if name in this_round:
@@ -287,7 +331,7 @@ def measure(tool, args, targets, instance, cpu_readers, before_round=None):
                 summary["%s_dockerd_cpu_seconds_per_1000_requests" % name] = this_round[name].get(
                     "dockerd_cpu_seconds_per_1000_requests")
         rounds.append(summary)
-        log("%s round %d%s: %s" % (tool, number + 1, " (access log %s)" % access_log if access_log else "", "; ".join(
+        log("%s round %d%s: %s" % (tool, number + 1, "".join(" (%s %s)" % item for item in setting.items()), "; ".join(
             "%s/direct %s, p99 %s ms, cpu %s s/1000 requests" % (
                 PROXIES[name], summary["ratio_%s_to_direct" % name], summary["%s_p99_ms" % name],
                 summary["%s_cpu_seconds_per_1000_requests" % name])
@@ -298,12 +342,15 @@ def measure(tool, args, targets, instance, cpu_readers, before_round=None):
     result = {name: aggregate(runs[name]) for name in paths}
     result["ceiling_haproxy_self_answer"] = ceiling
     result["rounds"] = rounds
-    if len({summary["access_log"] for summary in rounds}) > 1:
-        result["by_access_log"] = by_access_log(rounds)
-        for label, figures in result["by_access_log"].items():
-            log("%s, access log %s (%d rounds): Flow's proxy/direct %s, nginx/direct %s, proxy cpu %s s/1000 "
-                "requests, dockerd %s (direct: %s)" % (
-                    tool, label, figures["rounds"], figures["ratio_proxy_to_direct"], figures["ratio_nginx_to_direct"],
+    for key in ("access_log", "variant"):
+        if len({summary[key] for summary in rounds}) < 2:
+            continue
+        result["by_%s" % key] = by_setting(rounds, key)
+        for label, figures in result["by_%s" % key].items():
+            log("%s, %s %s (%d rounds): Flow's proxy/direct %s (p99 %s ms), nginx/direct %s (p99 %s ms), proxy cpu "
+                "%s s/1000 requests, dockerd %s (direct: %s)" % (
+                    tool, key.replace("_", " "), label, figures["rounds"], figures["ratio_proxy_to_direct"],
+                    figures["proxy_p99_ms"], figures["ratio_nginx_to_direct"], figures["nginx_p99_ms"],
                     figures["proxy_cpu_seconds_per_1000_requests"],
                     figures["proxy_dockerd_cpu_seconds_per_1000_requests"],
                     figures["direct_dockerd_cpu_seconds_per_1000_requests"]))
@@ -357,6 +404,7 @@ def run(parser, args):
         first = {"proxy_access_log": args.access_log[0]} if args.access_log else {}
         project.run(project.deploy(scale="1"), project.proxy(**first))
         report["access_log"] = args.access_log or "default"
+        report["variants"] = {name: VARIANTS[name] for name in args.variants}
         before_round = None
         if len(args.access_log) > 1:
             def before_round(number):
@@ -364,7 +412,23 @@ def run(parser, args):
                 value = args.access_log[number % len(args.access_log)]
                 project.run(project.proxy(proxy_access_log=value))
                 time.sleep(2)  # the old worker finishes its kept-alive connections
-                return value
+                return {"access_log": value}
+        elif args.variants:
+            node = proxy_node_for(bench, proxy)
+            rendered = node.current_config()  # what flow_proxy rendered: every variant starts from it
+
+            def before_round(number):
+                variant = args.variants[number % len(args.variants)]
+                # Every round, the baseline too, starts on a new worker: checked, installed and reloaded.
+                generation = "bench-%s-%d" % (variant, number + 1)
+                try:
+                    node.activate(variant_config(rendered, variant, generation), generation)
+                    node.wait_drained(60)  # the old worker's CPU time would leave with it during the round
+                except Exception as error:  # the collection's FlowError, with HAProxy's own words
+                    raise BenchError("variant %s: %s" % (variant, error))
+                # What the new worker runs with (the threads it started, its buffer size), to see the variant took.
+                info = dict(line.split(": ", 1) for line in node.runtime("show info").splitlines() if ": " in line)
+                return {"variant": variant, "threads": info.get("Nbthread")}
         instances = project.instances()
         if len(instances) != 1:
             raise BenchError("expected 1 running instance, found %d" % len(instances))
@@ -377,8 +441,11 @@ def run(parser, args):
         flow_proxy = bench.docker.containers.get(proxy.name)
         cpu_readers = {"proxy": lambda: container_cpu_seconds(flow_proxy)}
         if peer is not None:
-            # The peer logs the requests Flow's proxy logs (all by default), so both pay the same for it.
-            peer.start([instance_port], access_log=args.access_log[0] if len(args.access_log) == 1 else "all")
+            # The peer logs the requests Flow's proxy logs (flow_proxy's default without --access-log), so both
+            # pay the same for it; with several values taking turns, every request, as a stock nginx does.
+            report["nginx_access_log"] = args.access_log[0] if len(args.access_log) == 1 else (
+                "all" if args.access_log else module_utils("options").default("proxy_access_log"))
+            peer.start([instance_port], access_log=report["nginx_access_log"])
             targets["nginx"] = peer.url()
             cpu_readers["nginx"] = lambda: container_cpu_seconds(peer.container)
             report["machine"]["nginx"] = peer.version()

@@ -34,7 +34,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
     COLLECTIONS,
-    CONSUL_DNS,
     KV_SERVICES,
     Bench,
     BenchError,
@@ -49,6 +48,7 @@ from common import (  # noqa: E402
     main_wrapper,
     parser_for,
     proxy_from_args,
+    proxy_node_for,
 )
 from loadgen import check_loopback  # noqa: E402
 
@@ -166,13 +166,8 @@ def read_documents(empty_state):
 def time_reconfiguration(bench, proxy, label, service, color):
     """haproxy -c and the reload of the current routes, step by step, with ProxyNode (what flow_proxy runs)."""
     haproxy_config, proxy_routes, proxy_node, empty_state = proxy_code()
-    dns_host, _colon, dns_port = CONSUL_DNS.rpartition(":")
-    settings = haproxy_config.ProxySettings(
-        http_address="127.0.0.1", http_port=proxy.http_port, stats_port=proxy.stats_port,
-        admin_port=proxy.admin_port, consul_dns_address=dns_host, consul_dns_port=int(dns_port),
-        **({} if proxy.max_servers is None else {"max_servers": proxy.max_servers}),
-    ).validated()
-    node = proxy_node.ProxyNode(bench.docker, settings, name=proxy.name, image=proxy.image, master_port=proxy.master_port)
+    node = proxy_node_for(bench, proxy)
+    settings = node.settings
     documents = read_documents(empty_state)
     routes = proxy_routes.routes_from_documents(documents, proxy.name)  # routes recorded for this proxy only
     config, generation = haproxy_config.render(routes, settings, generation="bench-%s" % label)

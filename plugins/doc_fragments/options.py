@@ -453,11 +453,13 @@ options:
   proxy_access_log:
     description:
       - Which requests the proxy logs on its standard output. Falls back to E(FLOW_PROXY_ACCESS_LOG), then
-        C(proxy_access_log) in C(docker-flow.yml), then V(all).
-      - "V(all): a line per request in HAProxy's HTTP log format (C(docker logs) of the proxy container). V(errors):
-        only requests that did not end normally (a 5xx answer, a timeout, a failed connection, a retry or redispatch).
-        V(off): no request is logged."
+        C(proxy_access_log) in C(docker-flow.yml), then V(errors).
+      - "V(errors): only requests that did not end normally (a 5xx answer, a malformed request, a timeout, a failed
+        connection, a retry or redispatch), in HAProxy's HTTP log format (C(docker logs) of the proxy container).
+        V(all): a line per request. V(off): no request is logged."
       - Servers going up or down and HAProxy's own messages are logged with each of them.
+      - Logging every request took 10-25 % more of HAProxy's CPU per request, plus dockerd's for each line through
+        Docker's log driver (C(benchmarks/README.md)).
       - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
         the other modules ignore it.
     type: str

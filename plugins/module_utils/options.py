@@ -298,11 +298,13 @@ TABLE = (
               role_details=("Give the proxy role's C(proxy_max_servers) the same value; deploy and scale refuse to go"
                             " beyond the value the last proxy step recorded.",)),
     _resolved("proxy_access_log", "str", "proxy", "Which requests the proxy logs on its standard output.",
-              modules=_ROUTED, default="all", choices=("all", "errors", "off"), details=(
-                  "V(all): a line per request in HAProxy's HTTP log format (C(docker logs) of the proxy container)."
-                  " V(errors): only requests that did not end normally (a 5xx answer, a timeout, a failed connection,"
-                  " a retry or redispatch). V(off): no request is logged.",
-                  "Servers going up or down and HAProxy's own messages are logged with each of them.",),
+              modules=_ROUTED, default="errors", choices=("all", "errors", "off"), details=(
+                  "V(errors): only requests that did not end normally (a 5xx answer, a malformed request, a timeout,"
+                  " a failed connection, a retry or redispatch), in HAProxy's HTTP log format (C(docker logs) of the"
+                  " proxy container). V(all): a line per request. V(off): no request is logged.",
+                  "Servers going up or down and HAProxy's own messages are logged with each of them.",
+                  "Logging every request took 10-25 % more of HAProxy's CPU per request, plus dockerd's for each line"
+                  " through Docker's log driver (C(benchmarks/README.md)).",),
               role_details=("V(all), V(errors) (only requests that did not end normally) or V(off). Give the proxy"
                             " role's C(proxy_access_log) the same value: each render uses the value of the run that"
                             " makes it.",)),

@@ -135,9 +135,45 @@ def test_rounds_are_summed_up_by_their_access_log():
         {"access_log": "all", "ratio_proxy_to_direct": 0.8, "ratio_nginx_to_direct": 0.6,
          "proxy_cpu_seconds_per_1000_requests": 0.13},
     ]
-    figures = proxy_overhead.by_access_log(rounds)
+    figures = proxy_overhead.by_setting(rounds, "access_log")
     assert list(figures) == ["all", "off"]
     assert figures["all"]["rounds"] == 2 and figures["all"]["ratio_proxy_to_direct"] == 0.75
     assert figures["all"]["ratio_nginx_to_direct"] == 0.7 and figures["all"]["proxy_cpu_seconds_per_1000_requests"] == 0.12
     assert figures["off"]["proxy_cpu_seconds_per_1000_requests"] is None
-    assert proxy_overhead.by_access_log([{"access_log": None}]) == {}
+    assert proxy_overhead.by_setting([{"access_log": None}], "access_log") == {}
+    assert proxy_overhead.by_setting(rounds, "variant") == {}
+
+
+def test_variants_come_comma_separated_each_once():
+    assert proxy_overhead.variant_list("baseline,nbthread1") == ["baseline", "nbthread1"]
+    for wrong in ("", "nbthread3", "baseline,baseline"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            proxy_overhead.variant_list(wrong)
+
+
+RENDERED = """# Generated
+global
+    log stdout format raw local0 info
+    user haproxy
+
+defaults
+    mode http
+    retry-on conn-failure empty-response response-timeout
+
+frontend http
+    bind 127.0.0.1:80
+
+backend be_dockerflow_generation_0123abcd
+    http-request return status 204
+"""
+
+
+def test_a_variant_adds_its_lines_last_in_their_sections_and_renames_the_generation():
+    text = proxy_overhead.variant_config(RENDERED, "nbthread2-cpumap", "bench-nbthread2-cpumap-3")
+    assert text.split("\n\n")[0].splitlines()[-2:] == ["    nbthread 2", "    cpu-map auto:1/1-2 0-1"]
+    assert "backend be_dockerflow_generation_bench-nbthread2-cpumap-3\n" in text
+    assert "0123abcd" not in text
+    # Last in defaults: a rendered line of the same keyword comes before it, so the variant's wins.
+    defaults = proxy_overhead.variant_config(RENDERED, "retry-conn-only", "g").split("\n\n")[1].splitlines()
+    assert defaults[-2:] == ["    retry-on conn-failure empty-response response-timeout", "    retry-on conn-failure"]
+    assert proxy_overhead.variant_config(RENDERED, "baseline", "g") == RENDERED.replace("0123abcd", "g")

@@ -239,16 +239,16 @@ def test_proxy_access_log_reaches_the_proxy_settings_and_is_checked(project, mon
     monkeypatch.setattr(module_base, "connect", Connections())
     runner = module({"project_dir": str(project)})
     runner.resolve()
-    assert runner.proxy_node().settings.access_log == "all"
+    assert runner.proxy_node().settings.access_log == "errors"
     # An unquoted off in docker-flow.yml is YAML's false.
     (project / "docker-flow.yml").write_text("proxy_access_log: off\n")
     runner = module({"project_dir": str(project)})
     runner.resolve()
     assert runner.proxy_node().settings.access_log == "off"
-    monkeypatch.setenv("FLOW_PROXY_ACCESS_LOG", "errors")
+    monkeypatch.setenv("FLOW_PROXY_ACCESS_LOG", "all")
     runner = module({"project_dir": str(project)})
     runner.resolve()
-    assert runner.proxy_node().settings.access_log == "errors"
+    assert runner.proxy_node().settings.access_log == "all"
     monkeypatch.setenv("FLOW_PROXY_ACCESS_LOG", "some")
     runner = module({"project_dir": str(project)})
     runner.resolve()
