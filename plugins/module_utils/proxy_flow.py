@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.colors import BLUE
+from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import empty_state
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     Route,
@@ -191,6 +193,19 @@ class ProxyFlow:
             if rises:
                 self.node.runtime(runtime_weight_command(service, canary.weight))
         return servers
+
+    def refuse_a_bad_route(self, service_path: Iterable[str] | None = None, service_domain: str | None = None,
+                           path_type: str = "prefix", preview: Mapping[str, Any] | None = None,
+                           https: Mapping[str, Any] | None = None) -> None:
+        """Before a release deploys (flow_release): refuse the route its switch would refuse for the values asked
+        (none at all, a bad path, domain, preview or HTTPS setting, a path another service takes), so that a bad
+        input changes nothing. Which color the deploy makes does not matter to them, so any color stands for it."""
+        service, documents = self.flow.settings.service, self.flow.store.read_all()
+        document = documents.get(service) or empty_state(service)
+        color = document.get("deployed_color") or BLUE
+        imagined = dict(document, deployed_color=color, colors=dict({color: {}}, **document["colors"]))
+        route = self._route(imagined, (list(service_path or []), service_domain, path_type), color, preview, https)
+        refuse_a_taken_path(route, routes_from_documents(documents, self.node.name, skip=service), self.node.name)
 
     # -- an interrupted switch (switch_intent) ----------------------------------------------------------
     def reconcile(self, document: Document | None) -> Document | None:
