@@ -26,8 +26,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.colors import BLUE
-from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import empty_state
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     Route,
@@ -194,19 +192,6 @@ class ProxyFlow:
                 self.node.runtime(runtime_weight_command(service, canary.weight))
         return servers
 
-    def refuse_a_bad_route(self, service_path: Iterable[str] | None = None, service_domain: str | None = None,
-                           path_type: str = "prefix", preview: Mapping[str, Any] | None = None,
-                           https: Mapping[str, Any] | None = None) -> None:
-        """Before a release deploys (flow_release): refuse the route its switch would refuse for the values asked
-        (none at all, a bad path, domain, preview or HTTPS setting, a path another service takes), so that a bad
-        input changes nothing. Which color the deploy makes does not matter to them, so any color stands for it."""
-        service, documents = self.flow.settings.service, self.flow.store.read_all()
-        document = documents.get(service) or empty_state(service)
-        color = document.get("deployed_color") or BLUE
-        imagined = dict(document, deployed_color=color, colors=dict({color: {}}, **document["colors"]))
-        route = self._route(imagined, (list(service_path or []), service_domain, path_type), color, preview, https)
-        refuse_a_taken_path(route, routes_from_documents(documents, self.node.name, skip=service), self.node.name)
-
     # -- an interrupted switch (switch_intent) ----------------------------------------------------------
     def reconcile(self, document: Document | None) -> Document | None:
         """``document`` once an interrupted switch through this proxy is finished or reverted, by the
@@ -309,7 +294,7 @@ class ProxyFlow:
     # -- the switch ------------------------------------------------------------------------------------------
     def _switch(self, documents: Mapping[str, Document], document: Document | None, where: tuple[list[str], str | None, str],
                 color: str | None, preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Result:
-        route = self._route(document, where, color, preview, https)
+        route = self.route(document, where, color, preview, https)
         instances = (document["colors"][route.color] or {}).get("instances") or 0
         refuse_a_switch_beyond_slots(route.service, route.color, instances, self.node.settings.max_servers)
         self._warn_overfull(documents, skip=route.service)
@@ -367,7 +352,7 @@ class ProxyFlow:
                             "switch is recorded as pending)." % (error.msg, route.service, route.color))
         return servers
 
-    def _route(self, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
+    def route(self, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
                preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Route:
         """The route asked for (``where``: paths, domain, path type), completed from the recorded one, validated."""
         service, (paths, domain, path_type) = self.flow.settings.service, where

@@ -146,14 +146,14 @@ reconciled:
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import module_spec
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import without_hashes
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_step import asked_route, proxy_flow
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_step import asked_route, proxy_flow, refuse_a_bad_route
 
 
 def release(runner):
     flow, route = runner.routed_flow(**runner.step_settings()), asked_route(runner)
     proxy = proxy_flow(runner, lambda: flow)
     return without_hashes(flow.release(lambda color: proxy.run("present", color=color, **route),
-                                       lambda: proxy.refuse_a_bad_route(**route)))
+                                       lambda: refuse_a_bad_route(proxy, **route)))
 
 
 def main():
