@@ -353,7 +353,7 @@ class ProxyFlow:
         return servers
 
     def route(self, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
-               preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Route:
+              preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Route:
         """The route asked for (``where``: paths, domain, path type), completed from the recorded one, validated."""
         service, (paths, domain, path_type) = self.flow.settings.service, where
         if not document or not document.get("deployed_color"):

@@ -80,8 +80,8 @@ class Release(Step):
         except FlowError as error:
             raise FlowError(
                 "%s The release stopped after the deploy: release %s (%s) of %s runs and is not live; running "
-                "flow_release again retries the switch." % (error.msg.rstrip(), deployed["release"], deployed["color"],
-                                                             self.settings.service),
+                "flow_release again retries the switch."
+                % (error.msg.rstrip(), deployed["release"], deployed["color"], self.settings.service),
                 **self._so_far(error)
             )
 

@@ -30,8 +30,10 @@ STOPPED = outcome(True, "Stopped 1 and removed 0 old instance(s) of books-app; l
 class Steps:
     """A flow whose steps record their calls in ``calls`` and return (or raise) what they were given."""
 
-    def __init__(self, deploy=DEPLOYED, switch=SWITCHED, stop_old=STOPPED, check_route=None, check_mode=False):
-        self.outcomes = {"check_route": check_route, "deploy": deploy, "switch": switch, "stop_old": stop_old}
+    def __init__(self, deploy=None, switch=None, stop_old=None, check_route=None, check_mode=False):
+        """Each step's outcome (a result, or a FlowError it raises); by default the release of green over blue."""
+        self.outcomes = {"check_route": check_route, "deploy": deploy or DEPLOYED, "switch": switch or SWITCHED,
+                         "stop_old": stop_old or STOPPED}
         self.calls = []
         self.flow = SimpleNamespace(settings=SimpleNamespace(service=SERVICE), check_mode=check_mode, steps=[],
                                     deploy=lambda: self._step("deploy"), stop_old=lambda: self._step("stop_old"))
