@@ -390,7 +390,7 @@ class BenchProject:
     def defaults(self, module):
         params = {"project_dir": self.dir, "project": self.name, "lock_timeout": 60}
         params.update(self.bench.module_defaults(module))
-        if module == "flow_proxy":
+        if module in ("flow_proxy", "flow_release"):
             params.update(service_path=[SERVICE_PATH])
         return params
 
@@ -499,9 +499,9 @@ class Bench:
     def module_defaults(self, module):
         """Where the modules find the engine, Consul and the proxy."""
         params = {"consul_address": CONSUL_URL, "publish_address": "127.0.0.1"}
-        if module == "flow_deploy":
+        if module in ("flow_deploy", "flow_release"):
             params.update(health_path="/health", health_timeout=60)
-        if module in ("flow_proxy", "flow_stop_old", "flow_scale", "flow_canary"):
+        if module in ("flow_proxy", "flow_stop_old", "flow_scale", "flow_canary", "flow_release"):
             params.update(self.proxy.params())
         return params
 

@@ -166,7 +166,8 @@ def main(module, args_path, out_path):
         "proxy_execs": EXECS.report(),
         "consul": CONSUL.report(),
         "sleeps": SLEEPS.report(),
-        "result": {key: result.get(key) for key in ("changed", "failed", "msg", "steps", "color", "live_color")},
+        "result": {key: result.get(key)
+                   for key in ("changed", "failed", "msg", "steps", "color", "live_color", "timings")},
     }
     with open(out_path, "w") as handle:
         json.dump(report, handle, indent=1)

@@ -33,7 +33,7 @@ options:
         (comma-separated), then C(env_files) in C(docker-flow.yml), then the C(.env) beside the Compose file, when there
         is one.
       - A later file overrides an earlier one; the environment the module runs in overrides them all.
-      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: list
     elements: str
   project:
@@ -144,7 +144,7 @@ options:
     description:
       - Compose services started before the target when they do not run (a database, say); not colored, not scaled.
         Falls back to E(FLOW_SIDE_TARGETS) (comma-separated), then C(side_targets) in C(docker-flow.yml).
-      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: list
     elements: str
   profiles:
@@ -152,14 +152,14 @@ options:
       - "Compose profiles that are active: a service with profiles runs only when one of them is here (V(*): all). Falls
         back to E(FLOW_PROFILES) (comma-separated), then E(COMPOSE_PROFILES) (comma-separated), then C(profiles) in
         C(docker-flow.yml)."
-      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: list
     elements: str
   pull_side_targets:
     description:
       - Pull the side targets' images before starting them. Falls back to E(FLOW_PULL_SIDE_TARGETS), then
         C(pull_side_targets) in C(docker-flow.yml), then V(false).
-      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: bool
   pull:
     description:
@@ -167,7 +167,7 @@ options:
         then C(pull) in C(docker-flow.yml), then V(missing)."
       - "Not set anywhere, the target's C(pull_policy) in the Compose file decides, as for side targets: C(daily),
         C(weekly) and C(every_<duration>) pull an image the engine last pulled that long ago."
-      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
     choices: [always, missing, never]
   build:
@@ -180,14 +180,14 @@ options:
         C(<project>-<service>:<release>) for the target, so a rollback still has its image, and C(<project>-<service>)
         for a side target. A release whose build inputs did not change builds nothing. A failed build changes nothing,
         with the failing step's last lines in the message."
-      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: bool
   registry:
     description:
       - Registry (C(HOST[:PORT][/PATH]), for example V(10.0.0.2:5000)) the images Flow builds are pushed to, named
         C(<registry>/<project>-<service>:<release>); required to build with O(backend=swarm), whose nodes pull their
         images. Falls back to E(FLOW_REGISTRY), then C(registry) in C(docker-flow.yml).
-      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   scale:
     description:
@@ -197,7 +197,8 @@ options:
         M(dockerflow.flow.flow_scale) sets the instance count of the color it scales to it; the count never drops below
         1.
       - "Quote relative values in YAML (V(\"+2\")): YAML reads a bare V(+2) as the number 2."
-      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_scale) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy), M(dockerflow.flow.flow_scale) and M(dockerflow.flow.flow_release) only;
+        the other modules ignore it.
     type: str
   max_instances:
     description:
@@ -205,7 +206,8 @@ options:
         C(docker-flow.yml).
       - A O(scale) beyond it fails and changes nothing (it is never cut down to the bound); without O(scale),
         M(dockerflow.flow.flow_deploy) caps the count taken from the live release to it, with a warning.
-      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_scale) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy), M(dockerflow.flow.flow_scale) and M(dockerflow.flow.flow_release) only;
+        the other modules ignore it.
     type: int
   health_path:
     description:
@@ -214,33 +216,33 @@ options:
         C(docker-flow.yml).
       - Without it, the Docker HEALTHCHECK of the image or Compose file decides; without one either, a TCP connect to
         the published port; for a target that publishes nothing, staying up for 3 seconds.
-      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   health_port:
     description:
       - Container port to probe with TCP (or with O(health_path)) instead of the first published one. Falls back to
         E(FLOW_HEALTH_PORT), then C(health_port) in C(docker-flow.yml).
-      - Used by M(dockerflow.flow.flow_deploy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   health_timeout:
     description:
       - Seconds to wait for new or restarted instances to become healthy. Falls back to E(FLOW_HEALTH_TIMEOUT), then
         C(health_timeout) in C(docker-flow.yml), then V(120).
-      - Used by M(dockerflow.flow.flow_deploy), M(dockerflow.flow.flow_scale) and M(dockerflow.flow.flow_rollback) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_deploy), M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_rollback) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   keep_releases:
     description:
       - How many old releases keep their (stopped) containers for a rollback. Falls back to E(FLOW_KEEP_RELEASES), then
         C(keep_releases) in C(docker-flow.yml), then V(1).
-      - Used by M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_stop_old) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   drain_timeout:
     description:
       - For a service the proxy routes, seconds to wait until the proxy finished the requests that were in flight to the
         old release when it was switched away, before stopping it. Falls back to E(FLOW_DRAIN_TIMEOUT), then
         C(drain_timeout) in C(docker-flow.yml), then V(30).
-      - Used by M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_stop_old) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   service_path:
     description:
@@ -248,20 +250,20 @@ options:
         E(FLOW_SERVICE_PATH) (comma-separated), then C(service_path) in C(docker-flow.yml), then the service's current
         route.
       - Values with spaces, quotes, C(#), backslashes (outside regexes) or control characters are rejected.
-      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: list
     elements: str
   service_domain:
     description:
       - Host name routed to the service, alone or together with O(service_path); C(*.example.com) matches any
         sub-domain. Falls back to E(FLOW_SERVICE_DOMAIN), then C(service_domain) in C(docker-flow.yml).
-      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   path_type:
     description:
       - How O(service_path) matches. Falls back to E(FLOW_PATH_TYPE), then C(path_type) in C(docker-flow.yml), then
         V(prefix).
-      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
     choices: [prefix, exact, regex]
   https_redirect:
@@ -271,7 +273,7 @@ options:
         at first.
       - "Only with a certificate recorded (O(dockerflow.flow.flow_proxy#module:proxy_certificates)). Requests for
         C(/.well-known/acme-challenge/) are never redirected: ACME HTTP-01 validation stays on plain HTTP."
-      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: bool
   hsts_max_age:
     description:
@@ -279,7 +281,7 @@ options:
         V(0): no header. Falls back to E(FLOW_HSTS_MAX_AGE), then C(hsts_max_age) in C(docker-flow.yml), then the
         route's current value, V(0) at first."
       - "Browsers that saw it refuse plain HTTP to the domain for that long: start small."
-      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   preview_header:
     description:
@@ -289,7 +291,7 @@ options:
       - A request that names another color than the live one, when that color has no release or no server up, is
         answered 503 C(no preview release); without the header it is served by the live color. V("") stops asking by
         header (and turns the preview off without O(preview_cookie)).
-      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   preview_cookie:
     description:
@@ -297,14 +299,14 @@ options:
         both). Falls back to E(FLOW_PREVIEW_COOKIE), then C(preview_cookie) in C(docker-flow.yml), then the route's
         current preview, none at first.
       - V("") stops asking by cookie.
-      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   preview_allow:
     description:
       - "Addresses or networks (V(10.0.0.0/8)) whose requests O(preview_header), O(preview_cookie) and O(preview_host)
         apply to; from others they are ignored. Falls back to E(FLOW_PREVIEW_ALLOW) (comma-separated), then
         C(preview_allow) in C(docker-flow.yml), then the route's current list; none: any address."
-      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: list
     elements: str
   preview_host:
@@ -316,7 +318,7 @@ options:
         those requests; for a route with only paths it is one more condition. Without a non-live color with a server up
         the answer is 503 C(no preview release); requests to other hosts are untouched. It may not be a route's
         O(service_domain). V("") turns it off.
-      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   preview_auth:
     description:
@@ -329,37 +331,37 @@ options:
         are recorded with the route in Consul and written to the proxy's C(haproxy.cfg); the results of
         M(dockerflow.flow.flow_proxy) show them as C(********) (M(dockerflow.flow.flow_info) returns the state as
         recorded). V([]) turns it off.
-      - Used by M(dockerflow.flow.flow_proxy) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: list
     elements: str
   proxy_docker_host:
     description:
       - Docker engine of the proxy host. Falls back to E(FLOW_PROXY_DOCKER_HOST), then C(proxy_docker_host) in
         C(docker-flow.yml), then O(docker_host).
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
-        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary),
+        M(dockerflow.flow.flow_stop_old) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   proxy_docker_cert_path:
     description:
       - TLS files (C(ca.pem), C(cert.pem), C(key.pem)) for O(proxy_docker_host). Falls back to
         E(FLOW_PROXY_DOCKER_CERT_PATH), then C(proxy_docker_cert_path) in C(docker-flow.yml), then O(cert_path) when the
         proxy shares the service's engine.
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
-        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary),
+        M(dockerflow.flow.flow_stop_old) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: path
   proxy_tls_verify:
     description:
       - Verify the proxy engine's certificate. Falls back to E(FLOW_PROXY_TLS_VERIFY), then C(proxy_tls_verify) in
         C(docker-flow.yml), then O(tls_verify).
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
-        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary),
+        M(dockerflow.flow.flow_stop_old) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: bool
   proxy_name:
     description:
       - Name of the proxy container. Falls back to E(FLOW_PROXY_NAME), then C(proxy_name) in C(docker-flow.yml), then
         V(dockerflow-proxy).
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
-        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary),
+        M(dockerflow.flow.flow_stop_old) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   proxy_image:
     description:
@@ -372,22 +374,22 @@ options:
         does not come up it is removed, the old one keeps serving and the run fails. The result's C(proxy_replaced) says
         what differed."
       - "With several proxy nodes, replace them one at a time: run the proxy role's play with C(serial: 1)."
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   proxy_listen_address:
     description:
       - "Address the proxy's HTTP frontend binds on the proxy host (V(*): all). Falls back to
         E(FLOW_PROXY_LISTEN_ADDRESS), then C(proxy_listen_address) in C(docker-flow.yml), then V(*)."
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   proxy_http_port:
     description:
       - Port of the proxy's HTTP frontend. Falls back to E(FLOW_PROXY_HTTP_PORT), then C(proxy_http_port) in
         C(docker-flow.yml), then V(80).
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   proxy_https_port:
     description:
@@ -395,8 +397,8 @@ options:
         E(FLOW_PROXY_HTTPS_PORT), then C(proxy_https_port) in C(docker-flow.yml), then V(443).
       - TLS 1.2 and 1.3 with Mozilla's intermediate ciphers, HTTP/2 and HTTP/1.1 (ALPN); SNI picks the certificate whose
         names match the host, others get the certificate named V(default), else the first by name.
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   proxy_stats_address:
     description:
@@ -407,15 +409,15 @@ options:
       - "C(/metrics) there is HAProxy's Prometheus exporter: a backend per service and color, labelled
         C(proxy=\"be_<service>_<color>\"), its servers C(server=\"b1\") (blue) or C(server=\"g1\") (green) and up; the
         proxy image must be built with it (the official images are)."
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   proxy_stats_port:
     description:
       - Port of the statistics page on O(proxy_stats_address). Falls back to E(FLOW_PROXY_STATS_PORT), then
         C(proxy_stats_port) in C(docker-flow.yml), then V(8404).
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   proxy_admin_address:
     description:
@@ -423,22 +425,22 @@ options:
         then C(proxy_admin_address) in C(docker-flow.yml), then V(127.0.0.1).
       - Both take admin commands without authentication; any other than a loopback address gives a warning. The master
         CLI takes a new address when the proxy container is created.
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
-        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary),
+        M(dockerflow.flow.flow_stop_old) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   proxy_admin_port:
     description:
       - Port of HAProxy's runtime API on O(proxy_admin_address). Falls back to E(FLOW_PROXY_ADMIN_PORT), then
         C(proxy_admin_port) in C(docker-flow.yml), then V(9999).
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
-        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary),
+        M(dockerflow.flow.flow_stop_old) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   proxy_master_port:
     description:
       - Port of HAProxy's master CLI on O(proxy_admin_address). Falls back to E(FLOW_PROXY_MASTER_PORT), then
         C(proxy_master_port) in C(docker-flow.yml), then V(9998).
-      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and
-        M(dockerflow.flow.flow_stop_old) only; the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_scale), M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary),
+        M(dockerflow.flow.flow_stop_old) and M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   proxy_max_servers:
     description:
@@ -447,8 +449,8 @@ options:
       - An instance beyond them would run and get no request, so M(dockerflow.flow.flow_proxy) refuses to switch to a
         color with more instances and warns about other routed services that have more. It records the value in the
         service's route, and M(dockerflow.flow.flow_deploy) and M(dockerflow.flow.flow_scale) refuse to go beyond it.
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: int
   proxy_access_log:
     description:
@@ -460,8 +462,8 @@ options:
       - Servers going up or down and HAProxy's own messages are logged with each of them.
       - Logging every request took 10-25 % more of HAProxy's CPU per request, plus dockerd's for each line through
         Docker's log driver (C(benchmarks/README.md)).
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
     choices: [all, errors, "off"]
   proxy_acme_consul:
@@ -471,24 +473,24 @@ options:
         C(docker-flow.yml), then V(127.0.0.1:8500).
       - C(GET /.well-known/acme-challenge/<token>) over plain HTTP gets the value of
         C(dockerflow/proxy/acme-challenges/<token>), or 404; one not base64url gets 404 without asking.
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   proxy_acme_consul_token:
     description:
       - "ACL token of those reads, written into each proxy node's C(haproxy.cfg): not O(consul_token), but one whose
         policy is C(key_prefix \"dockerflow/proxy/acme-challenges/\" { policy = \"read\" }). Falls back to
         E(FLOW_PROXY_ACME_CONSUL_TOKEN), then C(proxy_acme_consul_token) in C(docker-flow.yml), then none: anonymous."
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
   consul_dns:
     description:
       - Consul's DNS interface as the proxy host reaches it, C(HOST:PORT). Falls back to E(FLOW_CONSUL_DNS), then
         C(consul_dns) in C(docker-flow.yml), then V(127.0.0.1:8600).
       - The proxy finds instances through it, so scaling and failing instances reach the proxy without a flow call.
-      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary) and M(dockerflow.flow.flow_stop_old) only;
-        the other modules ignore it.
+      - Used by M(dockerflow.flow.flow_proxy), M(dockerflow.flow.flow_canary), M(dockerflow.flow.flow_stop_old) and
+        M(dockerflow.flow.flow_release) only; the other modules ignore it.
     type: str
 """
 
@@ -657,4 +659,62 @@ options:
     description: Who deployed (or rolled back), as recorded in the release history. Defaults to C(user@host) of the
       module's process.
     type: str
+"""
+
+    # The options of flow_release that not every module takes.
+    FLOW_RELEASE = r"""
+options:
+  service_port:
+    description: Container port that is registered in Consul. Defaults to the target's first published port.
+    type: int
+  force:
+    description: Deploy a new release even when the newest one already runs the same image and configuration.
+    type: bool
+    default: false
+  deployed_by:
+    description: Who deployed (or rolled back), as recorded in the release history. Defaults to C(user@host) of the
+      module's process.
+    type: str
+  legacy_names:
+    description: Also register each instance as C(<service>-<color>), the name the original Docker Flow used.
+    type: bool
+    default: false
+  stop_timeout:
+    description: Seconds an instance gets to stop before it is killed (scaling down, stopping old releases). Defaults to
+      the container's own.
+    type: int
+  switch_timeout:
+    description: Seconds to wait until the proxy sees the target color's servers up.
+    type: int
+    default: 60
+  proxy_certificates:
+    description:
+      - "Certificates the proxy serves over HTTPS, recorded in Consul for every proxy node of O(proxy_name): each
+        C(name), the PEM chain in C(cert) or a file C(cert_path), the PEM key in C(key) or a file C(key_path)."
+      - Each is checked before anything changes (PEM, the key matches, not expired); a bad one fails naming
+        C(proxy_certificates[N]) and its field. A certificate recorded with the same content changes nothing; a new
+        content is written to every proxy node (mode 0600) and activated by a hitless reload.
+      - "Results and diffs show names, domains and expiry, never a key. The keys are kept in Consul's KV store: allow
+        C(dockerflow/proxy/certificates/) only to the tokens of those who may hold them."
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: A plain word (letters, digits, C(-), C(_)); V(default) is served to clients whose SNI names no
+          other certificate.
+        type: str
+        required: true
+      cert:
+        description: The certificate and its chain (PEM), the server's first.
+        type: str
+      cert_path:
+        description: File on the module's host holding O(proxy_certificates[].cert).
+        type: path
+      key:
+        description: The unencrypted private key (PEM).
+        type: str
+      key_path:
+        description: File on the module's host holding O(proxy_certificates[].key).
+        type: path
 """

@@ -10,6 +10,7 @@ one set to the default; config.resolve applies the defaults last.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import traceback
@@ -31,6 +32,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     exposure_warnings,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import proxy_reconciler
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.flow import Flow
@@ -271,6 +273,21 @@ class FlowModule:
         backend = self.docker_backend() if engine else None
         self.current_flow = Flow(backend, self.consul_client(), settings, check_mode=self.module.check_mode)
         return self.current_flow
+
+    def step_settings(self) -> dict[str, Any]:
+        """The step options this module uses that are FlowSettings fields, as ``flow``'s overrides."""
+        fields = {field.name for field in dataclasses.fields(FlowSettings)}
+        return {name: self.params[name] for name in sorted(self.uses or ())
+                if options.OPTIONS[name].group == "step" and name in fields}
+
+    def routed_flow(self, **overrides: Any) -> Flow:
+        """A Flow whose steps reach the proxy: stop-old waits until it drained the old release, and an interrupted
+        switch is settled by asking it (under its lock) instead of refusing."""
+        flow = self.flow(**overrides)
+        flow.wait_for_drain = lambda: self.proxy_node().wait_drained(self.values["drain_timeout"])
+        flow.reach_proxy = self.proxy_node
+        flow.switch_reconciler = proxy_reconciler(flow, self.proxy_node)
+        return flow
 
     def _pass_on_warnings(self) -> None:
         """The warnings of the Flow the action built become the module's (exit_json and fail_json carry them)."""

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEPLOY, SCALE, PROXY, CANARY, STOP_OLD, ROLLBACK, INFO = (
-    "flow_deploy", "flow_scale", "flow_proxy", "flow_canary", "flow_stop_old", "flow_rollback", "flow_info")
-MODULES = (DEPLOY, SCALE, PROXY, CANARY, STOP_OLD, ROLLBACK, INFO)
+DEPLOY, SCALE, PROXY, CANARY, STOP_OLD, ROLLBACK, INFO, RELEASE = (
+    "flow_deploy", "flow_scale", "flow_proxy", "flow_canary", "flow_stop_old", "flow_rollback", "flow_info",
+    "flow_release")
+MODULES = (DEPLOY, SCALE, PROXY, CANARY, STOP_OLD, ROLLBACK, INFO, RELEASE)
+# A module that runs other modules' steps in one process uses every option they use (options.py adds it to their
+# rows), except those that choose what a step does, which it decides itself: flow_release always deploys the next
+# color and routes the service to that color (flow_proxy's color and state=present).
+COMPOSED = {RELEASE: ((DEPLOY, PROXY, STOP_OLD), ("color", "state"))}
 SHARED_GROUPS = ("service", "docker", "consul", "release", "routes", "proxy")
 
 

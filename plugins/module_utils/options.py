@@ -24,7 +24,9 @@ from typing import Any
 from ansible_collections.dockerflow.flow.plugins.module_utils.colors import ALL_COLORS
 from ansible_collections.dockerflow.flow.plugins.module_utils.option_type import (
     CANARY,
+    COMPOSED,
     DEPLOY,
+    MODULES,
     PROXY,
     ROLLBACK,
     SCALE,
@@ -48,8 +50,15 @@ GROUPS = {
 }
 
 
-def _o(name: str, type_: str, group: str, doc: str, **more: Any) -> Option:
-    return Option(name=name, type=type_, group=group, doc=doc, **more)
+def _o(name: str, type_: str, group: str, doc: str, modules: tuple = MODULES, **more: Any) -> Option:
+    return Option(name=name, type=type_, group=group, doc=doc, modules=_with_composed(name, modules), **more)
+
+
+def _with_composed(name: str, modules: tuple) -> tuple:
+    """``modules`` and the modules composed of their steps (option_type.COMPOSED) that take option ``name``."""
+    composed = tuple(module for module, (parts, decided) in COMPOSED.items()
+                     if module not in modules and name not in decided and set(parts) & set(modules))
+    return modules + composed
 
 
 def _flow_env(name: str) -> tuple:

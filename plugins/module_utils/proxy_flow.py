@@ -294,7 +294,7 @@ class ProxyFlow:
     # -- the switch ------------------------------------------------------------------------------------------
     def _switch(self, documents: Mapping[str, Document], document: Document | None, where: tuple[list[str], str | None, str],
                 color: str | None, preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Result:
-        route = self._route(document, where, color, preview, https)
+        route = self.route(document, where, color, preview, https)
         instances = (document["colors"][route.color] or {}).get("instances") or 0
         refuse_a_switch_beyond_slots(route.service, route.color, instances, self.node.settings.max_servers)
         self._warn_overfull(documents, skip=route.service)
@@ -352,8 +352,8 @@ class ProxyFlow:
                             "switch is recorded as pending)." % (error.msg, route.service, route.color))
         return servers
 
-    def _route(self, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
-               preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Route:
+    def route(self, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
+              preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Route:
         """The route asked for (``where``: paths, domain, path type), completed from the recorded one, validated."""
         service, (paths, domain, path_type) = self.flow.settings.service, where
         if not document or not document.get("deployed_color"):

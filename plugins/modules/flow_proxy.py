@@ -157,25 +157,14 @@ reconciled:
 """
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
-from ansible_collections.dockerflow.flow.plugins.module_utils.options import default, module_spec
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_certificates import given_certificates
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import PREVIEW_WAYS, without_hashes
+from ansible_collections.dockerflow.flow.plugins.module_utils.options import module_spec
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import without_hashes
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_step import asked_route, proxy_flow
 
 
 def proxy(runner):
-    params, values = runner.params, runner.values
-    certificates = given_certificates(params["proxy_certificates"])
-    result = ProxyFlow(runner.flow(engine=False), runner.proxy_node(), switch_timeout=params["switch_timeout"],
-                       certificates=certificates).run(
-        params["state"],
-        service_path=values.get("service_path"),
-        service_domain=values.get("service_domain"),
-        path_type=values.get("path_type") or default("path_type"),
-        color=params["color"],
-        preview={way: values.get("preview_" + way) for way in PREVIEW_WAYS},
-        https={name: values.get(name) for name in ("https_redirect", "hsts_max_age")},
-    )
+    step = proxy_flow(runner, lambda: runner.flow(engine=False))
+    result = step.run(runner.params["state"], color=runner.params["color"], **asked_route(runner))
     return without_hashes(result)
 
 

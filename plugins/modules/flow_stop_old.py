@@ -76,15 +76,10 @@ reconciled:
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.module_base import FlowModule
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import module_spec
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import proxy_reconciler
 
 
 def stop_old(runner):
-    flow = runner.flow(stop_timeout=runner.params["stop_timeout"])
-    flow.wait_for_drain = lambda: runner.proxy_node().wait_drained(runner.values["drain_timeout"])
-    flow.reach_proxy = runner.proxy_node
-    flow.switch_reconciler = proxy_reconciler(flow, runner.proxy_node)
-    return flow.stop_old()
+    return runner.routed_flow(stop_timeout=runner.params["stop_timeout"]).stop_old()
 
 
 def main():

@@ -137,14 +137,14 @@ class FlowProject:
 
     # -- running modules -----------------------------------------------------------
     def playbook(self, module, params, check=False, diff=False, env=None, defaults=True):
-        if self.proxy is not None and module in ("flow_proxy", "flow_canary", "flow_stop_old", "flow_scale"):
+        if self.proxy is not None and module in ("flow_proxy", "flow_canary", "flow_stop_old", "flow_scale", "flow_release"):
             params = dict(self.proxy.options, **(params or {}))
         params = dict(params or {})
         if defaults:
             params.setdefault("project_dir", self.dir)
             params.setdefault("consul_address", self.consul_url)
             params.setdefault("publish_address", "127.0.0.1")
-            if module in ("flow_deploy", "flow_scale"):
+            if module in ("flow_deploy", "flow_scale", "flow_release"):
                 params.setdefault("health_timeout", 30)
             params.setdefault("lock_timeout", 60)
         result_path = os.path.join(self.dir, "result-%s.json" % uuid.uuid4().hex[:6])

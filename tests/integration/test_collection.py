@@ -39,8 +39,8 @@ def installed(tmp_path_factory):
 
 
 def test_every_module_is_documented():
-    assert MODULES == ["flow_canary", "flow_deploy", "flow_info", "flow_proxy", "flow_rollback", "flow_scale",
-                       "flow_stop_old"]
+    assert MODULES == ["flow_canary", "flow_deploy", "flow_info", "flow_proxy", "flow_release", "flow_rollback",
+                       "flow_scale", "flow_stop_old"]
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -35,7 +35,8 @@ from conftest import APP_V2, CONSUL_URL, TestProxy, consul_get
 from support.inprocess import argument_spec_of, run_module
 from support.playbook import written_task
 
-MODULES = ("flow_deploy", "flow_scale", "flow_stop_old", "flow_info", "flow_rollback", "flow_proxy", "flow_canary")
+MODULES = ("flow_deploy", "flow_scale", "flow_stop_old", "flow_info", "flow_rollback", "flow_proxy", "flow_canary",
+           "flow_release")
 EXAMPLES = int(os.environ.get("DOCKERFLOW_PROPERTY_EXAMPLES", "150"))
 
 NASTY_TEXT = st.text(
@@ -211,15 +212,15 @@ def strategies(project, proxy):
 def base_args(module, project, proxy):
     args = {"project_dir": project.dir, "consul_address": CONSUL_URL, "publish_address": "127.0.0.1",
             "lock_timeout": 5}
-    if module in ("flow_deploy", "flow_scale", "flow_rollback"):
+    if module in ("flow_deploy", "flow_scale", "flow_rollback", "flow_release"):
         args["health_timeout"] = 5
-    if module in ("flow_deploy", "flow_scale"):
+    if module in ("flow_deploy", "flow_scale", "flow_release"):
         args["max_instances"] = 3  # a generated scale never starts more than this
-    if module in ("flow_proxy", "flow_canary", "flow_stop_old"):
+    if module in ("flow_proxy", "flow_canary", "flow_stop_old", "flow_release"):
         args.update(proxy.options)
-    if module == "flow_stop_old":
+    if module in ("flow_stop_old", "flow_release"):
         args["drain_timeout"] = 3
-    if module == "flow_proxy":
+    if module in ("flow_proxy", "flow_release"):
         args.update(service_path=["/prop"], switch_timeout=5)
     if module == "flow_canary":
         args.update(canary_dwell="1s", switch_timeout=5)

@@ -4,7 +4,7 @@ every shared option in one YAML anchor merged into each module call (or in modul
 group/dockerflow.flow.flow), and each module uses those it needs and ignores the others.
 
 One playbook per way runs every module (deploy, proxy, scale, a second deploy and switch, stop-old,
-rollback, info) against the real engine, the harness's Consul and a per-test proxy, with HTTP
+rollback, info, and a release in one task) against the real engine, the harness's Consul and a per-test proxy, with HTTP
 through the proxy. The shared options come from the table (plugins/module_utils/options.py): each
 is given a value here, else its default from the table, so a new shared option is in the set too.
 The TLS files are a throw-away CA's: the engine's socket and the harness's Consul speak no TLS, so
@@ -79,6 +79,7 @@ STEPS = [
     ("flow_stop_old", {}, "stop_blue"),
     ("flow_rollback", {}, "rollback"),
     ("flow_info", {}, "info"),
+    ("flow_release", {"force": True}, "release"),
 ]
 
 
@@ -149,6 +150,9 @@ def test_every_module_takes_one_set_of_all_shared_options(routed_project, proxy,
         status, body = proxy.get("/shared", host=HOST)
         return body if status == 200 else None
 
+    release = results["release"]
+    assert (release["color"], release["previous_color"], release["live_color"]) == ("blue", "green", "blue")
+    assert release["stopped"] and all("-green-" in name for name in release["stopped"])
     body = wait_for(through_the_proxy, timeout=30, what="an answer through the proxy")
-    assert body["color"] == "green" and body["service"] == project.service
+    assert body["color"] == "blue" and body["service"] == project.service
     assert proxy.get("/shared")[0] != 200, "the route is the shared service_domain's"

@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowContext
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.deploy import Deploy
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.info import info
+from ansible_collections.dockerflow.flow.plugins.module_utils.steps.release import Release, Switch
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.rollback import Rollback
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.scale import Scale
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.stop_old import StopOld
@@ -24,6 +27,10 @@ class Flow(FlowContext):
 
     def stop_old(self) -> dict:
         return StopOld(self).run()
+
+    def release(self, switch: Switch, check_route: Callable[[], None]) -> dict:
+        """deploy, then ``switch`` (the proxy step) to its color, then stop_old (steps.release)."""
+        return Release(self, switch, check_route).run()
 
     def rollback(self) -> dict:
         return Rollback(self).run()

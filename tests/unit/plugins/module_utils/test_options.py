@@ -52,6 +52,12 @@ def test_each_module_takes_the_argument_spec_the_table_gives(module):
     assert options.used_by(module) <= set(spec)
 
 
+def test_flow_release_uses_what_its_steps_use_but_the_options_that_choose_what_a_step_does():
+    steps = options.used_by("flow_deploy") | options.used_by("flow_proxy") | options.used_by("flow_stop_old")
+    assert options.used_by("flow_release") == steps - {"color", "state"}
+    assert "state" not in options.module_spec("flow_release") and "color" not in options.module_spec("flow_release")
+
+
 def test_a_resolved_option_has_no_default_in_the_spec_so_unset_is_told_apart():
     for option in TABLE:
         if option.resolved:
