@@ -459,7 +459,7 @@ options:
         check) plus two for each connection: it takes its connection limit (C(maxconn)) from what is left, at least 100,
         and refuses to start when even that does not fit (C(Cannot raise FD limit)). So 1,000 routes at 32 slots need
         about 64,300 plus two a concurrent connection, more than the 20,000 some engines give. Each descriptor of the
-        limit also costs HAProxy about 75 bytes of memory from its start (1,048,576: about 80 MB), so a limit in the
+        limit also costs HAProxy about 80 bytes of memory from its start (1,048,576: about 80 MB), so a limit in the
         billions is no good either."
       - When this option is set and differs from the running container's limit, the run replaces the container without
         dropping a connection, as for O(proxy_image). An engine that cannot give the limit (one without
