@@ -52,9 +52,10 @@ CONSUL_URL = os.environ.get("DOCKERFLOW_BENCH_CONSUL", "http://127.0.0.1:8500")
 CONSUL_DNS = os.environ.get("DOCKERFLOW_BENCH_CONSUL_DNS", "127.0.0.1:8600")
 APP_IMAGES = ("dockerflow-test/app:1", "dockerflow-test/app:2")
 PROXY_IMAGE = os.environ.get("DOCKERFLOW_BENCH_PROXY_IMAGE", "dockerflow-test/haproxy:3.0")
-# Another name (and --proxy-ports) lets a second checkout benchmark beside this one.
+# Another name (and --proxy-ports) lets a second checkout benchmark beside this one; another prefix (one that does
+# not start with the other's) keeps each run's sweep of leftovers off the other's projects.
 PROXY_NAME = os.environ.get("DOCKERFLOW_BENCH_PROXY_NAME", "dockerflow-test-bench-proxy")
-PREFIX = "dfbench"
+PREFIX = os.environ.get("DOCKERFLOW_BENCH_PREFIX", "dfbench")
 SERVICE_PATH = "/bench"
 BACKENDS = ("container", "swarm")
 KV_SERVICES = "dockerflow/services/"
@@ -161,9 +162,11 @@ class BenchProxy:
     name: str = PROXY_NAME
     image: str = PROXY_IMAGE
     max_servers: int | None = None  # proxy_max_servers; None: the module's default
+    nofile: int | None = None  # proxy_nofile; None: the engine's limit
 
     def params(self):
         slots = {} if self.max_servers is None else {"proxy_max_servers": self.max_servers}
+        slots |= {} if self.nofile is None else {"proxy_nofile": self.nofile}
         return slots | {
             "proxy_name": self.name,
             "proxy_image": self.image,

@@ -65,6 +65,9 @@ def arguments():
     parser.add_argument("--max-servers", type=int,
                         help="proxy_max_servers of the proxy (default: the module's, 32): every route has two colors "
                              "of that many server slots, and HAProxy needs a file descriptor a slot")
+    parser.add_argument("--nofile", type=int,
+                        help="proxy_nofile of the proxy (default: none, the engine's limit): 1,000 routes at 32 slots "
+                             "need about 64,300 file descriptors")
     args = parser.parse_args()
     check_backend(parser, args)
     if args.repeats < 1:
@@ -198,6 +201,12 @@ def time_reconfiguration(bench, proxy, label, service, color):
         time.sleep(0.05)
     timings["new_worker_running_s"] = round(time.monotonic() - began, 3)
     timings["reload_total_s"] = round(timings["reload_signal_s"] + timings["new_worker_running_s"], 3)
+    # What HAProxy made of the container's nofile limit with these servers, and the new worker's memory.
+    info = dict(line.split(": ", 1) for line in node.runtime("show info").splitlines() if ": " in line)
+    timings.update({key.lower().replace("-", "_"): int(info[key]) for key in ("Ulimit-n", "Maxsock", "Maxconn")
+                    if key in info})
+    _code, status = node.exec(["grep", "VmRSS", "/proc/%s/status" % info.get("Pid", "self")])
+    timings["worker_rss_mb"] = round(int(status.split()[1]) / 1024.0, 1) if "VmRSS" in status else None
     # What a switch also pays per call, growing with the routes: the runtime API's "show backend"
     # (polled every 0.2s until the new generation shows) and "show stat" (read until the target's servers are UP).
     stat = timed("show_stat_s", node.runtime, "show stat")
@@ -258,9 +267,9 @@ def measure_switch(project, proxy, args):
 
 def run(parser, args):
     proxy = proxy_from_args(parser, args)
-    proxy.max_servers = args.max_servers
+    proxy.max_servers, proxy.nofile = args.max_servers, args.nofile
     report = {"benchmark": "switch_latency", "backend": args.backend, "poll_interval_s": args.poll_interval,
-              "max_servers": args.max_servers or "default"}
+              "max_servers": args.max_servers or "default", "nofile": args.nofile or "the engine's"}
     rows = []
     problems = []
     with Bench(proxy, keep=args.keep) as bench:
@@ -291,8 +300,9 @@ def run(parser, args):
                 log("%d routes: flow_proxy state=synced took %.2fs" % (count, row["synced_module_s"]))
             live = (project.state() or {}).get("live_color")
             row.update(time_reconfiguration(bench, proxy, "n%d" % count, project.service, live))
-            log("%d routes: haproxy -c %.3fs, reload until the new worker runs %.3fs (config %s KB)" % (
-                count, row["haproxy_c_s"], row["reload_total_s"], row["config_kb"]))
+            log("%d routes: haproxy -c %.3fs, reload until the new worker runs %.3fs (config %s KB; Maxconn %s, "
+                "Ulimit-n %s, worker RSS %s MB)" % (count, row["haproxy_c_s"], row["reload_total_s"], row["config_kb"],
+                                                    row.get("maxconn"), row.get("ulimit_n"), row["worker_rss_mb"]))
 
             row["switches"] = []
             for _repeat in range(args.repeats):

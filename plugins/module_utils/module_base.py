@@ -33,6 +33,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import proxy_reconciler
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_limits import check_nofile
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import FlowSettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.flow import Flow
@@ -231,7 +232,7 @@ class FlowModule:
         asked_for = {name for name in DRIFT_OPTIONS if self.sources.get(name) not in (None, "default")}
         return ProxyNode(
             client, settings, name=self._value("proxy_name"), image=self._value("proxy_image"), master_port=master_port,
-            asked_for=asked_for,
+            asked_for=asked_for, nofile=check_nofile(self._value_unless_none("proxy_nofile")),
         )
 
     def consul_client(self) -> ConsulClient:

@@ -33,6 +33,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.option_type import
     STOP_OLD,
     Option,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_limits import NOFILE_RANGE_DOC
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import DEFAULT_SERVER_SLOTS
 
 # Documentation groups, in the order the docs list them. The options of every group but the last
@@ -306,6 +307,19 @@ TABLE = (
                   " M(dockerflow.flow.flow_scale) refuse to go beyond it.",),
               role_details=("Give the proxy role's C(proxy_max_servers) the same value; deploy and scale refuse to go"
                             " beyond the value the last proxy step recorded.",)),
+    _resolved("proxy_nofile", "int", "proxy",
+              "File descriptors the proxy container may open (its C(nofile) ulimit), %s to %s." % NOFILE_RANGE_DOC,
+              modules=_ROUTED, default_doc="the Docker engine's own limit, which its containers inherit", details=(
+                  "HAProxy needs one for each server slot (O(proxy_max_servers) x 2 colors x routed services, each"
+                  " with a health check) plus two for each connection: it takes its connection limit (C(maxconn))"
+                  " from what is left, at least 100, and refuses to start when even that does not fit (C(Cannot raise"
+                  " FD limit)). So 1,000 routes at 32 slots need about 64,300 plus two a concurrent connection, more"
+                  " than the 20,000 some engines give. Each descriptor of the limit also costs HAProxy about 80 bytes"
+                  " of memory from its start (1,048,576: about 80 MB), so a limit in the billions is no good either.",
+                  "When this option is set and differs from the running container's limit, the run replaces the"
+                  " container without dropping a connection, as for O(proxy_image). An engine that cannot give the"
+                  " limit (one without C(CAP_SYS_RESOURCE) can give no more than its own) fails the run in one line;"
+                  " the running proxy keeps serving.")),
     _resolved("proxy_access_log", "str", "proxy", "Which requests the proxy logs on its standard output.",
               modules=_ROUTED, default="errors", choices=("all", "errors", "off"), details=(
                   "V(errors): only requests that did not end normally (a 5xx answer, a malformed request, a timeout,"

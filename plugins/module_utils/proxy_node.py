@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_container, proxy_limits
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import local_address
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
@@ -62,20 +63,21 @@ LABEL_PROXY = "dockerflow.proxy"
 DEFAULT_IMAGE = "haproxy:3.0"
 
 # Options only a new proxy container applies; drift() reports a running one that differs (proxy_replacement applies them).
-DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port")
+DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port", "proxy_nofile")
 
 
 class ProxyNode:
     """One proxy container; ``client`` is a DockerClient connected to the proxy host."""
 
     def __init__(self, client: DockerClient, settings: ProxySettings, name: str = "dockerflow-proxy", image: str = DEFAULT_IMAGE,
-                 master_port: int = 9998, asked_for: Iterable[str] = ()) -> None:
+                 master_port: int = 9998, asked_for: Iterable[str] = (), nofile: int | None = None) -> None:
         self.client = client
         self.api = client.api
         self.settings = settings
         self.name = name
         self.image = image
         self.master_port = master_port
+        self.nofile = nofile  # the container's nofile ulimit (proxy_limits); None: the engine's
         self.volume = "%s-config" % name
         self.admin_host = local_address(settings.admin_address)  # where the helper script connects
         self.asked_for = set(asked_for)  # DRIFT_OPTIONS the caller set, which drift() compares
@@ -113,7 +115,7 @@ class ProxyNode:
     def drift(self) -> list[str]:
         """What the existing container was created with and these settings no longer ask for.
 
-        Only a new container applies those (the master CLI is bound at start, the image is the
+        Only a new container applies those (the master CLI is bound at start, the image and the ulimits are the
         container's): proxy_replacement makes one."""
         data = self.inspect()
         if data is None:
@@ -128,7 +130,7 @@ class ProxyNode:
         if self.asked_for & {"proxy_admin_address", "proxy_master_port"} and running_cli not in (None, wanted_cli):
             found.append("has its master CLI on %s, not %s (proxy_admin_address, proxy_master_port)"
                          % (running_cli, wanted_cli))
-        return found
+        return found + (proxy_limits.drift(data, self.nofile) if "proxy_nofile" in self.asked_for else [])
 
     def ensure_running(self, initial_config: str, check_mode: bool = False, files: dict[str, str] | None = None,
                        private_files: dict[str, str] | None = None) -> str | None:
@@ -145,34 +147,14 @@ class ProxyNode:
         if check_mode:
             return "created" if data is None else "started"
         if data is None:
-            self.create(self.command(), {LABEL_PROXY: "true"}, {"Name": "unless-stopped"})
+            proxy_container.create(self, self.command(), {LABEL_PROXY: "true"}, {"Name": "unless-stopped"})
             files["haproxy.cfg"] = initial_config
         self.put_files(files)
         self.put_files(private_files or {}, mode=PRIVATE_MODE)
         outcome = "created" if data is None else "started"
-        self._call("starting proxy %s" % self.name, self.api.start, self.name)
+        proxy_container.start(self, created=data is None)
         self.wait_ready()
         return outcome
-
-    def create(self, command: list[str], labels: dict[str, str], restart_policy: dict[str, Any]) -> None:
-        """The proxy's container (its image pulled, its volume created if missing); the master CLI's address is fixed
-        here: a later proxy_admin_address applies to a new container."""
-        try:
-            self.api.inspect_image(self.image)
-        except docker.errors.ImageNotFound:
-            try:
-                self.api.pull(self.image)
-            except docker.errors.DockerException as exc:
-                raise FlowError("Proxy image %s is not on the proxy host and pulling it failed: %s." % (self.image, exc))
-        try:
-            self.api.inspect_volume(self.volume)
-        except docker.errors.NotFound:
-            self._call("creating volume %s" % self.volume, self.api.create_volume, self.volume, labels=labels)
-        mounts = [docker.types.Mount(target=CONFIG_DIR, source=self.volume, type="volume")]
-        host_config = self.api.create_host_config(network_mode="host", restart_policy=restart_policy, mounts=mounts)
-        # user 0 binds port 80 on the host network; the workers drop to the haproxy user.
-        self._call("creating proxy %s" % self.name, self.api.create_container, self.image, name=self.name, user="0",
-                   command=command, labels=labels, host_config=host_config)
 
     def replacement(self) -> Replacement:
         """How a new container with these settings takes over from this one (proxy_replacement)."""
@@ -324,7 +306,8 @@ class ProxyNode:
             self._reload()
             self._wait_for_generation(generation, timeout, failed_before)
         except FlowError as error:
-            raise FlowError("%s %s" % (error.msg, self._put_back(previous, timeout)))
+            hint = proxy_limits.short_of_descriptors(error.msg)
+            raise FlowError("%s%s %s" % (error.msg, hint, self._put_back(previous, timeout)))
 
     def _install(self, config: str | None = None) -> None:
         """Move the candidate (``config``, else the one check() left) over haproxy.cfg: one rename."""

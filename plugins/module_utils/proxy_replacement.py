@@ -2,7 +2,7 @@
 # Copyright: Contributors to the dockerflow.flow collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A new proxy container, for settings only a new one applies (ProxyNode.drift: the image, the master CLI's
-address), taking over from the running one without a gap.
+address, the nofile limit), taking over from the running one without a gap.
 
 The new container shares the host network and the configuration volume with the old one. Started with
 ``-x ADMIN_SOCKET`` it takes the very listening sockets over from the old worker (its unix stats socket has
@@ -26,9 +26,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_container
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import config_generation
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_limits import container_nofile
 
 try:
     import docker.errors
@@ -86,11 +88,13 @@ class Replacement:
         # The new worker starts with the servers' addresses and states the old one sees: without them it answers
         # 503 until its DNS resolution and checks find them (measured: 7 of 27,669 requests on fresh connections).
         node.save_server_state()
+        if "proxy_nofile" not in node.asked_for:  # the limit a run set before stays, unless this one sets another
+            node.nofile = container_nofile(old)
         node._call("renaming proxy %s" % node.name, self.api.rename, node.name, retiring)
         try:
-            node.create(node.command() + ["-x", ADMIN_SOCKET], old["Config"].get("Labels") or {},
-                        old["HostConfig"].get("RestartPolicy") or {"Name": "unless-stopped"})
-            node._call("starting proxy %s" % node.name, self.api.start, node.name)
+            proxy_container.create(node, node.command() + ["-x", ADMIN_SOCKET], old["Config"].get("Labels") or {},
+                                   old["HostConfig"].get("RestartPolicy") or {"Name": "unless-stopped"})
+            proxy_container.start(node)
             self._wait_worker(timeout)
         except FlowError as error:
             failed = "Replacing proxy %s failed" % node.name

@@ -199,6 +199,9 @@ def strategies(project, proxy):
         "proxy_master_port": proxy_ports,
         "proxy_max_servers": st.one_of(st.integers(min_value=-2, max_value=3),
                                        st.sampled_from([32, 500, 501, 10**12, "x", "", 1.5]), WRONG_TYPES),
+        # Never a limit this engine gives and the range accepts: a valid one would replace the test's proxy.
+        "proxy_nofile": st.one_of(st.integers(min_value=-2, max_value=1023),
+                                  st.sampled_from([2**30, 2**31, 10**12, "x", "", 1.5, True]), WRONG_TYPES),
         "proxy_access_log": st.one_of(st.sampled_from(["all", "errors", "off", "Off", "none", "", "all\nuser root"]), TEXT,
                                       WRONG_TYPES),
         "consul_dns": st.one_of(TEXT, st.sampled_from(["127.0.0.1", "127.0.0.1:x", ":8600", "127.0.0.1:0", "127.0.0.1:99999",

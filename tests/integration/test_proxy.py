@@ -101,6 +101,18 @@ def test_a_new_color_slow_to_answer_its_checks_is_switched_to_and_stays_up(route
     assert all(proxy.get("/demo")[1]["color"] == "green" for _request in range(10))
 
 
+def test_a_reload_saves_the_state_of_the_servers_dns_filled_and_no_empty_slot(routed_project, proxy):
+    """The new worker starts from the saved addresses (init-addr last); an empty slot's line would only cost it time."""
+    deploy_and_route(routed_project)
+    routed_project.run("flow_proxy", {"service_path": ["/demo", "/demo2"]})  # a reload, which saves the state
+    lines = proxy.container().exec_run(["cat", "/usr/local/etc/haproxy/server-state"]).output.decode().splitlines()
+    servers = [line.split() for line in lines[2:] if line.strip()]
+    blue = [fields for fields in servers if fields[1] == "be_%s_blue" % routed_project.service]
+    assert len(blue) == 1 and blue[0][4] != "-", lines[:6]
+    assert not [fields for fields in servers if fields[4] == "-"], "the 31 empty slots of each color are left out"
+    assert proxy.get("/demo2")[0] == 200
+
+
 def test_the_stats_port_serves_prometheus_metrics_per_service_and_color(routed_project, proxy):
     deploy_and_route(routed_project)
     for _request in range(5):

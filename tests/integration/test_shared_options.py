@@ -51,6 +51,7 @@ def shared_options(project, proxy, tls_dir):
         "registry": "127.0.0.1:5000",  # unused: this project builds nothing, so nothing is pushed
         "proxy_acme_consul_token": "anonymous",  # Consul's anonymous token, by name
         "https_redirect": False, "hsts_max_age": 0,  # no certificate here: nothing is served over HTTPS
+        "proxy_nofile": 16384,  # within the 20,000 engines like the test machine's give
     }
     with open(os.path.join(project.dir, "shared.env"), "w", encoding="utf-8") as handle:
         handle.write("SHARED_OPTIONS=1\n")  # env_files must name a file that is there

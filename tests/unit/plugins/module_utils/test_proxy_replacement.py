@@ -54,6 +54,7 @@ class Engine:
         self.calls.append(("create", name))
         self.add(name, image, "created", host_config["restart_policy"]["Name"], log="")
         self.containers[name]["Config"]["Cmd"] = command
+        self.containers[name]["HostConfig"]["Ulimits"] = host_config.get("ulimits")
 
     def start(self, name):
         self.calls.append(("start", name))
@@ -105,10 +106,10 @@ def engine():
     return Engine()
 
 
-def node_on(engine, image="haproxy:3.1"):
+def node_on(engine, image="haproxy:3.1", **more):
     api = types.SimpleNamespace(**{name: getattr(engine, name) for name in dir(Engine) if not name.startswith("_")})
     api.containers = engine.containers_named
-    return ProxyNode(types.SimpleNamespace(api=api), ProxySettings(), name=NAME, image=image)
+    return ProxyNode(types.SimpleNamespace(api=api), ProxySettings(), name=NAME, image=image, **more)
 
 
 def names(engine):
@@ -129,6 +130,14 @@ def test_the_new_container_takes_over_then_the_old_one_soft_stops_and_goes(engin
     saved = [call for call in engine.calls if call[0].startswith("exec")]
     assert engine.calls.index(saved[0]) < engine.calls.index(("rename", NAME, retiring)), \
         "the servers' state is saved for the new worker before it starts"
+
+
+@pytest.mark.parametrize("asked, wanted", [({}, 65536), ({"asked_for": {"proxy_nofile"}, "nofile": 4096}, 4096)])
+def test_the_new_container_keeps_the_old_ones_nofile_limit_unless_the_run_sets_another(engine, asked, wanted):
+    engine.add(NAME)
+    engine.containers[NAME]["HostConfig"]["Ulimits"] = [{"Name": "nofile", "Soft": 65536, "Hard": 65536}]
+    Replacement(node_on(engine, **asked)).replace("abc123", timeout=1)
+    assert engine.containers[NAME]["HostConfig"]["Ulimits"] == [{"Name": "nofile", "Soft": wanted, "Hard": wanted}]
 
 
 def test_a_new_container_that_exits_is_removed_and_the_old_one_gets_its_name_back_untouched(engine):
