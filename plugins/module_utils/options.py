@@ -57,9 +57,8 @@ def _o(name: str, type_: str, group: str, doc: str, modules: tuple = MODULES, **
 
 def _with_composed(name: str, modules: tuple) -> tuple:
     """``modules`` and the modules composed of their steps (option_type.COMPOSED) that take option ``name``."""
-    composed = tuple(module for module, (parts, decided) in COMPOSED.items()
-                     if module not in modules and name not in decided and set(parts) & set(modules))
-    return modules + composed
+    return modules + tuple(module for module, (parts, decided) in COMPOSED.items()
+                           if module not in modules and name not in decided and set(parts) & set(modules))
 
 
 def _flow_env(name: str) -> tuple:
