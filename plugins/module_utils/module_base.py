@@ -276,7 +276,8 @@ class FlowModule:
         return self.current_flow
 
     def step_settings(self) -> dict[str, Any]:
-        """The step options this module uses that are FlowSettings fields, as ``flow``'s overrides."""
+        """The step options this module uses that are FlowSettings fields, as ``flow``'s overrides (deploy's
+        service_port, force, ...; stop-old's stop_timeout): each module's list is its row in the option table."""
         fields = {field.name for field in dataclasses.fields(FlowSettings)}
         return {name: self.params[name] for name in sorted(self.uses or ())
                 if options.OPTIONS[name].group == "step" and name in fields}

@@ -126,14 +126,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.options import mod
 
 
 def deploy(runner):
-    params = runner.params
-    flow = runner.flow(
-        service_port=params["service_port"],
-        force=params["force"],
-        deployed_by=params["deployed_by"],
-        legacy_names=params["legacy_names"],
-    )
-    return flow.deploy()
+    return runner.flow(**runner.step_settings()).deploy()
 
 
 def main():

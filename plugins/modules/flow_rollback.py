@@ -83,7 +83,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.options import mod
 
 
 def rollback(runner):
-    return runner.flow(deployed_by=runner.params["deployed_by"]).rollback()
+    return runner.flow(**runner.step_settings()).rollback()
 
 
 def main():

@@ -85,7 +85,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.options import mod
 
 
 def scale(runner):
-    flow = runner.flow(color=runner.params["color"], stop_timeout=runner.params["stop_timeout"])
+    flow = runner.flow(**runner.step_settings())
     flow.reach_proxy = runner.proxy_node  # only to ask when it stopped sending requests to instances taken away
     return flow.scale()
 

@@ -79,7 +79,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.options import mod
 
 
 def stop_old(runner):
-    return runner.routed_flow(stop_timeout=runner.params["stop_timeout"]).stop_old()
+    return runner.routed_flow(**runner.step_settings()).stop_old()
 
 
 def main():

@@ -45,7 +45,7 @@ class Release(Step):
     def __init__(self, flow: Flow, switch: Switch, check_route: Callable[[], None],
                  clock: Callable[[], float] = time.monotonic) -> None:
         """``check_route``: refuses (FlowError) the route ``switch`` would refuse for the values asked, before the
-        deploy (ProxyFlow.refuse_a_bad_route), so that a bad input changes nothing."""
+        deploy (proxy_step.refuse_a_bad_route), so that a bad input changes nothing."""
         super().__init__(flow)
         self.switch = switch
         self.check_route = check_route
