@@ -289,8 +289,9 @@ class ProxyCertificates:
     def recorded(self, run: Callable[[], dict[str, Any]], flow: FlowContext) -> dict[str, Any]:
         """The result of ``run``, a run of the proxy with the current certificates. If it succeeded, the new ones are
         recorded now (not in check mode), so every other proxy node takes them at its next run, and a node this run
-        wrote them into keeps only their set (it runs it now); the result lists them, never a key. If it failed, the
-        new set it wrote goes (discard)."""
+        wrote them into and activated a configuration in keeps only their set (it runs it now: a run that changed
+        nothing ran it already, so it has nothing stale to remove); the result lists them, never a key. If it failed,
+        the new set it wrote goes (discard)."""
         try:
             result = run()
         except FlowError:
@@ -298,7 +299,7 @@ class ProxyCertificates:
             raise
         node, current = self.node, self.current()
         digest = certificates_digest(current)
-        if digest and self.written and not flow.check_mode:
+        if digest and self.written and result.get("changed") and not flow.check_mode:
             code, output = node.exec(stale_sets_command(digest))
             if code:
                 flow.warn("Could not remove the certificates no longer served from proxy %s: %s"

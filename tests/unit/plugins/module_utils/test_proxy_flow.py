@@ -82,6 +82,7 @@ class FakeProxyNode:
         self.drifted = []  # what drift() reports of the running container
         self.files = {}  # what ensure_running wrote besides the configuration (the canary weights, crt-list)
         self.private_files = {}  # the certificates' PEM files (mode 0600 in the real one)
+        self.commands = []  # what exec ran in the container, in order
         self.replacements = []  # the generations a new container took over with (replace), in order
         self.fail_replacement = None  # a FlowError message: the new container does not come up
         self.left_half_done = []  # what settle_replacement reports of a replacement a killed run left
@@ -92,6 +93,7 @@ class FakeProxyNode:
     def exec(self, command):
         """Only the removal of certificate sets: those no longer served (proxy_certificates.stale_sets_command), or
         the one a failed run wrote (``rm -rf``)."""
+        self.commands.append(command)
         if command[0] == "rm":
             gone = command[-1].split("/usr/local/etc/haproxy/", 1)[1] + "/"
             self.private_files = {name: text for name, text in self.private_files.items() if not name.startswith(gone)}

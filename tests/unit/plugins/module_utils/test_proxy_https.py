@@ -100,8 +100,10 @@ def test_recording_a_certificate_writes_its_files_and_reloads_once(tmp_path, ca)
     text = json.dumps(result)
     assert key.splitlines()[1] not in text and "PRIVATE KEY" not in text
     assert [diff["after_header"] for diff in result["diff"]] == ["haproxy.cfg (new)", "certificates (new)"]
+    commands = len(proxied.node.commands)
     again = _run(proxied, given)
     assert not again["changed"], "the same content changes nothing"
+    assert len(proxied.node.commands) == commands, "nothing stale to remove: no command in the container"
     plain = _run(proxied)  # a run without the option keeps serving what is recorded
     assert not plain["changed"] and "crt-list" in proxied.node.running
 
