@@ -150,7 +150,7 @@ def summarize(step, reports, playbook_seconds):
         return median(values)
 
     kinds = {}
-    for part in ("docker_api", "proxy_execs", "consul", "sleeps"):
+    for part in ("docker_api", "proxy_execs", "proxy_cli", "consul", "sleeps"):
         names = sorted({kind for report in reports for kind in report[part]["by_kind"]})
         kinds[part] = {
             "count": pick((part, "count")), "seconds": pick((part, "seconds")),
@@ -201,13 +201,14 @@ def run(parser, args):
     steps = report["steps"]
     emit(report, "module_profile: release %ss in three tasks through ansible-playbook (deploy %s, proxy %s, stop-old %s), "
                  "%ss in one flow_release task (deploy %s, proxy %s, stop_old %s); goal %ss (app time-to-healthy %ss + "
-                 "2 s); scale +2 %s, -2 %s; flow_proxy: %s docker execs (%ss), sleeps %ss; load %s" % (
+                 "2 s); scale +2 %s, -2 %s; flow_proxy: %s docker execs (%ss), %s CLI commands (%ss), sleeps %ss; load %s" % (
                      report["release_playbook_s"], *(steps[s]["playbook_task_s"] for s in RELEASE),
                      report["flow_release_playbook_s"], *report["flow_release_timings_s"].values(),
                      report["release_goal_s"], report["app_time_to_healthy_s"],
                      steps.get("flow_scale +2", {}).get("playbook_task_s"),
                      steps.get("flow_scale -2", {}).get("playbook_task_s"),
                      steps["flow_proxy"]["proxy_execs"]["count"], steps["flow_proxy"]["proxy_execs"]["seconds"],
+                     steps["flow_proxy"]["proxy_cli"]["count"], steps["flow_proxy"]["proxy_cli"]["seconds"],
                      steps["flow_proxy"]["sleeps"]["seconds"], load_average()))
     return 0
 

@@ -6,7 +6,8 @@
 
 ``ARGS_JSON`` holds the module's parameters (a dict). The module runs from the collection on
 ``PYTHONPATH`` (``.build/collections``) with every Docker API call (``docker.APIClient``), every
-``docker exec`` into the proxy (``ProxyNode.exec``, by the command it runs), every HTTP request to
+``docker exec`` into the proxy (``ProxyNode.exec``, by the command it runs), every command sent to
+HAProxy's runtime API or master CLI over the module's own connection (``proxy_cli.ask``), every HTTP request to
 Consul and every ``time.sleep`` timed. ``OUT_JSON`` gets the breakdown and the module's result.
 What module_profile.py calls per step; not meant to be run by hand, though it can be.
 """
@@ -49,7 +50,7 @@ class Tally:
         }
 
 
-DOCKER, EXECS, CONSUL, SLEEPS = Tally(), Tally(), Tally(), Tally()
+DOCKER, EXECS, CLI, CONSUL, SLEEPS = Tally(), Tally(), Tally(), Tally(), Tally()
 _depth = threading.local()
 
 
@@ -123,14 +124,19 @@ def install():
 
 
 def install_proxy_exec():
-    from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_node
+    from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_cli, proxy_node
 
     execute = proxy_node.ProxyNode.exec
+    ask = proxy_cli.ask
 
     def exec_(self, command):
         return _timed(EXECS, _exec_kind(command), execute, self, command)
 
+    def ask_(host, port, command, *args, **kwargs):
+        return _timed(CLI, "cli %s %s" % (port, " ".join(command.split()[:2])), ask, host, port, command, *args, **kwargs)
+
     proxy_node.ProxyNode.exec = exec_
+    proxy_cli.ask = ask_
 
 
 def main(module, args_path, out_path):
@@ -164,6 +170,7 @@ def main(module, args_path, out_path):
         "run_s": round(ended - ran, 3),
         "docker_api": DOCKER.report(),
         "proxy_execs": EXECS.report(),
+        "proxy_cli": CLI.report(),
         "consul": CONSUL.report(),
         "sleeps": SLEEPS.report(),
         "result": {key: result.get(key)

@@ -8,7 +8,8 @@ Files go in with ``put_archive``; a new configuration is checked with
 ``haproxy -c`` inside the container before it replaces the running one; the
 runtime API and master CLI listen on the host's loopback and are reached with
 ``docker exec`` and a small bash helper shipped next to the configuration,
-so nothing but the Docker API has to reach the proxy host (proxy_files).
+so nothing but the Docker API has to reach the proxy host (proxy_files); a
+module that runs on the proxy host itself connects to them (proxy_cli).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_container, proxy_limits
+from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_cli, proxy_container, proxy_limits
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import local_address
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
@@ -81,6 +82,7 @@ class ProxyNode:
         self.volume = "%s-config" % name
         self.admin_host = local_address(settings.admin_address)  # where the helper script connects
         self.asked_for = set(asked_for)  # DRIFT_OPTIONS the caller set, which drift() compares
+        self.direct: bool | None = None  # whether runtime() and master() connect themselves (proxy_cli); None: not known yet
 
     # -- container -----------------------------------------------------------------
     def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -211,15 +213,25 @@ class ProxyNode:
         return code, output.decode("utf-8", "replace")
 
     def runtime(self, command: str) -> str:
-        code, output = self.exec(["bash", CLI_SCRIPT, str(self.settings.admin_port), command, self.admin_host])
-        if code != 0:
-            raise FlowError("HAProxy's runtime API in %s did not answer %r: %s" % (self.name, command, output.strip()[:200]))
-        return output
+        return self._ask(self.settings.admin_port, command, "runtime API")
 
     def master(self, command: str) -> str:
-        code, output = self.exec(["bash", CLI_SCRIPT, str(self.master_port), command, self.admin_host])
+        return self._ask(self.master_port, command, "master CLI")
+
+    def _ask(self, port: int, command: str, what: str) -> str:
+        """HAProxy's answer to ``command`` on ``port``: over a connection of this process's own when it runs on the
+        proxy host (proxy_cli), else with the helper script in the container."""
+        if self.direct is None:
+            self.direct = proxy_cli.reaches_directly(self.api.base_url, self.admin_host, self.settings.admin_port)
+        if self.direct:
+            try:
+                return proxy_cli.ask(self.admin_host, port, command)
+            except OSError as exc:
+                raise FlowError("HAProxy's %s of %s (%s port %d) did not answer %r: %s"
+                                % (what, self.name, self.admin_host, port, command, exc))
+        code, output = self.exec(["bash", CLI_SCRIPT, str(port), command, self.admin_host])
         if code != 0:
-            raise FlowError("HAProxy's master CLI in %s did not answer %r: %s" % (self.name, command, output.strip()[:200]))
+            raise FlowError("HAProxy's %s in %s did not answer %r: %s" % (what, self.name, command, output.strip()[:200]))
         return output
 
     # -- configuration -----------------------------------------------------------------

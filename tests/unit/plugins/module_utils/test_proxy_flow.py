@@ -755,6 +755,7 @@ class ContainerStub(ProxyNode):
 
     def __init__(self, config):
         super().__init__(types.SimpleNamespace(api=None), ProxySettings())
+        self.direct = False  # the CLI answers come through exec(), as from a remote engine
         self.files = {CONFIG_FILE: config}
         self.worker = config
         self.failed = 0

@@ -23,6 +23,8 @@ READY = "[NOTICE]   (1) : New worker (8) forked\n[NOTICE]   (1) : Loading succes
 class Engine:
     """The Docker API calls a replacement makes, on containers by name; ``broken_images`` exit when started."""
 
+    base_url = "http://engine.test:2375"  # a remote engine: the proxy's CLI is asked through exec (proxy_cli)
+
     def __init__(self):
         self.containers = {}
         self.calls = []  # (call, name) in order
