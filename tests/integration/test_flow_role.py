@@ -172,6 +172,22 @@ def test_seed_walkthrough_through_the_playbooks(flow_project, proxy):
     assert statuses(project, "green") == ["running"] and statuses(project, "blue") == ["exited"]
     assert project.state()["live_color"] == "green"
 
+    # The release step: deploy, proxy and stop-old in one task (flow_release); again, it changes nothing.
+    released = run_playbook(project, proxy, "-e", json.dumps({"flow_steps": ["release"]}), results=True)
+    assert "Flow steps (from flow_steps): release" in released.output
+    (entry,) = released.results
+    assert entry["step"] == "release" and entry["changed"] is True, entry
+    result = entry["result"]
+    assert (result["previous_color"], result["color"], result["live_color"]) == ("green", "blue", "blue"), result
+    assert list(result["timings"]) == ["deploy", "proxy", "stop_old"], result["timings"]
+    assert "The proxy routes %s to blue (was green)." % service in released.output, "the step's message is shown"
+    assert "proxy serves %s from blue" % service in released.output, "and its progress lines"
+    assert served(proxy) == ("blue", "1")
+    assert statuses(project, "green") == ["exited"] and statuses(project, "blue") == ["running"]
+    again = run_playbook(project, proxy, "-e", "flow=release", results=True)
+    assert again.recap_changed() == 0 and again.results[0]["changed"] is False, again.output
+    assert served(proxy) == ("blue", "1")
+
 
 def test_rollback_of_a_service_without_route_skips_the_proxy(flow_project, proxy):
     """Deploy-only services (tested on their own ports, never routed) roll back too: no proxy switch."""
@@ -224,7 +240,12 @@ def test_unknown_step_or_bad_variable_fails_before_anything_runs(flow_project, p
 
     failed = run_playbook(project, proxy, "-e", "flow=deploy,bogus,proxy", expect_failure=True)
     assert ('Unknown flow step "bogus" in flow (deploy,bogus,proxy); the steps are deploy, scale, preview, proxy, '
-            "canary, stop-old, rollback. No step was run.") in failed.output, failed.output
+            "canary, stop-old, release, rollback. No step was run.") in failed.output, failed.output
+
+    beside = run_playbook(project, proxy, "-e", json.dumps({"flow_steps": ["deploy", "release"]}), expect_failure=True)
+    assert ('"msg": "The flow step release (deploy, proxy and stop-old in one task) runs alone, but flow_steps '
+            "(deploy,release) has other steps too: give release alone, or the other steps without it (deploy, proxy, "
+            'stop-old for the same release in three tasks). No step was run."') in beside.output, beside.output
 
     from_env = run_playbook(project, proxy, env={"FLOW": "deploy,stop_old"}, expect_failure=True)
     assert 'Unknown flow step "stop_old" in FLOW' in from_env.output, from_env.output

@@ -346,7 +346,7 @@ def test_any_arguments_give_success_or_a_clean_failure_that_changes_nothing(prop
 
 # --------------------------------------------------------------------------- the flow role's steps
 
-KNOWN_STEPS = ["deploy", "scale", "preview", "proxy", "canary", "stop-old", "rollback"]
+KNOWN_STEPS = ["deploy", "scale", "preview", "proxy", "canary", "stop-old", "release", "rollback"]
 UNKNOWN_STEP = st.one_of(
     st.sampled_from(["Deploy", "stop_old", "stopold", "deploy;scale", "roll back", "proxy\n", "-", "*", "deploy.yml",
                      "../step_deploy", "{{ lookup('env','HOME') }}", "%s", "null", "0", "é", "\x00"]),
@@ -360,6 +360,9 @@ STEP_LISTS = st.one_of(
                                  min_size=1, max_size=3).filter(
         lambda steps: any(step not in KNOWN_STEPS for step in steps))),
     st.sampled_from([[], "", ",", " , ", [None], [1, 2], [["deploy"]], {"deploy": True}, 7, [{"step": "deploy"}]]),
+    # release beside any other step, itself included: it runs alone.
+    st.builds(lambda others, at: ",".join(others[:at] + ["release"] + others[at:]),
+              st.lists(st.sampled_from(KNOWN_STEPS), min_size=1, max_size=2), st.integers(0, 2)),
 )
 
 
@@ -385,8 +388,9 @@ def yaml_unsafe(value):
 
 
 def test_flow_role_refuses_unknown_steps_before_running_any(flow_project, capsys):
-    """Every generated steps list holds something that is not a step: the role fails with one line
-    naming it (or the argument spec's own message for a value of the wrong type) and runs nothing."""
+    """Every generated steps list holds something that is not a step, or release beside another step: the role
+    fails with one line naming it (or the argument spec's own message for a value of the wrong type) and runs
+    nothing."""
     examples = []
 
     @settings(max_examples=int(os.environ.get("DOCKERFLOW_PROPERTY_STEP_EXAMPLES", "12")), deadline=None,

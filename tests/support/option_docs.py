@@ -35,8 +35,8 @@ WIDTH = 120
 # The flow role's steps that call each module.
 STEPS = {"flow_deploy": ("deploy",), "flow_scale": ("scale",), "flow_proxy": ("preview", "proxy", "rollback"),
          "flow_canary": ("canary",), "flow_stop_old": ("stop-old", "rollback"), "flow_rollback": ("rollback",),
-         "flow_info": ("preview", "rollback"), "flow_release": ()}
-STEP_ORDER = ("deploy", "scale", "preview", "proxy", "canary", "stop-old", "rollback")
+         "flow_info": ("preview", "rollback"), "flow_release": ("release",)}
+STEP_ORDER = ("deploy", "scale", "preview", "proxy", "canary", "stop-old", "release", "rollback")
 SHARED_NOTE = ("The options every flow module accepts, so that one set of options (module_defaults for "
                "group/dockerflow.flow.flow, or a YAML anchor) fits every module; a module ignores those its "
                "documentation says it ignores.")
