@@ -18,7 +18,8 @@ PYTEST_ARGS ?=
 
 export CONSUL_HTTP_PORT
 TEST_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) PYTHONPATH=$(COLLECTIONS)
-UNIT := $(TEST_ENV) $(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
+# The unit tests are CPU work (no engine, no Consul; servers on loopback port 0): one pytest-xdist worker a core.
+UNIT := $(TEST_ENV) $(VENV)/bin/python -m pytest tests/unit -q -n 2 $(PYTEST_ARGS)
 INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) DOCKERFLOW_TEST_CONSUL_DNS=127.0.0.1:8600 \
 	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 --durations=15 $(PYTEST_ARGS)
