@@ -18,8 +18,7 @@ PYTEST_ARGS ?=
 
 export CONSUL_HTTP_PORT
 TEST_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) PYTHONPATH=$(COLLECTIONS)
-# The unit tests are CPU work (no engine, no Consul; servers on loopback port 0): one pytest-xdist worker a core.
-UNIT := $(TEST_ENV) $(VENV)/bin/python -m pytest tests/unit -q -n 2 $(PYTEST_ARGS)
+UNIT := $(TEST_ENV) $(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
 # -n 2, one worker a core: the stage is CPU-bound (an ansible-playbook run costs about 2 CPU-s; the test processes
 # alone used 2,437 CPU-s for the 239 tests, the engine and containers besides, and the CPU was never idle at -n 4).
 # More workers only raised the load: -n 4 took 3,049 s beside other sessions, and a switch was refused because its
