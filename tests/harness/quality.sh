@@ -111,10 +111,20 @@ stage_ruff() {
 coverage_figures() { # [--include=PATTERN]
     COVERAGE_FILE=$QUALITY_CACHE/coverage.data python tests/harness/coverage_figures.py "$@"
 }
+# QUALITY_REUSE_UNIT_COVERAGE=1 (`make test`, right after its unit stage measured the same tests with the same
+# .coveragerc: tests/harness/coverage.sh measure unit): that stage's data and exit status are reported instead of
+# running the unit tests a second time.
+UNIT_MEASURED=$CACHE_DIR/coverage/unit
 stage_coverage() {
     local rc=0 total branches utils daemon
-    COVERAGE_FILE=$QUALITY_CACHE/coverage.data python -m pytest tests/unit -q -p no:cacheprovider \
-        --cov --cov-report=term-missing || rc=$?
+    if [ "${QUALITY_REUSE_UNIT_COVERAGE:-0}" = 1 ]; then
+        echo "the unit tests as measured in $UNIT_MEASURED"
+        rc=$(cat "$UNIT_MEASURED/exit-status") && cp "$UNIT_MEASURED/data.pytest" "$QUALITY_CACHE/coverage.data" || return 1
+        COVERAGE_FILE=$QUALITY_CACHE/coverage.data python -m coverage report || rc=$?
+    else
+        COVERAGE_FILE=$QUALITY_CACHE/coverage.data python -m pytest tests/unit -q -p no:cacheprovider \
+            --cov --cov-report=term-missing || rc=$?
+    fi
     read -r total branches < <(coverage_figures) || return 1
     utils=$(coverage_figures --include='plugins/module_utils/*' | cut -d' ' -f1) || return 1
     daemon=$(coverage_figures --include='roles/registrator/files/dockerflow_registrator/*' | cut -d' ' -f1) || return 1
