@@ -84,4 +84,4 @@ def wait_out_of_rotation(node: ProxyNode, backend: str, endpoints: set[str], tim
         if time.monotonic() - started >= timeout:
             return time.monotonic() - started, busy or ["a worker of an earlier configuration"]
         before = after
-        time.sleep(poll)
+        node.pause(poll)

@@ -65,6 +65,7 @@ class AnsweringProxy(ProxyNode):
 
     def __init__(self, answers):  # no container: only the runtime API is asked
         self.answers, self.asked = list(answers), 0
+        self.direct = False  # polled as through docker exec: each wait keeps its own interval
 
     def runtime(self, command):
         assert command == "show stat %s 4 -1" % BACKEND

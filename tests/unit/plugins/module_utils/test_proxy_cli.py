@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import socket
 import threading
+import types
 
 import pytest
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_cli
+from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_cli, proxy_node
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_cli import LOCAL_ENGINE_URL, ask, reaches_directly
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
 
 
 class CliStub:
@@ -82,3 +85,16 @@ def test_no_answer_yet_leaves_the_choice_open():
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
     assert reaches_directly(LOCAL_ENGINE_URL, "127.0.0.1", port) is None
+
+
+def test_a_proxy_asked_over_its_own_connection_is_polled_more_often(monkeypatch):
+    node = ProxyNode(types.SimpleNamespace(api=None), ProxySettings())
+    slept = []
+    monkeypatch.setattr(proxy_node.time, "sleep", slept.append)
+    node.pause(0.5)  # not known yet: as through docker exec
+    node.direct = True
+    node.pause(0.5)
+    node.pause(0.01)
+    node.direct = False
+    node.pause(0.3)
+    assert slept == [0.5, proxy_node.DIRECT_POLL_SECONDS, 0.01, 0.3]

@@ -101,6 +101,9 @@ class AnsweringNode:
         assert command == "show proc"
         return self.procs.pop(0) if len(self.procs) > 1 else self.procs[0]
 
+    def pause(self, seconds):  # as ProxyNode.pause when the answers come through docker exec
+        time.sleep(seconds)
+
 
 def test_the_wait_ends_when_the_proxy_dropped_them_and_no_other_worker_can_send_there():
     up = stat(("b1", "UP", 0, "127.0.0.1:32917"))
