@@ -229,7 +229,7 @@ class ProxyNode:
         """HAProxy's answer to ``command`` on ``port``: over a connection of this process's own when it runs on the
         proxy host (proxy_cli), else with the helper script in the container."""
         if self.direct is None:
-            self.direct = proxy_cli.reaches_directly(self.api.base_url, self.admin_host, self.settings.admin_port)
+            self.direct = proxy_cli.reaches_directly(self.api.base_url, self.inspect, self.admin_host, self.settings.admin_port)
         if self.direct:
             try:
                 return proxy_cli.ask(self.admin_host, port, command)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_cli import shares_network_namespace
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
 from conftest import APP_V2
 
@@ -40,6 +41,10 @@ def test_on_the_proxy_host_the_cli_answers_directly_as_through_exec(routed_proje
     backend = "be_%s_blue" % routed_project.service
     assert direct.servers_up(backend) == through_exec.servers_up(backend) == 1
     assert direct.master("show proc").splitlines()[0] == through_exec.master("show proc").splitlines()[0]
+    # The proxy runs on this host's network; an instance on its Compose network is in a namespace of its own.
+    app = docker_client.containers.get("%s-app-blue-1" % routed_project.name)
+    assert shares_network_namespace(proxy.container().attrs["State"]["Pid"])
+    assert not shares_network_namespace(app.attrs["State"]["Pid"])
 
     started = time.monotonic()
     for _query in range(10):

@@ -9,6 +9,7 @@ host name."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import types
@@ -17,7 +18,12 @@ import pytest
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_cli, proxy_node
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_cli import LOCAL_ENGINE_URL, ask, reaches_directly
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_cli import (
+    LOCAL_ENGINE_URL,
+    ask,
+    reaches_directly,
+    shares_network_namespace,
+)
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
 
 
@@ -66,25 +72,48 @@ def test_ask_raises_oserror_when_nothing_listens():
         ask("127.0.0.1", port, "show info")
 
 
+def container_of(pid):
+    """What inspect() gives for a proxy container whose process is ``pid`` (0: not running)."""
+    return lambda: {"State": {"Pid": pid}}
+
+
+# A process in this network namespace: this test's own (the real proxy's: tests/integration/test_proxy_cli.py).
+HERE = container_of(os.getpid())
+
+
 def test_a_local_engine_with_this_hosts_haproxy_is_reached_directly(haproxy_here):
-    assert reaches_directly(LOCAL_ENGINE_URL, "127.0.0.1", haproxy_here.port) is True
+    assert reaches_directly(LOCAL_ENGINE_URL, HERE, "127.0.0.1", haproxy_here.port) is True
 
 
 def test_a_remote_engine_is_never_reached_directly_even_with_a_proxy_here(haproxy_here):
     for url in ("http://127.0.0.1:2375", "https://docker.example:2376", "http+docker://ssh"):
-        assert reaches_directly(url, "127.0.0.1", haproxy_here.port) is False
+        assert reaches_directly(url, HERE, "127.0.0.1", haproxy_here.port) is False
     assert haproxy_here.lines == []  # not even asked
+
+
+def test_a_proxy_in_another_network_namespace_is_not_reached_directly(monkeypatch, haproxy_here):
+    """A rootless engine's "host" network, or an execution environment's own: what answers here is another proxy."""
+    monkeypatch.setattr(proxy_cli, "shares_network_namespace", lambda pid: False)
+    assert reaches_directly(LOCAL_ENGINE_URL, HERE, "127.0.0.1", haproxy_here.port) is False
+    assert haproxy_here.lines == []
+
+
+def test_the_network_namespace_of_a_process_that_cannot_be_read_is_not_ours():
+    assert shares_network_namespace(os.getpid()) is True
+    assert shares_network_namespace(2 ** 22 + 1) is False  # above the kernel's largest PID: no such process
 
 
 def test_an_haproxy_of_another_host_name_is_not_the_proxy(monkeypatch, haproxy_here):
     monkeypatch.setattr(proxy_cli.socket, "gethostname", lambda: "an-execution-environment")
-    assert reaches_directly(LOCAL_ENGINE_URL, "127.0.0.1", haproxy_here.port) is False
+    assert reaches_directly(LOCAL_ENGINE_URL, HERE, "127.0.0.1", haproxy_here.port) is False
 
 
-def test_no_answer_yet_leaves_the_choice_open():
+def test_no_container_or_no_answer_yet_leaves_the_choice_open(haproxy_here):
+    assert reaches_directly(LOCAL_ENGINE_URL, container_of(0), "127.0.0.1", haproxy_here.port) is None
+    assert reaches_directly(LOCAL_ENGINE_URL, lambda: None, "127.0.0.1", haproxy_here.port) is None
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-    assert reaches_directly(LOCAL_ENGINE_URL, "127.0.0.1", port) is None
+    assert reaches_directly(LOCAL_ENGINE_URL, HERE, "127.0.0.1", port) is None
 
 
 def test_a_proxy_asked_over_its_own_connection_is_polled_more_often(monkeypatch):
