@@ -77,13 +77,16 @@ def _docker_method(name, function):
     return wrapper
 
 
+def _cli_kind(port, command):
+    """'cli 9999 show stat': a runtime API or master CLI command, by port and first two words."""
+    return "cli %s %s" % (port, " ".join(command.split()[:2]))
+
+
 def _exec_kind(command):
-    """'runtime: show stat', 'master: show proc', 'haproxy -c', 'mv', 'reload', ..."""
+    """'cli PORT show stat' (the helper script), 'haproxy -c', 'mv', 'reload script', ..."""
     text = " ".join(command)
     if "dockerflow-cli.sh" in text:
-        port_and_command = command[2:4]
-        words = port_and_command[1].split()
-        return "cli %s %s" % (port_and_command[0], " ".join(words[:2]))
+        return _cli_kind(command[2], command[3])
     if "dockerflow-reload.sh" in text:
         return "reload script"
     return " ".join(command[:2])
@@ -133,7 +136,7 @@ def install_proxy_exec():
         return _timed(EXECS, _exec_kind(command), execute, self, command)
 
     def ask_(host, port, command, *args, **kwargs):
-        return _timed(CLI, "cli %s %s" % (port, " ".join(command.split()[:2])), ask, host, port, command, *args, **kwargs)
+        return _timed(CLI, _cli_kind(port, command), ask, host, port, command, *args, **kwargs)
 
     proxy_node.ProxyNode.exec = exec_
     proxy_cli.ask = ask_
