@@ -19,7 +19,7 @@ import re
 import tarfile
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_cli, proxy_container, proxy_limits
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import local_address
@@ -294,9 +294,10 @@ class ProxyNode:
                 return text
         return None
 
-    def check(self, config: str) -> None:
-        """``haproxy -c`` on ``config`` inside the proxy; FlowError with HAProxy's own words if invalid."""
-        self.put_files({"haproxy.cfg.new": config})
+    def check(self, config: str, alongside: dict[str, str] | None = None) -> None:
+        """``haproxy -c`` on ``config`` inside the proxy, written as the candidate in one archive with ``alongside``
+        (name: text); FlowError with HAProxy's own words if invalid."""
+        self.put_files(dict(alongside or {}, **{"haproxy.cfg.new": config}))
         code, output = self.exec(["haproxy", "-c", "-f", CANDIDATE_FILE])
         if code != 0:
             alerts = [line.strip() for line in output.splitlines() if "ALERT" in line]
@@ -316,37 +317,34 @@ class ProxyNode:
         the caller read it under the proxy's lock, else read now) goes back into haproxy.cfg (and is loaded again
         if the worker no longer runs it), and FlowError says so."""
         previous = self.running_config() if running is False else running
-        self.check(config)
+        self.check(config, {"haproxy.cfg.previous": previous} if previous is not None else None)
         failed_before = self.failed_reloads()
-        if previous is not None:
-            self.put_files({"haproxy.cfg.previous": previous})
-        self._install()
         try:
-            self._reload()
+            self._reload("install")
             self._wait_for_generation(generation, timeout, failed_before)
         except FlowError as error:
             hint = proxy_limits.short_of_descriptors(error.msg)
             raise FlowError("%s%s %s" % (error.msg, hint, self._put_back(previous, timeout)))
 
-    def _install(self, config: str | None = None) -> None:
-        """Move the candidate (``config``, else the one check() left) over haproxy.cfg: one rename."""
-        if config is not None:
-            self.put_files({"haproxy.cfg.new": config})
+    def _install(self, config: str) -> None:
+        """``config`` over haproxy.cfg, by a rename of the candidate (no reload: the callers decide)."""
+        self.put_files({"haproxy.cfg.new": config})
         code, output = self.exec(["mv", CANDIDATE_FILE, CONFIG_FILE])
         if code != 0:
             raise FlowError("Installing the new HAProxy configuration failed: %s" % output.strip())
 
-    def _reload(self, save_only: bool = False) -> None:
-        """A hitless reload, the servers' state saved first for the new worker; ``save_only``: only that."""
+    def _reload(self, step: Literal["install", "save"] | None = None) -> None:
+        """A hitless reload, the servers' state saved first for the new worker; ``step`` "save": only that,
+        "install": the candidate check() left moved over haproxy.cfg first (proxy_files.RELOAD_SCRIPT_TEXT)."""
         code, output = self.exec(["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file,
-                                  self.admin_host] + (["save"] if save_only else []))
+                                  self.admin_host] + ([step] if step else []))
         if code != 0:
-            what = "Saving the servers' state" if save_only else "Reloading HAProxy"
-            raise FlowError("%s failed: %s" % (what, output.strip()[:300]))
+            what = {"save": "Saving the servers' state", "install": "Installing the new HAProxy configuration and reloading"}
+            raise FlowError("%s failed: %s" % (what.get(step or "", "Reloading HAProxy"), output.strip()[:300]))
 
     def save_server_state(self) -> None:
         """The servers' addresses and states into the state file, for a worker that starts without a reload."""
-        self._reload(save_only=True)
+        self._reload("save")
 
     def _wait_for_generation(self, generation: str, timeout: float, failed_before: int | None = None) -> None:
         if not self.reports_generation(generation, timeout, failed_before):

@@ -24,7 +24,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     config_generation,
     render,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET, CANDIDATE_FILE
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow, proxy_reconciler
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import (
     CONFIG_DIR,
@@ -782,6 +782,8 @@ class ContainerStub(ProxyNode):
         elif command[0] == "haproxy":
             return 0, "Configuration file is valid\n"
         elif command[1] == RELOAD_SCRIPT:
+            if command[-1] == "install":
+                self.files[CONFIG_FILE] = self.files.pop(CANDIDATE_FILE)
             self.reloads += 1
             if self.new_workers_fail:
                 self.failed += 1
