@@ -26,3 +26,20 @@ def local_address(bind_address: str) -> str:
     if bind_address in WILDCARDS:
         return "::1" if ":" in bind_address else "127.0.0.1"
     return bind_address.strip("[]")
+
+
+def exposure_warnings(stats_address: str, admin_address: str) -> list[str]:
+    """Warnings for the proxy's own endpoints (proxy_stats_address, proxy_admin_address) bound beyond its host's
+    loopback."""
+    warnings = []
+    if not is_loopback(stats_address):
+        warnings.append(
+            "proxy_stats_address=%s: the statistics page (every route, backend and server) is open to anyone who "
+            "reaches that address, without authentication." % stats_address
+        )
+    if not is_loopback(admin_address):
+        warnings.append(
+            "proxy_admin_address=%s: HAProxy's runtime API (admin level) and master CLI take commands from anyone "
+            "who reaches that address, without authentication." % admin_address
+        )
+    return warnings

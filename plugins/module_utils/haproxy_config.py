@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import acme_challenges
-from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import is_loopback
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.options import OPTIONS, default
@@ -56,6 +55,9 @@ PATH_TYPES = OPTIONS["path_type"].choices  # prefix, exact, regex
 ACCESS_LOG_CHOICES = OPTIONS["proxy_access_log"].choices  # all, errors, off
 _DEFAULT_CONSUL_DNS = default("consul_dns").rpartition(":")  # (host, ":", port)
 GENERATION_BACKEND_PREFIX = "be_dockerflow_generation_"
+# A new worker starts its servers' checks within this, not within ``inter`` (1 s): a switch waits for the target's
+# first check by the worker it started (proxy_answers), which came up to a second after the worker's start.
+MAX_SPREAD_CHECKS_MS = 100
 
 
 @dataclass(frozen=True)
@@ -193,29 +195,13 @@ class ProxySettings:
 
     def down_detection_seconds(self) -> float:
         """How long a dead server can still count as UP: ``check_fall`` failed checks ``check_interval_ms``
-        apart, plus one interval, over which HAProxy spreads the first checks of a new worker."""
+        apart, plus one interval (more than the MAX_SPREAD_CHECKS_MS over which a new worker starts its checks)."""
         return (self.check_fall + 1) * self.check_interval_ms / 1000.0
 
 
 def access_log_choice(value: object) -> object:
     """``value`` of proxy_access_log, with YAML 1.1's reading of an unquoted off (false) taken back to off."""
     return "off" if value is False or value in ("False", "false") else value
-
-
-def exposure_warnings(settings: ProxySettings) -> list[str]:
-    """Warnings for the proxy's own endpoints bound beyond the proxy host's loopback."""
-    warnings = []
-    if not is_loopback(settings.stats_address):
-        warnings.append(
-            "proxy_stats_address=%s: the statistics page (every route, backend and server) is open to anyone who "
-            "reaches that address, without authentication." % settings.stats_address
-        )
-    if not is_loopback(settings.admin_address):
-        warnings.append(
-            "proxy_admin_address=%s: HAProxy's runtime API (admin level) and master CLI take commands from anyone "
-            "who reaches that address, without authentication." % settings.admin_address
-        )
-    return warnings
 
 
 def socket_address(address: str, port: int) -> str:
@@ -350,6 +336,7 @@ def _global_lines(settings: ProxySettings, certificates: str | None = None) -> l
         "    stats socket %s mode 600 level admin expose-fd listeners" % ADMIN_SOCKET,
         "    server-state-file %s" % settings.server_state_file,
         "    hard-stop-after 5m",
+        "    max-spread-checks %dms" % MAX_SPREAD_CHECKS_MS,
         "    user haproxy",
         "    group haproxy",
     ] + (TLS_GLOBAL_LINES if certificates else [])

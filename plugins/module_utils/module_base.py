@@ -20,17 +20,14 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import config, options
+from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import exposure_warnings
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.connection import connect, default_probe_address
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.container import ContainerBackend
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.engine import EngineBackend
 from ansible_collections.dockerflow.flow.plugins.module_utils.backends.selection import BACKENDS, select_backend
 from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client import ConsulClient, client_from_options
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
-    ProxySettings,
-    access_log_choice,
-    exposure_warnings,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, access_log_choice
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import proxy_reconciler
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_limits import check_nofile
@@ -226,7 +223,7 @@ class FlowModule:
         ).validated()
         master_port = self._value("proxy_master_port")
         config_word(master_port, "port", "proxy_master_port")
-        for warning in exposure_warnings(settings):
+        for warning in exposure_warnings(settings.stats_address, settings.admin_address):
             self.module.warn(warning)
         # A running proxy is compared only with what this run sets: defaults say nothing of how it was made.
         asked_for = {name for name in DRIFT_OPTIONS if self.sources.get(name) not in (None, "default")}

@@ -24,6 +24,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import acme_challenges
+from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import exposure_warnings
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     PATH_TYPES,
@@ -32,7 +33,6 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     access_log_choice,
     backend_name,
     config_word,
-    exposure_warnings,
     render,
     socket_address,
 )
@@ -743,6 +743,7 @@ def test_render_settings():
         "    stats socket ipv4@127.0.0.2:9998 level admin expose-fd listeners",
         "    nameserver consul 10.0.0.2:53",
         "    server-state-file /tmp/state",
+        "    max-spread-checks 100ms",  # a new worker's first checks within 0.1 s: a switch waits for one
         "    user haproxy",
         "    group haproxy",
     ):
@@ -1027,12 +1028,12 @@ def test_own_endpoints_bind_to_loopback_by_default():
     text, _generation = render([], ProxySettings())
     assert "    stats socket ipv4@127.0.0.1:9999 level admin expose-fd listeners" in text.splitlines()
     assert "    bind 127.0.0.1:8404" in text.splitlines()
-    assert exposure_warnings(ProxySettings()) == []
-    assert exposure_warnings(ProxySettings(stats_address="::1", admin_address="127.0.0.2")) == []
+    assert exposure_warnings(ProxySettings().stats_address, ProxySettings().admin_address) == []
+    assert exposure_warnings("::1", "127.0.0.2") == []
 
 
 def test_endpoints_beyond_loopback_are_warned_about():
-    warnings = exposure_warnings(ProxySettings(stats_address="*", admin_address="10.0.0.5"))
+    warnings = exposure_warnings("*", "10.0.0.5")
     assert [w.split(":")[0] for w in warnings] == ["proxy_stats_address=*", "proxy_admin_address=10.0.0.5"]
     assert all("without authentication" in w for w in warnings)
 
