@@ -45,7 +45,7 @@ RELOAD_SCRIPT_TEXT = """#!/bin/bash
 set -euo pipefail
 state_file="$2"
 if [ "${4:-}" = install ]; then
-    mv "$(dirname "$0")/haproxy.cfg.new" "$(dirname "$0")/haproxy.cfg"
+    mv "%s" "%s"
 fi
 if /bin/bash "$(dirname "$0")/dockerflow-cli.sh" "$1" "show servers state" "${3:-127.0.0.1}" \\
         | awk 'NR <= 2 || $5 != "-"' > "$state_file.tmp"; then
@@ -54,7 +54,7 @@ fi
 if [ "${4:-}" != save ]; then
     kill -USR2 1
 fi
-"""
+""" % (CANDIDATE_FILE, CONFIG_FILE)
 
 # The helper scripts by file name in CONFIG_DIR, as ProxyNode.put_files writes them.
 HELPER_FILES = {"dockerflow-cli.sh": CLI_SCRIPT_TEXT, "dockerflow-reload.sh": RELOAD_SCRIPT_TEXT}
