@@ -68,6 +68,9 @@ DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port", "pro
 # Between two reads of a proxy asked over the module's own connection (a few ms a read, proxy_cli): a wait ends
 # within this of the change it waits for, where docker exec (~0.1 s a read) keeps each wait's own interval.
 DIRECT_POLL_SECONDS = 0.05
+# What a failed run of the reload script was doing, by its step (ProxyNode._reload).
+RELOAD_STEP_NAMES = {None: "Reloading HAProxy", "save": "Saving the servers' state",
+                     "install": "Installing the new HAProxy configuration and reloading"}
 
 
 class ProxyNode:
@@ -339,8 +342,7 @@ class ProxyNode:
         code, output = self.exec(["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file,
                                   self.admin_host] + ([step] if step else []))
         if code != 0:
-            what = {"save": "Saving the servers' state", "install": "Installing the new HAProxy configuration and reloading"}
-            raise FlowError("%s failed: %s" % (what.get(step or "", "Reloading HAProxy"), output.strip()[:300]))
+            raise FlowError("%s failed: %s" % (RELOAD_STEP_NAMES[step], output.strip()[:300]))
 
     def save_server_state(self) -> None:
         """The servers' addresses and states into the state file, for a worker that starts without a reload."""
