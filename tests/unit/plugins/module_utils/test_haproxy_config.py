@@ -1028,7 +1028,8 @@ def test_own_endpoints_bind_to_loopback_by_default():
     text, _generation = render([], ProxySettings())
     assert "    stats socket ipv4@127.0.0.1:9999 level admin expose-fd listeners" in text.splitlines()
     assert "    bind 127.0.0.1:8404" in text.splitlines()
-    assert exposure_warnings(ProxySettings().stats_address, ProxySettings().admin_address) == []
+    defaults = ProxySettings()
+    assert exposure_warnings(defaults.stats_address, defaults.admin_address) == []
     assert exposure_warnings("::1", "127.0.0.2") == []
 
 
