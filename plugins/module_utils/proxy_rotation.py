@@ -4,9 +4,9 @@
 """Whether the proxy still sends requests to instances that left Consul, asked of the proxy itself.
 
 Instances a step takes away (scale-down, the old instances of a plain release) leave Consul first; the
-proxy drops them from its backend only when its resolvers see them gone (Consul DNS, a resolution a
-second, ``hold obsolete`` 2 s). Until then, and while requests it sent there are in progress, stopping
-them fails requests. So before they stop, the step asks the proxy's runtime API (``show stat`` of the
+proxy drops them from its backend only when its resolvers see them gone (Consul DNS, asked every
+server_slots.DNS_INTERVAL, then server_slots.OBSOLETE_HOLD). Until then, and while requests it sent there
+are in progress, stopping them fails requests. So before they stop, the step asks the proxy's runtime API (``show stat`` of the
 color's backend) until none of their addresses is a server in rotation (not in maintenance) or with
 sessions in progress (followed by server name once HAProxy dropped the address), and the master CLI
 (``show proc``) that no worker of an earlier configuration (which the runtime API does not answer for)
