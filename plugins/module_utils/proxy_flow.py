@@ -413,8 +413,8 @@ class ProxyFlow:
             servers = self.node.wait_servers_up(target, self.switch_timeout)
             if not self.node.hold_servers_up(target, seconds, since=activated_at, http_checks=bool(route.health_path)):
                 raise FlowError(
-                    "The proxy marked every server of %s DOWN within %gs of the switch (its checks: %d failed, %d ms "
-                    "apart)" % (target, seconds, settings.check_fall, settings.check_interval_ms))
+                    "The proxy marked every server of %s DOWN within %gs of the switch (%d failed checks in a row "
+                    "mark a server DOWN)" % (target, seconds, settings.check_fall))
         except FlowError as error:
             outcome = ["not switching", _keeps_serving(document), self._restore(previous)]
             raise FlowError("%s: %s." % (error.msg.rstrip(". "), "; ".join(part for part in outcome if part)))

@@ -670,7 +670,7 @@ def test_render_both_colors_and_health_check():
             "    balance roundrobin",
             "    option httpchk GET /health",
             "    server-template %s 1-32 _web._%s.service.consul resolvers consul resolve-opts allow-dup-ip "
-            "resolve-prefer ipv4 check inter 1000ms fall 2 rise 1" % (letter, color),
+            "resolve-prefer ipv4 check inter 1000ms fastinter 250ms fall 2 rise 1" % (letter, color),
         ]
     assert "\nbackend be_api_blue\n" in text and "\nbackend be_api_green\n" in text
     assert "option httpchk" not in text.split("\nbackend be_api_blue\n", 1)[1].split("\n\n", 1)[0]
