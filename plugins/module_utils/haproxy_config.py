@@ -197,9 +197,9 @@ class ProxySettings:
         return self
 
     def down_detection_seconds(self) -> float:
-        """How long a dead server can still count as UP: ``check_fall`` failed checks, the first within
-        ``check_interval_ms`` and the others sooner (``check_fast_interval_ms``), plus one interval (more than the
-        MAX_SPREAD_CHECKS_MS over which a new worker starts its checks)."""
+        """How long a dead server can still count as UP, at most: ``check_fall`` failed checks counted
+        ``check_interval_ms`` apart (after the first, the others come sooner: ``check_fast_interval_ms``), plus one
+        interval (more than the MAX_SPREAD_CHECKS_MS over which a new worker starts its checks)."""
         return (self.check_fall + 1) * self.check_interval_ms / 1000.0
 
 

@@ -5,12 +5,12 @@
 
 Instances a step takes away (scale-down, the old instances of a plain release) leave Consul first; the
 proxy drops them from its backend only when its resolvers see them gone (Consul DNS, asked every
-server_slots.DNS_INTERVAL, then server_slots.OBSOLETE_HOLD). Until then, and while requests it sent there
-are in progress, stopping them fails requests. So before they stop, the step asks the proxy's runtime API (``show stat`` of the
-color's backend) until none of their addresses is a server in rotation (not in maintenance) or with
-sessions in progress (followed by server name once HAProxy dropped the address), and the master CLI
-(``show proc``) that no worker of an earlier configuration (which the runtime API does not answer for)
-is left and none started in between.
+server_slots.DNS_INTERVAL, then server_slots.OBSOLETE_HOLD). Until then, and while requests it sent
+there are in progress, stopping them fails requests. So before they stop, the step asks the proxy's
+runtime API (``show stat`` of the color's backend) until none of their addresses is a server in
+rotation (not in maintenance) or with sessions in progress (followed by server name once HAProxy
+dropped the address), and the master CLI (``show proc``) that no worker of an earlier configuration
+(which the runtime API does not answer for) is left and none started in between.
 
 The wait is bounded (``QUIESCE_TIMEOUT_SECONDS``); a proxy that cannot be asked, or instances it
 cannot be asked about (an address that is no IPv4 literal), get the fixed wait the steps had before

@@ -721,9 +721,8 @@ def test_consul_dns_is_asked_every_250_ms():
     """At 1 s a release took 0.8-1.0 s longer: a switch waits for the running worker to find the new color's
     instances and for the new worker's first passed check of them (benchmarks/README.md, "Consul DNS asked every
     250 ms")."""
-    text, _generation = render([Route(service="web", color="blue", paths=("/web",))], SETTINGS)
-    resolvers = text.split("\nresolvers consul\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert "    timeout resolve 250ms" in resolvers
+    sections = _sections(render([Route(service="web", color="blue", paths=("/web",))], SETTINGS)[0])
+    assert "timeout resolve 250ms" in sections["resolvers consul"]
 
 
 def test_only_reads_are_replayed_once_a_server_saw_them():
