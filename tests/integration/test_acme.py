@@ -49,11 +49,15 @@ class Pebble:
                          "PEBBLE_HTTP_PORT": str(http_port)},
             extra_hosts=dict.fromkeys(names, "127.0.0.1"))
         self.tls_ca = tmp_path / "pebble-minica.pem"  # the CA of pebble's own HTTPS certificate
-        self.tls_ca.write_bytes(self.container.exec_run(["cat", "/etc/pebble/minica.pem"]).output)
         self.directory = "https://127.0.0.1:%d/dir" % self.directory_port
         deadline = time.monotonic() + 30
         while True:
             try:
+                # Read in the loop: an exec right after the start once gave no certificate (a CI run of d08a1fe).
+                code, ca = self.container.exec_run(["cat", "/etc/pebble/minica.pem"])
+                if code != 0:
+                    raise OSError("cat /etc/pebble/minica.pem: exit %d: %s" % (code, ca.decode(errors="replace")))
+                self.tls_ca.write_bytes(ca)
                 self.get(self.directory)
                 break
             except OSError:
