@@ -47,6 +47,7 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(REPO, ".build", "collections")
+PROFILER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile_module.py")
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 CONSUL_URL = os.environ.get("DOCKERFLOW_BENCH_CONSUL", "http://127.0.0.1:8500")
 CONSUL_DNS = os.environ.get("DOCKERFLOW_BENCH_CONSUL_DNS", "127.0.0.1:8600")
@@ -686,6 +687,35 @@ class Bench:
 
 
 # -- output ------------------------------------------------------------------------------
+def profiled(project, task, cprofile=False):
+    """One module run by profile_module.py in a process of its own; its report plus the process's wall time.
+    ``cprofile``: its report also lists the functions with the most own CPU time."""
+    module, params = task
+    token = uuid.uuid4().hex[:6]
+    args_path = os.path.join(project.dir, "args-%s.json" % token)
+    out_path = os.path.join(project.dir, "profile-%s.json" % token)
+    with open(args_path, "w") as handle:
+        json.dump(params, handle)
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("FLOW_") or k.startswith("DOCKER_"))}
+    env["PYTHONPATH"] = COLLECTIONS
+    began = time.monotonic()
+    command = [sys.executable, PROFILER, module, args_path, out_path] + (["--cprofile"] if cprofile else [])
+    completed = subprocess.run(command, env=env, capture_output=True,
+                               text=True, timeout=600, check=False)
+    wall = time.monotonic() - began
+    try:
+        with open(out_path) as handle:
+            report = json.load(handle)
+    except (OSError, ValueError):
+        raise BenchError("profiling %s gave no report (exit %d): %s" % (module, completed.returncode,
+                                                                        completed.stderr[-2000:]))
+    if report["result"].get("failed"):
+        raise BenchError("%s failed: %s" % (module, report["result"].get("msg")))
+    report["wall_s"] = round(wall, 3)
+    report["interpreter_s"] = round(wall - report["process_s"], 3)
+    return report
+
+
 def emit(report, summary):
     """The JSON report on stdout, then the one-line summary."""
     if isinstance(report.get("machine"), dict):

@@ -17,10 +17,8 @@ Prints a JSON report and a summary line. Exit 1 when a step failed, 2 when it co
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -28,7 +26,6 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
-    COLLECTIONS,
     PREFIX,
     Bench,
     BenchError,
@@ -41,10 +38,10 @@ from common import (  # noqa: E402
     machine_info,
     main_wrapper,
     parser_for,
+    profiled,
     proxy_from_args,
 )
 
-PROFILER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile_module.py")
 RELEASE = ("flow_deploy", "flow_proxy", "flow_stop_old")
 ONE_TASK = "flow_release"  # the same release in one task
 ONE_TASK_STEPS = ("deploy", "proxy", "stop_old")  # the keys of its result's timings
@@ -88,33 +85,6 @@ def time_to_healthy(bench, image, attempts=3):
         finally:
             container.remove(force=True)
     return median(seconds)
-
-
-def profiled(project, task):
-    """One module run by profile_module.py in a process of its own; its report plus the process's wall time."""
-    module, params = task
-    token = uuid.uuid4().hex[:6]
-    args_path = os.path.join(project.dir, "args-%s.json" % token)
-    out_path = os.path.join(project.dir, "profile-%s.json" % token)
-    with open(args_path, "w") as handle:
-        json.dump(params, handle)
-    env = {k: v for k, v in os.environ.items() if not (k.startswith("FLOW_") or k.startswith("DOCKER_"))}
-    env["PYTHONPATH"] = COLLECTIONS
-    began = time.monotonic()
-    completed = subprocess.run([sys.executable, PROFILER, module, args_path, out_path], env=env, capture_output=True,
-                               text=True, timeout=600, check=False)
-    wall = time.monotonic() - began
-    try:
-        with open(out_path) as handle:
-            report = json.load(handle)
-    except (OSError, ValueError):
-        raise BenchError("profiling %s gave no report (exit %d): %s" % (module, completed.returncode,
-                                                                        completed.stderr[-2000:]))
-    if report["result"].get("failed"):
-        raise BenchError("%s failed: %s" % (module, report["result"].get("msg")))
-    report["wall_s"] = round(wall, 3)
-    report["interpreter_s"] = round(wall - report["process_s"], 3)
-    return report
 
 
 def release_tasks(project):

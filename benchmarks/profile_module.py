@@ -2,22 +2,26 @@
 # -*- coding: utf-8 -*-
 """Run one flow module in this process, as AnsiballZ would run it, and count where its time goes.
 
-    profile_module.py MODULE ARGS_JSON OUT_JSON
+    profile_module.py MODULE ARGS_JSON OUT_JSON [--cprofile]
 
 ``ARGS_JSON`` holds the module's parameters (a dict). The module runs from the collection on
 ``PYTHONPATH`` (``.build/collections``) with every Docker API call (``docker.APIClient``), every
 ``docker exec`` into the proxy (``ProxyNode.exec``, by the command it runs), every command sent to
 HAProxy's runtime API or master CLI over the module's own connection (``proxy_cli.ask``), every HTTP request to
 Consul and every ``time.sleep`` timed. ``OUT_JSON`` gets the breakdown and the module's result.
-What module_profile.py calls per step; not meant to be run by hand, though it can be.
+The report also has the process's CPU time; with ``--cprofile``, the functions with the most own CPU time
+(cProfile). What module_profile.py and switch_latency.py call per step; not meant to be run by hand, though it
+can be.
 """
 
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import importlib
 import io
 import json
+import pstats
 import re
 import sys
 import threading
@@ -142,7 +146,15 @@ def install_proxy_exec():
     proxy_cli.ask = ask_
 
 
-def main(module, args_path, out_path):
+def top_functions(profiler, count=15):
+    """The ``count`` functions with the most own time, as file:line(name) and seconds (own, with callees)."""
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:count]  # (file, line, name): (cc, nc, tt, ct, _)
+    return [{"function": "%s:%d(%s)" % (path.rsplit("/", 1)[-1], line, name), "calls": nc, "own_s": round(tt, 3),
+             "with_callees_s": round(ct, 3)} for (path, line, name), (_cc, nc, tt, ct, _callers) in rows]
+
+
+def main(module, args_path, out_path, *flags):
     with open(args_path) as handle:
         params = json.load(handle)
     install()
@@ -155,13 +167,17 @@ def main(module, args_path, out_path):
     basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": params}).encode()
     basic._ANSIBLE_PROFILE = "legacy"
     output = io.StringIO()
-    ran = time.perf_counter()
+    profiler = cProfile.Profile() if "--cprofile" in flags else None
+    ran, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(output):
         try:
-            loaded.main()
+            if profiler:
+                profiler.runcall(loaded.main)
+            else:
+                loaded.main()
         except SystemExit:
             pass
-    ended = time.perf_counter()
+    ended, cpu = time.perf_counter(), time.process_time() - cpu
     try:
         result = json.loads(output.getvalue())
     except ValueError:
@@ -171,6 +187,7 @@ def main(module, args_path, out_path):
         "process_s": round(ended - STARTED, 3),  # from this script's first line: interpreter start-up excluded
         "imports_s": round(imports, 3),
         "run_s": round(ended - ran, 3),
+        "run_cpu_s": round(cpu, 3),  # this process's own CPU (every thread), not the proxy's or Consul's
         "docker_api": DOCKER.report(),
         "proxy_execs": EXECS.report(),
         "proxy_cli": CLI.report(),
@@ -179,10 +196,12 @@ def main(module, args_path, out_path):
         "result": {key: result.get(key)
                    for key in ("changed", "failed", "msg", "steps", "color", "live_color", "timings")},
     }
+    if profiler:
+        report["top_functions"] = top_functions(profiler)
     with open(out_path, "w") as handle:
         json.dump(report, handle, indent=1)
     return 1 if result.get("failed") else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    sys.exit(main(*sys.argv[1:]))

@@ -12,7 +12,8 @@ master-worker reload of that configuration with the module's own ProxyNode code
 (the module reports its steps without timings), deploys the next color of the
 real service and times one flow_proxy switch while a poller asks the proxy every
 ~20 ms on a fresh connection which color answers. Finally a no-op flow_proxy
-(already routed) gives the fixed cost of the module with N routes.
+(already routed) gives the fixed cost of the module with N routes. With ``--profile``, one more switch a
+route count runs in a process of its own (profile_module.py, with cProfile): where its time went.
 
 Prints a JSON report and a table. Exit 1 when a poll failed during a switch or an
 old-color answer came after flow_proxy returned, 2 when the benchmark could not run.
@@ -47,6 +48,7 @@ from common import (  # noqa: E402
     machine_info,
     main_wrapper,
     parser_for,
+    profiled,
     proxy_from_args,
     proxy_node_for,
 )
@@ -61,6 +63,8 @@ def arguments():
     parser.add_argument("--routes", default="1,50,200", help="routed-service counts to measure, ascending")
     parser.add_argument("--poll-interval", type=float, default=0.02, help="seconds between two polls")
     parser.add_argument("--repeats", type=int, default=2, help="switches measured per route count (median kept)")
+    parser.add_argument("--profile", action="store_true",
+                        help="one more switch a route count, profiled (Docker, proxy, Consul, sleeps, Python CPU)")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds to keep polling after flow_proxy returned")
     parser.add_argument("--max-servers", type=int,
                         help="proxy_max_servers of the proxy (default: the module's, 32): every route has two colors "
@@ -265,6 +269,18 @@ def measure_switch(project, proxy, args):
     return switch
 
 
+def profile_switch(project):
+    """Deploy the next color (not timed), then one flow_proxy switch run by profile_module.py: the totals of its
+    kinds of waits, and the functions with the most own CPU time."""
+    project.set_image(project.next_image())
+    project.run(project.deploy(force=True))
+    report = profiled(project, project.proxy(), cprofile=True)
+    kinds = ("docker_api", "proxy_execs", "proxy_cli", "consul", "sleeps")
+    return {"process_s": report["process_s"], "imports_s": report["imports_s"], "run_s": report["run_s"],
+            "run_cpu_s": report["run_cpu_s"], **{kind: report[kind] for kind in kinds},
+            "top_functions": report["top_functions"]}
+
+
 def run(parser, args):
     proxy = proxy_from_args(parser, args)
     proxy.max_servers, proxy.nofile = args.max_servers, args.nofile
@@ -317,6 +333,12 @@ def run(parser, args):
                         count, switch["failed_polls"], switch["old_after_module_end"]))
             row["switch"] = {key: _median([sw[key] for sw in row["switches"]])
                              for key in ("module_s", "first_new_s", "last_old_s", "all_new_from_s", "deploy_s")}
+            if args.profile:
+                row["profile"] = profile_switch(project)
+                log("%d routes: profiled switch: run %.2fs (CPU %.2fs): %s" % (
+                    count, row["profile"]["run_s"], row["profile"]["run_cpu_s"], ", ".join(
+                        "%s %.2fs" % (kind, row["profile"][kind]["seconds"])
+                        for kind in ("docker_api", "proxy_execs", "proxy_cli", "consul", "sleeps"))))
             noop = project.run(project.proxy())
             row["noop_module_s"] = noop.step(0)["seconds"]
             row["noop_changed"] = noop.results[0].get("changed")
