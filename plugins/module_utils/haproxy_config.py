@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -325,8 +326,7 @@ def _validated(settings: ProxySettings, routes: Iterable[Route]) -> tuple[ProxyS
     """``settings`` and ``routes`` validated; one route a service."""
     settings = settings.validated()
     routes = [route.validated() for route in routes]
-    services = [route.service for route in routes]
-    duplicates = sorted({name for name in services if services.count(name) > 1})
+    duplicates = sorted(name for name, count in Counter(route.service for route in routes).items() if count > 1)
     if duplicates:
         raise FlowError("Service(s) %s have more than one route." % ", ".join(duplicates))
     check_preview_hosts(routes)

@@ -11,6 +11,8 @@ import io
 import tarfile
 import time
 
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+
 PRIVATE_MODE = 0o600  # the certificates' files, which hold their keys
 
 CONFIG_DIR = "/usr/local/etc/haproxy"
@@ -41,10 +43,15 @@ timeout 10 cat <&3
 # none, in maintenance until resolved), and those lines were ~40 % of a reload's CPU with 300 routes (benchmarks).
 RELOAD_SCRIPT_TEXT = """#!/bin/bash
 # dockerflow-reload.sh ADMIN_PORT STATE_FILE [ADDRESS] [save|install]: save server state, then a hitless
-# master-worker reload; "install" moves haproxy.cfg.new over haproxy.cfg first.
+# master-worker reload; "install" checks haproxy.cfg.new and moves it over haproxy.cfg first (in one docker exec
+# with the reload: a switch waits for each). Exit 3 with haproxy -c's words if it refuses it: nothing changed.
 set -euo pipefail
 state_file="$2"
 if [ "${4:-}" = install ]; then
+    if ! checked=$(haproxy -c -f "%s" 2>&1); then
+        echo "$checked"
+        exit 3
+    fi
     mv "%s" "%s"
 fi
 if /bin/bash "$(dirname "$0")/dockerflow-cli.sh" "$1" "show servers state" "${3:-127.0.0.1}" \\
@@ -54,7 +61,19 @@ fi
 if [ "${4:-}" != save ]; then
     kill -USR2 1
 fi
-""" % (CANDIDATE_FILE, CONFIG_FILE)
+""" % (CANDIDATE_FILE, CANDIDATE_FILE, CONFIG_FILE)
+
+CHECK_REFUSED_EXIT = 3  # RELOAD_SCRIPT_TEXT's exit when haproxy -c refuses the candidate
+
+
+class ConfigRefused(FlowError):
+    """``haproxy -c`` refused a new configuration (RELOAD_SCRIPT_TEXT's check), in HAProxy's own words."""
+
+    def __init__(self, output: str) -> None:
+        alerts = [line.strip() for line in output.splitlines() if "ALERT" in line]
+        super().__init__("The new HAProxy configuration was rejected by haproxy -c, so it was not activated: %s"
+                         % (" | ".join(alerts[:3]) or output.strip()[:300]), haproxy_output=output.splitlines())
+
 
 # The helper scripts by file name in CONFIG_DIR, as ProxyNode.put_files writes them.
 HELPER_FILES = {"dockerflow-cli.sh": CLI_SCRIPT_TEXT, "dockerflow-reload.sh": RELOAD_SCRIPT_TEXT}

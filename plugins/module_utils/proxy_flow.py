@@ -111,19 +111,19 @@ class ProxyFlow:
         """The proxy runs, with the canary weights (proxy_canary) and certificates Consul records for its workers, in a
         container with these settings (a new one replaces one made with others)."""
         routes = routes_from_documents(documents, self.node.name)
-        initial, _generation = self._render(routes)
         weights = canary_weights(documents, self.node.name)
         private = self.certificates.files()
         files = {WEIGHTS_FILE_NAME: weights} if weights else {}
         replacement = self.node.replacement()
         for done in replacement.settle(check_mode=self.flow.check_mode):
             self.flow.progress(done)
-        outcome = self.node.ensure_running(initial, check_mode=self.flow.check_mode, files=files, private_files=private)
+        outcome = self.node.ensure_running(lambda: self._render(routes)[0], check_mode=self.flow.check_mode, files=files,
+                                           private_files=private)
         if outcome:
             self.flow.progress("proxy %s %s with %d route(s) from Consul" % (self.node.name, outcome, len(routes)))
         self.replaced = self.node.drift() if outcome != "created" else []
         if self.replaced:  # without a gap (proxy_replacement)
-            replacement.apply(self.flow, initial, self.replaced)
+            replacement.apply(self.flow, self._render(routes)[0], self.replaced)
             outcome = "replaced"
         return outcome
 

@@ -37,6 +37,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_answers impo
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import (
     CANDIDATE_FILE,
+    CHECK_REFUSED_EXIT,
     CLI_SCRIPT,
     CONFIG_DIR,
     CONFIG_FILE,
@@ -44,6 +45,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import
     PREVIOUS_FILE,
     PRIVATE_MODE,
     RELOAD_SCRIPT,
+    ConfigRefused,
     archive,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_replacement import Replacement
@@ -140,11 +142,11 @@ class ProxyNode:
                          % (running_cli, wanted_cli))
         return found + (proxy_limits.drift(data, self.nofile) if "proxy_nofile" in self.asked_for else [])
 
-    def ensure_running(self, initial_config: str, check_mode: bool = False, files: dict[str, str] | None = None,
-                       private_files: dict[str, str] | None = None) -> str | None:
-        """Create the proxy (with ``initial_config``) or start it; returns 'created', 'started' or None. ``files``
-        (name: text, in CONFIG_DIR) and ``private_files`` (mode 0600: keys) are written before it starts, or now (not
-        in check mode) if it runs."""
+    def ensure_running(self, initial_config: Callable[[], str], check_mode: bool = False,
+                       files: dict[str, str] | None = None, private_files: dict[str, str] | None = None) -> str | None:
+        """Create the proxy (with ``initial_config()``, called only then: a render grows with the routes) or start it;
+        returns 'created', 'started' or None. ``files`` (name: text, in CONFIG_DIR) and ``private_files`` (mode 0600:
+        keys) are written before it starts, or now (not in check mode) if it runs."""
         data = self.inspect()
         files = dict(HELPER_FILES, **(files or {}))
         if data is not None and data["State"]["Status"] == "running":
@@ -156,7 +158,7 @@ class ProxyNode:
             return "created" if data is None else "started"
         if data is None:
             proxy_container.create(self, self.command(), {LABEL_PROXY: "true"}, {"Name": "unless-stopped"})
-            files["haproxy.cfg"] = initial_config
+            files["haproxy.cfg"] = initial_config()
         self.put_files(files)
         self.put_files(private_files or {}, mode=PRIVATE_MODE)
         outcome = "created" if data is None else "started"
@@ -297,19 +299,6 @@ class ProxyNode:
                 return text
         return None
 
-    def check(self, config: str, alongside: dict[str, str] | None = None) -> None:
-        """``haproxy -c`` on ``config`` inside the proxy, written as the candidate in one archive with ``alongside``
-        (name: text); FlowError with HAProxy's own words if invalid."""
-        self.put_files(dict(alongside or {}, **{"haproxy.cfg.new": config}))
-        code, output = self.exec(["haproxy", "-c", "-f", CANDIDATE_FILE])
-        if code != 0:
-            alerts = [line.strip() for line in output.splitlines() if "ALERT" in line]
-            raise FlowError(
-                "The new HAProxy configuration was rejected by haproxy -c, so it was not activated: %s"
-                % (" | ".join(alerts[:3]) or output.strip()[:300]),
-                haproxy_output=output.splitlines(),
-            )
-
     def backends(self) -> set[str]:
         return {line.strip() for line in self.runtime("show backend").splitlines() if line.strip() and not line.startswith("#")}
 
@@ -320,11 +309,13 @@ class ProxyNode:
         the caller read it under the proxy's lock, else read now) goes back into haproxy.cfg (and is loaded again
         if the worker no longer runs it), and FlowError says so."""
         previous = self.running_config() if running is False else running
-        self.check(config, {"haproxy.cfg.previous": previous} if previous is not None else None)
+        self.put_files(dict({"haproxy.cfg.previous": previous} if previous is not None else {}, **{"haproxy.cfg.new": config}))
         failed_before = self.failed_reloads()
         try:
-            self._reload("install")
+            self._reload("install")  # haproxy -c first: ConfigRefused if it refuses (nothing installed)
             self._wait_for_generation(generation, timeout, failed_before)
+        except ConfigRefused:
+            raise
         except FlowError as error:
             hint = proxy_limits.short_of_descriptors(error.msg)
             raise FlowError("%s%s %s" % (error.msg, hint, self._put_back(previous, timeout)))
@@ -338,9 +329,12 @@ class ProxyNode:
 
     def _reload(self, step: Literal["install", "save"] | None = None) -> None:
         """A hitless reload, the servers' state saved first for the new worker; ``step`` "save": only that,
-        "install": the candidate check() left moved over haproxy.cfg first (proxy_files.RELOAD_SCRIPT_TEXT)."""
+        "install": the candidate put_files() left checked (ConfigRefused) and moved over haproxy.cfg first
+        (proxy_files.RELOAD_SCRIPT_TEXT)."""
         code, output = self.exec(["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file,
                                   self.admin_host] + ([step] if step else []))
+        if code == CHECK_REFUSED_EXIT and step == "install":
+            raise ConfigRefused(output)
         if code != 0:
             raise FlowError("%s failed: %s" % (RELOAD_STEP_NAMES[step], output.strip()[:300]))
 

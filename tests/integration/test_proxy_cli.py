@@ -16,6 +16,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import 
 from conftest import APP_V2
 
 PROXY_HOST_EXEC = "bash /usr/local/etc/haproxy/dockerflow-cli.sh"
+RELOAD_EXEC = "bash /usr/local/etc/haproxy/dockerflow-reload.sh"
 
 
 def node_of(docker_client, proxy):
@@ -70,5 +71,8 @@ def test_a_switch_on_the_proxy_host_runs_no_cli_command_through_exec(routed_proj
 
     commands = exec_commands(docker_client, proxy.name, since, until)
     assert not [command for command in commands if command.startswith(PROXY_HOST_EXEC)], commands
-    assert any(command.startswith("haproxy -c") for command in commands), commands  # the check still runs in it
+    # The check (haproxy -c) and the reload still run in it, in one exec of the reload script.
+    reloads = [command for command in commands if command.startswith(RELOAD_EXEC)]
+    assert reloads and all(command.endswith(" install") for command in reloads), commands
+    assert not [command for command in commands if command.startswith("haproxy")], commands
     assert proxy.get("/demo")[1]["color"] == "green"

@@ -110,7 +110,7 @@ class FakeProxyNode:
         if self.running is not None:
             return None
         if not check_mode:
-            self.running = self.file = initial_config
+            self.running = self.file = initial_config()
         return "created"
 
     def current_config(self):
@@ -761,6 +761,7 @@ class ContainerStub(ProxyNode):
         self.failed = 0
         self.reloads = 0
         self.new_workers_fail = False
+        self.check_refuses = False  # haproxy -c refuses every candidate (the reload script exits 3)
         self.leaving = None  # the configuration of the worker a reload replaced
         self.leaving_answers = 0  # runtime queries that still reach that worker (before it has unbound)
 
@@ -779,9 +780,9 @@ class ContainerStub(ProxyNode):
     def exec(self, command):
         if command[0] == "mv":
             self.files[command[2]] = self.files.pop(command[1])
-        elif command[0] == "haproxy":
-            return 0, "Configuration file is valid\n"
         elif command[1] == RELOAD_SCRIPT:
+            if command[-1] == "install" and self.check_refuses:
+                return 3, "[NOTICE]   (9) : haproxy 3.0.11\n[ALERT]    (9) : config : parsing [x:3] : unknown keyword\n"
             if command[-1] == "install":
                 self.files[CONFIG_FILE] = self.files.pop(CANDIDATE_FILE)
             self.reloads += 1
@@ -814,6 +815,19 @@ def test_an_activation_no_new_worker_takes_puts_the_previous_file_back_at_once()
     node.new_workers_fail = False
     node.activate(second, gen2)
     assert node.files[CONFIG_FILE] == second == node.worker and node.files[PREVIOUS_FILE] == first
+
+
+def test_a_configuration_haproxy_refuses_is_not_installed_and_nothing_is_put_back():
+    """The check runs in the reload script's docker exec, before the candidate is moved: exit 3 says it refused."""
+    (first, _gen1), (second, gen2) = rendered("/a"), rendered("/b")
+    node = ContainerStub(first)
+    node.check_refuses = True
+    with pytest.raises(FlowError, match=r"^The new HAProxy configuration was rejected by haproxy -c, so it was not "
+                                        r"activated: \[ALERT\]    \(9\) : config : parsing \[x:3\] : unknown keyword$") as error:
+        node.activate(second, gen2)
+    assert error.value.details["haproxy_output"][1].startswith("[ALERT]")
+    assert node.files[CONFIG_FILE] == first == node.worker and node.files[CANDIDATE_FILE] == second
+    assert node.reloads == 0
 
 
 def test_a_stale_answer_of_the_worker_a_reload_replaced_is_waited_out_not_taken_for_a_failed_switch():
