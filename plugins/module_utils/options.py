@@ -309,12 +309,12 @@ TABLE = (
     _resolved("proxy_nofile", "int", "proxy",
               "File descriptors the proxy container may open (its C(nofile) ulimit), %s to %s." % NOFILE_RANGE_DOC,
               modules=_ROUTED, default_doc="the Docker engine's own limit, which its containers inherit", details=(
-                  "HAProxy needs one for each server slot (O(proxy_max_servers) x 2 colors x routed services, each"
-                  " with a health check) plus two for each connection: it takes its connection limit (C(maxconn))"
-                  " from what is left, at least 100, and refuses to start when even that does not fit (C(Cannot raise"
-                  " FD limit)). So 1,000 routes at 32 slots need about 64,300 plus two a concurrent connection, more"
-                  " than the 20,000 some engines give. Each descriptor of the limit also costs HAProxy about 80 bytes"
-                  " of memory from its start (1,048,576: about 80 MB), so a limit in the billions is no good either.",
+                  "HAProxy needs one for each server slot (O(proxy_max_servers) x 2 colors x routed services) plus"
+                  " two for each connection: its connection limit (C(maxconn)) is what is left, at least 100 (the"
+                  " proxy steps warn when the slots take more than the connections may), and it refuses to start when"
+                  " even that does not fit (C(Cannot raise FD limit)). So 1,000 routes at 32 slots need about 64,300,"
+                  " more than the 20,000 some engines give. Each descriptor of the limit also costs HAProxy about 80"
+                  " bytes of memory from its start (1,048,576: about 80 MB), so a limit in the billions is no good.",
                   "When this option is set and differs from the running container's limit, the run replaces the"
                   " container without dropping a connection, as for O(proxy_image). An engine that cannot give the"
                   " limit (one without C(CAP_SYS_RESOURCE) can give no more than its own) fails the run in one line;"

@@ -131,10 +131,12 @@ class ProxyFlow:
         """``running``: what runs now, when this run read it under the proxy's lock (else the node reads it)."""
         self.node.activate(config, generation, running=running)
         self.flow.progress("proxy configuration %s checked and activated" % generation)
+        warning = self.node.connection_warning(config)
+        if warning and warning not in self.flow.warnings:
+            self.flow.warnings.append(warning)
 
     def _running(self) -> tuple[str | None, set[str]]:
-        """What the running worker runs (by the generation it reports, not by haproxy.cfg; None if unknown) and its
-        backends. Read once a run: under the proxy's lock only this run changes them."""
+        """The running worker's configuration (by its generation, not haproxy.cfg; None if unknown) and backends."""
         if self.node.status() != "running":
             return None, set()
         backends = self.node.backends()
@@ -255,11 +257,9 @@ class ProxyFlow:
         return result
 
     def _apply(self, config: str, generation: str, running: str | None) -> bool:
-        if config == running:
-            return False
-        if not self.flow.check_mode:
+        if config != running and not self.flow.check_mode:
             self._activate(config, generation)
-        return True
+        return config != running
 
     def _warn_overfull(self, documents: Mapping[str, Document], skip: str | None = None) -> None:
         """Instances beyond the proxy's slots run and get no request: say so for every service it routes."""

@@ -18,6 +18,10 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 MIN_NOFILE = 1024
 MAX_NOFILE = 1073741816  # Linux's highest fs.nr_open: no process can be given more
 NOFILE_RANGE_DOC = ("1,024", "1,073,741,816")
+# At most this many server slots always leave connections more descriptors than the slots take: an engine gives a
+# container at least 1,024, and HAProxy's connection limit is what the slots leave, halved (two a connection).
+SLOTS_ALWAYS_FITTING = 512
+_SLOTS = re.compile(r"^ +server-template \S+ 1-(\d+) ", re.MULTILINE)
 # What runc says when the engine may not raise a container's limit (setrlimit: EPERM); type 7 is RLIMIT_NOFILE.
 _REFUSED = re.compile(r"error setting rlimit type 7: ([^:]+)")
 
@@ -71,3 +75,23 @@ def short_of_descriptors(haproxy_output: str) -> str:
         return ""
     return (" HAProxy needs a file descriptor for each server slot (proxy_max_servers x 2 x routed services) and two"
             " a connection: give the proxy container more (proxy_nofile) or use fewer slots.")
+
+
+def server_slots(config: str) -> int:
+    """The server slots of a configuration haproxy_config rendered (its server-template lines)."""
+    return sum(int(count) for count in _SLOTS.findall(config))
+
+
+def short_of_connections(slots: int, show_info: str, name: str) -> str | None:
+    """A warning when ``slots`` take more of the proxy's file descriptors than its connections may (the running
+    worker's ``show info``: HAProxy's connection limit, Maxconn, is what the slots leave of Ulimit-n, halved)."""
+    info = dict(line.split(": ", 1) for line in show_info.splitlines() if ": " in line)
+    try:
+        connections, limit = int(info["Maxconn"]), int(info["Ulimit-n"])
+    except (KeyError, ValueError):
+        return None
+    if slots <= 2 * connections:
+        return None
+    return ("Proxy %s accepts at most %d connections at once: its %d server slots take a file descriptor each, of the "
+            "%d it may open, and a connection takes two. Give it more (proxy_nofile) or fewer slots "
+            "(proxy_max_servers)." % (name, connections, slots, limit))

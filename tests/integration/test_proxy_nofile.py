@@ -67,3 +67,21 @@ def test_a_limit_the_engine_cannot_give_fails_in_one_line_and_leaves_the_proxy_a
     assert refused in replaced["msg"] and "\n" not in replaced["msg"], replaced["msg"]
     assert proxy.container().id == old_id and proxy_containers(docker_client, proxy) == [proxy.name]
     assert proxy.get("/demo")[0] == 200
+
+
+def test_slots_that_leave_few_connections_are_warned_of_with_the_worker_s_own_figures(routed_project, proxy):
+    """Fails on the code before the warning: the proxy took the slots and said nothing of its connection limit."""
+    deploy_and_route(routed_project, proxy_nofile=1536)
+    # 2 colors x 500 slots take 1,000 of 1,536 descriptors: HAProxy keeps (1,536 - 1,000 - the rest) / 2 connections.
+    synced = routed_project.run("flow_proxy", {"state": "synced", "proxy_max_servers": 500})
+    connections = show_info(proxy, "Maxconn")
+    assert connections < 500, connections
+    assert synced["warnings"] == [
+        "Proxy %s accepts at most %d connections at once: its 1000 server slots take a file descriptor each, of the "
+        "%d it may open, and a connection takes two. Give it more (proxy_nofile) or fewer slots (proxy_max_servers)."
+        % (proxy.name, connections, show_info(proxy, "Ulimit-n"))], synced
+    assert proxy.get("/demo")[0] == 200
+
+    # Back to 32 slots a color (64 servers): nothing to say.
+    back = routed_project.run("flow_proxy", {"state": "synced", "proxy_max_servers": 32})
+    assert "1-32 " in proxy.config() and not back.get("warnings"), back

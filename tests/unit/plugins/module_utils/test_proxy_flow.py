@@ -86,6 +86,7 @@ class FakeProxyNode:
         self.replacements = []  # the generations a new container took over with (replace), in order
         self.fail_replacement = None  # a FlowError message: the new container does not come up
         self.left_half_done = []  # what settle_replacement reports of a replacement a killed run left
+        self.short_of_connections = None  # the warning connection_warning gives for any configuration
 
     def status(self):
         return "running" if self.running is not None else None
@@ -115,6 +116,9 @@ class FakeProxyNode:
 
     def current_config(self):
         return self.file
+
+    def connection_warning(self, config):
+        return self.short_of_connections
 
     def running_config(self, backends=None):
         return self.running
@@ -860,3 +864,12 @@ def test_the_running_configuration_is_what_the_worker_reports_not_the_file():
     assert node.restore_running_file() and node.current_config() == first
     node.files[CONFIG_FILE] = node.files.pop(PREVIOUS_FILE).replace(gen1, "edited")
     assert node.running_config() is None, "neither file holds what runs: the file is not the truth"
+
+
+def test_the_proxy_s_connection_warning_is_said_once_however_many_activations_a_switch_takes(proxied):
+    """A first switch activates twice (the target's backend first, then the route): one warning, not two."""
+    proxied.deploy()
+    proxied.node.short_of_connections = "Proxy dockerflow-proxy accepts at most 372 connections at once: ..."
+    shop = proxied.flow()
+    ProxyFlow(shop, proxied.node, switch_timeout=0).run("present", service_path=["/books"])
+    assert len(proxied.node.activated) == 2 and shop.warnings == [proxied.node.short_of_connections]

@@ -6,11 +6,15 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, Route, render
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_limits import (
     MAX_NOFILE,
+    SLOTS_ALWAYS_FITTING,
     check_nofile,
     drift,
     refused_nofile,
+    server_slots,
+    short_of_connections,
     short_of_descriptors,
     ulimits,
 )
@@ -53,3 +57,31 @@ def test_haproxy_short_of_descriptors_gets_what_to_do():
     said = "HAProxy did not load the new configuration within 30s: [ALERT] Cannot raise FD limit to 64255, limit is 20000."
     assert "(proxy_nofile)" in short_of_descriptors(said)
     assert short_of_descriptors("[ALERT] parsing error") == ""
+
+
+def show_info(maxconn, ulimit):
+    """The lines of HAProxy 3.0.11's ``show info`` these read, among others."""
+    return "Name: HAProxy\nVersion: 3.0.11\nUlimit-n: %d\nMaxsock: %d\nMaxconn: %d\nHard_maxconn: %d\n" % (
+        ulimit, ulimit, maxconn, maxconn)
+
+
+def test_the_slots_of_a_rendered_configuration_are_counted():
+    routes = [Route("a", "blue", paths=("/a",), colors=("blue", "green")), Route("b", "blue", paths=("/b",))]
+    assert server_slots(render(routes, ProxySettings(max_servers=20))[0]) == 3 * 20
+    assert server_slots(render([], ProxySettings())[0]) == 0
+
+
+def test_slots_taking_more_descriptors_than_the_connections_get_a_warning_with_the_figures():
+    # 300 routes of two 32-slot colors on an engine that gives 20,000 (benchmarks/README.md): Maxconn 372.
+    said = short_of_connections(19200, show_info(372, 20000), "edge")
+    assert said == ("Proxy edge accepts at most 372 connections at once: its 19200 server slots take a file descriptor "
+                    "each, of the 20000 it may open, and a connection takes two. Give it more (proxy_nofile) or fewer "
+                    "slots (proxy_max_servers).")
+    assert short_of_connections(3200, show_info(8364, 20000), "edge") is None  # 50 routes
+    assert short_of_connections(2 * 372, show_info(372, 20000), "edge") is None  # as many descriptors each way
+    assert short_of_connections(19200, "Unknown command\n", "edge") is None  # an answer without the figures
+
+
+def test_slots_that_always_fit_are_those_the_least_limit_leaves_room_for():
+    """An engine gives at least 1,024 descriptors; HAProxy keeps half of what the slots leave for connections."""
+    assert SLOTS_ALWAYS_FITTING <= (1024 - SLOTS_ALWAYS_FITTING) // 2 * 2
