@@ -82,7 +82,13 @@ VARIANTS = {
     # L7 retries keep a copy of each request for a replay; connection failures alone need none. Measured to know
     # the cost, not a candidate: empty-response and response-timeout retries are part of the zero-downtime switch.
     "retry-conn-only": ((), ("retry-on conn-failure",)),
+    # Not a tuning: HAProxy with none of Flow's per-request work (bare_config), to tell HAProxy's own cost from it.
+    "bare": ((), ()),
 }
+# The defaults of the "bare" variant: no access log, retries, redispatch or keep-alive rules; the same timeouts.
+BARE_DEFAULTS = ("mode http", "timeout connect 3s", "timeout client 30s", "timeout server 30s",
+                 "timeout http-keep-alive 10s", "timeout check 2s", "load-server-state-from-file global",
+                 "default-server init-addr last,none")
 _GENERATION_MARKER = re.compile(r"^backend be_dockerflow_generation_\S+$", re.M)
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -149,12 +155,28 @@ def variant_config(config, variant, generation):
     (where they override a rendered line of the same keyword), and the generation marker renamed to
     ``generation``, so that the reload is seen to have loaded it."""
     global_lines, defaults_lines = VARIANTS[variant]
-    lines = config.splitlines()
+    lines = bare_config(config).splitlines() if variant == "bare" else config.splitlines()
     for section, added in (("global", global_lines), ("defaults", defaults_lines)):
         at = lines.index("", lines.index(section))  # the blank line that ends the section
         lines[at:at] = ["    %s" % line for line in added]
     text = "\n".join(lines) + "\n"
     return _GENERATION_MARKER.sub("backend be_dockerflow_generation_%s" % generation, text, count=1)
+
+
+def bare_config(config):
+    """``config`` with its defaults and its HTTP frontend cut to what any HAProxy in front of one service has: the
+    frontend's binds and its first routed backend as the default one (no ACME, retry or routing rules)."""
+    sections = re.split(r"\n(?=\S)", config)
+    for index, section in enumerate(sections):
+        lines = section.splitlines()
+        if lines[0] == "defaults":
+            sections[index] = "\n".join(["defaults"] + ["    %s" % line for line in BARE_DEFAULTS] + [""])
+        elif lines[0] == "frontend http":
+            binds = [line for line in lines if line.strip().startswith("bind ")]
+            routed = next(line.split()[1] for line in lines if line.strip().startswith("use_backend be_")
+                          and "be_dockerflow_" not in line)
+            sections[index] = "\n".join([lines[0]] + binds + ["    default_backend %s" % routed, ""])
+    return "\n".join(sections)
 
 
 def _latency_ms(text):
