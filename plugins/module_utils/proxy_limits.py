@@ -12,6 +12,7 @@ limit unless it is created with its own; that is fixed for the container's life 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 
@@ -82,13 +83,17 @@ def server_slots(config: str) -> int:
     return sum(int(count) for count in _SLOTS.findall(config))
 
 
-def short_of_connections(slots: int, show_info: str, name: str) -> str | None:
-    """A warning when ``slots`` take more of the proxy's file descriptors than its connections may (the running
-    worker's ``show info``: HAProxy's connection limit, Maxconn, is what the slots leave of Ulimit-n, halved)."""
-    info = dict(line.split(": ", 1) for line in show_info.splitlines() if ": " in line)
+def short_of_connections(slots: int, show_info: Callable[[], str], name: str) -> str | None:
+    """A warning when ``slots`` take more of the proxy's file descriptors than its connections may: HAProxy's
+    connection limit (Maxconn) is what the slots leave of its Ulimit-n, halved, as the running worker's answer to
+    ``show_info()`` says. That is asked only above SLOTS_ALWAYS_FITTING; None when the worker does not answer (right
+    after a reload the leaving one may not): a warning never fails a step."""
+    if slots <= SLOTS_ALWAYS_FITTING:
+        return None
     try:
+        info = dict(line.split(": ", 1) for line in show_info().splitlines() if ": " in line)
         connections, limit = int(info["Maxconn"]), int(info["Ulimit-n"])
-    except (KeyError, ValueError):
+    except (FlowError, KeyError, ValueError):
         return None
     if slots <= 2 * connections:
         return None

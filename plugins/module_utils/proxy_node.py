@@ -322,10 +322,8 @@ class ProxyNode:
 
     def connection_warning(self, config: str) -> str | None:
         """A warning when ``config``, which the worker runs, leaves it few connections for its server slots."""
-        slots = proxy_limits.server_slots(config)
-        if slots <= proxy_limits.SLOTS_ALWAYS_FITTING:
-            return None
-        return proxy_limits.short_of_connections(slots, self.runtime("show info"), self.name)
+        return proxy_limits.short_of_connections(proxy_limits.server_slots(config), lambda: self.runtime("show info"),
+                                                 self.name)
 
     def _install(self, config: str) -> None:
         """``config`` over haproxy.cfg, by a rename of the candidate (no reload: the callers decide)."""

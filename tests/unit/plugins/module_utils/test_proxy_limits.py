@@ -73,13 +73,24 @@ def test_the_slots_of_a_rendered_configuration_are_counted():
 
 def test_slots_taking_more_descriptors_than_the_connections_get_a_warning_with_the_figures():
     # 300 routes of two 32-slot colors on an engine that gives 20,000 (benchmarks/README.md): Maxconn 372.
-    said = short_of_connections(19200, show_info(372, 20000), "edge")
+    said = short_of_connections(19200, lambda: show_info(372, 20000), "edge")
     assert said == ("Proxy edge accepts at most 372 connections at once: its 19200 server slots take a file descriptor "
                     "each, of the 20000 it may open, and a connection takes two. Give it more (proxy_nofile) or fewer "
                     "slots (proxy_max_servers).")
-    assert short_of_connections(3200, show_info(8364, 20000), "edge") is None  # 50 routes
-    assert short_of_connections(2 * 372, show_info(372, 20000), "edge") is None  # as many descriptors each way
-    assert short_of_connections(19200, "Unknown command\n", "edge") is None  # an answer without the figures
+    assert short_of_connections(3200, lambda: show_info(8364, 20000), "edge") is None  # 50 routes
+    assert short_of_connections(2 * 372, lambda: show_info(372, 20000), "edge") is None  # as many descriptors each way
+    assert short_of_connections(19200, lambda: "Unknown command\n", "edge") is None  # an answer without the figures
+
+
+def test_the_worker_is_not_asked_for_slots_that_always_fit_and_one_that_does_not_answer_fails_nothing():
+    def unasked():
+        raise AssertionError("show info was asked")
+
+    def leaving():
+        raise FlowError("HAProxy's runtime API of edge (127.0.0.1 port 9999) did not answer 'show info': reset")
+
+    assert short_of_connections(SLOTS_ALWAYS_FITTING, unasked, "edge") is None
+    assert short_of_connections(19200, leaving, "edge") is None
 
 
 def test_slots_that_always_fit_are_those_the_least_limit_leaves_room_for():
