@@ -48,6 +48,9 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(REPO, ".build", "collections")
 PROFILER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile_module.py")
+# The totals a profile_module.py report has, by kind of wait: Docker API calls, docker execs into the proxy, its
+# runtime API and master CLI asked directly, Consul requests, sleeps.
+PROFILE_KINDS = ("docker_api", "proxy_execs", "proxy_cli", "consul", "sleeps")
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 CONSUL_URL = os.environ.get("DOCKERFLOW_BENCH_CONSUL", "http://127.0.0.1:8500")
 CONSUL_DNS = os.environ.get("DOCKERFLOW_BENCH_CONSUL_DNS", "127.0.0.1:8600")

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
     PREFIX,
+    PROFILE_KINDS,
     Bench,
     BenchError,
     add_common_arguments,
@@ -120,7 +121,7 @@ def summarize(step, reports, playbook_seconds):
         return median(values)
 
     kinds = {}
-    for part in ("docker_api", "proxy_execs", "proxy_cli", "consul", "sleeps"):
+    for part in PROFILE_KINDS:
         names = sorted({kind for report in reports for kind in report[part]["by_kind"]})
         kinds[part] = {
             "count": pick((part, "count")), "seconds": pick((part, "seconds")),

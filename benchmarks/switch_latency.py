@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (  # noqa: E402
     COLLECTIONS,
     KV_SERVICES,
+    PROFILE_KINDS,
     Bench,
     BenchError,
     add_common_arguments,
@@ -275,9 +276,8 @@ def profile_switch(project):
     project.set_image(project.next_image())
     project.run(project.deploy(force=True))
     report = profiled(project, project.proxy(), cprofile=True)
-    kinds = ("docker_api", "proxy_execs", "proxy_cli", "consul", "sleeps")
     return {"process_s": report["process_s"], "imports_s": report["imports_s"], "run_s": report["run_s"],
-            "run_cpu_s": report["run_cpu_s"], **{kind: report[kind] for kind in kinds},
+            "run_cpu_s": report["run_cpu_s"], **{kind: report[kind] for kind in PROFILE_KINDS},
             "top_functions": report["top_functions"]}
 
 
@@ -338,7 +338,7 @@ def run(parser, args):
                 log("%d routes: profiled switch: run %.2fs (CPU %.2fs): %s" % (
                     count, row["profile"]["run_s"], row["profile"]["run_cpu_s"], ", ".join(
                         "%s %.2fs" % (kind, row["profile"][kind]["seconds"])
-                        for kind in ("docker_api", "proxy_execs", "proxy_cli", "consul", "sleeps"))))
+                        for kind in PROFILE_KINDS)))
             noop = project.run(project.proxy())
             row["noop_module_s"] = noop.step(0)["seconds"]
             row["noop_changed"] = noop.results[0].get("changed")
