@@ -137,7 +137,9 @@ def test_a_replacement_killed_while_both_containers_serve_is_finished_by_the_nex
     old_id = proxy.container().id
     pause_file = pathlib.Path(routed_project.dir, "pause-replacing")
     command, env = routed_project.playbook(
-        "flow_proxy", {"state": "synced", "proxy_image": other_tag},
+        # lock_ttl 10 (Consul's least): the killed run's lock is free 20-25 s after the kill (twice the TTL, then
+        # the lock-delay); at the default 30 that is 55-65 s, as long as the next run's lock_timeout.
+        "flow_proxy", {"state": "synced", "proxy_image": other_tag, "lock_ttl": 10},
         env={"DOCKERFLOW_TEST_PAUSE_AT": "proxy:replacing", "DOCKERFLOW_TEST_PAUSE_FILE": str(pause_file)})
     load = LoadGenerator("http://127.0.0.1:%d/demo" % proxy.http_port, connections=3, max_requests=100000,
                          max_seconds=120).start()
