@@ -37,12 +37,12 @@ def create(node: ProxyNode, command: list[str], labels: dict[str, str], restart_
     try:
         api.inspect_volume(node.volume)
     except docker.errors.NotFound:
-        node._call("creating volume %s" % node.volume, api.create_volume, node.volume, labels=labels)
+        node.docker_call("creating volume %s" % node.volume, api.create_volume, node.volume, labels=labels)
     mounts = [docker.types.Mount(target=CONFIG_DIR, source=node.volume, type="volume")]
     host_config = api.create_host_config(network_mode="host", restart_policy=restart_policy, mounts=mounts,
                                          ulimits=proxy_limits.ulimits(node.nofile))
     # user 0 binds port 80 on the host network; the workers drop to the haproxy user.
-    node._call("creating proxy %s" % node.name, api.create_container, node.image, name=node.name, user="0",
+    node.docker_call("creating proxy %s" % node.name, api.create_container, node.image, name=node.name, user="0",
                command=command, labels=labels, host_config=host_config)
 
 
@@ -50,8 +50,8 @@ def start(node: ProxyNode, created: bool = False) -> None:
     """Start the container, which goes if it failed and was just ``created`` (the next run makes it anew, with its
     settings then); an engine that cannot give it its nofile limit fails in one line."""
     try:
-        node._call("starting proxy %s" % node.name, node.api.start, node.name)
+        node.docker_call("starting proxy %s" % node.name, node.api.start, node.name)
     except FlowError as error:
         if created:
-            node._call("removing proxy %s" % node.name, node.api.remove_container, node.name, force=True)
+            node.docker_call("removing proxy %s" % node.name, node.api.remove_container, node.name, force=True)
         raise proxy_limits.refused_nofile(error.msg, node.nofile, node.name) or error

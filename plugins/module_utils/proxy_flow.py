@@ -111,9 +111,8 @@ class ProxyFlow:
         """The proxy runs, with the canary weights (proxy_canary) and certificates Consul records for its workers, in a
         container with these settings (a new one replaces one made with others)."""
         routes = routes_from_documents(documents, self.node.name)
-        weights = canary_weights(documents, self.node.name)
         private = self.certificates.files()
-        files = {WEIGHTS_FILE_NAME: weights} if weights else {}
+        files = {WEIGHTS_FILE_NAME: weights} if (weights := canary_weights(documents, self.node.name)) else {}
         replacement = self.node.replacement()
         for done in replacement.settle(check_mode=self.flow.check_mode):
             self.flow.progress(done)
@@ -136,7 +135,8 @@ class ProxyFlow:
             self.flow.warnings.append(warning)
 
     def _running(self) -> tuple[str | None, set[str]]:
-        """The running worker's configuration (by its generation, not haproxy.cfg; None if unknown) and backends."""
+        """The running worker's configuration (by its generation, not haproxy.cfg; None if unknown) and backends: one
+        reading a step is enough, as the caller holds the proxy's lock and no other run can reload it meanwhile."""
         if self.node.status() != "running":
             return None, set()
         backends = self.node.backends()

@@ -93,7 +93,9 @@ class ProxyNode:
         self.direct: bool | None = None  # whether runtime() and master() connect themselves (proxy_cli); None: not known yet
 
     # -- container -----------------------------------------------------------------
-    def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def docker_call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``function(*args, **kwargs)``, a Docker API call on this proxy (proxy_container, proxy_replacement make
+        theirs through it too); its errors as one FlowError naming ``what``."""
         try:
             return function(*args, **kwargs)
         except docker.errors.NotFound as exc:
@@ -198,7 +200,7 @@ class ProxyNode:
     def put_files(self, files: dict[str, str], mode: int | None = None) -> None:
         """``files`` (name: text) into CONFIG_DIR, with ``mode`` (proxy_files.archive)."""
         if files:
-            self._call("writing files into proxy %s" % self.name, self.api.put_archive, self.name, CONFIG_DIR,
+            self.docker_call("writing files into proxy %s" % self.name, self.api.put_archive, self.name, CONFIG_DIR,
                        archive(files, mode))
 
     def read_file(self, path: str) -> str | None:
@@ -215,8 +217,8 @@ class ProxyNode:
 
     def exec(self, command: list[str]) -> tuple[int, str]:
         """Run ``command`` in the proxy container; returns (exit code, output)."""
-        created = self._call("running a command in proxy %s" % self.name, self.api.exec_create, self.name, command)
-        output = self._call("running a command in proxy %s" % self.name, self.api.exec_start, created["Id"])
+        created = self.docker_call("running a command in proxy %s" % self.name, self.api.exec_create, self.name, command)
+        output = self.docker_call("running a command in proxy %s" % self.name, self.api.exec_start, created["Id"])
         code = self.api.exec_inspect(created["Id"])["ExitCode"]
         return code, output.decode("utf-8", "replace")
 

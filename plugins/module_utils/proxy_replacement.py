@@ -74,7 +74,7 @@ class Replacement:
     def retiring(self) -> list[str]:
         """The proxy's old containers a replacement renamed and has not removed yet (a run killed midway)."""
         prefix = self.node.name + RETIRING
-        found = self.node._call("listing the containers of proxy %s" % self.node.name, self.api.containers, all=True,
+        found = self.node.docker_call("listing the containers of proxy %s" % self.node.name, self.api.containers, all=True,
                                 filters={"name": prefix})
         return sorted(name[1:] for container in found for name in container["Names"] if name[1:].startswith(prefix))
 
@@ -90,7 +90,7 @@ class Replacement:
         node.save_server_state()
         if "proxy_nofile" not in node.asked_for:  # the limit a run set before stays, unless this one sets another
             node.nofile = container_nofile(old)
-        node._call("renaming proxy %s" % node.name, self.api.rename, node.name, retiring)
+        node.docker_call("renaming proxy %s" % node.name, self.api.rename, node.name, retiring)
         try:
             proxy_container.create(node, node.command() + ["-x", ADMIN_SOCKET], old["Config"].get("Labels") or {},
                                    old["HostConfig"].get("RestartPolicy") or {"Name": "unless-stopped"})
@@ -152,26 +152,26 @@ class Replacement:
             self.api.remove_container(node.name, force=True)
         except docker.errors.NotFound:
             pass
-        node._call("renaming proxy %s back" % retiring, self.api.rename, retiring, node.name)
+        node.docker_call("renaming proxy %s back" % retiring, self.api.rename, retiring, node.name)
         if node.status() != "running":
-            node._call("updating proxy %s" % node.name, self.api.update_container, node.name,
+            node.docker_call("updating proxy %s" % node.name, self.api.update_container, node.name,
                        restart_policy=restart_policy or {"Name": "unless-stopped"})
-            node._call("starting proxy %s" % node.name, self.api.start, node.name)
+            node.docker_call("starting proxy %s" % node.name, self.api.start, node.name)
             node.wait_ready()
 
     def _retire(self, retiring: str) -> bool:
         """Soft-stop the old container and remove it once it exited; its restart policy goes first, or Docker would
         start it again. False if it still runs after RETIRE_WAIT."""
-        self.node._call("updating proxy %s" % retiring, self.api.update_container, retiring,
+        self.node.docker_call("updating proxy %s" % retiring, self.api.update_container, retiring,
                         restart_policy={"Name": "no"})
         if self._status_of(retiring) == "running":
-            self.node._call("soft-stopping proxy %s" % retiring, self.api.kill, retiring, signal="SIGUSR1")
+            self.node.docker_call("soft-stopping proxy %s" % retiring, self.api.kill, retiring, signal="SIGUSR1")
         deadline = time.monotonic() + RETIRE_WAIT
         while self._status_of(retiring) == "running":
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.3)
-        self.node._call("removing proxy %s" % retiring, self.api.remove_container, retiring)
+        self.node.docker_call("removing proxy %s" % retiring, self.api.remove_container, retiring)
         return True
 
     def _master_log(self, tail: int = 100) -> str:
@@ -182,4 +182,4 @@ class Replacement:
             return ""
 
     def _status_of(self, container: str) -> str:
-        return self.node._call("inspecting proxy %s" % container, self.api.inspect_container, container)["State"]["Status"]
+        return self.node.docker_call("inspecting proxy %s" % container, self.api.inspect_container, container)["State"]["Status"]
