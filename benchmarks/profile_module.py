@@ -204,4 +204,7 @@ def main(module, args_path, out_path, *flags):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) < 4 or sys.argv[1].startswith("-") or not set(sys.argv[4:]) <= {"--cprofile"}:
+        print("usage: profile_module.py MODULE ARGS_JSON OUT_JSON [--cprofile]", file=sys.stderr)
+        sys.exit(2)  # could not run, as the other benchmarks say it; 1 is the module's failure
     sys.exit(main(*sys.argv[1:]))
