@@ -43,7 +43,7 @@ def create(node: ProxyNode, command: list[str], labels: dict[str, str], restart_
                                          ulimits=proxy_limits.ulimits(node.nofile))
     # user 0 binds port 80 on the host network; the workers drop to the haproxy user.
     node.docker_call("creating proxy %s" % node.name, api.create_container, node.image, name=node.name, user="0",
-               command=command, labels=labels, host_config=host_config)
+                     command=command, labels=labels, host_config=host_config)
 
 
 def start(node: ProxyNode, created: bool = False) -> None:

@@ -201,7 +201,7 @@ class ProxyNode:
         """``files`` (name: text) into CONFIG_DIR, with ``mode`` (proxy_files.archive)."""
         if files:
             self.docker_call("writing files into proxy %s" % self.name, self.api.put_archive, self.name, CONFIG_DIR,
-                       archive(files, mode))
+                             archive(files, mode))
 
     def read_file(self, path: str) -> str | None:
         try:

@@ -75,7 +75,7 @@ class Replacement:
         """The proxy's old containers a replacement renamed and has not removed yet (a run killed midway)."""
         prefix = self.node.name + RETIRING
         found = self.node.docker_call("listing the containers of proxy %s" % self.node.name, self.api.containers, all=True,
-                                filters={"name": prefix})
+                                      filters={"name": prefix})
         return sorted(name[1:] for container in found for name in container["Names"] if name[1:].startswith(prefix))
 
     def replace(self, generation: str, timeout: float = 30, serving: Callable[[], None] = lambda: None) -> bool:
@@ -155,7 +155,7 @@ class Replacement:
         node.docker_call("renaming proxy %s back" % retiring, self.api.rename, retiring, node.name)
         if node.status() != "running":
             node.docker_call("updating proxy %s" % node.name, self.api.update_container, node.name,
-                       restart_policy=restart_policy or {"Name": "unless-stopped"})
+                             restart_policy=restart_policy or {"Name": "unless-stopped"})
             node.docker_call("starting proxy %s" % node.name, self.api.start, node.name)
             node.wait_ready()
 
@@ -163,7 +163,7 @@ class Replacement:
         """Soft-stop the old container and remove it once it exited; its restart policy goes first, or Docker would
         start it again. False if it still runs after RETIRE_WAIT."""
         self.node.docker_call("updating proxy %s" % retiring, self.api.update_container, retiring,
-                        restart_policy={"Name": "no"})
+                              restart_policy={"Name": "no"})
         if self._status_of(retiring) == "running":
             self.node.docker_call("soft-stopping proxy %s" % retiring, self.api.kill, retiring, signal="SIGUSR1")
         deadline = time.monotonic() + RETIRE_WAIT
