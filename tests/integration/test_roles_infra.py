@@ -331,10 +331,16 @@ SCENARIO_PORTS = {
 }
 
 
+def scenario_sequence(role):
+    with open(os.path.join(ROOT, "roles", role, "molecule", "default", "molecule.yml")) as handle:
+        return yaml.safe_load(handle)["scenario"]["test_sequence"]
+
+
 @pytest.mark.long_running
 @pytest.mark.parametrize("role", sorted(SCENARIO_PORTS))
 def test_molecule_scenario(role, tmp_path, docker_client):
-    """`molecule test` of the role's default scenario: converge, idempotence, verify, destroy."""
+    """`molecule test` of the role's default scenario: each action of its test_sequence (converge, idempotence,
+    verify, destroy; check mode where the scenario has it) ran as often as the sequence says, and succeeded."""
     ensure_collection_link()
     ident = "m%s" % uuid.uuid4().hex[:6]
     names = SCENARIO_PORTS[role]
@@ -346,8 +352,12 @@ def test_molecule_scenario(role, tmp_path, docker_client):
         completed = run([MOLECULE, "test"], cwd=os.path.join(ROOT, "roles", role), env=env)
         text = output(completed)
         assert completed.returncode == 0, text[-8000:]
-        for step in ("converge", "idempotence", "verify", "destroy"):
-            assert re.search(r"%s\W+Executed: Successful" % step, text), "%s did not run:\n%s" % (step, text[-4000:])
+        sequence = scenario_sequence(role)
+        assert {"converge", "idempotence", "verify", "destroy"} <= set(sequence), sequence
+        for step in sorted(set(sequence)):
+            ran = len(re.findall(r"\[default > %s\] Executed: Successful" % step, text))
+            assert ran == sequence.count(step), "%s ran %d time(s), not %d:\n%s" % (
+                step, ran, sequence.count(step), text[-4000:])
         assert not docker_client.containers.list(all=True, filters={"name": "dockerflow-test-%s-" % ident}), \
             "destroy leaves nothing behind"
     finally:
