@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -412,3 +413,17 @@ def wait_for(predicate, timeout=10, interval=0.2, what="condition"):
 
 def dedent(text):
     return textwrap.dedent(text).lstrip()
+
+
+def assert_molecule_sequence_ran(role, text):
+    """``text``, the output of `molecule test` in roles/<role>: each action of the scenario's test_sequence ran
+    as often as the sequence lists it (check mode too, where it does), and succeeded."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "roles", role, "molecule", "default", "molecule.yml")
+    with open(path) as handle:
+        sequence = yaml.safe_load(handle)["scenario"]["test_sequence"]
+    assert {"converge", "idempotence", "verify", "destroy"} <= set(sequence), sequence
+    for step in sorted(set(sequence)):
+        ran = len(re.findall(r"\[default > %s\] Executed: Successful" % step, text))
+        assert ran == sequence.count(step), "%s ran %d time(s), not %d:\n%s" % (step, ran, sequence.count(step),
+                                                                                text[-4000:])

@@ -22,7 +22,7 @@ import docker
 import pytest
 import yaml
 
-from conftest import ANSIBLE_PLAYBOOK, PROXY_IMAGE, FlowProject, free_ports, wait_for
+from conftest import ANSIBLE_PLAYBOOK, PROXY_IMAGE, FlowProject, assert_molecule_sequence_ran, free_ports, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONSUL_IMAGE = "dockerflow-test/consul:1.8.7"
@@ -331,11 +331,6 @@ SCENARIO_PORTS = {
 }
 
 
-def scenario_sequence(role):
-    with open(os.path.join(ROOT, "roles", role, "molecule", "default", "molecule.yml")) as handle:
-        return yaml.safe_load(handle)["scenario"]["test_sequence"]
-
-
 @pytest.mark.long_running
 @pytest.mark.parametrize("role", sorted(SCENARIO_PORTS))
 def test_molecule_scenario(role, tmp_path, docker_client):
@@ -352,12 +347,7 @@ def test_molecule_scenario(role, tmp_path, docker_client):
         completed = run([MOLECULE, "test"], cwd=os.path.join(ROOT, "roles", role), env=env)
         text = output(completed)
         assert completed.returncode == 0, text[-8000:]
-        sequence = scenario_sequence(role)
-        assert {"converge", "idempotence", "verify", "destroy"} <= set(sequence), sequence
-        for step in sorted(set(sequence)):
-            ran = len(re.findall(r"\[default > %s\] Executed: Successful" % step, text))
-            assert ran == sequence.count(step), "%s ran %d time(s), not %d:\n%s" % (
-                step, ran, sequence.count(step), text[-4000:])
+        assert_molecule_sequence_ran(role, text)
         assert not docker_client.containers.list(all=True, filters={"name": "dockerflow-test-%s-" % ident}), \
             "destroy leaves nothing behind"
     finally:
