@@ -304,7 +304,7 @@ def test_an_unreachable_directory_fails_in_one_line_naming_it_and_leaves_the_pro
     assert not lock_holder(), "the lock is released after a failed order"
 
 
-@pytest.mark.parametrize("domain", ["shop_acme.test", "*.acme.test", "127.0.0.1", "shop acme.test"])
+@pytest.mark.parametrize("domain", ["shop_acme.test", "Shop_ACME.test", "*.acme.test", "127.0.0.1", "shop acme.test"])
 def test_a_domain_that_is_not_a_host_name_fails_in_one_line(tmp_path, nodes, account_key, domain):
     failed = play(tmp_path, nodes[:1], acme_account_key=account_key, acme_terms_agreed=True, acme_domains=[domain],
                   acme_directory="https://127.0.0.1:9/dir")
