@@ -44,6 +44,7 @@ from integration.conftest import (  # noqa: E402,F401  # pylint: disable=unused-
     PROXY_IMAGE,
     FlowProject,
     TestProxy,
+    assert_molecule_sequence_ran,
     consul_agent,
     docker_client,
     free_ports,

@@ -35,6 +35,7 @@ from integration.conftest import (  # noqa: E402,F401  # pylint: disable=unused-
     CONSUL_URL,
     FlowProject,
     TestProxy,
+    assert_molecule_sequence_ran,
     consul_agent,
     consul_get,
     consul_put,

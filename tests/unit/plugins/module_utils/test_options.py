@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 
-import jinja2
 import pytest
 import yaml
 
@@ -179,8 +178,7 @@ def test_ansible_doc_shows_the_flow_roles_variables_as_the_table_has_them(ansibl
 
 def test_the_proxy_roles_defaults_of_the_proxy_options_are_the_tables():
     """The proxy role passes its own variables to flow_proxy; those named after a proxy option default
-    to the table's value (its defaults and argument specs are hand-written, so they are checked here). A default
-    that follows the consul role's variables (proxy_acme_consul: consul_http_port) is the table's without them."""
+    to the table's value (its defaults and argument specs are hand-written, so they are checked here)."""
     role = os.path.join(option_docs.ROOT, "roles", "proxy")
     with open(os.path.join(role, "defaults", "main.yml"), encoding="utf-8") as handle:
         defaults = yaml.safe_load(handle)
@@ -189,9 +187,6 @@ def test_the_proxy_roles_defaults_of_the_proxy_options_are_the_tables():
     checked = [name for name in defaults if name in OPTIONS and OPTIONS[name].group == "proxy" and OPTIONS[name].default]
     assert len(checked) >= 9, checked
     for name in checked:
-        default = defaults[name]
-        if isinstance(default, str) and "{{" in default:
-            default = jinja2.Template(default).render()  # without the consul role's variables
-        assert default == OPTIONS[name].default, name
+        assert defaults[name] == OPTIONS[name].default, name
         assert specs[name].get("default") == OPTIONS[name].default, name
         assert specs[name]["type"] == OPTIONS[name].type, name
