@@ -85,10 +85,9 @@ VARIANTS = {
     # Not a tuning: HAProxy with none of Flow's per-request work (bare_config), to tell HAProxy's own cost from it.
     "bare": ((), ()),
 }
-# The defaults of the "bare" variant: no access log, retries, redispatch or keep-alive rules; the same timeouts.
-BARE_DEFAULTS = ("mode http", "timeout connect 3s", "timeout client 30s", "timeout server 30s",
-                 "timeout http-keep-alive 10s", "timeout check 2s", "load-server-state-from-file global",
-                 "default-server init-addr last,none")
+# What the "bare" variant keeps of the rendered defaults, by keyword: the mode, the timeouts and the server state;
+# not the access log, retries, redispatch or keep-alive rules.
+BARE_DEFAULTS_KEPT = ("mode", "timeout", "load-server-state-from-file", "default-server")
 _GENERATION_MARKER = re.compile(r"^backend be_dockerflow_generation_\S+$", re.M)
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -170,7 +169,8 @@ def bare_config(config):
     for index, section in enumerate(sections):
         lines = section.splitlines()
         if lines[0] == "defaults":
-            sections[index] = "\n".join(["defaults"] + ["    %s" % line for line in BARE_DEFAULTS] + [""])
+            kept = [line for line in lines[1:] if line.split()[:1] and line.split()[0] in BARE_DEFAULTS_KEPT]
+            sections[index] = "\n".join([lines[0]] + kept + [""])
         elif lines[0] == "frontend http":
             binds = [line for line in lines if line.strip().startswith("bind ")]
             routed = next(line.split()[1] for line in lines if line.strip().startswith("use_backend be_")

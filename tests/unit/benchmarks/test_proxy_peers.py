@@ -177,3 +177,18 @@ def test_a_variant_adds_its_lines_last_in_their_sections_and_renames_the_generat
     defaults = proxy_overhead.variant_config(RENDERED, "retry-conn-only", "g").split("\n\n")[1].splitlines()
     assert defaults[-2:] == ["    retry-on conn-failure empty-response response-timeout", "    retry-on conn-failure"]
     assert proxy_overhead.variant_config(RENDERED, "baseline", "g") == RENDERED.replace("0123abcd", "g")
+
+
+def test_the_bare_variant_keeps_the_rendered_timeouts_and_drops_flow_s_per_request_rules():
+    from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, Route, render
+
+    config, _generation = render([Route(service="demo", paths=["/demo"], color="blue")], ProxySettings())
+    bare = proxy_overhead.bare_config(config)
+    rendered_defaults = config.split("\ndefaults\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    bare_defaults = bare.split("\ndefaults\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line for line in rendered_defaults if line.split()[0] == "timeout"] == \
+        [line for line in bare_defaults if line.split()[0] == "timeout"] != []
+    assert {line.split()[0] for line in bare_defaults} == {"mode", "timeout", "load-server-state-from-file",
+                                                           "default-server"}
+    frontend = bare.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in frontend] == ["bind", "default_backend"] and frontend[-1].endswith("be_demo_blue")
