@@ -23,9 +23,10 @@ UNIT := $(TEST_ENV) $(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
 # alone used 2,437 CPU-s for the 239 tests, the engine and containers besides, and the CPU was never idle at -n 4).
 # More workers only raised the load: -n 4 took 3,049 s beside other sessions, and a switch was refused because its
 # starved targets failed their checks (2026-12-05).
+# --dist loadgroup: the tests of one xdist_group mark (test_acme.py's, on shared Consul keys) share a worker.
 INTEGRATION := $(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	DOCKERFLOW_TEST_CONSUL=http://127.0.0.1:$(CONSUL_HTTP_PORT) DOCKERFLOW_TEST_CONSUL_DNS=127.0.0.1:8600 \
-	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 --durations=15 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/integration -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 .PHONY: help venv collection-path engine images images-bench consul consul-stop clean-containers \
         unit integration awx quality faults test-cluster coverage test demo benchmarks options clean

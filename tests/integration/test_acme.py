@@ -35,6 +35,9 @@ from conftest import ANSIBLE_PLAYBOOK, CONSUL_URL, PROXY_IMAGE, TestProxy, consu
 PEBBLE_IMAGE = "dockerflow-test/pebble:2.4"
 CHALLENGES = "/v1/kv/dockerflow/proxy/acme-challenges/"
 DOMAINS = ["shop.acme.test", "www.shop.acme.test"]
+# The tests that take the issuer's lock or write challenges share those keys of the harness Consul: they run one
+# after the other on one worker (make integration: pytest -n 2 --dist loadgroup), so that no test sees another's.
+SHARED_ACME_KEYS = pytest.mark.xdist_group("acme-keys-of-the-harness-consul")
 
 
 class Pebble:
@@ -221,6 +224,7 @@ class ChallengeWatch(threading.Thread):
 
 
 @pytest.mark.long_running
+@SHARED_ACME_KEYS
 def test_the_example_issues_on_two_nodes_then_no_renewal_then_renewal_then_a_replacement_revokes_the_old(
         docker_client, tmp_path, nodes, account_key):
     issuer, validator = nodes
@@ -287,6 +291,7 @@ def test_the_example_issues_on_two_nodes_then_no_renewal_then_renewal_then_a_rep
         pebble.remove()
 
 
+@SHARED_ACME_KEYS
 def test_an_unreachable_directory_fails_in_one_line_naming_it_and_leaves_the_proxy_untouched(
         tmp_path, nodes, account_key):
     node = nodes[0]
@@ -316,6 +321,7 @@ def test_a_domain_that_is_not_a_host_name_fails_in_one_line(tmp_path, nodes, acc
         nodes[0].container()  # nothing was made
 
 
+@SHARED_ACME_KEYS
 def test_every_node_answers_a_challenge_from_consul_and_nothing_else(tmp_path, nodes):
     node = nodes[0]
     made = play(tmp_path, [node], role="dockerflow.flow.proxy")
