@@ -88,7 +88,7 @@ VARIANTS = {
 # What the "bare" variant keeps of the rendered defaults, by keyword: the mode, the timeouts and the server state;
 # not the access log, retries, redispatch or keep-alive rules.
 BARE_DEFAULTS_KEPT = ("mode", "timeout", "load-server-state-from-file", "default-server")
-_GENERATION_MARKER = re.compile(r"^backend be_dockerflow_generation_\S+$", re.M)
+_GENERATION_LINE = re.compile(r"^# live-color \.generation \S+$", re.M)  # live_map's trailer
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
@@ -151,15 +151,17 @@ variant_list = choice_list(VARIANTS)  # --variants: names of VARIANTS
 
 def variant_config(config, variant, generation):
     """``config`` (as flow_proxy rendered it) with ``variant``'s lines last in its global and defaults sections
-    (where they override a rendered line of the same keyword), and the generation marker renamed to
-    ``generation``, so that the reload is seen to have loaded it."""
+    (where they override a rendered line of the same keyword), and the generation (in the live colors' map)
+    renamed to ``generation``, so that the reload is seen to have loaded it."""
     global_lines, defaults_lines = VARIANTS[variant]
     lines = bare_config(config).splitlines() if variant == "bare" else config.splitlines()
     for section, added in (("global", global_lines), ("defaults", defaults_lines)):
         at = lines.index("", lines.index(section))  # the blank line that ends the section
         lines[at:at] = ["    %s" % line for line in added]
-    text = "\n".join(lines) + "\n"
-    return _GENERATION_MARKER.sub("backend be_dockerflow_generation_%s" % generation, text, count=1)
+    # A line of its own, so that the body differs from the running one's and the round starts on a new worker
+    # (a configuration that differs only in the live colors would be swapped in without a reload: live_map).
+    text = "\n".join(lines + ["# proxy_overhead round %s" % generation]) + "\n"
+    return _GENERATION_LINE.sub("# live-color .generation %s" % generation, text, count=1)
 
 
 def bare_config(config):
@@ -173,9 +175,9 @@ def bare_config(config):
             sections[index] = "\n".join([lines[0]] + kept + [""])
         elif lines[0] == "frontend http":
             binds = [line for line in lines if line.strip().startswith("bind ")]
-            routed = next(line.split()[1] for line in lines if line.strip().startswith("use_backend be_")
-                          and "be_dockerflow_" not in line)
-            sections[index] = "\n".join([lines[0]] + binds + ["    default_backend %s" % routed, ""])
+            # The first routed service, and its live color from the live colors' map the configuration carries.
+            service, color = _GENERATION_LINE.sub("", config).split("# live-color ", 2)[1].split()[:2]
+            sections[index] = "\n".join([lines[0]] + binds + ["    default_backend be_%s_%s" % (service, color), ""])
     return "\n".join(sections)
 
 
@@ -445,7 +447,8 @@ def run(parser, args):
                 generation = "bench-%s-%d" % (variant, number + 1)
                 try:
                     node.activate(variant_config(rendered, variant, generation), generation)
-                    node.wait_drained(60)  # the old worker's CPU time would leave with it during the round
+                    # The old worker's CPU time would leave with it during the round.
+                    module_utils("proxy_drain").wait_drained(node, 60)
                 except Exception as error:  # the collection's FlowError, with HAProxy's own words
                     raise BenchError("variant %s: %s" % (variant, error))
                 # What the new worker runs with (the threads it started, its buffer size), to see the variant took.

@@ -154,9 +154,9 @@ def analyse(samples, start, end, old, new):
 def proxy_code():
     if COLLECTIONS not in sys.path:
         sys.path.insert(0, COLLECTIONS)
-    from ansible_collections.dockerflow.flow.plugins.module_utils import haproxy_config, proxy_node, proxy_routes
+    from ansible_collections.dockerflow.flow.plugins.module_utils import haproxy_config, proxy_files, proxy_node, proxy_routes
     from ansible_collections.dockerflow.flow.plugins.module_utils.consul_state import empty_state
-    return haproxy_config, proxy_routes, proxy_node, empty_state
+    return haproxy_config, proxy_routes, proxy_node, proxy_files, empty_state
 
 
 def read_documents(empty_state):
@@ -173,7 +173,7 @@ def read_documents(empty_state):
 
 def time_reconfiguration(bench, proxy, label, service, color):
     """haproxy -c and the reload of the current routes, step by step, with ProxyNode (what flow_proxy runs)."""
-    haproxy_config, proxy_routes, proxy_node, empty_state = proxy_code()
+    haproxy_config, proxy_routes, proxy_node, proxy_files, empty_state = proxy_code()
     node = proxy_node_for(bench, proxy)
     settings = node.settings
     documents = read_documents(empty_state)
@@ -190,20 +190,18 @@ def time_reconfiguration(bench, proxy, label, service, color):
 
     timed("docker_exec_true_s", node.exec, ["true"])
     timed("put_config_s", node.put_files, {"haproxy.cfg.new": config})
-    code, output = timed("haproxy_c_s", node.exec, ["haproxy", "-c", "-f", proxy_node.CANDIDATE_FILE])
+    code, output = timed("haproxy_c_s", node.exec, ["haproxy", "-c", "-f", proxy_files.CANDIDATE_FILE])
     if code != 0:
         raise BenchError("haproxy -c rejected the rendered configuration: %s" % output[-300:])
-    timed("install_s", node.exec, ["mv", proxy_node.CANDIDATE_FILE, proxy_node.CONFIG_FILE])
+    timed("install_s", node.exec, ["bash", proxy_node.RELOAD_SCRIPT, str(settings.admin_port), settings.server_state_file,
+                                   node.admin_host, "place"])  # haproxy.cfg and the live colors' map (live_map)
     code, output = timed("reload_signal_s", node.exec,
                          ["bash", proxy_node.RELOAD_SCRIPT, str(settings.admin_port), settings.server_state_file])
     if code != 0:
         raise BenchError("the reload script failed: %s" % output[-300:])
-    marker = "be_dockerflow_generation_%s" % generation
     began = time.monotonic()
-    while marker not in _backends(node):
-        if time.monotonic() - began > 60:
-            raise BenchError("the new worker did not load generation %s within 60s" % generation)
-        time.sleep(0.05)
+    if not node.reports_generation(generation, 60):
+        raise BenchError("the new worker did not load generation %s within 60s" % generation)
     timings["new_worker_running_s"] = round(time.monotonic() - began, 3)
     timings["reload_total_s"] = round(timings["reload_signal_s"] + timings["new_worker_running_s"], 3)
     # What HAProxy made of the container's nofile limit with these servers, and the new worker's memory.
@@ -220,13 +218,6 @@ def time_reconfiguration(bench, proxy, label, service, color):
     # The module's own call, polled by wait_servers_up before and after the switch: show stat, parsed.
     timed("servers_up_call_s", node.servers_up, haproxy_config.backend_name(service, color))
     return timings
-
-
-def _backends(node):
-    try:
-        return node.backends()
-    except Exception:  # the new worker may not answer yet
-        return set()
 
 
 def extra_documents(real, project, first, last):

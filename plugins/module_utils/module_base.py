@@ -29,6 +29,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.consul_client impo
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, access_log_choice
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_words import config_word
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_drain import wait_drained
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import proxy_reconciler
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_limits import check_nofile
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import DRIFT_OPTIONS, ProxyNode
@@ -283,7 +284,7 @@ class FlowModule:
         """A Flow whose steps reach the proxy: stop-old waits until it drained the old release, and an interrupted
         switch is settled by asking it (under its lock) instead of refusing."""
         flow = self.flow(**overrides)
-        flow.wait_for_drain = lambda: self.proxy_node().wait_drained(self.values["drain_timeout"])
+        flow.wait_for_drain = lambda backends: wait_drained(self.proxy_node(), self.values["drain_timeout"], backends)
         flow.reach_proxy = self.proxy_node
         flow.switch_reconciler = proxy_reconciler(flow, self.proxy_node)
         return flow

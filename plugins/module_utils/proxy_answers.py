@@ -15,6 +15,7 @@ then ``UP 1/2,L4TOUT``, then ``DOWN``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
@@ -54,6 +55,22 @@ def passed_a_check_of_this_worker(row: dict[str, str]) -> bool:
     code, which the server-state file does not carry over a reload."""
     status = row["check_status"].lstrip("* ")
     return is_up(row) and status == "L7OK" and row["check_code"] not in ("", "0")
+
+
+def checked_after_the_switch(row: dict[str, str], http_checks: bool, same_worker: bool, an_interval_passed: bool) -> bool:
+    """Whether ``row``'s server passed a check that ran after the switch. After a reload: a check of the new worker
+    (HTTP checks only: a TCP check leaves nothing that tells). After a swap of the live colors' map (``same_worker``):
+    the worker checks every ``inter``, so once an interval passed since the swap, a server plainly UP (not ``UP 1/2``,
+    going down) with no check in progress passed the ones that started after it."""
+    if same_worker:
+        return an_interval_passed and row["status"] == "UP" and not row["check_status"].startswith("*")
+    return http_checks and passed_a_check_of_this_worker(row)
+
+
+def failed_reloads(show_proc: str) -> int | None:
+    """The master's count of failed reloads since the last good one, from its ``show proc``; None if it says none."""
+    match = re.search(r"\[failed: (\d+)\]", show_proc)
+    return int(match.group(1)) if match else None
 
 
 def workers(show_proc: str) -> tuple[list[str], list[str]]:

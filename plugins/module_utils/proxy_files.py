@@ -36,23 +36,38 @@ printf '%s\\nquit\\n' "$2" >&3
 timeout 10 cat <&3
 """
 
+LIVE_MAP_FILE = CONFIG_DIR + "/live-colors.map"  # the routes' live colors (live_map), as haproxy.cfg's trailer says
+
 # Saves the servers' resolved addresses and states for the next worker (init-addr last), then reloads; with
 # "save" only saves them (for the worker of a replacement container, which reads the same volume); with "install"
-# first moves the checked candidate over haproxy.cfg (one exec for both: each costs a Docker round trip). A slot
-# DNS has not filled (address "-") is left out: without a line it starts as its line would have it (init-addr
-# none, in maintenance until resolved), and those lines were ~40 % of a reload's CPU with 300 routes (benchmarks).
+# first moves the checked candidate over haproxy.cfg (one exec for both: each costs a Docker round trip); with
+# "place" only moves it (no check, no reload: the callers load it). The live colors' map is always written from
+# haproxy.cfg's trailer right after the move, so the two files never tell two stories for long: a run killed
+# between them leaves a haproxy.cfg the worker does not run, which the next run puts back (with its map).
+# A slot DNS has not filled (address "-") is left out: without a line it starts as its line would have it
+# (init-addr none, in maintenance until resolved), and those lines were ~40 % of a reload's CPU with 300 routes.
 RELOAD_SCRIPT_TEXT = """#!/bin/bash
-# dockerflow-reload.sh ADMIN_PORT STATE_FILE [ADDRESS] [save|install]: save server state, then a hitless
+# dockerflow-reload.sh ADMIN_PORT STATE_FILE [ADDRESS] [save|install|place]: save server state, then a hitless
 # master-worker reload; "install" checks haproxy.cfg.new and moves it over haproxy.cfg first (in one docker exec
 # with the reload: a switch waits for each). Exit 3 with haproxy -c's words if it refuses it: nothing changed.
 set -euo pipefail
 state_file="$2"
+place() {
+    mv "%(candidate)s" "%(config)s"
+    sed -n 's/^# live-color //p' "%(config)s" > "%(map)s.tmp"
+    mv "%(map)s.tmp" "%(map)s"
+}
+if [ "${4:-}" = place ]; then
+    place
+    exit 0
+fi
 if [ "${4:-}" = install ]; then
-    if ! checked=$(haproxy -c -f "%s" 2>&1); then
+    [ -e "%(map)s" ] || : > "%(map)s"  # the candidate reads it (a volume of an earlier release has none)
+    if ! checked=$(haproxy -c -f "%(candidate)s" 2>&1); then
         echo "$checked"
         exit 3
     fi
-    mv "%s" "%s"
+    place
 fi
 if /bin/bash "$(dirname "$0")/dockerflow-cli.sh" "$1" "show servers state" "${3:-127.0.0.1}" \\
         | awk 'NR <= 2 || $5 != "-"' > "$state_file.tmp"; then
@@ -61,7 +76,7 @@ fi
 if [ "${4:-}" != save ]; then
     kill -USR2 1
 fi
-""" % (CANDIDATE_FILE, CANDIDATE_FILE, CONFIG_FILE)
+""" % {"candidate": CANDIDATE_FILE, "config": CONFIG_FILE, "map": LIVE_MAP_FILE}
 
 CHECK_REFUSED_EXIT = 3  # RELOAD_SCRIPT_TEXT's exit when haproxy -c refuses the candidate
 

@@ -11,10 +11,10 @@ Order of a switch, each step a precondition of the next:
 4. the running worker already resolved the target color's servers (its backend exists from an
    earlier render; if not, a render that adds it without changing any routing is activated first);
 5. the intent (target color, configuration generation) is recorded in the state;
-6. the new configuration passes ``haproxy -c`` and is activated by a hitless reload (all or nothing:
-   ProxyNode.activate puts the previous one back when no new worker comes up with it);
-7. the running worker reports the new generation, and the target's servers come UP and stay UP for
-   as long as HAProxy's checks need to find a dead one; if not, the previous configuration goes back;
+6. the new configuration is activated, all or nothing (ProxyNode.activate): the running worker's map takes a change
+   of live colors alone (live_map, no reload); anything else passes ``haproxy -c`` and a hitless reload loads it;
+7. the running worker reports the new generation, and the target's servers come UP and stay UP for as long
+   as HAProxy's checks need to find a dead one (or pass one after it); if not, the previous configuration goes back;
 8. only then one CAS write records the route and the new live color and clears the intent.
 A failure at any step leaves the running configuration and the live color as they were; a crash
 leaves the intent, which the next run settles.
@@ -30,9 +30,9 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     Route,
     backend_name,
-    config_generation,
     render,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import config_generation
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import (
     WEIGHTS_FILE_NAME,
     Canary,
@@ -126,21 +126,22 @@ class ProxyFlow:
             outcome = "replaced"
         return outcome
 
-    def _activate(self, config: str, generation: str, running: str | bool | None = False) -> None:
-        """``running``: what runs now, when this run read it under the proxy's lock (else the node reads it)."""
-        self.node.activate(config, generation, running=running)
-        self.flow.progress("proxy configuration %s checked and activated" % generation)
+    def _activate(self, config: str, generation: str, running: str | bool | None = False) -> bool:
+        """``running``: what runs now, when this run read it under the proxy's lock (else the node reads it). True
+        when only the live colors changed, in the running worker's map (live_map): no reload."""
+        swapped = self.node.activate(config, generation, running=running)
+        self.flow.progress("proxy configuration %s %s" % (generation, "swapped in" if swapped else "checked and activated"))
         warning = self.node.connection_warning(config)
         if warning and warning not in self.flow.warnings:
             self.flow.warnings.append(warning)
+        return bool(swapped)
 
     def _running(self) -> tuple[str | None, set[str]]:
         """The running worker's configuration (by its generation, not haproxy.cfg; None if unknown) and backends: one
         reading a step is enough, as the caller holds the proxy's lock and no other run can reload it meanwhile."""
         if self.node.status() != "running":
             return None, set()
-        backends = self.node.backends()
-        return self.node.running_config(backends), backends
+        return self.node.running_config(), self.node.backends()
 
     def run(self, state: str, service_path: Iterable[str] | None = None, service_domain: str | None = None,
             path_type: str = "prefix", color: str | None = None, preview: Mapping[str, Any] | None = None,
@@ -264,9 +265,8 @@ class ProxyFlow:
     def _warn_overfull(self, documents: Mapping[str, Document], skip: str | None = None) -> None:
         """Instances beyond the proxy's slots run and get no request: say so for every service it routes."""
         slots = self.node.settings.max_servers
-        for service, color, count in overfull_colors(documents, self.node.name, slots, DEFAULT_PROXY_NAME):
-            if service != skip:
-                self.flow.warnings.append(overfull_warning(service, color, count, slots))
+        self.flow.warnings += [overfull_warning(service, color, count, slots) for service, color, count
+                               in overfull_colors(documents, self.node.name, slots, DEFAULT_PROXY_NAME) if service != skip]
 
     def _sync(self, documents: Mapping[str, Document]) -> Result:
         self._warn_overfull(documents)
@@ -338,10 +338,10 @@ class ProxyFlow:
         self.flow.checkpoint("proxy:switch")
         try:
             self.flow.fence("activating the switch of %s to %s" % (route.service, route.color))
-            self._activate(config, generation, running=previous)
+            swapped = self._activate(config, generation, running=previous)
             activated_at = time.monotonic()
             self.flow.checkpoint("proxy:activated")
-            servers = self._confirm(route, activated_at, document, previous)
+            servers = self._confirm(route, (activated_at, swapped), document, previous)
         except FlowError:
             self._settle_after_failure(route.service, intent)
             raise
@@ -402,16 +402,17 @@ class ProxyFlow:
             self._activate(config, generation, running=running)
         return config
 
-    def _confirm(self, route: Route, activated_at: float, document: Document, previous: str | None) -> int:
+    def _confirm(self, route: Route, activated: tuple[float, bool], document: Document, previous: str | None) -> int:
         """The running worker serves the switch (activate returned once it reported the new generation): the
         target's servers come UP and stay UP for as long as HAProxy's checks need to find a dead one, counted from
-        ``activated_at`` (the new worker ran by then), or until one passed a health_path check of that worker.
-        If not, ``previous`` goes back."""
-        settings, target = self.node.settings, backend_name(route.service, route.color)
+        when it was activated (``activated``: then, and whether by a map swap), or until one passed a check that ran
+        after it. If not, ``previous`` goes back."""
+        (activated_at, swapped), settings, target = activated, self.node.settings, backend_name(route.service, route.color)
         seconds = settings.down_detection_seconds()
         try:
             servers = self.node.wait_servers_up(target, self.switch_timeout)
-            if not self.node.hold_servers_up(target, seconds, since=activated_at, http_checks=bool(route.health_path)):
+            if not self.node.hold_servers_up(target, seconds, since=activated_at, http_checks=bool(route.health_path),
+                                             same_worker=swapped):
                 raise FlowError(
                     "The proxy marked every server of %s DOWN within %gs of the switch (%d failed checks in a row "
                     "mark a server DOWN)" % (target, seconds, settings.check_fall))
@@ -442,8 +443,7 @@ class ProxyFlow:
 
 
 def _keeps_serving(document: Document) -> str:
-    live = document.get("live_color")
-    return ("live color %s keeps serving" % live) if live else ""
+    return ("live color %s keeps serving" % document["live_color"]) if document.get("live_color") else ""
 
 
 def _sentence(clause: str) -> str:  # `` Clause.`` to append to a message, or nothing

@@ -15,7 +15,6 @@ module that runs on the proxy host itself connects to them (proxy_cli).
 from __future__ import annotations
 
 import io
-import re
 import tarfile
 import time
 from collections.abc import Callable, Iterable
@@ -24,19 +23,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_cli, proxy_container, proxy_limits
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import local_address
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
-    GENERATION_BACKEND_PREFIX,
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import socket_address
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import (
+    LIVE_MAP_NAME,
+    body,
     config_generation,
-    socket_address,
+    generation_command,
+    legacy_generation,
+    map_text,
+    reported_generation,
+    swap,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_answers import (
-    is_up,
-    passed_a_check_of_this_worker,
-    server_rows,
-    workers,
-)
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_answers import failed_reloads
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import (
-    CANDIDATE_FILE,
     CHECK_REFUSED_EXIT,
     CLI_SCRIPT,
     CONFIG_DIR,
@@ -49,6 +48,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import
     archive,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_replacement import Replacement
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_servers import ServerWatch
 
 try:
     import docker.errors
@@ -70,12 +70,15 @@ DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port", "pro
 # Between two reads of a proxy asked over the module's own connection (a few ms a read, proxy_cli): a wait ends
 # within this of the change it waits for, where docker exec (~0.1 s a read) keeps each wait's own interval.
 DIRECT_POLL_SECONDS = 0.05
+# How long the master CLI may refuse connections while the master re-executes itself (ProxyNode.master).
+MASTER_REEXEC_SECONDS = 5
 # What a failed run of the reload script was doing, by its step (ProxyNode._reload).
 RELOAD_STEP_NAMES = {None: "Reloading HAProxy", "save": "Saving the servers' state",
-                     "install": "Installing the new HAProxy configuration and reloading"}
+                     "install": "Installing the new HAProxy configuration and reloading",
+                     "place": "Installing the HAProxy configuration"}
 
 
-class ProxyNode:
+class ProxyNode(ServerWatch):
     """One proxy container; ``client`` is a DockerClient connected to the proxy host."""
 
     def __init__(self, client: DockerClient, settings: ProxySettings, name: str = "dockerflow-proxy", image: str = DEFAULT_IMAGE,
@@ -161,6 +164,7 @@ class ProxyNode:
         if data is None:
             proxy_container.create(self, self.command(), {LABEL_PROXY: "true"}, {"Name": "unless-stopped"})
             files["haproxy.cfg"] = initial_config()
+            files[LIVE_MAP_NAME] = map_text(files["haproxy.cfg"])
         self.put_files(files)
         self.put_files(private_files or {}, mode=PRIVATE_MODE)
         outcome = "created" if data is None else "started"
@@ -230,7 +234,21 @@ class ProxyNode:
         return self._ask(self.settings.admin_port, command, "runtime API")
 
     def master(self, command: str) -> str:
-        return self._ask(self.master_port, command, "master CLI")
+        """The master CLI's answer. HAProxy 3.0's master re-executes itself after it started a worker (at its start
+        and at each reload), and refuses connections meanwhile: a refusal is asked again, for a few seconds."""
+        deadline = time.monotonic() + MASTER_REEXEC_SECONDS
+        while True:
+            try:
+                return self._ask(self.master_port, command, "master CLI")
+            except FlowError as error:
+                if "Connection refused" not in error.msg or time.monotonic() >= deadline:
+                    raise
+            self.pause(0.05)
+
+    def newest_worker(self, command: str) -> str:
+        """``command`` to the newest worker, through the master CLI (``@1``). Right after a reload the runtime API's
+        port can still reach the leaving worker: a map swapped there would be lost with it (live_map)."""
+        return self.master("@1 " + command)
 
     def _ask(self, port: int, command: str, what: str) -> str:
         """HAProxy's answer to ``command`` on ``port``: over a connection of this process's own when it runs on the
@@ -249,18 +267,18 @@ class ProxyNode:
         return output
 
     # -- configuration -----------------------------------------------------------------
-    # What runs is what the running worker reports (its generation marker backend), never haproxy.cfg alone:
-    # a run killed between installing a file and the reload leaves a file that never served.
+    # What runs is what the running worker reports (the generation in its live colors' map), never haproxy.cfg
+    # alone: a run killed between installing a file and loading it leaves a file that never served.
     def current_config(self) -> str | None:
         return self.read_file(CONFIG_FILE)
 
-    def running_generation(self, backends: set[str] | None = None) -> str | None:
-        """The generation the running worker reports (in ``backends``, its answer to ``show backend`` if already read),
-        or None when it runs a configuration rendered elsewhere."""
-        for name in self.backends() if backends is None else backends:
-            if name.startswith(GENERATION_BACKEND_PREFIX):
-                return name[len(GENERATION_BACKEND_PREFIX):]
-        return None
+    def running_generation(self) -> str | None:
+        """The generation the running worker reports (live_map), or None when it runs a configuration rendered elsewhere."""
+        answer = self.newest_worker(generation_command())
+        generation = reported_generation(answer)
+        if generation is None and answer.startswith("Unknown map"):
+            return legacy_generation(self.backends())
+        return generation
 
     def reports_generation(self, generation: str, within: float = 5.0, failed_before: int | None = None) -> bool:
         """Whether the running worker reports ``generation`` within ``within`` seconds. Right after a reload a
@@ -289,10 +307,10 @@ class ProxyNode:
             return self.running_generation()
         return config_generation(self.current_config())
 
-    def running_config(self, backends: set[str] | None = None) -> str | None:
-        """The text of the configuration the running worker reports (``backends`` as in running_generation):
-        haproxy.cfg or the copy the last activation kept. None when neither holds it: then the file is not the truth."""
-        generation = self.running_generation(backends)
+    def running_config(self) -> str | None:
+        """The text of the configuration the running worker reports: haproxy.cfg or the copy the last activation
+        kept. None when neither holds it: then the file is not the truth."""
+        generation = self.running_generation()
         if generation is None:
             return None
         for path in (CONFIG_FILE, PREVIOUS_FILE):
@@ -304,23 +322,31 @@ class ProxyNode:
     def backends(self) -> set[str]:
         return {line.strip() for line in self.runtime("show backend").splitlines() if line.strip() and not line.startswith("#")}
 
-    def activate(self, config: str, generation: str, timeout: float = 30, running: str | bool | None = False) -> None:
-        """Check ``config``, install it and reload; returns once the running worker reports ``generation``.
+    def activate(self, config: str, generation: str, timeout: float = 30, running: str | bool | None = False) -> bool:
+        """Install ``config`` and load it; returns once the running worker reports ``generation``. When only the live
+        colors differ from what runs, the worker's map takes them (live_map.swap; returns True); else ``haproxy -c``
+        checks it and a hitless reload loads it (False).
 
         All or nothing: when no new worker comes up with it, the configuration that ran before (``running`` when
         the caller read it under the proxy's lock, else read now) goes back into haproxy.cfg (and is loaded again
         if the worker no longer runs it), and FlowError says so."""
         previous = self.running_config() if running is False else running
+        colors_only = previous is not None and body(previous) == body(config)
         self.put_files(dict({"haproxy.cfg.previous": previous} if previous is not None else {}, **{"haproxy.cfg.new": config}))
-        failed_before = self.failed_reloads()
+        failed_before = None if colors_only else self.failed_reloads()
         try:
-            self._reload("install")  # haproxy -c first: ConfigRefused if it refuses (nothing installed)
+            if colors_only:
+                self._reload("place")
+                swap(self.newest_worker, config)
+            else:
+                self._reload("install")  # haproxy -c first: ConfigRefused if it refuses (nothing installed)
             self._wait_for_generation(generation, timeout, failed_before)
         except ConfigRefused:
             raise
         except FlowError as error:
             hint = proxy_limits.short_of_descriptors(error.msg)
-            raise FlowError("%s%s %s" % (error.msg, hint, self._put_back(previous, timeout)))
+            raise FlowError("%s%s %s" % (error.msg, hint, self._put_back(previous, timeout, by_map=colors_only)))
+        return colors_only
 
     def connection_warning(self, config: str) -> str | None:
         """A warning when ``config``, which the worker runs, leaves it few connections for its server slots."""
@@ -328,16 +354,15 @@ class ProxyNode:
                                                  self.name)
 
     def _install(self, config: str) -> None:
-        """``config`` over haproxy.cfg, by a rename of the candidate (no reload: the callers decide)."""
+        """``config`` over haproxy.cfg (and its live colors' map), by a rename of the candidate (not loaded: the
+        callers decide)."""
         self.put_files({"haproxy.cfg.new": config})
-        code, output = self.exec(["mv", CANDIDATE_FILE, CONFIG_FILE])
-        if code != 0:
-            raise FlowError("Installing the new HAProxy configuration failed: %s" % output.strip())
+        self._reload("place")
 
-    def _reload(self, step: Literal["install", "save"] | None = None) -> None:
+    def _reload(self, step: Literal["install", "save", "place"] | None = None) -> None:
         """A hitless reload, the servers' state saved first for the new worker; ``step`` "save": only that,
-        "install": the candidate put_files() left checked (ConfigRefused) and moved over haproxy.cfg first
-        (proxy_files.RELOAD_SCRIPT_TEXT)."""
+        "install": the candidate put_files() left checked (ConfigRefused) and moved over haproxy.cfg first,
+        "place": only moved, no reload (proxy_files.RELOAD_SCRIPT_TEXT)."""
         code, output = self.exec(["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file,
                                   self.admin_host] + ([step] if step else []))
         if code == CHECK_REFUSED_EXIT and step == "install":
@@ -353,15 +378,19 @@ class ProxyNode:
         if not self.reports_generation(generation, timeout, failed_before):
             raise FlowError("HAProxy did not load the new configuration within %ds: %s" % (timeout, self.logs()[-300:]))
 
-    def _put_back(self, previous: str | None, timeout: float) -> str:
-        """After a failed activation: haproxy.cfg holds ``previous`` again, and the worker runs it."""
+    def _put_back(self, previous: str | None, timeout: float, by_map: bool = False) -> str:
+        """After a failed activation: haproxy.cfg holds ``previous`` again, and the worker runs it (``by_map``: the
+        activation changed only the worker's map, which takes ``previous``'s back)."""
         if previous is None:
             return "The configuration that ran before is not known (the file was not the running one), so it was not restored."
         generation = config_generation(previous)
         try:
             self._install(previous)
             if self._running_generation_or_none() != generation:
-                self._reload()
+                if by_map:
+                    swap(self.newest_worker, previous)
+                else:
+                    self._reload()
                 self._wait_for_generation(generation, timeout)
         except FlowError as error:
             return "Restoring the previous configuration failed too: %s" % error.msg
@@ -385,66 +414,8 @@ class ProxyNode:
         return True
 
     def failed_reloads(self) -> int | None:
-        """The master's count of failed reloads since the last good one (``show proc``), or None if unknown."""
+        """The master's count of failed reloads since the last good one, or None if unknown."""
         try:
-            match = re.search(r"\[failed: (\d+)\]", self.master("show proc"))
+            return failed_reloads(self.master("show proc"))
         except FlowError:
             return None
-        return int(match.group(1)) if match else None
-
-    def _servers(self, backend: str, columns: tuple[str, ...] = ("status",)) -> list[dict[str, str]]:
-        answer = self.runtime("show stat %s 4 -1" % backend)  # this backend's servers only (type 4, all ids)
-        return server_rows(answer, backend, columns) if answer.startswith("# ") else []  # "No such proxy.", or none
-
-    def servers_up(self, backend: str) -> int:
-        """Number of servers UP in ``backend`` of the current worker (0 if it does not exist)."""
-        return sum(1 for row in self._servers(backend) if is_up(row))
-
-    def hold_servers_up(self, backend: str, seconds: float, since: float | None = None,
-                        http_checks: bool = False) -> int:
-        """Watch ``backend`` in the running worker until ``seconds`` after ``since`` (a time.monotonic(), else now):
-        the fewest servers seen UP (0 ends the watch). With ``http_checks`` (the backend checks a health path) the
-        watch also ends once a server UP passed a check of this worker (proxy_answers): it answered after the switch."""
-        deadline = (time.monotonic() if since is None else since) + seconds
-        columns = ("status", "check_status", "check_code")
-        fewest = None
-        while True:
-            rows = self._servers(backend, columns)
-            up = sum(1 for row in rows if is_up(row))
-            fewest = up if fewest is None else min(fewest, up)
-            checked = http_checks and any(passed_a_check_of_this_worker(row) for row in rows)
-            if not fewest or checked or time.monotonic() >= deadline:
-                return fewest
-            # A server the checks find dead stays DOWN: 0.5 s will do, unless a passed check can end the watch.
-            self.pause(0.2 if http_checks else 0.5)
-
-    def wait_servers_up(self, backend: str, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        while True:
-            count = self.servers_up(backend)
-            if count:
-                return count
-            if time.monotonic() >= deadline:
-                raise FlowError(
-                    "The proxy sees no healthy server in %s after %ds: check that the instances are "
-                    "registered and passing in Consul, and that the proxy reaches Consul DNS." % (backend, timeout)
-                )
-            self.pause(0.3)
-
-    def old_workers(self) -> list[str]:
-        """PIDs of workers still finishing requests from before a reload."""
-        return workers(self.master("show proc"))[1]
-
-    def wait_drained(self, timeout: float) -> float:
-        """Wait until no old worker is left; returns the seconds waited (or raises FlowError)."""
-        started = time.monotonic()
-        while True:
-            remaining = self.old_workers()
-            if not remaining:
-                return time.monotonic() - started
-            if time.monotonic() - started >= timeout:
-                raise FlowError(
-                    "The proxy still has %d worker(s) finishing requests after %ds (drain_timeout)."
-                    % (len(remaining), timeout)
-                )
-            self.pause(0.5)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_container
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import config_generation
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import config_generation
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_limits import container_nofile
 

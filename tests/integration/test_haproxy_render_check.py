@@ -29,6 +29,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     Route,
     render,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import LIVE_MAP_FILE, live_backend, map_text
 from support.haproxy import valid_routes
 
 HAPROXY_IMAGE = "dockerflow-test/haproxy:3.0"
@@ -42,7 +43,7 @@ class HAProxyChecker:
         self.container = container
         self.counter = itertools.count()
 
-    def put(self, text, name=None):
+    def put(self, text, name=None, directory=CHECK_DIR):
         name = name or "check-%d.cfg" % next(self.counter)
         data = text.encode("utf-8")
         archive = io.BytesIO()
@@ -50,15 +51,21 @@ class HAProxyChecker:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
             tar.addfile(info, io.BytesIO(data))
-        assert self.container.put_archive(CHECK_DIR, archive.getvalue())
-        return "%s/%s" % (CHECK_DIR, name)
+        assert self.container.put_archive(directory, archive.getvalue())
+        return "%s/%s" % (directory, name)
+
+    def put_live_colors(self, text):
+        """The live colors' map ``text`` carries, where its rules read it (as the proxy's reload script writes it)."""
+        directory, _slash, name = LIVE_MAP_FILE.rpartition("/")
+        return self.put(map_text(text), name, directory)
 
     def run(self, command):
         result = self.container.exec_run(command)
         return result.exit_code, result.output.decode("utf-8", "replace")
 
     def check(self, text):
-        """(exit code, output) of ``haproxy -c`` on ``text``."""
+        """(exit code, output) of ``haproxy -c`` on ``text`` (with the live colors' map its rules read)."""
+        self.put_live_colors(text)
         return self.run(["haproxy", "-c", "-f", self.put(text)])
 
     def assert_valid(self, text):
@@ -131,12 +138,13 @@ def test_checker_rejects_an_invalid_configuration(haproxy):
 def test_several_routes_pass_haproxy_check(haproxy):
     text, digest = render(sample_routes(), ProxySettings())
     assert r"path_reg '^/api/v[0-9]+/\d+$'" in text
-    assert text.count("    use_backend be_shopapi_blue if ") == 2  # one rule a path
+    assert text.count("    use_backend %s if " % live_backend("shopapi")) == 2  # one rule a path
+    assert "\n# live-color shopapi blue\n" in text
     assert "_%s._blue.service.consul" % ("a" + "-" * 61 + "z") in text
     assert "-m end .example.org" in text and "-m str shop.example.com" in text
     assert "\nbackend be_shop_blue\n" in text and "\nbackend be_shop_green\n" in text
     assert "option httpchk GET /health" in text
-    assert "\nbackend be_dockerflow_generation_%s\n" % digest in text
+    assert "\n# live-color .generation %s\n" % digest in text
     haproxy.assert_valid(text)
 
 
@@ -308,6 +316,7 @@ def test_rendered_routes_route_requests(haproxy):
     text, _generation = render(LIVE_ROUTES, live_settings)
     haproxy.assert_valid(text)
     config = haproxy.put(text, "live.cfg")
+    haproxy.put_live_colors(text)
     requests = "".join(
         "%s|%s%sreq=%d\n" % (host, path, "&" if "?" in path else "?", number)
         for number, (host, path, _backend) in enumerate(LIVE_REQUESTS)
@@ -388,6 +397,7 @@ def test_a_post_the_server_saw_is_not_replayed_but_a_get_is(haproxy):
     assert count == 1
     haproxy.assert_valid(text)
     config = haproxy.put(text, "replay.cfg")
+    haproxy.put_live_colors(text)
     server = haproxy.put(DYING_SERVER, "dying.pl")
     _exit_code, output = haproxy.run(["bash", haproxy.put(REPLAY_SCRIPT, "replay.sh"), config, server])
 

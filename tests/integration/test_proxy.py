@@ -42,7 +42,7 @@ def test_first_route_check_then_real_then_idempotent(routed_project, proxy):
     routed_project.run("flow_deploy", {"health_path": "/health"})
     checked = routed_project.run("flow_proxy", {"service_path": ["/demo"]}, check=True, diff=True)
     assert checked["changed"] and checked["color"] == "blue"
-    assert "use_backend be_%s_blue" % routed_project.service in checked["diff"]["after"]
+    assert "# live-color %s blue\n" % routed_project.service in checked["diff"]["after"]
     with pytest.raises(docker.errors.NotFound):
         proxy.container()  # check mode creates nothing
 

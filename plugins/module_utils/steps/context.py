@@ -94,8 +94,9 @@ class FlowContext:
         self.check_mode = check_mode
         self.steps: list[str] = []
         self.warnings: list[str] = []
-        # Set by flow_stop_old for a routed service: waits until the proxy finished requests to old colors.
-        self.wait_for_drain: Callable[[], float] | None = None
+        # Set by flow_stop_old for a routed service: waits until the proxy finished requests to old colors (their
+        # backends, given: after a switch without a reload, the worker that serves the live color serves them too).
+        self.wait_for_drain: Callable[[list[str]], float] | None = None
         # Set by the modules that reach the proxy (flow_stop_old, flow_scale): connects to it (proxy_node.ProxyNode),
         # to ask it when it stopped sending requests to instances that leave (instances.quiesce).
         self.reach_proxy: Callable[[], ProxyNode] | None = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import backend_name
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import refuse_a_serving_canary
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.context import Step
 from ansible_collections.dockerflow.flow.plugins.module_utils.steps.instances import (
@@ -126,7 +127,8 @@ class StopOld(Step):
         if serving:
             quiesce(self.flow, state, serving, endpoints)  # plain releases share the live backend
         if state.get("routes") and self.flow.wait_for_drain and old.leaving:
-            waited = self.flow.wait_for_drain()
+            waited = self.flow.wait_for_drain(sorted({backend_name(self.settings.service, i.color)
+                                                      for i in old.leaving if i.color != old.live}))
             self.flow.progress("the proxy drained requests to the old release in %.1fs" % waited)
         self.flow.checkpoint("stop-old:deregistered")
 

@@ -163,20 +163,33 @@ defaults
 frontend http
     bind 127.0.0.1:80
 
-backend be_dockerflow_generation_0123abcd
-    http-request return status 204
+backend be_dockerflow_live_colors
+    http-request return status 204 hdr x-flow-generation %[str(.generation),map(/usr/local/etc/haproxy/live-colors.map)]
+# live-color .generation 0123abcd
+# live-color demo blue
 """
 
 
 def test_a_variant_adds_its_lines_last_in_their_sections_and_renames_the_generation():
     text = proxy_overhead.variant_config(RENDERED, "nbthread2-cpumap", "bench-nbthread2-cpumap-3")
     assert text.split("\n\n")[0].splitlines()[-2:] == ["    nbthread 2", "    cpu-map auto:1/1-2 0-1"]
-    assert "backend be_dockerflow_generation_bench-nbthread2-cpumap-3\n" in text
+    assert "\n# live-color .generation bench-nbthread2-cpumap-3\n# live-color demo blue\n" in text
+    assert text.endswith("\n# proxy_overhead round bench-nbthread2-cpumap-3\n")
     assert "0123abcd" not in text
     # Last in defaults: a rendered line of the same keyword comes before it, so the variant's wins.
     defaults = proxy_overhead.variant_config(RENDERED, "retry-conn-only", "g").split("\n\n")[1].splitlines()
     assert defaults[-2:] == ["    retry-on conn-failure empty-response response-timeout", "    retry-on conn-failure"]
-    assert proxy_overhead.variant_config(RENDERED, "baseline", "g") == RENDERED.replace("0123abcd", "g")
+    assert proxy_overhead.variant_config(RENDERED, "baseline", "g") == \
+        RENDERED.replace("0123abcd", "g") + "# proxy_overhead round g\n"
+
+
+def test_each_round_carries_its_generation_and_a_body_of_its_own_so_that_it_reloads():
+    from ansible_collections.dockerflow.flow.plugins.module_utils import live_map
+
+    first, second = (proxy_overhead.variant_config(RENDERED, "baseline", generation) for generation in ("r-1", "r-2"))
+    assert live_map.config_generation(first) == "r-1" and live_map.config_generation(second) == "r-2"
+    assert live_map.body(first) != live_map.body(second), "a change of the map alone would be swapped in, not reloaded"
+    assert live_map.map_lines(first) == [".generation r-1", "demo blue"]
 
 
 def test_the_bare_variant_keeps_the_rendered_timeouts_and_drops_flow_s_per_request_rules():

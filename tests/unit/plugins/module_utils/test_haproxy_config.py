@@ -18,12 +18,13 @@ import hashlib
 import re
 import string
 import unicodedata
+from dataclasses import replace
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.dockerflow.flow.plugins.module_utils import acme_challenges
+from ansible_collections.dockerflow.flow.plugins.module_utils import acme_challenges, live_map
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import exposure_warnings
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
@@ -36,6 +37,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     render,
     socket_address,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import LOADER_LINES, live_backend
 from ansible_collections.dockerflow.flow.plugins.module_utils.registration import CHECK_TIMEOUT
 from support.haproxy import domains, haproxy_words, paths, regexes, services, valid_routes
 
@@ -50,14 +52,32 @@ NASTY_CHARS = " \t\n\r\x00\x0b\x0c\x1b\x7f\x85\u2028\u2029\ufeff#'\"\\$`{}[]<>|?
 ACME_FRONTEND_LINES = acme_challenges.frontend_rule_lines() + acme_challenges.frontend_backend_lines()
 
 
+def live_colors(text):
+    """{service: color} of the live colors' map that the configuration carries (live_map's trailer)."""
+    pairs = (line.split(" ", 1) for line in live_map.map_lines(text))
+    return {key: value for key, value in pairs if key != live_map.GENERATION_KEY}
+
+
+def served_backend(backend, colors):
+    """``backend`` as HAProxy names it for a request: a route's live_backend looked up in the map (``colors``).
+    Any other name (or a live_backend of a service the map lacks) stays as it is written."""
+    for service, color in colors.items():
+        if backend == live_backend(service):
+            return backend_name(service, color)
+    return backend
+
+
 def use_backends(text):
-    """Backend names of the frontend's use_backend lines of routes, in order (the ACME challenges' is always first)."""
-    return [haproxy_words(line)[1] for line in text.splitlines()
+    """Backend names of the frontend's use_backend lines of routes, in order (the ACME challenges' is always first),
+    each route's live one read through the map the configuration carries."""
+    colors = live_colors(text)
+    return [served_backend(haproxy_words(line)[1], colors) for line in text.splitlines()
             if line.strip().startswith("use_backend ") and line not in ACME_FRONTEND_LINES]
 
 
 def frontend_rules(text):
-    """The frontend's matching rules in order: (backend, path acl words or None, host acl words or None).
+    """The frontend's matching rules in order: (backend, path acl words or None, host acl words or None), the backend
+    of a route's live rule read through the map the configuration carries (served_backend).
 
     Also checks that every rule uses only its own acl lines, written just before
     it and numbered by its position, and that no acl line is left unused.
@@ -65,7 +85,7 @@ def frontend_rules(text):
     frontend = text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert [line for line in frontend if line in ACME_FRONTEND_LINES] == ACME_FRONTEND_LINES
     frontend = [line for line in frontend if line not in ACME_FRONTEND_LINES]
-    rules, acls = [], {}
+    rules, acls, colors = [], {}, live_colors(text)
     for line in frontend:
         words = haproxy_words(line)
         if words[0] == "acl":
@@ -80,7 +100,7 @@ def frontend_rules(text):
                     path = acls.pop(condition)
                 else:
                     host = acls.pop(condition)
-            rules.append((words[1], path, host))
+            rules.append((served_backend(words[1], colors), path, host))
         else:
             assert words in (["bind", "*:80"], ["default_backend", "be_dockerflow_none"],
                              ["http-request", "disable-l7-retry", "if", "!METH_GET"]), line
@@ -513,13 +533,18 @@ def test_render_does_not_depend_on_input_order():
     assert render(routes, SETTINGS) == render(iter(routes), SETTINGS)
 
 
-def test_digest_is_the_hash_of_the_body_and_marks_the_generation():
+def test_digest_is_the_hash_of_the_body_and_the_colors_and_marks_the_generation():
     text, digest = render(sample_routes(), SETTINGS)
-    marker = "\nbackend be_dockerflow_generation_%s\n    http-request return status 204\n" % digest
-    assert text.endswith(marker)
+    colors = ("# live-color admin plain\n"
+              "# live-color api green\n"
+              "# live-color shop blue\n"
+              "# live-color web blue\n")
+    marker = "# live-color .generation %s\n" % digest + colors
+    assert text.endswith("\n".join(LOADER_LINES) + "\n" + marker), "the loader backend, then the map's lines, sorted"
     header, body = text[: -len(marker)].split("\n", 1)
     assert header.startswith("# Generated by dockerflow.flow")
-    assert hashlib.sha256(body.encode("utf-8")).hexdigest()[:12] == digest
+    assert hashlib.sha256((body + "# live-color .generation \n" + colors).encode("utf-8")).hexdigest()[:12] == digest
+    assert live_map.config_generation(text) == digest
 
 
 @pytest.mark.parametrize(
@@ -550,7 +575,7 @@ def test_digest_changes_when_a_route_is_added_or_settings_change():
 def test_generation_override_is_used_and_validated():
     text, digest = render(sample_routes(), SETTINGS, generation="gen-42")
     assert digest == "gen-42"
-    assert "\nbackend be_dockerflow_generation_gen-42\n" in text
+    assert "\n# live-color .generation gen-42\n" in text and live_map.config_generation(text) == "gen-42"
     for bad in ("x\nbackend evil", "a b", "#", "x'"):
         with pytest.raises(FlowError, match=r"^generation="):
             render(sample_routes(), SETTINGS, generation=bad)
@@ -600,7 +625,7 @@ def test_render_one_rule_per_path_interleaves_routes():
     routes = [Route("aaa", "blue", paths=("/p", "/p/q/r")), Route("bbb", "green", paths=("/p/q",))]
     text, _generation = render(routes, SETTINGS)
     assert rule_targets(text) == [("be_aaa_blue", "/p/q/r"), ("be_bbb_green", "/p/q"), ("be_aaa_blue", "/p")]
-    assert text.count("    use_backend be_aaa_blue if ") == 2
+    assert text.count("    use_backend %s if " % live_backend("aaa")) == 2
     assert text.count("\nbackend be_aaa_blue\n") == 1  # still one backend a color
 
 
@@ -640,18 +665,18 @@ def test_render_acl_lines():
         # admin: two exact paths on an exact host, one rule each
         "    acl r0_path path /admin",
         "    acl r0_host req.hdr(host),field(1,:),lower -m str admin.example.com",
-        "    use_backend be_admin_plain if r0_path r0_host",
+        "    use_backend %s if r0_path r0_host" % live_backend("admin"),
         "    acl r1_path path /login",
         "    acl r1_host req.hdr(host),field(1,:),lower -m str admin.example.com",
-        "    use_backend be_admin_plain if r1_path r1_host",
+        "    use_backend %s if r1_path r1_host" % live_backend("admin"),
         # shop: a wildcard host alone
         "    acl r2_host req.hdr(host),field(1,:),lower -m end .example.com",
-        "    use_backend be_shop_blue if r2_host",
+        "    use_backend %s if r2_host" % live_backend("shop"),
         # web, then api: no host, prefix before regex
         "    acl r3_path path_beg /",
-        "    use_backend be_web_blue if r3_path",
+        "    use_backend %s if r3_path" % live_backend("web"),
         "    acl r4_path path_reg '^/api/v[0-9]+/\\d+$'",
-        "    use_backend be_api_green if r4_path",
+        "    use_backend %s if r4_path" % live_backend("api"),
     ]
 
 
@@ -690,7 +715,7 @@ def test_the_proxy_checks_are_as_patient_as_consuls():
 
 
 def test_render_without_routes_has_only_the_default_backend():
-    text, digest = render([], SETTINGS)
+    text, _generation = render([], SETTINGS)
     assert section_headers(text) == [
         "global",
         "defaults",
@@ -699,13 +724,36 @@ def test_render_without_routes_has_only_the_default_backend():
         "frontend http",
         "backend be_dockerflow_none",
         "backend be_dockerflow_acme",
-        "backend be_dockerflow_generation_%s" % digest,
+        "backend be_dockerflow_live_colors",
     ]
     assert use_backends(text) == []
     assert " acl r" not in text and "server-template" not in text
     assert "    default_backend be_dockerflow_none" in text.splitlines()
     none_block = text.split("\nbackend be_dockerflow_none\n", 1)[1].split("\n\n", 1)[0]
     assert none_block == "    http-request return status 503 content-type text/plain string 'no route'"
+
+
+def test_a_render_without_routes_still_loads_the_map_and_carries_its_generation():
+    text, digest = render([], SETTINGS)
+    assert "\n" + "\n".join(LOADER_LINES[1:]) + "\n" in text
+    assert [line for line in text.splitlines() if line.startswith("# live-color ")] == [
+        "# live-color .generation %s" % digest]
+    assert live_map.config_generation(text) == digest
+
+
+def test_a_switch_of_one_color_changes_only_that_line_of_the_map_and_the_generation():
+    routes = sample_routes()
+    assert routes[0].service == "web" and routes[0].colors == ("blue", "green")
+    before, before_generation = render(routes, SETTINGS)
+    after, after_generation = render([replace(routes[0], color="green")] + routes[1:], SETTINGS)
+    assert live_map.body(after) == live_map.body(before), "the rest is the same: a map swap, no reload"
+    assert after_generation != before_generation
+    old_map, new_map = live_map.map_text(before).splitlines(), live_map.map_text(after).splitlines()
+    assert len(old_map) == len(new_map) == 5
+    assert [(old, new) for old, new in zip(old_map, new_map, strict=True) if old != new] == [
+        (".generation %s" % before_generation, ".generation %s" % after_generation),
+        ("web blue", "web green"),
+    ]
 
 
 def test_servers_outlive_a_consul_outage_and_a_restarted_consul_saying_no_instance():
@@ -935,7 +983,11 @@ def test_valid_routes_render_one_word_per_value(routes):
     headers = section_headers(text)
     assert headers[:7] == ["global", "defaults", "resolvers consul", "listen stats", "frontend http",
                            "backend be_dockerflow_none", "backend be_dockerflow_acme"]
-    assert headers[-1] == "backend be_dockerflow_generation_%s" % digest
+    assert headers[-1] == "backend be_dockerflow_live_colors"
+    # the map: the generation, then each route's live color, sorted; the file's last lines and its only such lines
+    expected_map = [".generation " + digest] + ["%s %s" % pair for pair in sorted((r.service, r.color) for r in routes)]
+    assert lines[len(lines) - len(expected_map):] == ["# live-color " + line for line in expected_map]
+    assert live_map.map_lines(text) == expected_map
     assert sorted(headers[7:-1]) == sorted(backends)
     assert sum(1 for line in lines if line.startswith("backend ")) == len(backends) + 3
     assert sum(1 for line in lines if line.startswith("    option httpchk ")) == sum(

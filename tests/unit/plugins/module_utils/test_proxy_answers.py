@@ -15,6 +15,7 @@ import time
 import pytest
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_answers import passed_a_check_of_this_worker, server_rows
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
 
@@ -65,6 +66,7 @@ class AnsweringProxy(ProxyNode):
 
     def __init__(self, answers):  # no container: only the runtime API is asked
         self.answers, self.asked = list(answers), 0
+        self.settings = ProxySettings()  # checks every 1000 ms
         self.direct = False  # polled as through docker exec: each wait keeps its own interval
 
     def runtime(self, command):
@@ -95,3 +97,22 @@ def test_a_target_that_died_before_the_switch_is_held_until_the_checks_mark_it_d
 
 def test_a_backend_the_worker_does_not_have_has_no_server_up():
     assert AnsweringProxy(["No such proxy.\n"]).servers_up(BACKEND) == 0
+
+
+# After a swap of the live colors' map (live_map) the worker is the same one: its checks ran before the switch too,
+# so the hold waits one check interval (1 s), then ends on a server plainly UP whose check is not in progress.
+SAME_WORKER_UP = stat(("g1", "UP", "L7OK", "200"), ("g2", "UP", "L7OK", "200"))
+SAME_WORKER_CHECKING = stat(("g1", "UP", "* L7OK", "200"), ("g2", "UP 1/2", "L4CON", ""))
+
+
+def test_after_a_map_swap_the_hold_waits_one_check_interval_then_ends_on_a_server_plainly_up():
+    proxy = AnsweringProxy([SAME_WORKER_UP])
+    started = time.monotonic()
+    assert proxy.hold_servers_up(BACKEND, 30, http_checks=True, same_worker=True) == 2
+    assert 1.0 <= time.monotonic() - started < 5, "a check that passed before the swap does not end it"
+
+
+def test_after_a_map_swap_a_check_in_progress_or_a_server_going_down_keeps_the_hold_until_the_checks_decide():
+    proxy = AnsweringProxy([SAME_WORKER_CHECKING] * 8 + [ALL_DOWN])
+    assert proxy.hold_servers_up(BACKEND, 30, same_worker=True) == 0
+    assert proxy.asked == 9

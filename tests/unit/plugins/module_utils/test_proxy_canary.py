@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, Route, render
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import live_backend
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import (
     DICE_LINE,
     WEIGHTS_FILE,
@@ -31,7 +32,8 @@ def test_a_canary_adds_the_die_and_a_rule_before_the_live_one():
     assert DICE_LINE in lines and lines.index(DICE_LINE) < lines.index("    default_backend be_dockerflow_none")
     assert "    acl r0_canary str(books),map_str_int(opt@%s,0),sub(txn.flow_dice) gt 0" % WEIGHTS_FILE in lines
     assert lines.index("    use_backend be_books_green if r0_path r0_canary { nbsrv(be_books_green) gt 0 }") < lines.index(
-        "    use_backend be_books_blue if r0_path")
+        "    use_backend %s if r0_path" % live_backend("books"))
+    assert "\n# live-color books blue\n" in config, "the live color is the map's; the canary's is in the rule"
     assert "25" not in frontend(config), "the weight is the map file's, not the configuration's"
 
 

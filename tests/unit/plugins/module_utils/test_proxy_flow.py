@@ -21,10 +21,10 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.errors import Flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     ProxySettings,
     Route,
-    config_generation,
     render,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET, CANDIDATE_FILE
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import config_generation, live_backend, map_text
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET, CANDIDATE_FILE, LIVE_MAP_FILE
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow, proxy_reconciler
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import (
     CONFIG_DIR,
@@ -120,7 +120,7 @@ class FakeProxyNode:
     def connection_warning(self, config):
         return self.short_of_connections
 
-    def running_config(self, backends=None):
+    def running_config(self):
         return self.running
 
     def running_generation(self):
@@ -162,7 +162,7 @@ class FakeProxyNode:
             raise FlowError("The proxy sees no server of %s UP after %ds." % (backend, timeout))
         return count
 
-    def hold_servers_up(self, backend, seconds, since=None, http_checks=False):
+    def hold_servers_up(self, backend, seconds, since=None, http_checks=False, same_worker=False):
         self.held.append((backend, seconds))
         return 0 if backend in self.dead_after_switch else self.up.get(backend, 1)
 
@@ -232,7 +232,7 @@ def test_a_first_switch_creates_the_proxy_stages_the_backend_then_routes_and_rec
     assert "proxy dockerflow-proxy created with 0 route(s) from Consul" in result["steps"]
     # the backend is added (routing nothing) before a second configuration routes the path to it
     assert len(proxied.node.activated) == 2
-    assert "use_backend be_books-app_blue" in proxied.node.running and "/api/books" in proxied.node.running
+    assert served(proxied.node) == "blue" and "/api/books" in proxied.node.running
     document = proxied.document()
     assert document["live_color"] == "blue"
     assert document["routes"] == dict(result["routes"], proxy="dockerflow-proxy", max_servers=32)
@@ -502,8 +502,8 @@ def kill_at(monkeypatch):
 
 def served(node, service="books-app"):
     """The color the fake proxy's running worker routes ``service`` to."""
-    found = re.findall(r"use_backend be_%s_(\w+)" % service, node.running or "")
-    return found[0] if found else None
+    found = re.findall(r"^# live-color %s (\w+)$" % service, node.running or "", re.MULTILINE)  # live_map
+    return found[0] if found and live_backend(service) in node.running else None
 
 
 def switched_twice(proxied, kill_at, step, scale="1"):
@@ -585,7 +585,7 @@ def test_killed_after_activating_stop_old_finishes_it_and_keeps_what_is_served(p
 
 def test_a_revert_puts_the_running_configuration_back_into_the_file(proxied, kill_at):
     switched_twice(proxied, kill_at, "proxy:switch")
-    proxied.node.file = proxied.node.running.replace("be_books-app_blue if", "be_books-app_green if")  # killed after mv
+    proxied.node.file = proxied.node.running.replace("live-color books-app blue", "live-color books-app green")  # after mv
     flow, _result = stop_old(proxied)
     assert proxied.node.file == proxied.node.running
     assert "haproxy.cfg held that switch's configuration, which never ran: the running one is back" in flow.steps
@@ -754,19 +754,24 @@ def test_the_intent_mutations_touch_only_their_own_generation():
 # -- the real ProxyNode: what runs is what the worker reports, and an activation is all or nothing ---------------
 class ContainerStub(ProxyNode):
     """The real ProxyNode over an in-memory container (its Docker calls replaced): files, a worker that
-    loads haproxy.cfg on a reload, or fails to (``new_workers_fail``, as when it cannot bind its port),
-    and the CLI answers ProxyNode reads. The real container: tests/integration/test_proxy.py."""
+    loads haproxy.cfg and its live colors' map on a reload, or fails to (``new_workers_fail``, as when it cannot bind
+    its port), whose map the runtime API swaps (live_map), and the CLI answers ProxyNode reads. The real container:
+    tests/integration/test_proxy.py."""
 
     def __init__(self, config):
         super().__init__(types.SimpleNamespace(api=None), ProxySettings())
         self.direct = False  # the CLI answers come through exec(), as from a remote engine
-        self.files = {CONFIG_FILE: config}
+        self.files = {CONFIG_FILE: config, LIVE_MAP_FILE: map_text(config)}
         self.worker = config
+        self.worker_map = map_text(config)  # the running worker's map, as `show map` would list it
+        self.pending_map = ""  # a version prepared and not committed
         self.failed = 0
         self.reloads = 0
+        self.swaps = 0
+        self.refuse_commits = 0  # how many map commits the runtime API refuses
         self.new_workers_fail = False
         self.check_refuses = False  # haproxy -c refuses every candidate (the reload script exits 3)
-        self.leaving = None  # the configuration of the worker a reload replaced
+        self.leaving = None  # the configuration and map of the worker a reload replaced
         self.leaving_answers = 0  # runtime queries that still reach that worker (before it has unbound)
 
     def status(self):
@@ -782,30 +787,90 @@ class ContainerStub(ProxyNode):
         return "[ALERT]    (1) : Binding for frontend http: cannot bind socket (Address already in use)\n"
 
     def exec(self, command):
-        if command[0] == "mv":
-            self.files[command[2]] = self.files.pop(command[1])
-        elif command[1] == RELOAD_SCRIPT:
+        if command[1] == RELOAD_SCRIPT:
             if command[-1] == "install" and self.check_refuses:
                 return 3, "[NOTICE]   (9) : haproxy 3.0.11\n[ALERT]    (9) : config : parsing [x:3] : unknown keyword\n"
-            if command[-1] == "install":
+            if command[-1] in ("install", "place"):
                 self.files[CONFIG_FILE] = self.files.pop(CANDIDATE_FILE)
+                self.files[LIVE_MAP_FILE] = map_text(self.files[CONFIG_FILE])
+            if command[-1] == "place":
+                return 0, ""
             self.reloads += 1
             if self.new_workers_fail:
                 self.failed += 1
             else:
-                self.leaving, self.worker, self.failed = self.worker, self.files[CONFIG_FILE], 0
-        elif command[3] == "show backend":
-            answering = self.worker
-            if self.leaving_answers:
-                self.leaving_answers, answering = self.leaving_answers - 1, self.leaving
-            return 0, "# name\n" + "\n".join(re.findall(r"^backend (\S+)$", answering, re.MULTILINE)) + "\n"
-        elif command[3] == "show proc":
-            return 0, "1  master  %d [failed: %d]  0d00h01m10s  3.0.11\n# workers\n" % (self.reloads, self.failed)
-        return 0, ""
+                self.leaving = (self.worker, self.worker_map)
+                self.worker, self.worker_map, self.failed = self.files[CONFIG_FILE], self.files[LIVE_MAP_FILE], 0
+            return 0, ""
+        return 0, self.answer(command[3], through_master=command[2] == str(self.master_port))
+
+    def answer(self, line, through_master=False):
+        """The runtime API's (or the master CLI's) answer to ``line``. The runtime API's port can reach the leaving
+        worker (``leaving_answers``), writes included; the master CLI's ``@1`` always reaches the newest one."""
+        newest, line = line.startswith("@1 "), line[3:] if line.startswith("@1 ") else line
+        stale = bool(self.leaving_answers and not newest and not through_master)
+        if stale:  # the leaving worker answers: a change of its map is lost with it
+            self.leaving_answers -= 1
+        config, answering_map = self.leaving if stale else (self.worker, self.worker_map)
+        if line == "show backend":
+            return "# name\n" + "\n".join(re.findall(r"^backend (\S+)$", config, re.MULTILINE)) + "\n"
+        if line == "show proc":
+            return "1  master  %d [failed: %d]  0d00h01m10s  3.0.11\n# workers\n" % (self.reloads, self.failed)
+        if line.startswith("get map"):
+            key = line.split()[-1]
+            values = [entry.split(" ", 1)[1] for entry in answering_map.splitlines() if entry.split(" ", 1)[0] == key]
+            return ('type=str, found=yes, idx=tree, key="%s", value="%s", type="str"\n\n' % (key, values[0])
+                    if values else "type=str, found=no\n\n")
+        if line.startswith("prepare map"):
+            self.pending_map = ""
+            return "New version created: %d\n\n" % (self.swaps + 1)
+        if line.startswith("add map @"):
+            self.pending_map += line.split("<<\n", 1)[1].rstrip("\n") + "\n"
+            return "\n"
+        if line.startswith("commit map @"):
+            if self.refuse_commits:
+                self.refuse_commits -= 1
+                return "Unknown version (not committed).\n\n"
+            if not stale:
+                self.worker_map, self.swaps = self.pending_map, self.swaps + 1
+            return "\n"
+        return ""
 
 
-def rendered(path):
-    return render([Route("books", "blue", paths=(path,), colors=("blue",))], ProxySettings())
+def rendered(path, color="blue"):
+    return render([Route("books", color, paths=(path,), colors=("blue", "green"))], ProxySettings())
+
+
+def test_a_switch_that_changes_only_the_live_color_swaps_the_worker_s_map_and_does_not_reload():
+    (blue, gen1), (green, gen2) = rendered("/a"), rendered("/a", "green")
+    node = ContainerStub(blue)
+    node.activate(green, gen2)
+    assert (node.reloads, node.swaps) == (0, 1) and node.worker == blue, "the same worker, its map swapped"
+    assert node.worker_map == map_text(green) == node.files[LIVE_MAP_FILE] and "books green" in node.worker_map
+    assert node.running_generation() == gen2 and node.running_config() == green
+    assert node.files[CONFIG_FILE] == green and node.files[PREVIOUS_FILE] == blue
+    node.activate(blue, gen1)  # and back, as a rollback
+    assert (node.reloads, node.swaps) == (0, 2) and node.running_generation() == gen1
+
+
+def test_a_map_swap_the_worker_refuses_puts_the_previous_file_and_map_back():
+    (blue, gen1), (green, gen2) = rendered("/a"), rendered("/a", "green")
+    node = ContainerStub(blue)
+    node.refuse_commits = 1
+    with pytest.raises(FlowError, match=r"^HAProxy's runtime API refused a change of live-colors.map: Unknown version "
+                                        r"\(not committed\)\. The previous configuration was restored\.$"):
+        node.activate(green, gen2)
+    assert node.files[CONFIG_FILE] == blue and node.files[LIVE_MAP_FILE] == map_text(blue) == node.worker_map
+    assert node.running_generation() == gen1 and node.reloads == 0
+
+
+def test_a_run_killed_between_installing_a_color_and_swapping_it_leaves_a_file_the_next_run_puts_back():
+    (blue, gen1), (green, gen2) = rendered("/a"), rendered("/a", "green")
+    node = ContainerStub(blue)
+    node.activate(green, gen2)
+    node.worker_map = map_text(blue)  # as if killed after the files were placed, before the map was swapped
+    assert node.running_generation() == gen1 and node.running_config() == blue
+    assert node.restore_running_file() and node.files[CONFIG_FILE] == blue and node.files[LIVE_MAP_FILE] == map_text(blue)
 
 
 def test_an_activation_no_new_worker_takes_puts_the_previous_file_back_at_once():
@@ -834,16 +899,21 @@ def test_a_configuration_haproxy_refuses_is_not_installed_and_nothing_is_put_bac
     assert node.reloads == 0
 
 
-def test_a_stale_answer_of_the_worker_a_reload_replaced_is_waited_out_not_taken_for_a_failed_switch():
-    """Under load a runtime query right after a reload can reach the leaving worker (make test, 2026-12-03: a
-    rollback's switch was reverted with "does not report configuration" although the new worker ran it). The
-    switch used to read the generation once; it now waits a few seconds for the running worker to report it."""
-    (first, gen1), (second, gen2) = rendered("/a"), rendered("/b")
+def test_what_the_worker_reports_and_a_map_swap_reach_the_newest_worker_not_the_one_a_reload_replaced():
+    """Right after a reload the runtime API's port can reach the leaving worker (make test, 2026-12-03: a rollback's
+    switch was reverted because a read reached it). A map swapped there is lost with that worker: the first
+    integration run of the map swap switched to green while the new worker kept blue (test_proxy.py,
+    test_switch_under_load_fails_no_request). Both go through the master CLI's ``@1``: the newest worker."""
+    (first, _gen1), (second, gen2) = rendered("/a"), rendered("/b")
+    (green, gen3) = rendered("/b", "green")
     node = ContainerStub(first)
     node.activate(second, gen2)
-    node.leaving_answers = 2
-    assert node.running_generation() == gen1, "one read can reach the leaving worker: what the single check saw"
-    assert node.reports_generation(gen2, within=5) and node.leaving_answers == 0
+    node.leaving_answers = 5
+    node.runtime("show backend")
+    assert node.leaving_answers == 4, "the runtime API's port reached the leaving worker"
+    assert node.running_generation() == gen2
+    node.activate(green, gen3, timeout=1)
+    assert node.worker_map == map_text(green) and node.running_generation() == gen3 and node.reloads == 1
 
 
 def test_a_worker_that_runs_another_configuration_does_not_report_the_switch():
@@ -858,7 +928,7 @@ def test_the_running_configuration_is_what_the_worker_reports_not_the_file():
     (first, gen1), (second, gen2) = rendered("/a"), rendered("/b")
     node = ContainerStub(first)
     node.activate(second, gen2)
-    node.worker = first  # as if killed between installing the file and the reload
+    node.worker, node.worker_map = first, map_text(first)  # as if killed between installing the file and the reload
     assert node.running_generation() == gen1 and node.current_config() == second
     assert node.running_config() == first, "found in the copy the activation kept"
     assert node.restore_running_file() and node.current_config() == first

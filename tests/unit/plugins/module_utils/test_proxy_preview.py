@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings, Route, render
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import live_backend
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import Preview, asked_preview, without_hashes
 
 ROUTE = Route(service="books", color="blue", paths=("/books",), colors=("blue", "green"))
@@ -15,6 +16,11 @@ ROUTE = Route(service="books", color="blue", paths=("/books",), colors=("blue", 
 
 def frontend(text):
     return text.split("\nfrontend http\n", 1)[1].split("\n\n", 1)[0].splitlines()
+
+
+def live_color_lines(text):
+    """The trailer lines that say which color each route serves (live_map), without the generation's."""
+    return [line for line in text.splitlines() if line.startswith("# live-color ") and " .generation " not in line]
 
 
 def test_a_route_without_a_preview_renders_as_before():
@@ -33,8 +39,9 @@ def test_the_other_color_answers_requests_naming_it_and_any_other_name_gets_no_p
         "    acl r0_preview_green req.hdr(X-Flow-Color) -m str -i green",
         "    use_backend be_books_green if r0_path r0_preview r0_preview_green { nbsrv(be_books_green) gt 0 }",
         "    use_backend be_dockerflow_no_preview if r0_path r0_preview !r0_preview_live",
-        "    use_backend be_books_blue if r0_path",
+        "    use_backend %s if r0_path" % live_backend("books"),
     ]
+    assert live_color_lines(text) == ["# live-color books blue"]
     assert "\nbackend be_dockerflow_no_preview\n    http-request return status 503 content-type text/plain string " \
            "'no preview release'\n" in text
 
@@ -42,14 +49,16 @@ def test_the_other_color_answers_requests_naming_it_and_any_other_name_gets_no_p
 def test_a_cookie_asks_as_the_header_does_and_an_allow_list_limits_both_to_those_addresses():
     route = Route(service="books", color="green", domain="books.example.com", colors=("blue", "green"),
                   preview=Preview("X-Preview", "flow-color", ("10.0.0.0/8", "192.168.1.7")))
-    lines = frontend(render([route], ProxySettings())[0])
+    text = render([route], ProxySettings())[0]
+    lines = frontend(text)
     for fetch in ("req.hdr(X-Preview)", "req.cook(flow-color)"):  # an ACL declared twice matches when either does
         assert "    acl r0_preview %s -m found" % fetch in lines
         assert "    acl r0_preview_blue %s -m str -i blue" % fetch in lines
     assert "    acl r0_preview_from src 10.0.0.0/8 192.168.1.7" in lines
     assert "    use_backend be_books_blue if r0_host r0_preview r0_preview_from r0_preview_blue " \
            "{ nbsrv(be_books_blue) gt 0 }" in lines
-    assert lines[-1] == "    use_backend be_books_green if r0_host"
+    assert lines[-1] == "    use_backend %s if r0_host" % live_backend("books")
+    assert live_color_lines(text) == ["# live-color books green"]
 
 
 @pytest.mark.parametrize("header, cookie, allow, message", [
@@ -112,29 +121,33 @@ def test_the_preview_host_on_a_route_of_paths_is_one_more_condition_and_ranks_as
                   preview=Preview(host="preview.example.com"))
     wildcard = Route(service="wild", color="green", domain="*.example.com", colors=("green",))
     longer = Route(service="api", color="blue", paths=("/books/api",), colors=("blue",))
-    blocks = rule_blocks(render([books, wildcard, longer], ProxySettings())[0])
+    text = render([books, wildcard, longer], ProxySettings())[0]
+    blocks = rule_blocks(text)
     assert blocks[0] == [
         "    acl r0_path path_beg /books",
         "    acl r0_preview_host req.hdr(host),field(1,:),lower -m str preview.example.com",
         "    use_backend be_books_green if r0_path r0_preview_host { nbsrv(be_books_green) gt 0 }",
         "    use_backend be_dockerflow_no_preview if r0_path r0_preview_host",
     ], "before *.example.com and before another service's longer path: the preview host is an exact host"
-    assert blocks[1][-1] == "    use_backend be_wild_green if r1_host"
-    assert blocks[2][-1] == "    use_backend be_api_blue if r2_path"
-    assert blocks[3] == ["    acl r3_path path_beg /books", "    use_backend be_books_blue if r3_path"], \
+    assert blocks[1][-1] == "    use_backend %s if r1_host" % live_backend("wild")
+    assert blocks[2][-1] == "    use_backend %s if r2_path" % live_backend("api")
+    assert blocks[3] == ["    acl r3_path path_beg /books", "    use_backend %s if r3_path" % live_backend("books")], \
         "other hosts are untouched: the route's own rule is as without a preview host"
+    assert live_color_lines(text) == ["# live-color api blue", "# live-color books blue", "# live-color wild green"]
 
 
 def test_the_preview_host_takes_the_place_of_the_routes_domain():
     route = Route(service="shop", color="green", domain="shop.example.com", paths=("/cart", "/pay"),
                   colors=("blue", "green"), preview=Preview(host="preview.example.com"))
-    blocks = rule_blocks(render([route], ProxySettings())[0])
+    text = render([route], ProxySettings())[0]
+    blocks = rule_blocks(text)
     assert [block[-1] for block in blocks] == [
         "    use_backend be_dockerflow_no_preview if r0_path r0_preview_host",
         "    use_backend be_dockerflow_no_preview if r1_path r1_preview_host",
-        "    use_backend be_shop_green if r2_path r2_host",
-        "    use_backend be_shop_green if r3_path r3_host",
+        "    use_backend %s if r2_path r2_host" % live_backend("shop"),
+        "    use_backend %s if r3_path r3_host" % live_backend("shop"),
     ]
+    assert live_color_lines(text) == ["# live-color shop green"]
     assert "    use_backend be_shop_blue if r0_path r0_preview_host { nbsrv(be_shop_blue) gt 0 }" in blocks[0]
     assert not any("r0_host" in line for line in blocks[0]), "the route's own host is not asked on the preview host"
     only_domain = Route(service="shop", color="green", domain="shop.example.com", colors=("blue", "green"),
@@ -156,7 +169,8 @@ def test_basic_auth_challenges_only_requests_asking_for_the_preview():
                             "!{ http_auth(preview_books) }")
     assert header_rule[4] == ("    use_backend be_dockerflow_preview_auth if r1_path r1_preview !r1_preview_live "
                               "!{ http_auth(preview_books) }"), "naming the live color asks for no preview"
-    assert header_rule[-1] == "    use_backend be_books_blue if r1_path", "normal requests are never challenged"
+    assert header_rule[-1] == "    use_backend %s if r1_path" % live_backend("books"), "normal requests are never challenged"
+    assert live_color_lines(text) == ["# live-color books blue"]
     assert text.count("http_auth") == 2
     assert "\nbackend be_dockerflow_preview_auth\n    http-request auth realm preview\n" in text
     assert "\nuserlist preview_books\n    user alice password %s\n    user bob password %s\n" % (HASH, YESCRYPT) in text

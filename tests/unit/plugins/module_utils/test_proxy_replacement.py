@@ -11,7 +11,8 @@ import docker.errors
 import pytest
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import GENERATION_BACKEND_PREFIX, ProxySettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import generation_command
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_replacement import RETIRING, Replacement
@@ -86,8 +87,8 @@ class Engine:
         return {"Id": command}
 
     def exec_start(self, command):
-        if "show backend" in command:
-            return ("%s%s\n" % (GENERATION_BACKEND_PREFIX, self.serving)).encode()
+        if any(generation_command() in part for part in command):  # what the newest worker reports (live_map)
+            return ('type=str, found=yes, idx=tree, key=".generation", value="%s", type="str"\n' % self.serving).encode()
         return b"Pid: 8\n" if "show info" in command else b""
 
     def exec_inspect(self, _exec_id):

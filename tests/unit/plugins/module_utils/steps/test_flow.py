@@ -347,12 +347,13 @@ def test_stop_old_stops_the_old_color_and_keeps_it_for_a_rollback(world):
     deployed_twice(world)
     drained = []
     flow = world.flow()
-    flow.wait_for_drain = lambda: drained.append(True) or 0.25
+    flow.wait_for_drain = lambda backends: drained.append(backends) or 0.25
     result = flow.stop_old()
     assert result["changed"] and result["stopped"] == ["books-app-blue-1"] and result["removed"] == []
     assert world.running("blue") == [] and "books-app-blue-1" in [i.name for i in world.backend.list_instances(SERVICE)]
     assert world.registered() == [service_id_for("books-app-green-1")]
-    assert world.state["colors"]["blue"]["state"] == "stopped" and drained == [True]
+    assert world.state["colors"]["blue"]["state"] == "stopped"
+    assert drained == [["be_books-app_blue"]], "the old color's backend, which the live worker may still serve"
     assert "the proxy drained requests to the old release in 0.2s" in result["steps"]
     again = world.run("stop_old")
     assert not again["changed"] and again["msg"] == "No old release of books-app is running."
