@@ -10,7 +10,8 @@ How the proxy splits, with no reload once the canary's rule is in the configurat
   canary has a server up (else the live color answers, as without a canary);
 - the weight is the service's entry in the map file WEIGHTS_FILE. HAProxy's runtime API changes the entry in
   the running worker at once (``del map``/``add map``); the file, rewritten from Consul beside it, is what a
-  reloaded or restarted worker reads. ``opt@``: a missing file is an empty map, every weight 0.
+  reloaded or restarted worker reads. Not ``opt@``: HAProxy 3.0 gives each ``opt@`` reference (one a path of a
+  route) a map of its own, and the runtime API changed the first only; the reload script makes sure the file exists.
 The canary is part of the route recorded in Consul (``routes.canary``: color, weight), the one truth both
 follow: every render of any service, and a proxy synced after a restart, come back with the same split.
 """
@@ -22,10 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import CONFIG_DIR
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import WEIGHTS_FILE
 
-WEIGHTS_FILE_NAME = "canary-weights.map"
-WEIGHTS_FILE = CONFIG_DIR + "/" + WEIGHTS_FILE_NAME
+WEIGHTS_FILE_NAME = WEIGHTS_FILE.rpartition("/")[2]
 DICE_LINE = "    http-request set-var(txn.flow_dice) rand(100)"
 
 
@@ -65,7 +65,7 @@ def canary_rule_lines(service: str, index: int, conditions: list[str], backend: 
     the requests the service's weight in WEIGHTS_FILE says, while it has a server up. ``service`` and ``backend``
     are validated words."""
     return [
-        "    acl r%d_canary str(%s),map_str_int(opt@%s,0),sub(txn.flow_dice) gt 0" % (index, service, WEIGHTS_FILE),
+        "    acl r%d_canary str(%s),map_str_int(%s,0),sub(txn.flow_dice) gt 0" % (index, service, WEIGHTS_FILE),
         "    use_backend %s if %s r%d_canary { nbsrv(%s) gt 0 }" % (backend, " ".join(conditions), index, backend),
     ]
 

@@ -37,6 +37,7 @@ timeout 10 cat <&3
 """
 
 LIVE_MAP_FILE = CONFIG_DIR + "/live-colors.map"  # the routes' live colors (live_map), as haproxy.cfg's trailer says
+WEIGHTS_FILE = CONFIG_DIR + "/canary-weights.map"  # the canaries' weights (proxy_canary)
 
 # Saves the servers' resolved addresses and states for the next worker (init-addr last), then reloads; with
 # "save" only saves them (for the worker of a replacement container, which reads the same volume); with "install"
@@ -62,7 +63,9 @@ if [ "${4:-}" = place ]; then
     exit 0
 fi
 if [ "${4:-}" = install ]; then
-    [ -e "%(map)s" ] || : > "%(map)s"  # the candidate reads it (a volume of an earlier release has none)
+    for read in "%(map)s" "%(weights)s"; do  # the candidate reads them (a volume of an earlier release may have none)
+        [ -e "$read" ] || : > "$read"
+    done
     if ! checked=$(haproxy -c -f "%(candidate)s" 2>&1); then
         echo "$checked"
         exit 3
@@ -76,7 +79,7 @@ fi
 if [ "${4:-}" != save ]; then
     kill -USR2 1
 fi
-""" % {"candidate": CANDIDATE_FILE, "config": CONFIG_FILE, "map": LIVE_MAP_FILE}
+""" % {"candidate": CANDIDATE_FILE, "config": CONFIG_FILE, "map": LIVE_MAP_FILE, "weights": WEIGHTS_FILE}
 
 CHECK_REFUSED_EXIT = 3  # RELOAD_SCRIPT_TEXT's exit when haproxy -c refuses the candidate
 

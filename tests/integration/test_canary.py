@@ -108,6 +108,21 @@ def _pid(show_info):
     return [line for line in show_info.splitlines() if line.startswith("Pid:")]
 
 
+def test_a_weight_set_at_run_time_reaches_every_path_of_the_route(routed_project, proxy):
+    """Each path of a route has a canary rule of its own. HAProxy 3.0 gave each opt@ reference of the weights file a
+    map of its own, and the runtime API changed only the first: with two paths, a weight set at run time reached
+    the first path's requests only, until the next reload."""
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    routed_project.run("flow_proxy", {"service_path": ["/demo", "/second"]})
+    routed_project.set_image(APP_V2)
+    routed_project.run("flow_deploy", {"health_path": "/health"})
+    routed_project.run("flow_canary", {"canary_weight": 10})  # the first split reloads, with the rules
+    routed_project.run("flow_canary", {"canary_weight": 90})  # at run time
+    for path in ("/demo", "/second/x"):
+        greens = sum(color_of(proxy.get(path)) == "green" for _request in range(100))
+        assert greens >= 75, "%s: %d of 100 requests to the canary at a weight of 90" % (path, greens)
+
+
 def test_a_good_release_is_promoted_step_by_step_under_load_with_no_failed_request(routed_project, proxy):
     deploy_canary(routed_project)
     with Load(proxy) as load:

@@ -30,6 +30,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     render,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import LIVE_MAP_FILE, live_backend, map_text
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import WEIGHTS_FILE
 from support.haproxy import valid_routes
 
 HAPROXY_IMAGE = "dockerflow-test/haproxy:3.0"
@@ -55,8 +56,11 @@ class HAProxyChecker:
         return "%s/%s" % (directory, name)
 
     def put_live_colors(self, text):
-        """The live colors' map ``text`` carries, where its rules read it (as the proxy's reload script writes it)."""
+        """The live colors' map ``text`` carries, where its rules read it (as the proxy's reload script writes it),
+        and a canary weights file if there is none (flow_proxy writes it before a route's canary rule)."""
         directory, _slash, name = LIVE_MAP_FILE.rpartition("/")
+        if self.run(["test", "-e", WEIGHTS_FILE])[0] != 0:
+            self.put("", WEIGHTS_FILE.rpartition("/")[2], directory)
         return self.put(map_text(text), name, directory)
 
     def run(self, command):

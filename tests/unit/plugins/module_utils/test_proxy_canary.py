@@ -30,7 +30,7 @@ def test_a_canary_adds_the_die_and_a_rule_before_the_live_one():
     config, _generation = render([Route(**dict(vars(ROUTE), canary=Canary("green", 25)))], ProxySettings())
     lines = frontend(config).splitlines()
     assert DICE_LINE in lines and lines.index(DICE_LINE) < lines.index("    default_backend be_dockerflow_none")
-    assert "    acl r0_canary str(books),map_str_int(opt@%s,0),sub(txn.flow_dice) gt 0" % WEIGHTS_FILE in lines
+    assert "    acl r0_canary str(books),map_str_int(%s,0),sub(txn.flow_dice) gt 0" % WEIGHTS_FILE in lines
     assert lines.index("    use_backend be_books_green if r0_path r0_canary { nbsrv(be_books_green) gt 0 }") < lines.index(
         "    use_backend %s if r0_path" % live_backend("books"))
     assert "\n# live-color books blue\n" in config, "the live color is the map's; the canary's is in the rule"
