@@ -15,8 +15,10 @@ description:
     O(color) (the newest release by default).
   - The proxy finds instances through Consul DNS, so scaling, an instance that dies or fails its health check,
     and a restarted proxy follow Consul without another call of this module.
-  - A new configuration is checked with C(haproxy -c) before it is activated by a hitless master-worker reload;
-    a rejected one is never activated and the task fails with HAProxy's message.
+  - Each route reads its live color from a map next to C(haproxy.cfg). A switch that changes only the color swaps
+    the running worker's map in one commit of HAProxy's runtime API, with no reload, so its cost does not grow with
+    the number of routes. Any other change is a new configuration, checked with C(haproxy -c) before it is activated
+    by a hitless master-worker reload; a rejected one is never activated and the task fails with HAProxy's message.
   - The service's live color changes only after the proxy serves the new color. A switch records its intent
     (C(pending_switch) in the service's state in Consul) before it activates anything, confirms from the running
     HAProxy worker (the configuration generation it reports, and the target's servers UP), then records the live
@@ -27,8 +29,9 @@ description:
   - Activation is all or nothing - when no new worker comes up with the new configuration, the previous one goes
     back into C(haproxy.cfg) (and is reloaded if needed), and the task fails. What runs is told by the generation
     the worker reports, not by reading C(haproxy.cfg).
-  - After the activation the target's servers must stay UP in the new worker for as long as HAProxy's checks need
-    to find a dead one (3 seconds - 2 failed checks 1 second apart, plus one interval). If they go DOWN, the previous
+  - After the activation the target's servers must stay UP in the worker for as long as HAProxy's checks need
+    to find a dead one (3 seconds - 2 failed checks 1 second apart, plus one interval), or until one passed a check
+    that ran after the switch (after a swap of the map, one check interval). If they go DOWN, the previous
     configuration is restored and the task fails - C(... not switching; live color X keeps serving; the previous
     configuration was restored.) A server that answers its checks slowly is not DOWN - each check may take up to 2 seconds,
     as Consul's own check of the instance may.
