@@ -72,6 +72,7 @@ DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port", "pro
 DIRECT_POLL_SECONDS = 0.05
 # How long the master CLI may refuse connections while the master re-executes itself (ProxyNode.master).
 MASTER_REEXEC_SECONDS = 5
+MASTER_REEXEC_ERRORS = ("Connection refused", "Connection reset")
 # What a failed run of the reload script was doing, by its step (ProxyNode._reload).
 RELOAD_STEP_NAMES = {None: "Reloading HAProxy", "save": "Saving the servers' state",
                      "install": "Installing the new HAProxy configuration and reloading",
@@ -235,13 +236,13 @@ class ProxyNode(ServerWatch):
 
     def master(self, command: str) -> str:
         """The master CLI's answer. HAProxy 3.0's master re-executes itself after it started a worker (at its start
-        and at each reload), and refuses connections meanwhile: a refusal is asked again, for a few seconds."""
+        and at each reload), and refuses or drops connections meanwhile: those are asked again, for a few seconds."""
         deadline = time.monotonic() + MASTER_REEXEC_SECONDS
         while True:
             try:
                 return self._ask(self.master_port, command, "master CLI")
             except FlowError as error:
-                if "Connection refused" not in error.msg or time.monotonic() >= deadline:
+                if not any(word in error.msg for word in MASTER_REEXEC_ERRORS) or time.monotonic() >= deadline:
                     raise
             self.pause(0.05)
 
@@ -274,7 +275,10 @@ class ProxyNode(ServerWatch):
 
     def running_generation(self) -> str | None:
         """The generation the running worker reports (live_map), or None when it runs a configuration rendered elsewhere."""
-        answer = self.newest_worker(generation_command())
+        deadline, answer = time.monotonic() + MASTER_REEXEC_SECONDS, self.newest_worker(generation_command())
+        while not answer.strip() and time.monotonic() < deadline:  # dropped without a word by the re-executing master
+            self.pause(0.05)
+            answer = self.newest_worker(generation_command())
         generation = reported_generation(answer)
         if generation is None and answer.startswith("Unknown map"):
             return legacy_generation(self.backends())
