@@ -34,3 +34,8 @@ def yaml_error(path: str, exc: Exception) -> FlowError:
     where = " line %d column %d" % (mark.line + 1, mark.column + 1) if mark else ""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     return FlowError("%s%s is not valid YAML: %s." % (path, where, problem))
+
+
+def sentence(clause: str) -> str:
+    """`` Clause.`` to append to a message, or nothing for no clause."""
+    return (" %s%s." % (clause[0].upper(), clause[1:])) if clause else ""

@@ -57,13 +57,12 @@ def passed_a_check_of_this_worker(row: dict[str, str]) -> bool:
     return is_up(row) and status == "L7OK" and row["check_code"] not in ("", "0")
 
 
-def checked_after_the_switch(row: dict[str, str], http_checks: bool, same_worker: bool, an_interval_passed: bool) -> bool:
+def checked_after_the_switch(row: dict[str, str], http_checks: bool, same_worker: bool) -> bool:
     """Whether ``row``'s server passed a check that ran after the switch. After a reload: a check of the new worker
     (HTTP checks only: a TCP check leaves nothing that tells). After a swap of the live colors' map (``same_worker``):
-    the worker checks every ``inter``, so once an interval passed since the swap, a server plainly UP (not ``UP 1/2``,
-    going down) with no check in progress passed the ones that started after it."""
+    UP, as only a check that ran after ServerWatch.wait_for_a_fresh_check set it DOWN puts a server back UP."""
     if same_worker:
-        return an_interval_passed and row["status"] == "UP" and not row["check_status"].startswith("*")
+        return is_up(row)
     return http_checks and passed_a_check_of_this_worker(row)
 
 

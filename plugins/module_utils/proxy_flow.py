@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
+from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError, sentence
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     Route,
     backend_name,
@@ -338,6 +338,8 @@ class ProxyFlow:
         self.flow.checkpoint("proxy:switch")
         try:
             self.flow.fence("activating the switch of %s to %s" % (route.service, route.color))
+            if self.node.swaps(config, previous):  # its worker checked the target before: one must pass from now on
+                self._servers_up_or_refuse(target, document, fresh=True)
             swapped = self._activate(config, generation, running=previous)
             activated_at = time.monotonic()
             self.flow.checkpoint("proxy:activated")
@@ -383,7 +385,7 @@ class ProxyFlow:
         if not self._wait_passing(self.flow.settings.service, color):
             raise FlowError(
                 "No instance of %s (%s) passes its Consul health check; not switching.%s"
-                % (self.flow.settings.service, color, _sentence(_keeps_serving(document)))
+                % (self.flow.settings.service, color, sentence(_keeps_serving(document)))
             )
 
     def _stage(self, route: Route, others: list[Route], document: Document, running: str | None,
@@ -431,11 +433,13 @@ class ProxyFlow:
             return "restoring the previous configuration failed: %s" % error.msg.rstrip(".")
         return "the previous configuration was restored"
 
-    def _servers_up_or_refuse(self, backend: str, document: Document) -> int:
+    def _servers_up_or_refuse(self, backend: str, document: Document, fresh: bool = False) -> int:
         try:
+            if fresh:  # before a swap of the live colors' map (ServerWatch.wait_for_a_fresh_check)
+                return self.node.wait_for_a_fresh_check(backend, self.node.settings.down_detection_seconds())
             return self.node.wait_servers_up(backend, self.switch_timeout)
         except FlowError as error:
-            raise FlowError("%s Not switching.%s" % (error.msg, _sentence(_keeps_serving(document))))
+            raise FlowError("%s Not switching.%s" % (error.msg, sentence(_keeps_serving(document))))
 
     def _wait_passing(self, service: str, color: str) -> int:
         timeout = 0 if self.flow.check_mode else self.switch_timeout
@@ -444,7 +448,3 @@ class ProxyFlow:
 
 def _keeps_serving(document: Document) -> str:
     return ("live color %s keeps serving" % document["live_color"]) if document.get("live_color") else ""
-
-
-def _sentence(clause: str) -> str:  # `` Clause.`` to append to a message, or nothing
-    return (" %s%s." % (clause[0].upper(), clause[1:])) if clause else ""

@@ -326,6 +326,10 @@ class ProxyNode(ServerWatch):
     def backends(self) -> set[str]:
         return {line.strip() for line in self.runtime("show backend").splitlines() if line.strip() and not line.startswith("#")}
 
+    def swaps(self, config: str, running: str | None) -> bool:
+        """Whether activate() takes ``config`` by a swap of the live colors' map: only they differ from ``running``."""
+        return running is not None and body(running) == body(config)
+
     def activate(self, config: str, generation: str, timeout: float = 30, running: str | bool | None = False) -> bool:
         """Install ``config`` and load it; returns once the running worker reports ``generation``. When only the live
         colors differ from what runs, the worker's map takes them (live_map.swap; returns True); else ``haproxy -c``
@@ -335,7 +339,7 @@ class ProxyNode(ServerWatch):
         the caller read it under the proxy's lock, else read now) goes back into haproxy.cfg (and is loaded again
         if the worker no longer runs it), and FlowError says so."""
         previous = self.running_config() if running is False else running
-        colors_only = previous is not None and body(previous) == body(config)
+        colors_only = self.swaps(config, previous)
         self.put_files(dict({"haproxy.cfg.previous": previous} if previous is not None else {}, **{"haproxy.cfg.new": config}))
         failed_before = None if colors_only else self.failed_reloads()
         try:

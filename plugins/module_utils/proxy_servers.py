@@ -31,8 +31,30 @@ class ServerWatch:
     def pause(self, seconds: float) -> None:  # pragma: no cover - ProxyNode's
         raise NotImplementedError
 
-    def servers(self, backend: str, columns: tuple[str, ...] = ("status",)) -> list[dict[str, str]]:
-        answer = self.runtime("show stat %s 4 -1" % backend)  # this backend's servers only (type 4, all ids)
+    def newest_worker(self, command: str) -> str:  # pragma: no cover - ProxyNode's
+        raise NotImplementedError
+
+    def wait_for_a_fresh_check(self, backend: str, timeout: float) -> int:
+        """Before a swap of the live colors' map: the servers of ``backend`` UP are set DOWN (``set server ... health
+        down``, which leaves their address and admin state alone), so that only a check that passes from now on puts
+        them back (rise 1: the next one, within ``inter``). The worker that checked them before the switch cannot
+        tell otherwise, and HAProxy has no command that runs a check now. Returns the servers UP again; FlowError if
+        none is within ``timeout``. Reads and writes go to the newest worker (a staging reload may have just run)."""
+        names = [row["svname"] for row in self.servers(backend, newest=True) if is_up(row)]
+        if names:
+            self.newest_worker(";".join("set server %s/%s health down" % (backend, name) for name in names))
+        deadline = time.monotonic() + timeout
+        while True:
+            up = sum(1 for row in self.servers(backend, newest=True) if is_up(row))
+            if up:
+                return up
+            if time.monotonic() >= deadline:
+                raise FlowError("No server of %s passed a check within %gs of the switch." % (backend, timeout))
+            self.pause(0.05)
+
+    def servers(self, backend: str, columns: tuple[str, ...] = ("status",), newest: bool = False) -> list[dict[str, str]]:
+        command = "show stat %s 4 -1" % backend  # this backend's servers only (type 4, all ids)
+        answer = self.newest_worker(command) if newest else self.runtime(command)
         return server_rows(answer, backend, columns) if answer.startswith("# ") else []  # "No such proxy.", or none
 
     def servers_up(self, backend: str) -> int:
@@ -44,15 +66,14 @@ class ServerWatch:
         """Watch ``backend`` in the running worker until ``seconds`` after ``since`` (a time.monotonic(), else now):
         the fewest servers seen UP (0 ends the watch). It also ends once a server UP passed a check that ran after
         the switch (proxy_answers.checked_after_the_switch; ``http_checks``: the backend checks a health path,
-        ``same_worker``: the switch swapped the worker's map, no reload)."""
+        ``same_worker``: the switch swapped the worker's map after wait_for_a_fresh_check)."""
         started = time.monotonic() if since is None else since
         columns, fewest = ("status", "check_status", "check_code"), None
         while True:
             rows = self.servers(backend, columns)
             up = sum(1 for row in rows if is_up(row))
             fewest = up if fewest is None else min(fewest, up)
-            an_interval_passed = time.monotonic() >= started + self.settings.check_interval_ms / 1000.0 + 0.05
-            checked = any(checked_after_the_switch(row, http_checks, same_worker, an_interval_passed) for row in rows)
+            checked = any(checked_after_the_switch(row, http_checks, same_worker) for row in rows)
             if not fewest or checked or time.monotonic() >= started + seconds:
                 return fewest
             # A server the checks find dead stays DOWN: 0.5 s will do, unless a passed check can end the watch.

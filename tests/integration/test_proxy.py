@@ -364,10 +364,10 @@ def test_a_target_that_dies_right_before_the_switch_is_refused_and_the_live_colo
             container.stop(timeout=1)
 
     failed = run_paused_at(routed_project, "flow_proxy", {}, "proxy:switch", stop_green, expect_failure=True)
-    assert failed["msg"].startswith("The proxy marked every server of be_%s_green DOWN within 3s of the switch"
-                                    % routed_project.service) or "no healthy server" in failed["msg"], failed["msg"]
-    assert failed["msg"].endswith(
-        "not switching; live color blue keeps serving; the previous configuration was restored."), failed["msg"]
+    # A switch of color alone swaps the worker's map (live_map), after a check of green that ran since the intent:
+    # it fails, and nothing was activated.
+    assert failed["msg"] == ("No server of be_%s_green passed a check within 3s of the switch. Not switching. Live "
+                             "color blue keeps serving." % routed_project.service), failed["msg"]
     state = routed_project.state()
     assert state["live_color"] == "blue" and state["routes"]["color"] == "blue" and "pending_switch" not in state
     assert {proxy.get("/demo")[1]["color"] for _request in range(10)} == {"blue"}

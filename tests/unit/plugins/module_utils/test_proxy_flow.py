@@ -23,7 +23,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
     Route,
     render,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import config_generation, live_backend, map_text
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import body, config_generation, live_backend, map_text
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET, CANDIDATE_FILE, LIVE_MAP_FILE
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow, proxy_reconciler
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import (
@@ -78,6 +78,8 @@ class FakeProxyNode:
         self.fail_activation = False
         self.dead_after_switch = set()
         self.held = []  # (backend, seconds) the switch watched
+        self.fresh_checks = []  # the backends a swap asked for a check that ran after it
+        self.dead_at_switch = set()  # backends whose servers fail the check a swap asks for
         self.unreachable = None  # a FlowError message: the proxy does not answer
         self.drifted = []  # what drift() reports of the running container
         self.files = {}  # what ensure_running wrote besides the configuration (the canary weights, crt-list)
@@ -147,12 +149,21 @@ class FakeProxyNode:
     def backends(self):
         return set(re.findall(r"^backend (\S+)$", self.running or "", re.MULTILINE))
 
-    def activate(self, config, generation, running=False):
+    def activate(self, config, generation, running=False, target=None):
         if self.fail_activation:
             raise FlowError("HAProxy could not start a worker with the new configuration: cannot bind socket. "
                             "The previous configuration was restored.")
         self.running = self.file = config
         self.activated.append(generation)
+
+    def swaps(self, config, running):
+        return running is not None and body(running) == body(config)
+
+    def wait_for_a_fresh_check(self, backend, timeout):
+        self.fresh_checks.append(backend)
+        if backend in self.dead_at_switch:
+            raise FlowError("No server of %s passed a check within %gs of the switch." % (backend, timeout))
+        return self.up.get(backend, 1)
 
     def wait_servers_up(self, backend, timeout):
         if self.lose_servers_after is not None and len(self.activated) > self.lose_servers_after:
@@ -583,6 +594,25 @@ def test_killed_after_activating_stop_old_finishes_it_and_keeps_what_is_served(p
     assert served(proxied.node) == "green"
 
 
+def test_a_switch_of_color_alone_asks_for_a_check_that_runs_after_the_intent_and_refuses_a_target_that_fails_it(proxied):
+    """A swap keeps the worker that checked the target before the switch: a server killed once the intent was recorded
+    would still be UP there. Nothing is activated when no server passes a check that ran since."""
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"])
+    proxied.deploy(image="dockerflow-test/app:2")
+    running, activated = proxied.node.running, list(proxied.node.activated)
+    proxied.node.dead_at_switch.add("be_books-app_green")
+    with pytest.raises(FlowError, match=r"^No server of be_books-app_green passed a check within 3s of the switch\. Not "
+                                        r"switching\. Live color blue keeps serving\.$"):
+        proxied.proxy()
+    assert proxied.node.fresh_checks == ["be_books-app_green"] and proxied.node.activated == activated
+    assert proxied.node.running == running and served(proxied.node) == "blue"
+    state = proxied.document()
+    assert state["live_color"] == "blue" and "pending_switch" not in state
+    proxied.node.dead_at_switch.clear()
+    assert proxied.proxy()["live_color"] == "green" and served(proxied.node) == "green"
+
+
 def test_a_revert_puts_the_running_configuration_back_into_the_file(proxied, kill_at):
     switched_twice(proxied, kill_at, "proxy:switch")
     proxied.node.file = proxied.node.running.replace("live-color books-app blue", "live-color books-app green")  # after mv
@@ -767,7 +797,7 @@ class ContainerStub(ProxyNode):
         self.pending_map = ""  # a version prepared and not committed
         self.failed = 0
         self.reloads = 0
-        self.swaps = 0
+        self.map_commits = 0
         self.refuse_commits = 0  # how many map commits the runtime API refuses
         self.new_workers_fail = False
         self.check_refuses = False  # haproxy -c refuses every candidate (the reload script exits 3)
@@ -825,7 +855,7 @@ class ContainerStub(ProxyNode):
                     if values else "type=str, found=no\n\n")
         if line.startswith("prepare map"):
             self.pending_map = ""
-            return "New version created: %d\n\n" % (self.swaps + 1)
+            return "New version created: %d\n\n" % (self.map_commits + 1)
         if line.startswith("add map @"):
             self.pending_map += line.split("<<\n", 1)[1].rstrip("\n") + "\n"
             return "\n"
@@ -834,7 +864,7 @@ class ContainerStub(ProxyNode):
                 self.refuse_commits -= 1
                 return "Unknown version (not committed).\n\n"
             if not stale:
-                self.worker_map, self.swaps = self.pending_map, self.swaps + 1
+                self.worker_map, self.map_commits = self.pending_map, self.map_commits + 1
             return "\n"
         return ""
 
@@ -847,12 +877,12 @@ def test_a_switch_that_changes_only_the_live_color_swaps_the_worker_s_map_and_do
     (blue, gen1), (green, gen2) = rendered("/a"), rendered("/a", "green")
     node = ContainerStub(blue)
     node.activate(green, gen2)
-    assert (node.reloads, node.swaps) == (0, 1) and node.worker == blue, "the same worker, its map swapped"
+    assert (node.reloads, node.map_commits) == (0, 1) and node.worker == blue, "the same worker, its map swapped"
     assert node.worker_map == map_text(green) == node.files[LIVE_MAP_FILE] and "books green" in node.worker_map
     assert node.running_generation() == gen2 and node.running_config() == green
     assert node.files[CONFIG_FILE] == green and node.files[PREVIOUS_FILE] == blue
     node.activate(blue, gen1)  # and back, as a rollback
-    assert (node.reloads, node.swaps) == (0, 2) and node.running_generation() == gen1
+    assert (node.reloads, node.map_commits) == (0, 2) and node.running_generation() == gen1
 
 
 def test_a_proxy_an_earlier_release_configured_is_read_by_its_marker_backend_and_reloaded_into_the_map():
