@@ -248,8 +248,11 @@ class ProxyNode(ServerWatch):
 
     def newest_worker(self, command: str) -> str:
         """``command`` to the newest worker, through the master CLI (``@1``). Right after a reload the runtime API's
-        port can still reach the leaving worker: a map swapped there would be lost with it (live_map)."""
-        return self.master("@1 " + command)
+        port can still reach the leaving worker: a map swapped there would be lost with it (live_map). ``@1`` names
+        the process of one command: each of several (``;``) gets its own (the master runs the others itself)."""
+        if "<<" in command:  # a payload: one command, whose lines are data
+            return self.master("@1 " + command)
+        return self.master(";".join("@1 " + part for part in command.split(";")))
 
     def _ask(self, port: int, command: str, what: str) -> str:
         """HAProxy's answer to ``command`` on ``port``: over a connection of this process's own when it runs on the

@@ -138,3 +138,24 @@ def test_a_target_whose_servers_fail_the_fresh_check_is_refused_in_one_line():
     proxy.sent = []
     with pytest.raises(FlowError, match=r"^No server of be_books-app_green passed a check within 0.3s of the switch\.$"):
         proxy.wait_for_a_fresh_check(BACKEND, 0.3)
+
+
+class MasterProxy(ProxyNode):
+    """The master CLI's lines, kept (no container)."""
+
+    def __init__(self):  # no container: only the master CLI is asked
+        self.lines = []
+
+    def master(self, command):
+        self.lines.append(command)
+        return "\n"
+
+
+def test_each_command_of_a_line_to_the_newest_worker_names_it_and_a_payload_stays_one_command():
+    """Found by tests/faults (the dead target at the switch): the master CLI sends only the first command of
+    "@1 a;b" to the worker and runs b itself, so the second server of the target was never set DOWN."""
+    proxy = MasterProxy()
+    proxy.newest_worker("set server b/g1 health down;set server b/g2 health down")
+    proxy.newest_worker("add map @3 /f <<\nx blue\ny green\n")
+    assert proxy.lines == ["@1 set server b/g1 health down;@1 set server b/g2 health down",
+                           "@1 add map @3 /f <<\nx blue\ny green\n"]
