@@ -8,13 +8,13 @@ Order of a switch, each step a precondition of the next:
    worker serves it, else reverted);
 2. the target color has passing instances in Consul;
 3. the proxy runs (created with every route from Consul, or started);
-4. the running worker already resolved the target color's servers (its backend exists from an
-   earlier render; if not, a render that adds it without changing any routing is activated first);
+4. the running worker has the target's backend (else a render that adds it, routing unchanged, is activated first),
+   and its servers UP; for a swap (6), after step 5: a check of them that ran since passed (wait_for_a_fresh_check);
 5. the intent (target color, configuration generation) is recorded in the state;
 6. the new configuration is activated, all or nothing (ProxyNode.activate): the running worker's map takes a change
    of live colors alone (live_map, no reload); anything else passes ``haproxy -c`` and a hitless reload loads it;
-7. the running worker reports the new generation, and the target's servers come UP and stay UP for as long
-   as HAProxy's checks need to find a dead one (or pass one after it); if not, the previous configuration goes back;
+7. the running worker reports the new generation, and the target's servers stay UP for as long as HAProxy's
+   checks need to find a dead one (or pass one after it); if not, the previous configuration goes back;
 8. only then one CAS write records the route and the new live color and clears the intent.
 A failure at any step leaves the running configuration and the live color as they were; a crash
 leaves the intent, which the next run settles.
@@ -331,15 +331,15 @@ class ProxyFlow:
         config, generation = rendered
         target = backend_name(route.service, route.color)
         previous = self._stage(route, others, document, *running)
-        self._servers_up_or_refuse(target, document)
+        swapping = self.node.swaps(config, previous)  # then the servers are waited for after the intent (step 4)
+        servers = 0 if swapping else self._servers_up_or_refuse(target, document)
         intent = PendingSwitch.new(route.color, generation, self.node.name, self._recorded_route(route),
                                    document.get("live_color"))
         self.flow.store.update(route.service, lambda doc: record(doc, intent))
         self.flow.checkpoint("proxy:switch")
         try:
             self.flow.fence("activating the switch of %s to %s" % (route.service, route.color))
-            if self.node.swaps(config, previous):  # its worker checked the target before: one must pass from now on
-                self._servers_up_or_refuse(target, document, fresh=True)
+            servers = self._servers_up_or_refuse(target, document, fresh=True) if swapping else servers
             swapped = self._activate(config, generation, running=previous)
             activated_at = time.monotonic()
             self.flow.checkpoint("proxy:activated")
@@ -435,8 +435,8 @@ class ProxyFlow:
 
     def _servers_up_or_refuse(self, backend: str, document: Document, fresh: bool = False) -> int:
         try:
-            if fresh:  # before a swap of the live colors' map (ServerWatch.wait_for_a_fresh_check)
-                return self.node.wait_for_a_fresh_check(backend, self.node.settings.down_detection_seconds())
+            if fresh:  # before a swap of the live colors' map (step 4)
+                return self.node.wait_for_a_fresh_check(backend, self.node.settings.down_detection_seconds(), self.switch_timeout)
             return self.node.wait_servers_up(backend, self.switch_timeout)
         except FlowError as error:
             raise FlowError("%s Not switching.%s" % (error.msg, sentence(_keeps_serving(document))))

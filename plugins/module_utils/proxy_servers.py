@@ -34,22 +34,26 @@ class ServerWatch:
     def newest_worker(self, command: str) -> str:  # pragma: no cover - ProxyNode's
         raise NotImplementedError
 
-    def wait_for_a_fresh_check(self, backend: str, timeout: float) -> int:
-        """Before a swap of the live colors' map: the servers of ``backend`` UP are set DOWN (``set server ... health
-        down``, which leaves their address and admin state alone), so that only a check that passes from now on puts
-        them back (rise 1: the next one, within ``inter``). The worker that checked them before the switch cannot
-        tell otherwise, and HAProxy has no command that runs a check now. Returns the servers UP again; FlowError if
-        none is within ``timeout``. Reads and writes go to the newest worker (a staging reload may have just run)."""
+    def wait_for_a_fresh_check(self, backend: str, timeout: float, coming_up_timeout: float) -> int:
+        """Before a swap of the live colors' map, after the switch's intent: a server of ``backend`` passed a check
+        that ran since. The worker that swaps checked the target before too, so its UP says nothing of a server
+        killed since, and HAProxy has no command that runs a check now: the servers UP are set DOWN (``set server
+        ... health down``, which leaves their address and admin state alone) and the next check, within ``inter``,
+        puts a live one back UP (rise 1), else the wait fails after ``timeout``. Servers not UP yet (a release just
+        deployed) come UP by such a check anyway: then the wait is ``coming_up_timeout``, as long as DNS and the first
+        checks may take. Returns the servers UP. Reads and writes go to the newest worker (a staging reload may have
+        just run)."""
         names = [row["svname"] for row in self.servers(backend, newest=True) if is_up(row)]
         if names:
             self.newest_worker(";".join("set server %s/%s health down" % (backend, name) for name in names))
-        deadline = time.monotonic() + timeout
+        wait = timeout if names else coming_up_timeout
+        deadline = time.monotonic() + wait
         while True:
             up = sum(1 for row in self.servers(backend, newest=True) if is_up(row))
             if up:
                 return up
             if time.monotonic() >= deadline:
-                raise FlowError("No server of %s passed a check within %gs of the switch." % (backend, timeout))
+                raise FlowError("No server of %s passed a check within %gs of the switch." % (backend, wait))
             self.pause(0.05)
 
     def servers(self, backend: str, columns: tuple[str, ...] = ("status",), newest: bool = False) -> list[dict[str, str]]:

@@ -129,7 +129,7 @@ def test_after_a_map_swap_the_hold_ends_at_once_on_a_server_up():
 def test_a_fresh_check_sets_the_servers_up_down_and_waits_until_one_passed_a_check_again():
     proxy = WorkerProxy([stat(("g1", "UP", "L7OK", "200"), ("g2", "MAINT", "", "")), MARKED_DOWN, MARKED_DOWN, ONE_BACK])
     proxy.sent = []
-    assert proxy.wait_for_a_fresh_check(BACKEND, 30) == 1
+    assert proxy.wait_for_a_fresh_check(BACKEND, 30, 60) == 1
     assert proxy.sent == ["set server %s/g1 health down" % BACKEND] and proxy.asked == 4
 
 
@@ -137,7 +137,7 @@ def test_a_target_whose_servers_fail_the_fresh_check_is_refused_in_one_line():
     proxy = WorkerProxy([SAME_WORKER_UP, MARKED_DOWN])
     proxy.sent = []
     with pytest.raises(FlowError, match=r"^No server of be_books-app_green passed a check within 0.3s of the switch\.$"):
-        proxy.wait_for_a_fresh_check(BACKEND, 0.3)
+        proxy.wait_for_a_fresh_check(BACKEND, 0.3, 60)
 
 
 class MasterProxy(ProxyNode):
@@ -159,3 +159,12 @@ def test_each_command_of_a_line_to_the_newest_worker_names_it_and_a_payload_stay
     proxy.newest_worker("add map @3 /f <<\nx blue\ny green\n")
     assert proxy.lines == ["@1 set server b/g1 health down;@1 set server b/g2 health down",
                            "@1 add map @3 /f <<\nx blue\ny green\n"]
+
+
+def test_servers_not_up_yet_are_not_set_down_and_come_up_by_a_check_within_the_switch_timeout():
+    """A release switches to instances just deployed: the check that brings them UP ran after the intent."""
+    coming = stat(("g1", "MAINT", "", ""), ("g2", "DOWN", "L4CON", ""))
+    proxy = WorkerProxy([coming, coming, ONE_BACK])
+    proxy.sent = []
+    assert proxy.wait_for_a_fresh_check(BACKEND, 0, 60) == 1
+    assert proxy.sent == [] and proxy.asked == 3

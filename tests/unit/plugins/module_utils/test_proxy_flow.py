@@ -159,7 +159,7 @@ class FakeProxyNode:
     def swaps(self, config, running):
         return running is not None and body(running) == body(config)
 
-    def wait_for_a_fresh_check(self, backend, timeout):
+    def wait_for_a_fresh_check(self, backend, timeout, coming_up_timeout):
         self.fresh_checks.append(backend)
         if backend in self.dead_at_switch:
             raise FlowError("No server of %s passed a check within %gs of the switch." % (backend, timeout))
