@@ -9,7 +9,7 @@ A new worker starts from the server-state file the reload saved: a server's stat
 (``UP``, ``L7OK``) come back, but not the answer code of its last HTTP check, which stays empty or 0 until
 this worker has checked the server itself. So an ``L7OK`` with a code is a check this worker made.
 Checked on HAProxy 3.0.11: after a reload, a live server showed ``UP,L7OK,0`` until its first check (within one
-``inter`` then, within haproxy_config.MAX_SPREAD_CHECKS_MS now), then ``UP,L7OK,200``; a stopped one ``UP,L7OK,0``,
+``inter`` then, within haproxy_sections.MAX_SPREAD_CHECKS_MS now), then ``UP,L7OK,200``; a stopped one ``UP,L7OK,0``,
 then ``UP 1/2,L4TOUT``, then ``DOWN``.
 """
 

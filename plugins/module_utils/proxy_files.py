@@ -37,6 +37,7 @@ timeout 10 cat <&3
 """
 
 LIVE_MAP_FILE = CONFIG_DIR + "/live-colors.map"  # the routes' live colors (live_map), as haproxy.cfg's trailer says
+BODY_KEY = ".body"  # the map's key of the digest of the body it goes with (live_map)
 WEIGHTS_FILE = CONFIG_DIR + "/canary-weights.map"  # the canaries' weights (proxy_canary)
 
 # Saves the servers' resolved addresses and states for the next worker (init-addr last), then reloads; with
@@ -48,9 +49,9 @@ WEIGHTS_FILE = CONFIG_DIR + "/canary-weights.map"  # the canaries' weights (prox
 # A slot DNS has not filled (address "-") is left out: without a line it starts as its line would have it
 # (init-addr none, in maintenance until resolved), and those lines were ~40 % of a reload's CPU with 300 routes.
 RELOAD_SCRIPT_TEXT = """#!/bin/bash
-# dockerflow-reload.sh ADMIN_PORT STATE_FILE [ADDRESS] [save|install|place]: save server state, then a hitless
-# master-worker reload; "install" checks haproxy.cfg.new and moves it over haproxy.cfg first (in one docker exec
-# with the reload: a switch waits for each). Exit 3 with haproxy -c's words if it refuses it: nothing changed.
+# dockerflow-reload.sh ADMIN_PORT STATE_FILE [ADDRESS] [save|install|place|recolor BODY LINE...]: save server
+# state, then a hitless master-worker reload; "install" checks haproxy.cfg.new and moves it over haproxy.cfg first
+# (in one docker exec with the reload: a switch waits for each). Exit 3 with haproxy -c's words if it refuses it: nothing changed.
 set -euo pipefail
 state_file="$2"
 place() {
@@ -58,8 +59,33 @@ place() {
     sed -n 's/^# live-color //p' "%(config)s" > "%(map)s.tmp"
     mv "%(map)s.tmp" "%(map)s"
 }
+# recolor BODY LINE...: the map's new lines under the body (digest BODY) of the file that holds it, which becomes
+# haproxy.cfg; the one that held it stays as the previous copy. Exit 4 if neither holds it: nothing changed.
+recolor() {
+    local base=""
+    for file in "%(config)s" "%(previous)s"; do
+        if grep -qxF "# live-color %(body_key)s $1" "$file" 2>/dev/null; then
+            base="$file"
+            break
+        fi
+    done
+    if [ -z "$base" ]; then
+        echo "neither haproxy.cfg nor its previous copy holds the configuration the proxy runs (body $1)"
+        exit 4
+    fi
+    shift
+    { grep -v '^# live-color ' "$base"; printf '# live-color %%s\n' "$@"; } > "%(candidate)s"
+    if [ "$base" = "%(config)s" ]; then
+        cp "%(config)s" "%(previous)s"
+    fi
+    place
+}
 if [ "${4:-}" = place ]; then
     place
+    exit 0
+fi
+if [ "${4:-}" = recolor ]; then
+    recolor "${@:5}"
     exit 0
 fi
 if [ "${4:-}" = install ]; then
@@ -79,9 +105,11 @@ fi
 if [ "${4:-}" != save ]; then
     kill -USR2 1
 fi
-""" % {"candidate": CANDIDATE_FILE, "config": CONFIG_FILE, "map": LIVE_MAP_FILE, "weights": WEIGHTS_FILE}
+""" % {"candidate": CANDIDATE_FILE, "config": CONFIG_FILE, "map": LIVE_MAP_FILE, "weights": WEIGHTS_FILE,
+       "previous": PREVIOUS_FILE, "body_key": BODY_KEY}
 
 CHECK_REFUSED_EXIT = 3  # RELOAD_SCRIPT_TEXT's exit when haproxy -c refuses the candidate
+NOT_RUNNING_FILE_EXIT = 4  # its exit when no file holds the running configuration's body (recolor)
 
 
 class ConfigRefused(FlowError):

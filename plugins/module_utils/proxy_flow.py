@@ -17,7 +17,8 @@ Order of a switch, each step a precondition of the next:
    checks need to find a dead one (or pass one after it); if not, the previous configuration goes back;
 8. only then one CAS write records the route and the new live color and clears the intent.
 A failure at any step leaves the running configuration and the live color as they were; a crash
-leaves the intent, which the next run settles.
+leaves the intent, which the next run settles. When the running worker already runs the route as asked, a switch
+reads no other service's state and renders nothing: steps 3-4 are its map's (proxy_color_switch), 5-8 the same.
 """
 
 from __future__ import annotations
@@ -40,13 +41,12 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary impor
     runtime_weight_command,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_certificates import Certificate, ProxyCertificates
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_https import asked_https
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import asked_preview
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_color_switch import Activation, switch_color
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_routes import (
     DEFAULT_PROXY_NAME,
+    asked_route,
     canary_weights,
     refuse_a_taken_path,
-    route_colors,
     routes_from_documents,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.server_slots import (
@@ -163,14 +163,22 @@ class ProxyFlow:
     def held(self, state: str, where: tuple[list[str], str | None, str] = ([], None, "prefix"), color: str | None = None,
              preview: Mapping[str, Any] | None = None, https: Mapping[str, Any] | None = None) -> Result:
         """State present (a switch; ``where``: paths, domain, path type) or absent, for a caller that holds the
-        service's and the proxy's locks (run, or flow_canary's promotion)."""
-        service, documents = self.flow.settings.service, self.flow.store.read_all()
-        document = self._settled(documents.get(service))
-        if document is not None:
-            documents[service] = document
+        service's and the proxy's locks (run, or flow_canary's promotion). A switch of the color alone reads no
+        other service's state (proxy_color_switch)."""
+        service = self.flow.settings.service
+        document = self._settled(self.flow.store.read(service)[0])
         if state == "absent":
-            return self._remove(documents, document)
-        return self._switch(documents, document, where, color, preview, https)
+            return self._remove(self._with_all(document), document)
+        route = self.route(document, where, color, preview, https)
+        instances = (document["colors"][route.color] or {}).get("instances") or 0
+        refuse_a_switch_beyond_slots(route.service, route.color, instances, self.node.settings.max_servers)
+        self._refuse_a_color_not_passing(document, route.color)
+        switched = switch_color(self, document, route)
+        return switched if switched is not None else self._switch(self._with_all(document), document, route)
+
+    def _with_all(self, document: Document) -> dict[str, Document]:
+        """Every service's state, the service's own as this run settled it."""
+        return dict(self.flow.store.read_all(), **{self.flow.settings.service: document})
 
     def split(self, canary: Canary) -> int:
         """``canary.weight`` % of the service's requests to ``canary.color`` (flow_canary, which holds the service's
@@ -182,7 +190,7 @@ class ProxyFlow:
             documents = self.flow.store.read_all()  # the other routes cannot change: this run holds the proxy's lock
             document = self._settled(documents[service])
             rises = canary.weight > recorded_weight(document, canary.color)
-            servers = self._servers_up_or_refuse(backend, document) if canary.weight else 0
+            servers = self.servers_up_or_refuse(backend, document) if canary.weight else 0
             if not rises:
                 self.node.runtime(runtime_weight_command(service, canary.weight))
             _before, documents[service] = self.flow.store.update(
@@ -247,13 +255,12 @@ class ProxyFlow:
                                       % (service, intent.color, intent.color))
 
     # -- present / absent / synced ------------------------------------------------------------------------
-    def _result(
-        self, changed: bool, msg: str, before_config: str | None, after_config: str | None, **extra: Any
-    ) -> Result:
+    def _result(self, changed: bool, msg: str, before_config: str | None, after_config: str | None,
+                what: str = "haproxy.cfg", **extra: Any) -> Result:
         result = {"changed": changed, "msg": msg, "service": self.flow.settings.service, "steps": self.flow.steps,
                   "proxy": self.node.name}
         result["diff"] = {"before": before_config or "", "after": after_config or "",
-                          "before_header": "haproxy.cfg (running)", "after_header": "haproxy.cfg (new)"}
+                          "before_header": "%s (running)" % what, "after_header": "%s (new)" % what}
         result.update(extra, **({"proxy_replaced": self.replaced} if self.replaced else {}))
         return result
 
@@ -292,63 +299,64 @@ class ProxyFlow:
         return self._result(True, "Removed the routes of %s." % service, running, config, routes={}, config_changed=changed)
 
     # -- the switch ------------------------------------------------------------------------------------------
-    def _switch(self, documents: Mapping[str, Document], document: Document | None, where: tuple[list[str], str | None, str],
-                color: str | None, preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Result:
-        route = self.route(document, where, color, preview, https)
-        instances = (document["colors"][route.color] or {}).get("instances") or 0
-        refuse_a_switch_beyond_slots(route.service, route.color, instances, self.node.settings.max_servers)
+    def _switch(self, documents: Mapping[str, Document], document: Document, route: Route) -> Result:
         self._warn_overfull(documents, skip=route.service)
         others = routes_from_documents(documents, self.node.name, skip=route.service)
         refuse_a_taken_path(route, others, self.node.name)
-        self._refuse_a_color_not_passing(document, route.color)
         # A proxy created or started just now already serves the recorded route, but that is a change.
         proxy_outcome = self._ensure_proxy(documents)
         running, backends = self._running()
         config, generation = self._render(others + [route])
-        facts = dict(color=route.color, live_color=route.color, routes=route.as_dict())
         recorded_slots = (document.get("routes") or {}).get("max_servers") or DEFAULT_SERVER_SLOTS
         if config == running and document.get("live_color") == route.color and recorded_slots == self.node.settings.max_servers:
-            return self._result(bool(proxy_outcome), "The proxy already routes %s to %s." % (route.service, route.color),
-                                running, config, **facts)
+            return self.routed(route, document, None, running, config, changed=bool(proxy_outcome))
         if self.flow.check_mode:
-            return self._result(True, "Would route %s to %s." % (route.service, route.color), running, config, **facts)
-        target = backend_name(route.service, route.color)
+            return self.routed(route, document, None, running, config, would=True)
         if config == running:  # the proxy serves it already; only the state lags behind
-            servers = self._servers_up_or_refuse(target, document)
-            self.flow.store.update(route.service, lambda doc: commit_served(doc, self._recorded_route(route)))
+            servers = self.servers_up_or_refuse(backend_name(route.service, route.color), document)
+            self.flow.store.update(route.service, lambda doc: commit_served(doc, self.recorded_route(route)))
         else:
-            servers = self._switch_through_intent(route, others, document, (running, backends), (config, generation))
+            previous = self._stage(route, others, document, running, backends)
+            servers = self.through_intent(route, document, Activation(
+                generation, self.node.swaps(config, previous), lambda: self._activate(config, generation, running=previous),
+                lambda: self._restore(previous)))
+        return self.routed(route, document, servers, running, config)
+
+    def routed(self, route: Route, document: Document, servers: int | None, before: str | None, after: str | None,
+               changed: bool = False, would: bool = False, what: str = "haproxy.cfg") -> Result:
+        """The result of a switch (``servers``: the target's up, None when nothing was switched; ``before``, ``after``:
+        ``what`` ran, and what runs now or would; ``document``: the state before)."""
+        facts = dict(color=route.color, live_color=route.color, routes=route.as_dict())
+        if servers is None:
+            msg = ("Would route %s to %s." if would else "The proxy already routes %s to %s.") % (route.service, route.color)
+            return self._result(would or changed, msg, before, after, what, **facts)
         self.flow.progress("proxy serves %s from %s (%d server(s) up)" % (route.service, route.color, servers))
         previous_live = document.get("live_color")
         was = (" (was %s)" % previous_live) if previous_live and previous_live != route.color else ""
-        return self._result(True, "The proxy routes %s to %s%s." % (route.service, route.color, was), running, config,
-                            previous_color=previous_live, servers_up=servers, **facts)
+        return self._result(True, "The proxy routes %s to %s%s." % (route.service, route.color, was), before, after,
+                            what, previous_color=previous_live, servers_up=servers, **facts)
 
-    def _switch_through_intent(self, route: Route, others: list[Route], document: Document,
-                               running: tuple[str | None, set[str]], rendered: tuple[str, str]) -> int:
-        """Record the intent, activate, confirm from the running worker, then commit it (one CAS write).
-        ``running``: the running configuration and backends, as this run read them."""
-        config, generation = rendered
+    def through_intent(self, route: Route, document: Document, activation: Activation) -> int:
+        """Record the intent, activate, confirm from the running worker, then commit it (one CAS write)."""
         target = backend_name(route.service, route.color)
-        previous = self._stage(route, others, document, *running)
-        swapping = self.node.swaps(config, previous)  # then the servers are waited for after the intent (step 4)
-        servers = 0 if swapping else self._servers_up_or_refuse(target, document)
-        intent = PendingSwitch.new(route.color, generation, self.node.name, self._recorded_route(route),
+        servers = 0 if activation.swaps else self.servers_up_or_refuse(target, document)
+        intent = PendingSwitch.new(route.color, activation.generation, self.node.name, self.recorded_route(route),
                                    document.get("live_color"))
         self.flow.store.update(route.service, lambda doc: record(doc, intent))
         self.flow.checkpoint("proxy:switch")
         try:
             self.flow.fence("activating the switch of %s to %s" % (route.service, route.color))
-            servers = self._servers_up_or_refuse(target, document, fresh=True) if swapping else servers
-            swapped = self._activate(config, generation, running=previous)
+            if activation.swaps:  # the worker that swaps checked the target before the intent (step 4)
+                self.servers_up_or_refuse(target, document, fresh=True)
+            swapped = activation.activate()
             activated_at = time.monotonic()
             self.flow.checkpoint("proxy:activated")
-            servers = self._confirm(route, (activated_at, swapped), document, previous)
+            servers = self._confirm(route, (activated_at, swapped), document, activation.restore)
         except FlowError:
             self._settle_after_failure(route.service, intent)
             raise
         try:
-            self.flow.store.update(route.service, lambda doc: commit(doc, generation))
+            self.flow.store.update(route.service, lambda doc: commit(doc, activation.generation))
         except FlowError as error:
             raise FlowError("%s The proxy serves %s from %s; the next flow_proxy or flow_stop_old run records it (the "
                             "switch is recorded as pending)." % (error.msg, route.service, route.color))
@@ -357,27 +365,9 @@ class ProxyFlow:
     def route(self, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
               preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Route:
         """The route asked for (``where``: paths, domain, path type), completed from the recorded one, validated."""
-        service, (paths, domain, path_type) = self.flow.settings.service, where
-        if not document or not document.get("deployed_color"):
-            raise FlowError("Service %s has no release to route; deploy it first." % service)
-        previous = document.get("routes") or {}
-        if not paths and not domain:
-            paths, domain = list(previous.get("paths") or []), previous.get("domain")
-            path_type = previous.get("path_type", path_type)
-        if not paths and not domain:
-            raise FlowError("service_path or service_domain is required to route %s (FLOW_SERVICE_PATH)." % service)
-        color = color or document["deployed_color"]
-        if color not in (document.get("colors") or {}):
-            released = ", ".join(sorted(document.get("colors") or {})) or "none"
-            raise FlowError("Service %s has no %s release (it has: %s)." % (service, color, released))
-        return Route(
-            service=service, color=color, paths=tuple(paths), path_type=path_type, domain=domain,
-            colors=route_colors(document), health_path=(document["colors"][color] or {}).get("health_path"),
-            preview=asked_preview(recorded=previous.get("preview"), **(preview or {})),
-            **asked_https(previous, https),
-        ).validated()
+        return asked_route(self.flow.settings.service, document, where, color, preview, https)
 
-    def _recorded_route(self, route: Route) -> dict[str, Any]:
+    def recorded_route(self, route: Route) -> dict[str, Any]:
         """The route as the state records it; deploy and scale read the slots there (they have no proxy options)."""
         return dict(route.as_dict(), proxy=self.node.name, max_servers=self.node.settings.max_servers)
 
@@ -404,11 +394,11 @@ class ProxyFlow:
             self._activate(config, generation, running=running)
         return config
 
-    def _confirm(self, route: Route, activated: tuple[float, bool], document: Document, previous: str | None) -> int:
+    def _confirm(self, route: Route, activated: tuple[float, bool], document: Document, restore: Callable[[], str]) -> int:
         """The running worker serves the switch (activate returned once it reported the new generation): the
         target's servers come UP and stay UP for as long as HAProxy's checks need to find a dead one, counted from
         when it was activated (``activated``: then, and whether by a map swap), or until one passed a check that ran
-        after it. If not, ``previous`` goes back."""
+        after it. If not, ``restore()`` puts back what ran."""
         (activated_at, swapped), settings, target = activated, self.node.settings, backend_name(route.service, route.color)
         seconds = settings.down_detection_seconds()
         try:
@@ -419,7 +409,7 @@ class ProxyFlow:
                     "The proxy marked every server of %s DOWN within %gs of the switch (%d failed checks in a row "
                     "mark a server DOWN)" % (target, seconds, settings.check_fall))
         except FlowError as error:
-            outcome = ["not switching", _keeps_serving(document), self._restore(previous)]
+            outcome = ["not switching", _keeps_serving(document), restore()]
             raise FlowError("%s: %s." % (error.msg.rstrip(". "), "; ".join(part for part in outcome if part)))
         return servers
 
@@ -433,7 +423,7 @@ class ProxyFlow:
             return "restoring the previous configuration failed: %s" % error.msg.rstrip(".")
         return "the previous configuration was restored"
 
-    def _servers_up_or_refuse(self, backend: str, document: Document, fresh: bool = False) -> int:
+    def servers_up_or_refuse(self, backend: str, document: Document, fresh: bool = False) -> int:
         try:
             if fresh:  # before a swap of the live colors' map (step 4)
                 return self.node.wait_for_a_fresh_check(backend, self.node.settings.down_detection_seconds(), self.switch_timeout)

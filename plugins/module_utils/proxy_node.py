@@ -18,33 +18,23 @@ import io
 import tarfile
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_cli, proxy_container, proxy_limits
 from ansible_collections.dockerflow.flow.plugins.module_utils.addresses import local_address
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
-from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import socket_address
-from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import (
-    LIVE_MAP_NAME,
-    body,
-    config_generation,
-    generation_command,
-    legacy_generation,
-    map_text,
-    reported_generation,
-    swap,
+from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_sections import socket_address
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import LIVE_MAP_NAME, map_text
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_configuration import (
+    MASTER_REEXEC_SECONDS,
+    RunningConfiguration,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_answers import failed_reloads
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import (
-    CHECK_REFUSED_EXIT,
     CLI_SCRIPT,
     CONFIG_DIR,
     CONFIG_FILE,
     HELPER_FILES,
-    PREVIOUS_FILE,
     PRIVATE_MODE,
-    RELOAD_SCRIPT,
-    ConfigRefused,
     archive,
 )
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_replacement import Replacement
@@ -70,16 +60,11 @@ DRIFT_OPTIONS = ("proxy_image", "proxy_admin_address", "proxy_master_port", "pro
 # Between two reads of a proxy asked over the module's own connection (a few ms a read, proxy_cli): a wait ends
 # within this of the change it waits for, where docker exec (~0.1 s a read) keeps each wait's own interval.
 DIRECT_POLL_SECONDS = 0.05
-# How long the master CLI may refuse connections while the master re-executes itself (ProxyNode.master).
-MASTER_REEXEC_SECONDS = 5
+# What the master CLI's connection meets while the master re-executes itself (master).
 MASTER_REEXEC_ERRORS = ("Connection refused", "Connection reset")
-# What a failed run of the reload script was doing, by its step (ProxyNode._reload).
-RELOAD_STEP_NAMES = {None: "Reloading HAProxy", "save": "Saving the servers' state",
-                     "install": "Installing the new HAProxy configuration and reloading",
-                     "place": "Installing the HAProxy configuration"}
 
 
-class ProxyNode(ServerWatch):
+class ProxyNode(ServerWatch, RunningConfiguration):
     """One proxy container; ``client`` is a DockerClient connected to the proxy host."""
 
     def __init__(self, client: DockerClient, settings: ProxySettings, name: str = "dockerflow-proxy", image: str = DEFAULT_IMAGE,
@@ -154,12 +139,10 @@ class ProxyNode(ServerWatch):
         returns 'created', 'started' or None. ``files`` (name: text, in CONFIG_DIR) and ``private_files`` (mode 0600:
         keys) are written before it starts, or now (not in check mode) if it runs."""
         data = self.inspect()
-        files = dict(HELPER_FILES, **(files or {}))
         if data is not None and data["State"]["Status"] == "running":
-            self.put_files(files if not check_mode else HELPER_FILES)
-            if not check_mode:
-                self.put_files(private_files or {}, mode=PRIVATE_MODE)
+            self.write_files(files, private_files, check_mode)
             return None
+        files = dict(HELPER_FILES, **(files or {}))
         if check_mode:
             return "created" if data is None else "started"
         if data is None:
@@ -172,6 +155,14 @@ class ProxyNode(ServerWatch):
         proxy_container.start(self, created=data is None)
         self.wait_ready()
         return outcome
+
+    def write_files(self, files: dict[str, str] | None = None, private_files: dict[str, str] | None = None,
+                    check_mode: bool = False) -> None:
+        """The helper scripts, ``files`` and ``private_files`` (mode 0600) into the running proxy; only the scripts
+        in check mode."""
+        self.put_files(dict(HELPER_FILES, **(files or {})) if not check_mode else HELPER_FILES)
+        if not check_mode:
+            self.put_files(private_files or {}, mode=PRIVATE_MODE)
 
     def replacement(self) -> Replacement:
         """How a new container with these settings takes over from this one (proxy_replacement)."""
@@ -269,164 +260,3 @@ class ProxyNode(ServerWatch):
         if code != 0:
             raise FlowError("HAProxy's %s in %s did not answer %r: %s" % (what, self.name, command, output.strip()[:200]))
         return output
-
-    # -- configuration -----------------------------------------------------------------
-    # What runs is what the running worker reports (the generation in its live colors' map), never haproxy.cfg
-    # alone: a run killed between installing a file and loading it leaves a file that never served.
-    def current_config(self) -> str | None:
-        return self.read_file(CONFIG_FILE)
-
-    def running_generation(self) -> str | None:
-        """The generation the running worker reports (live_map), or None when it runs a configuration rendered elsewhere."""
-        deadline, answer = time.monotonic() + MASTER_REEXEC_SECONDS, self.newest_worker(generation_command())
-        while not answer.strip() and time.monotonic() < deadline:  # dropped without a word by the re-executing master
-            self.pause(0.05)
-            answer = self.newest_worker(generation_command())
-        generation = reported_generation(answer)
-        if generation is None and answer.startswith("Unknown map"):
-            return legacy_generation(self.backends())
-        return generation
-
-    def reports_generation(self, generation: str, within: float = 5.0, failed_before: int | None = None) -> bool:
-        """Whether the running worker reports ``generation`` within ``within`` seconds. Right after a reload a
-        query can still reach the worker that is leaving (the runtime socket passes to the new worker through
-        ``expose-fd listeners``; the old one answers until it has unbound), so one stale answer is no verdict.
-        With ``failed_before`` (the master's failed reloads before ours), a failed reload ends it in FlowError."""
-        deadline = time.monotonic() + within
-        while self._running_generation_or_none() != generation:  # None: the new worker may not listen yet
-            failed = self.failed_reloads() if failed_before is not None else None
-            if failed is not None and failed > failed_before:
-                alerts = [line.strip() for line in self.logs(tail=30).splitlines() if "ALERT" in line]
-                raise FlowError("HAProxy could not start a worker with the new configuration: %s"
-                                % (" | ".join(alerts[-2:]) or "see the proxy's log"))
-            if time.monotonic() >= deadline:
-                return False
-            self.pause(0.2)
-        return True
-
-    def serving_generation(self) -> str | None:
-        """The generation this proxy serves: its running worker's; a stopped container's is the file it starts
-        with; None without a container."""
-        status = self.status()
-        if status is None:
-            return None
-        if status == "running":
-            return self.running_generation()
-        return config_generation(self.current_config())
-
-    def running_config(self) -> str | None:
-        """The text of the configuration the running worker reports: haproxy.cfg or the copy the last activation
-        kept. None when neither holds it: then the file is not the truth."""
-        generation = self.running_generation()
-        if generation is None:
-            return None
-        for path in (CONFIG_FILE, PREVIOUS_FILE):
-            text = self.read_file(path)
-            if config_generation(text) == generation:
-                return text
-        return None
-
-    def backends(self) -> set[str]:
-        return {line.strip() for line in self.runtime("show backend").splitlines() if line.strip() and not line.startswith("#")}
-
-    def swaps(self, config: str, running: str | None) -> bool:
-        """Whether activate() takes ``config`` by a swap of the live colors' map: only they differ from ``running``."""
-        return running is not None and body(running) == body(config)
-
-    def activate(self, config: str, generation: str, timeout: float = 30, running: str | bool | None = False) -> bool:
-        """Install ``config`` and load it; returns once the running worker reports ``generation``. When only the live
-        colors differ from what runs, the worker's map takes them (live_map.swap; returns True); else ``haproxy -c``
-        checks it and a hitless reload loads it (False).
-
-        All or nothing: when no new worker comes up with it, the configuration that ran before (``running`` when
-        the caller read it under the proxy's lock, else read now) goes back into haproxy.cfg (and is loaded again
-        if the worker no longer runs it), and FlowError says so."""
-        previous = self.running_config() if running is False else running
-        colors_only = self.swaps(config, previous)
-        self.put_files(dict({"haproxy.cfg.previous": previous} if previous is not None else {}, **{"haproxy.cfg.new": config}))
-        failed_before = None if colors_only else self.failed_reloads()
-        try:
-            if colors_only:
-                self._reload("place")
-                swap(self.newest_worker, config)
-            else:
-                self._reload("install")  # haproxy -c first: ConfigRefused if it refuses (nothing installed)
-            self._wait_for_generation(generation, timeout, failed_before)
-        except ConfigRefused:
-            raise
-        except FlowError as error:
-            hint = proxy_limits.short_of_descriptors(error.msg)
-            raise FlowError("%s%s %s" % (error.msg, hint, self._put_back(previous, timeout, by_map=colors_only)))
-        return colors_only
-
-    def connection_warning(self, config: str) -> str | None:
-        """A warning when ``config``, which the worker runs, leaves it few connections for its server slots."""
-        return proxy_limits.short_of_connections(proxy_limits.server_slots(config), lambda: self.runtime("show info"),
-                                                 self.name)
-
-    def _install(self, config: str) -> None:
-        """``config`` over haproxy.cfg (and its live colors' map), by a rename of the candidate (not loaded: the
-        callers decide)."""
-        self.put_files({"haproxy.cfg.new": config})
-        self._reload("place")
-
-    def _reload(self, step: Literal["install", "save", "place"] | None = None) -> None:
-        """A hitless reload, the servers' state saved first for the new worker; ``step`` "save": only that,
-        "install": the candidate put_files() left checked (ConfigRefused) and moved over haproxy.cfg first,
-        "place": only moved, no reload (proxy_files.RELOAD_SCRIPT_TEXT)."""
-        code, output = self.exec(["bash", RELOAD_SCRIPT, str(self.settings.admin_port), self.settings.server_state_file,
-                                  self.admin_host] + ([step] if step else []))
-        if code == CHECK_REFUSED_EXIT and step == "install":
-            raise ConfigRefused(output)
-        if code != 0:
-            raise FlowError("%s failed: %s" % (RELOAD_STEP_NAMES[step], output.strip()[:300]))
-
-    def save_server_state(self) -> None:
-        """The servers' addresses and states into the state file, for a worker that starts without a reload."""
-        self._reload("save")
-
-    def _wait_for_generation(self, generation: str, timeout: float, failed_before: int | None = None) -> None:
-        if not self.reports_generation(generation, timeout, failed_before):
-            raise FlowError("HAProxy did not load the new configuration within %ds: %s" % (timeout, self.logs()[-300:]))
-
-    def _put_back(self, previous: str | None, timeout: float, by_map: bool = False) -> str:
-        """After a failed activation: haproxy.cfg holds ``previous`` again, and the worker runs it (``by_map``: the
-        activation changed only the worker's map, which takes ``previous``'s back)."""
-        if previous is None:
-            return "The configuration that ran before is not known (the file was not the running one), so it was not restored."
-        generation = config_generation(previous)
-        try:
-            self._install(previous)
-            if self._running_generation_or_none() != generation:
-                if by_map:
-                    swap(self.newest_worker, previous)
-                else:
-                    self._reload()
-                self._wait_for_generation(generation, timeout)
-        except FlowError as error:
-            return "Restoring the previous configuration failed too: %s" % error.msg
-        return "The previous configuration was restored."
-
-    def _running_generation_or_none(self) -> str | None:
-        try:
-            return self.running_generation()
-        except FlowError:
-            return None
-
-    def restore_running_file(self) -> bool:
-        """haproxy.cfg back to the running worker's configuration when it holds another (a run killed between
-        installing a file and its reload): a restart of the proxy would load what never served. True if it did."""
-        if config_generation(self.current_config()) == self.running_generation():
-            return False
-        previous = self.running_config()
-        if previous is None:
-            return False
-        self._install(previous)
-        return True
-
-    def failed_reloads(self) -> int | None:
-        """The master's count of failed reloads since the last good one, or None if unknown."""
-        try:
-            return failed_reloads(self.master("show proc"))
-        except FlowError:
-            return None

@@ -12,6 +12,8 @@ from ansible_collections.dockerflow.flow.plugins.module_utils import colors
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import Route
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_canary import weights_file_text
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_https import asked_https
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_preview import asked_preview
 
 DEFAULT_PROXY_NAME = "dockerflow-proxy"
 # A service's state document in Consul (consul_state).
@@ -24,6 +26,31 @@ def route_colors(document: Document) -> tuple[str, ...]:
     if known & set(colors.BLUE_GREEN_COLORS):
         known |= set(colors.BLUE_GREEN_COLORS)
     return tuple(sorted(known))
+
+
+def asked_route(service: str, document: Document | None, where: tuple[list[str], str | None, str], color: str | None,
+                preview: Mapping[str, Any] | None, https: Mapping[str, Any] | None = None) -> Route:
+    """The route of ``service`` asked for (``where``: paths, domain, path type; ``preview`` and ``https`` as
+    proxy_preview.asked_preview and proxy_https.asked_https take them), completed from the recorded one, validated."""
+    paths, domain, path_type = where
+    if not document or not document.get("deployed_color"):
+        raise FlowError("Service %s has no release to route; deploy it first." % service)
+    previous = document.get("routes") or {}
+    if not paths and not domain:
+        paths, domain = list(previous.get("paths") or []), previous.get("domain")
+        path_type = previous.get("path_type", path_type)
+    if not paths and not domain:
+        raise FlowError("service_path or service_domain is required to route %s (FLOW_SERVICE_PATH)." % service)
+    color = color or document["deployed_color"]
+    if color not in (document.get("colors") or {}):
+        released = ", ".join(sorted(document.get("colors") or {})) or "none"
+        raise FlowError("Service %s has no %s release (it has: %s)." % (service, color, released))
+    return Route(
+        service=service, color=color, paths=tuple(paths), path_type=path_type, domain=domain,
+        colors=route_colors(document), health_path=(document["colors"][color] or {}).get("health_path"),
+        preview=asked_preview(recorded=previous.get("preview"), **(preview or {})),
+        **asked_https(previous, https),
+    ).validated()
 
 
 def routes_from_documents(documents: Mapping[str, Document], proxy_name: str, skip: str | None = None) -> list[Route]:

@@ -7,7 +7,6 @@ after a switch for as long as HAProxy's checks need to find a dead one. ProxyNod
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_answers import (
@@ -15,24 +14,11 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_answers impo
     is_up,
     server_rows,
 )
-
-if TYPE_CHECKING:
-    from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import ProxySettings
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_part import ProxyPart
 
 
-class ServerWatch:
-    """The server-watching part of proxy_node.ProxyNode, which provides ``settings``, ``runtime`` and ``pause``."""
-
-    settings: ProxySettings
-
-    def runtime(self, command: str) -> str:  # pragma: no cover - ProxyNode's
-        raise NotImplementedError
-
-    def pause(self, seconds: float) -> None:  # pragma: no cover - ProxyNode's
-        raise NotImplementedError
-
-    def newest_worker(self, command: str) -> str:  # pragma: no cover - ProxyNode's
-        raise NotImplementedError
+class ServerWatch(ProxyPart):
+    """The server-watching part of proxy_node.ProxyNode."""
 
     def wait_for_a_fresh_check(self, backend: str, timeout: float, coming_up_timeout: float) -> int:
         """Before a swap of the live colors' map, after the switch's intent: a server of ``backend`` passed a check

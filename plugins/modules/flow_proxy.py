@@ -16,9 +16,11 @@ description:
   - The proxy finds instances through Consul DNS, so scaling, an instance that dies or fails its health check,
     and a restarted proxy follow Consul without another call of this module.
   - Each route reads its live color from a map next to C(haproxy.cfg). A switch that changes only the color swaps
-    the running worker's map in one commit of HAProxy's runtime API, with no reload, so its cost does not grow with
-    the number of routes. Any other change is a new configuration, checked with C(haproxy -c) before it is activated
-    by a hitless master-worker reload; a rejected one is never activated and the task fails with HAProxy's message.
+    the running worker's map in one commit of HAProxy's runtime API, with no reload. The map holds a fingerprint of
+    each route as the worker runs it, so such a switch reads only its own service's state and the map, and renders
+    no configuration, and its cost does not grow with the number of routes. Any other change is a new configuration,
+    checked with C(haproxy -c) before it is activated by a hitless master-worker reload; a rejected one is never
+    activated and the task fails with HAProxy's message.
   - The service's live color changes only after the proxy serves the new color. A switch records its intent
     (C(pending_switch) in the service's state in Consul) before it activates anything, confirms from the running
     HAProxy worker (the configuration generation it reports, and the target's servers UP), then records the live

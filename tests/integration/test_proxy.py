@@ -55,7 +55,7 @@ def test_first_route_check_then_real_then_idempotent(routed_project, proxy):
     assert state["live_color"] == "blue" and state["routes"]["paths"] == ["/demo"]
 
     again = routed_project.run("flow_proxy", {"service_path": ["/demo"]})
-    assert again["changed"] is False
+    assert again["changed"] is False, again
     assert proxy.get("/elsewhere")[0] == 503, "unrouted paths get the 'no route' answer"
     assert proxy.container().attrs["HostConfig"]["NetworkMode"] == "host"
 

@@ -71,9 +71,9 @@ def test_a_switch_on_the_proxy_host_runs_no_cli_command_through_exec(routed_proj
 
     commands = exec_commands(docker_client, proxy.name, since, until)
     assert not [command for command in commands if command.startswith(PROXY_HOST_EXEC)], commands
-    # A switch of color only: one exec of the reload script, which installs the files ("place") and does not
-    # reload; the worker's map is swapped through the master CLI (live_map).
+    # A switch of color only: one exec of the reload script, which writes the map's lines under the running body
+    # ("recolor") and does not reload; the worker's map is swapped through the master CLI (live_map).
     reloads = [command for command in commands if command.startswith(RELOAD_EXEC)]
-    assert len(reloads) == 1 and reloads[0].endswith(" place"), commands
+    assert len(reloads) == 1 and " recolor " in reloads[0] and reloads[0].endswith(" green"), commands
     assert not [command for command in commands if command.startswith("haproxy")], commands
     assert proxy.get("/demo")[1]["color"] == "green"

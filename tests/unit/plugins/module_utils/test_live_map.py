@@ -13,6 +13,7 @@ from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config imp
 from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import (
     LIVE_MAP_FILE,
     PAYLOAD_BYTES,
+    LiveMap,
     config_generation,
     map_lines,
     reported_generation,
@@ -42,14 +43,14 @@ class Runtime:
 def test_a_swap_of_1000_routes_goes_in_payloads_below_the_runtime_api_s_buffer_and_one_commit():
     config, generation = render(routes(1000, "green"), ProxySettings())
     runtime = Runtime()
-    swap(runtime, config)
+    swap(runtime, LiveMap.of_config(config))
     assert runtime.commands[0] == "prepare map %s" % LIVE_MAP_FILE
     assert runtime.commands[-1] == "commit map @7 %s" % LIVE_MAP_FILE
     adds = runtime.commands[1:-1]
     assert len(adds) >= 3 and all(add.startswith("add map @7 %s <<\n" % LIVE_MAP_FILE) for add in adds)
     assert all(len(add.split("<<\n", 1)[1]) <= PAYLOAD_BYTES + 1 for add in adds)
     sent = [line for add in adds for line in add.split("<<\n", 1)[1].splitlines()]
-    assert sent == map_lines(config) and sent[0] == ".generation %s" % generation and len(sent) == 1001
+    assert sent == map_lines(config) and sent[0] == ".generation %s" % generation and len(sent) == 2002
 
 
 def test_a_refused_map_change_is_one_line_and_commits_nothing():
@@ -57,7 +58,7 @@ def test_a_refused_map_change_is_one_line_and_commits_nothing():
     runtime = Runtime(refuse="add map")
     with pytest.raises(FlowError, match=r"^HAProxy's runtime API refused a change of live-colors.map: Unknown map "
                                         r"identifier. Please use #<id> or <file>.$"):
-        swap(runtime, config)
+        swap(runtime, LiveMap.of_config(config))
     assert not any(command.startswith("commit") for command in runtime.commands)
 
 
@@ -68,3 +69,10 @@ def test_the_generation_is_read_from_the_worker_s_map_and_from_an_earlier_releas
     assert reported_generation("Unknown map identifier. Please use #<id> or <file>.\n") is None
     assert config_generation("backend x\nbackend be_dockerflow_generation_0123abcd\n") == "0123abcd"
     assert config_generation(None) is None
+
+
+def test_the_worker_s_listed_map_is_read_back_as_the_one_the_configuration_carries():
+    config, _generation = render(routes(3), ProxySettings())
+    listed = "".join("0x55d4c1a0%04x %s\n" % (index, line) for index, line in enumerate(map_lines(config)))
+    assert LiveMap.of_answer(listed) == LiveMap.of_config(config) and LiveMap.of_answer(listed).body
+    assert LiveMap.of_answer("Unknown map identifier. Please use #<id> or <file>.\n\n") is None

@@ -13,26 +13,37 @@ import json
 import re
 import time
 import types
+from dataclasses import replace
 
 import pytest
 import requests
 
+from ansible_collections.dockerflow.flow.plugins.module_utils import proxy_flow
 from ansible_collections.dockerflow.flow.plugins.module_utils.errors import FlowError
 from ansible_collections.dockerflow.flow.plugins.module_utils.haproxy_config import (
     ProxySettings,
     Route,
     render,
 )
-from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import body, config_generation, live_backend, map_text
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import ADMIN_SOCKET, CANDIDATE_FILE, LIVE_MAP_FILE
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow, proxy_reconciler
-from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import (
+from ansible_collections.dockerflow.flow.plugins.module_utils.live_map import (
+    LiveMap,
+    body,
+    config_generation,
+    live_backend,
+    map_text,
+    trailer,
+)
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_files import (
+    ADMIN_SOCKET,
+    CANDIDATE_FILE,
     CONFIG_DIR,
     CONFIG_FILE,
+    LIVE_MAP_FILE,
     PREVIOUS_FILE,
     RELOAD_SCRIPT,
-    ProxyNode,
 )
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_flow import ProxyFlow, proxy_reconciler
+from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_node import ProxyNode
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_replacement import Replacement
 from ansible_collections.dockerflow.flow.plugins.module_utils.proxy_routes import (
     conflicting_rule,
@@ -157,7 +168,20 @@ class FakeProxyNode:
         self.activated.append(generation)
 
     def swaps(self, config, running):
-        return running is not None and body(running) == body(config)
+        return ProxyNode.swaps(self, config, running)
+
+    def running_map(self):
+        self.running_generation()  # FlowError when unreachable
+        return LiveMap.of_config(self.running) if self.running is not None else None
+
+    def recolor(self, live, previous, timeout=30):
+        """The running worker's map (and the file's trailer) become ``live``, as ProxyNode.recolor does."""
+        self.activate(body(self.running) + trailer(live.entries.items(), live.generation), live.generation)
+
+    def write_files(self, files=None, private_files=None, check_mode=False):
+        if not check_mode:
+            self.files.update(files or {})
+            self.private_files.update(private_files or {})
 
     def wait_for_a_fresh_check(self, backend, timeout, coming_up_timeout):
         self.fresh_checks.append(backend)
@@ -186,6 +210,9 @@ class FakeReplacement(Replacement):
         self.node = node
 
     def settle(self, check_mode=False):
+        return list(self.node.left_half_done)
+
+    def retiring(self):
         return list(self.node.left_half_done)
 
     def replace(self, generation, timeout=30, serving=lambda: None):
@@ -613,6 +640,65 @@ def test_a_switch_of_color_alone_asks_for_a_check_that_runs_after_the_intent_and
     assert proxied.proxy()["live_color"] == "green" and served(proxied.node) == "green"
 
 
+def whole_render(proxied, settings=None):
+    """The configuration that rendering every recorded route gives, as a switch that renders it all would activate."""
+    documents = {key.rsplit("/", 1)[1]: json.loads(entry["Value"]) for key, entry in proxied.consul.kv.entries.items()
+                 if key.startswith("dockerflow/services/")}
+    return render(routes_from_documents(documents, proxied.node.name), settings or proxied.node.settings)
+
+
+def test_a_switch_of_the_color_alone_reads_only_its_own_state_renders_nothing_and_runs_what_a_render_would(
+        proxied, monkeypatch):
+    """Issue 15: a switch whose cost does not grow with the routes. The running worker's map says it runs the route
+    as asked (its fingerprint): only the color changes, through the same intent, fresh check and commit."""
+    proxied.deploy()
+    proxied.deploy(service="shop-app")
+    proxied.proxy(service="shop-app", service_path=["/shop"])
+    proxied.proxy(service_path=["/api/books"])
+    proxied.deploy(image="dockerflow-test/app:2")
+    renders = []
+    monkeypatch.setattr(proxy_flow, "render", lambda *args, **kwargs: renders.append(args))
+    proxied.consul.calls.clear()
+    result = proxied.proxy()
+    assert result["changed"] and result["live_color"] == "green" and served(proxied.node) == "green"
+    assert renders == [] and ("kv.get", "dockerflow/services/") not in proxied.consul.calls, \
+        "no render, and no read of every service's state"
+    assert ("kv.get", "dockerflow/services/books-app") in proxied.consul.calls
+    assert proxied.node.fresh_checks == ["be_books-app_green"], "the target passed a check that ran after the intent"
+    assert result["diff"]["before_header"] == "live-colors.map (running)"
+    assert "books-app blue\n" in result["diff"]["before"] and "books-app green\n" in result["diff"]["after"]
+    monkeypatch.undo()
+    config, generation = whole_render(proxied)
+    assert proxied.node.running == config and proxied.document()["routes"]["color"] == "green", \
+        "the same configuration, generation included, as a render of every route"
+    assert "pending_switch" not in proxied.document() and proxied.node.activated[-1] == generation
+    again = proxied.proxy()
+    assert not again["changed"] and again["msg"] == "The proxy already routes books-app to green."
+
+
+@pytest.mark.parametrize("change", ["path", "settings", "canary", "preview"])
+def test_a_switch_that_changes_more_than_the_color_renders_every_route(proxied, change):
+    """Another path, settings the proxy renders with (its checks), a canary that takes a share, or a preview (its
+    rules name the color that is not live): the worker's map does not hold the route's fingerprint, so the whole
+    configuration is rendered and reloaded. (The preview case failed in tests/integration/test_proxy_preview.py
+    when the fingerprint was of the route's fields: the preview kept naming the old preview color.)"""
+    proxied.deploy()
+    proxied.proxy(service_path=["/api/books"], preview={"header": "X-Preview"} if change == "preview" else None)
+    proxied.deploy(image="dockerflow-test/app:2")
+    options = {"service_path": ["/api/books", "/books"]} if change == "path" else {}
+    if change == "settings":
+        proxied.node.settings = replace(proxied.node.settings, check_interval_ms=500)
+    if change == "canary":
+        proxied.consul.kv.entries["dockerflow/services/books-app"]["Value"] = json.dumps(dict(
+            proxied.document(), routes=dict(proxied.document()["routes"], canary={"color": "green", "weight": 10})))
+        config, _generation = whole_render(proxied)
+        proxied.node.running = proxied.node.file = config
+    proxied.proxy(**options)
+    config, _generation = whole_render(proxied)
+    assert proxied.node.running == config and served(proxied.node) == "green"
+    assert proxied.node.fresh_checks == [], "a reload: the new worker checks every server itself"
+
+
 def test_a_revert_puts_the_running_configuration_back_into_the_file(proxied, kill_at):
     switched_twice(proxied, kill_at, "proxy:switch")
     proxied.node.file = proxied.node.running.replace("live-color books-app blue", "live-color books-app green")  # after mv
@@ -817,6 +903,8 @@ class ContainerStub(ProxyNode):
         return "[ALERT]    (1) : Binding for frontend http: cannot bind socket (Address already in use)\n"
 
     def exec(self, command):
+        if command[1] == RELOAD_SCRIPT and command[5:6] == ["recolor"]:
+            return self.recolor_files(command[6], command[7:])
         if command[1] == RELOAD_SCRIPT:
             if command[-1] == "install" and self.check_refuses:
                 return 3, "[NOTICE]   (9) : haproxy 3.0.11\n[ALERT]    (9) : config : parsing [x:3] : unknown keyword\n"
@@ -834,6 +922,18 @@ class ContainerStub(ProxyNode):
             return 0, ""
         return 0, self.answer(command[3], through_master=command[2] == str(self.master_port))
 
+    def recolor_files(self, body_digest, lines):
+        """The reload script's recolor: ``lines`` under the body of the file that holds ``body_digest``."""
+        base = next((path for path in (CONFIG_FILE, PREVIOUS_FILE)
+                     if "# live-color .body %s\n" % body_digest in (self.files.get(path) or "")), None)
+        if base is None:
+            return 4, "neither haproxy.cfg nor its previous copy holds the configuration the proxy runs\n"
+        candidate = body(self.files[base]) + "".join("# live-color %s\n" % line for line in lines)
+        if base == CONFIG_FILE:
+            self.files[PREVIOUS_FILE] = self.files[CONFIG_FILE]
+        self.files[CONFIG_FILE], self.files[LIVE_MAP_FILE] = candidate, map_text(candidate)
+        return 0, ""
+
     def answer(self, line, through_master=False):
         """The runtime API's (or the master CLI's) answer to ``line``. The runtime API's port can reach the leaving
         worker (``leaving_answers``), writes included; the master CLI's ``@1`` always reaches the newest one."""
@@ -846,6 +946,10 @@ class ContainerStub(ProxyNode):
             return "# name\n" + "\n".join(re.findall(r"^backend (\S+)$", config, re.MULTILINE)) + "\n"
         if line == "show proc":
             return "1  master  %d [failed: %d]  0d00h01m10s  3.0.11\n# workers\n" % (self.reloads, self.failed)
+        if line.startswith("show map"):
+            if "backend be_dockerflow_live_colors" not in config:
+                return "Unknown map identifier. Please use #<id> or <file>.\n\n"
+            return "".join("0x%x %s\n" % (0x5500 + index, entry) for index, entry in enumerate(answering_map.splitlines()))
         if line.startswith("get map"):
             if "backend be_dockerflow_live_colors" not in config:  # an earlier release's: it loaded no such map
                 return "Unknown map identifier. Please use #<id> or <file>.\n\n"
@@ -883,6 +987,24 @@ def test_a_switch_that_changes_only_the_live_color_swaps_the_worker_s_map_and_do
     assert node.files[CONFIG_FILE] == green and node.files[PREVIOUS_FILE] == blue
     node.activate(blue, gen1)  # and back, as a rollback
     assert (node.reloads, node.map_commits) == (0, 2) and node.running_generation() == gen1
+
+
+def test_a_swap_sends_the_map_s_lines_alone_under_the_running_body_of_either_file_or_refuses_changing_nothing():
+    """The reload script's recolor step (its bash: tests/integration/test_proxy.py): no configuration goes into the
+    container for a swap, only the map's lines; the file that holds the running body takes them."""
+    (blue, gen1), (green, gen2) = rendered("/a"), rendered("/a", "green")
+    node = ContainerStub(blue)
+    node.activate(green, gen2)
+    assert CANDIDATE_FILE not in node.files and node.files[CONFIG_FILE] == green and node.files[PREVIOUS_FILE] == blue
+    node.files[CONFIG_FILE] = "# a file a killed run left\n"
+    node.activate(blue, gen1, running=green)  # the body is found in the previous copy
+    assert node.files[CONFIG_FILE] == blue and node.running_generation() == gen1
+    node.files[CONFIG_FILE] = node.files[PREVIOUS_FILE] = "# edited\n"
+    with pytest.raises(FlowError, match=r"^Installing the new live colors in the HAProxy configuration failed: neither "
+                                        r"haproxy.cfg nor its previous copy holds the configuration the proxy runs; "
+                                        r"flow_proxy state=synced installs it again\.$"):
+        node.activate(green, gen2, running=blue)
+    assert node.running_generation() == gen1 and node.files[CONFIG_FILE] == "# edited\n" and node.map_commits == 2
 
 
 def test_a_proxy_an_earlier_release_configured_is_read_by_its_marker_backend_and_reloaded_into_the_map():

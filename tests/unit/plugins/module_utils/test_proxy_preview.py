@@ -20,7 +20,7 @@ def frontend(text):
 
 def live_color_lines(text):
     """The trailer lines that say which color each route serves (live_map), without the generation's."""
-    return [line for line in text.splitlines() if line.startswith("# live-color ") and " .generation " not in line]
+    return [line for line in text.splitlines() if line.startswith("# live-color ") and not line.startswith("# live-color .")]
 
 
 def test_a_route_without_a_preview_renders_as_before():
