@@ -88,7 +88,6 @@ VARIANTS = {
 # What the "bare" variant keeps of the rendered defaults, by keyword: the mode, the timeouts and the server state;
 # not the access log, retries, redispatch or keep-alive rules.
 BARE_DEFAULTS_KEPT = ("mode", "timeout", "load-server-state-from-file", "default-server")
-_GENERATION_LINE = re.compile(r"^# live-color \.generation \S+$", re.M)  # live_map's trailer
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
@@ -160,8 +159,10 @@ def variant_config(config, variant, generation):
         lines[at:at] = ["    %s" % line for line in added]
     # A line of its own, so that the body differs from the running one's and the round starts on a new worker
     # (a configuration that differs only in the live colors would be swapped in without a reload: live_map).
-    text = "\n".join(lines + ["# proxy_overhead round %s" % generation]) + "\n"
-    return _GENERATION_LINE.sub("# live-color .generation %s" % generation, text, count=1)
+    live_map = module_utils("live_map")
+    body = live_map.body("\n".join(lines + ["# proxy_overhead round %s" % generation]) + "\n")
+    entries = dict(live_map.LiveMap.of_config(config).entries, **{live_map.BODY_KEY: live_map.digest(body, 16)})
+    return body + live_map.trailer(entries.items(), generation)
 
 
 def bare_config(config):
@@ -176,7 +177,8 @@ def bare_config(config):
         elif lines[0] == "frontend http":
             binds = [line for line in lines if line.strip().startswith("bind ")]
             # The first routed service, and its live color from the live colors' map the configuration carries.
-            service, color = _GENERATION_LINE.sub("", config).split("# live-color ", 2)[1].split()[:2]
+            service, color = next(pair for pair in sorted(module_utils("live_map").LiveMap.of_config(config).entries.items())
+                                  if not pair[0].startswith("."))
             sections[index] = "\n".join([lines[0]] + binds + ["    default_backend be_%s_%s" % (service, color), ""])
     return "\n".join(sections)
 

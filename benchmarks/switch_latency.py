@@ -173,7 +173,7 @@ def read_documents(empty_state):
 
 def time_reconfiguration(bench, proxy, label, service, color):
     """haproxy -c and the reload of the current routes, step by step, with ProxyNode (what flow_proxy runs)."""
-    haproxy_config, proxy_routes, proxy_node, proxy_files, empty_state = proxy_code()
+    haproxy_config, proxy_routes, _proxy_node, proxy_files, empty_state = proxy_code()
     node = proxy_node_for(bench, proxy)
     settings = node.settings
     documents = read_documents(empty_state)
@@ -193,10 +193,10 @@ def time_reconfiguration(bench, proxy, label, service, color):
     code, output = timed("haproxy_c_s", node.exec, ["haproxy", "-c", "-f", proxy_files.CANDIDATE_FILE])
     if code != 0:
         raise BenchError("haproxy -c rejected the rendered configuration: %s" % output[-300:])
-    timed("install_s", node.exec, ["bash", proxy_node.RELOAD_SCRIPT, str(settings.admin_port), settings.server_state_file,
+    timed("install_s", node.exec, ["bash", proxy_files.RELOAD_SCRIPT, str(settings.admin_port), settings.server_state_file,
                                    node.admin_host, "place"])  # haproxy.cfg and the live colors' map (live_map)
     code, output = timed("reload_signal_s", node.exec,
-                         ["bash", proxy_node.RELOAD_SCRIPT, str(settings.admin_port), settings.server_state_file])
+                         ["bash", proxy_files.RELOAD_SCRIPT, str(settings.admin_port), settings.server_state_file])
     if code != 0:
         raise BenchError("the reload script failed: %s" % output[-300:])
     began = time.monotonic()
@@ -333,6 +333,11 @@ def run(parser, args):
             noop = project.run(project.proxy())
             row["noop_module_s"] = noop.step(0)["seconds"]
             row["noop_changed"] = noop.results[0].get("changed")
+            if args.profile:  # the same no-op in a process of its own: what grows with the routes
+                report_noop = profiled(project, project.proxy(), cprofile=True)
+                row["noop_profile"] = {key: report_noop[key] for key in ("process_s", "imports_s", "run_s", "run_cpu_s")}
+                row["noop_profile"].update({kind: report_noop[kind]["seconds"] for kind in PROFILE_KINDS})
+                row["noop_profile"]["top_functions"] = report_noop["top_functions"][:8]
             rows.append(row)
 
     report["rows"] = rows
