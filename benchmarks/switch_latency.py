@@ -13,7 +13,8 @@ master-worker reload of that configuration with the module's own ProxyNode code
 real service and times one flow_proxy switch while a poller asks the proxy every
 ~20 ms on a fresh connection which color answers. Finally a no-op flow_proxy
 (already routed) gives the fixed cost of the module with N routes. With ``--profile``, one more switch a
-route count runs in a process of its own (profile_module.py, with cProfile): where its time went.
+route count, and the no-op, run in a process of their own (profile_module.py, with cProfile): where their time
+went, apart from Ansible's.
 
 Prints a JSON report and a table. Exit 1 when a poll failed during a switch or an
 old-color answer came after flow_proxy returned, 2 when the benchmark could not run.
